@@ -1,0 +1,317 @@
+//! The engine: validates input, generates ids and tokens, computes deadlines
+//! from the role policy, and drives one store with a bounded wait per call.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::device::Device;
+use crate::error::{Error, StoreError};
+use crate::id::{SessionId, ShardTag};
+use crate::policy::Policy;
+use crate::session::{DataUpdate, RevokeReason, Session, SessionData, data_size};
+use crate::store::{NewSession, RotateTarget, Store, TouchRule};
+use crate::token::SessionToken;
+
+/// Longest user id accepted, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 256;
+/// Longest role name accepted, in bytes.
+pub const MAX_ROLE_BYTES: usize = 64;
+/// Longest TTL accepted for a session (400 days).
+pub const MAX_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// Input of [`Engine::create`].
+#[derive(Clone, Debug, Default)]
+pub struct CreateRequest {
+    /// The app's user id, 1..=256 bytes, no control characters.
+    pub user_id: String,
+    /// Role whose policy applies; `None` for the default role.
+    pub role: Option<String>,
+    /// Initial app data.
+    pub data: SessionData,
+    /// Client user agent, parsed into device facts.
+    pub user_agent: Option<String>,
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// Idle timeout instead of the role's.
+    pub idle_ttl: Option<Duration>,
+    /// Absolute lifetime instead of the role's.
+    pub absolute_ttl: Option<Duration>,
+}
+
+/// Result of [`Engine::create`].
+#[derive(Debug)]
+pub struct Created {
+    /// The new session.
+    pub session: Session,
+    /// Its token: hand it to the client, never log it.
+    pub token: SessionToken,
+    /// Sessions evicted to stay within `max_sessions`.
+    pub evicted: Vec<SessionId>,
+}
+
+/// Result of a rotation.
+#[derive(Debug)]
+pub struct Rotated {
+    /// The session, unchanged but for its token.
+    pub session: Session,
+    /// The new token; the old one no longer works.
+    pub token: SessionToken,
+}
+
+/// The session engine over one store.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    policy: Arc<Policy>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    /// An engine on the wall clock.
+    pub fn new(store: Arc<dyn Store>, policy: Policy) -> Self {
+        Self::with_clock(store, policy, Arc::new(SystemClock))
+    }
+
+    /// An engine on the given clock (tests move a [`crate::ManualClock`]).
+    pub fn with_clock(store: Arc<dyn Store>, policy: Policy, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+            clock,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Current time by the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Run one store call, failing as unavailable past `store_timeout`.
+    async fn call<T>(&self, op: impl Future<Output = Result<T, StoreError>>) -> Result<T, Error> {
+        let limit = self.policy.store_timeout;
+        match tokio::time::timeout(limit, op).await {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::timed_out(limit)),
+        }
+    }
+
+    /// Create a session for a user the app has authenticated.
+    pub async fn create(&self, req: CreateRequest) -> Result<Created, Error> {
+        validate_user_id(&req.user_id)?;
+        if let Some(role) = &req.role
+            && (role.is_empty() || role.len() > MAX_ROLE_BYTES || role.chars().any(char::is_control))
+        {
+            return Err(Error::invalid("role", format!("1..={MAX_ROLE_BYTES} bytes, no control characters")));
+        }
+        let role_policy = *self
+            .policy
+            .role(req.role.as_deref())
+            .ok_or_else(|| Error::invalid("role", "not a configured role"))?;
+        let size = data_size(&req.data);
+        if size > self.policy.max_data_bytes {
+            return Err(Error::DataTooLarge {
+                size,
+                max: self.policy.max_data_bytes,
+            });
+        }
+        if let Some(ip) = &req.ip
+            && ip.parse::<IpAddr>().is_err()
+        {
+            return Err(Error::invalid("ip", "an IPv4 or IPv6 address"));
+        }
+        let absolute_ttl = validate_ttl("absolute_ttl", req.absolute_ttl)?.unwrap_or(role_policy.absolute_ttl);
+        let idle_ttl = validate_ttl("idle_ttl", req.idle_ttl)?
+            .unwrap_or(role_policy.idle_ttl)
+            .min(absolute_ttl);
+
+        let now = self.now();
+        let shard = ShardTag::of_user(&req.user_id);
+        let token = SessionToken::generate(&shard);
+        let session = Session {
+            id: SessionId::generate(&shard),
+            user_id: req.user_id,
+            role: req.role,
+            data: req.data,
+            device: Device::from_request(req.user_agent.as_deref(), req.ip.as_deref()),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus(idle_ttl),
+            absolute_expires_at: now.plus(absolute_ttl),
+            idle_ttl_ms: millis(idle_ttl),
+        };
+        let new = NewSession {
+            session,
+            token: token.digest(),
+            max_sessions: role_policy.max_sessions.max(1),
+            limit_policy: self.policy.limit_policy,
+        };
+        let evicted = self.call(self.store.create(&new, now)).await?;
+        tracing::debug!(session_id = %new.session.id, evicted = evicted.len(), "session created");
+        Ok(Created {
+            session: new.session,
+            token,
+            evicted,
+        })
+    }
+
+    /// The live session a token proves, recording activity when `touch` is set
+    /// (coalesced by the touch interval). A token that is not even shaped like
+    /// one is an [`Error::Invalid`] on field `token`; a well-formed token of no
+    /// live session is `Ok(None)`.
+    pub async fn introspect(&self, token: &str, touch: bool) -> Result<Option<Session>, Error> {
+        let token = parse_token(token)?;
+        let rule = touch.then(|| TouchRule {
+            interval_ms: millis(self.policy.touch_interval),
+        });
+        self.call(self.store.introspect(&token.digest(), rule, self.now()))
+            .await
+    }
+
+    /// A live session by id.
+    pub async fn get(&self, id: &str) -> Result<Session, Error> {
+        let id = parse_id(id)?;
+        self.call(self.store.get(&id, self.now()))
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Merge into or replace a session's data; expiry is unchanged.
+    pub async fn update_data(&self, id: &str, update: DataUpdate) -> Result<Session, Error> {
+        let id = parse_id(id)?;
+        let max = self.policy.max_data_bytes;
+        let incoming = match &update {
+            DataUpdate::Merge(d) | DataUpdate::Replace(d) => data_size(d),
+        };
+        if incoming > max {
+            return Err(Error::DataTooLarge { size: incoming, max });
+        }
+        self.call(self.store.update_data(&id, &update, max, self.now()))
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Extend a session's idle deadline by `idle_ttl` (default: its own idle
+    /// timeout) from now, never past its absolute deadline and never shorter.
+    pub async fn extend(&self, id: &str, idle_ttl: Option<Duration>) -> Result<Session, Error> {
+        let id = parse_id(id)?;
+        let ttl = validate_ttl("idle_ttl", idle_ttl)?;
+        let ttl_ms = match ttl {
+            Some(t) => millis(t),
+            None => self.get(id.as_str()).await?.idle_ttl_ms,
+        };
+        self.call(self.store.extend(&id, ttl_ms, self.now()))
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Give a session a new token by id; the old token is dead at once.
+    pub async fn rotate(&self, id: &str) -> Result<Rotated, Error> {
+        let id = parse_id(id)?;
+        let token = SessionToken::generate(&id.shard());
+        self.rotated(RotateTarget::Id(id), token).await
+    }
+
+    /// Give the session of `token` a new token, only if `token` is still its
+    /// current one: of concurrent rotations with one token exactly one wins.
+    pub async fn rotate_token(&self, token: &str) -> Result<Rotated, Error> {
+        let old = parse_token(token)?.digest();
+        let token = SessionToken::generate(&old.shard);
+        self.rotated(RotateTarget::Token(old), token).await
+    }
+
+    async fn rotated(&self, target: RotateTarget, token: SessionToken) -> Result<Rotated, Error> {
+        let new_hash = token.digest().hash;
+        let session = self
+            .call(self.store.rotate(&target, &new_hash, self.now()))
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(Rotated { session, token })
+    }
+
+    /// Revoke one session. `Ok(false)` when it was already gone.
+    pub async fn revoke(&self, id: &str, reason: RevokeReason) -> Result<bool, Error> {
+        let id = parse_id(id)?;
+        let removed = self.call(self.store.revoke(&id, &reason, self.now())).await?;
+        if removed {
+            tracing::debug!(session_id = %id, reason = %reason, "session revoked");
+        }
+        Ok(removed)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn list_user(&self, user_id: &str) -> Result<Vec<Session>, Error> {
+        validate_user_id(user_id)?;
+        self.call(self.store.list_user(user_id, self.now())).await
+    }
+
+    /// Number of the user's live sessions.
+    pub async fn count_user(&self, user_id: &str) -> Result<u64, Error> {
+        validate_user_id(user_id)?;
+        self.call(self.store.count_user(user_id, self.now())).await
+    }
+
+    /// Revoke every session of the user except `except`; returns their ids.
+    pub async fn revoke_user(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+        reason: RevokeReason,
+    ) -> Result<Vec<SessionId>, Error> {
+        validate_user_id(user_id)?;
+        let except = except.map(parse_id).transpose()?;
+        self.call(
+            self.store
+                .revoke_user(user_id, except.as_ref(), &reason, self.now()),
+        )
+        .await
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.call(self.store.ping()).await
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn parse_id(id: &str) -> Result<SessionId, Error> {
+    SessionId::parse(id).ok_or_else(|| Error::invalid("id", "a session id (33 base64url characters)"))
+}
+
+fn parse_token(token: &str) -> Result<SessionToken, Error> {
+    SessionToken::parse(token).ok_or_else(|| Error::invalid("token", "a session token"))
+}
+
+fn validate_user_id(user_id: &str) -> Result<(), Error> {
+    if user_id.is_empty() || user_id.len() > MAX_USER_ID_BYTES || user_id.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "user_id",
+            format!("1..={MAX_USER_ID_BYTES} bytes, no control characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_ttl(field: &'static str, ttl: Option<Duration>) -> Result<Option<Duration>, Error> {
+    match ttl {
+        Some(t) if t < Duration::from_secs(1) || t > MAX_TTL => {
+            Err(Error::invalid(field, "between 1 second and 400 days"))
+        }
+        other => Ok(other),
+    }
+}

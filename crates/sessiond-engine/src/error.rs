@@ -1,0 +1,90 @@
+//! Typed errors: what a store can report, and what the engine reports to its
+//! callers. Callers match on variants; nothing here is meant to be parsed.
+
+use std::time::Duration;
+
+/// Failure of a store operation.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The backend could not be reached or did not answer in time. Safe to
+    /// retry later; callers must treat the credential as unverified.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The user already has `max` live sessions and the policy is `reject`.
+    #[error("the user already has {max} live sessions")]
+    LimitReached {
+        /// The limit that was hit.
+        max: u32,
+    },
+    /// The data after the update would be `size` bytes, over `max`.
+    #[error("session data would be {size} bytes, over the limit of {max}")]
+    DataTooLarge {
+        /// Size the data would have had.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A stored record could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Failure of an engine call.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad input: `field` and why.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The offending input field.
+        field: &'static str,
+        /// What is accepted.
+        reason: String,
+    },
+    /// No live session matches.
+    #[error("session not found")]
+    NotFound,
+    /// `reject` policy: the user already has `max` live sessions.
+    #[error("the user already has {max} live sessions")]
+    LimitReached {
+        /// The limit.
+        max: u32,
+    },
+    /// Data over the limit.
+    #[error("session data would be {size} bytes, over the limit of {max}")]
+    DataTooLarge {
+        /// Size the data would have had.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store is unreachable or too slow; retry after a moment.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn timed_out(after: Duration) -> Self {
+        Self::Unavailable(format!("no answer within {after:?}"))
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::LimitReached { max } => Self::LimitReached { max },
+            StoreError::DataTooLarge { size, max } => Self::DataTooLarge { size, max },
+            StoreError::Corrupt(m) => Self::Corrupt(m),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The sessiond engine: domain types, token generation and hashing, policies,
+//! the [`Store`] contract every backend implements, and the [`Engine`] that
+//! validates input and drives a store.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod id;
+pub mod policy;
+pub mod session;
+pub mod store;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use device::{Device, DeviceKind};
+pub use engine::{CreateRequest, Created, Engine, Rotated};
+pub use error::{Error, StoreError};
+pub use id::{SessionId, ShardTag};
+pub use policy::{LimitPolicy, Policy, RolePolicy};
+pub use session::{DataUpdate, RevokeReason, Session, SessionData, data_size};
+pub use store::{NewSession, RotateTarget, Store, TouchRule};
+pub use token::{SessionToken, TokenDigest, TokenHash};

@@ -1,0 +1,166 @@
+//! The session record, its app-owned data, data updates and revocation reasons.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::Timestamp;
+use crate::device::Device;
+use crate::id::SessionId;
+
+/// App-owned JSON object stored with a session.
+pub type SessionData = Map<String, Value>;
+
+/// One login of one user on one device. Holds no token and no token hash, so
+/// it is safe to return to any caller and to log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Public handle.
+    pub id: SessionId,
+    /// The app's user id (1..=256 bytes).
+    pub user_id: String,
+    /// Role the session's policy came from (none = the default role).
+    pub role: Option<String>,
+    /// App-owned data.
+    pub data: SessionData,
+    /// Device facts.
+    pub device: Device,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last recorded activity (coalesced by the touch interval).
+    pub last_seen_at: Timestamp,
+    /// Idle deadline: slides with activity, never past `absolute_expires_at`.
+    pub expires_at: Timestamp,
+    /// Absolute deadline: never moves.
+    pub absolute_expires_at: Timestamp,
+    /// Idle timeout in milliseconds that activity slides `expires_at` by.
+    pub idle_ttl_ms: u64,
+}
+
+impl Session {
+    /// Whether the session is live at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.expires_at && now < self.absolute_expires_at
+    }
+}
+
+/// Size of session data as every store measures it: the bytes of each key plus
+/// the bytes of its compact JSON value. (Stores that keep one field per key can
+/// compute it without re-encoding the whole object.)
+pub fn data_size(data: &SessionData) -> usize {
+    data.iter()
+        .map(|(k, v)| k.len() + value_len(v))
+        .sum()
+}
+
+fn value_len(v: &Value) -> usize {
+    // Serializing a `Value` cannot fail (keys are strings).
+    serde_json::to_string(v).map(|s| s.len()).unwrap_or(0)
+}
+
+/// A change to a session's data. Expiry is never changed by it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataUpdate {
+    /// Top-level merge, applied atomically in the store: each key is set to its
+    /// new value, a key whose value is `null` is removed, other keys stay.
+    Merge(SessionData),
+    /// Replace the whole object.
+    Replace(SessionData),
+}
+
+/// Why a session ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RevokeReason {
+    /// The user logged out.
+    Logout,
+    /// The user revoked it from another device.
+    RevokedByUser,
+    /// An operator or the app's backend revoked it.
+    RevokedByAdmin,
+    /// Evicted because the user went over `max_sessions`.
+    EvictedMaxSessions,
+    /// A retired refresh token was presented again.
+    RefreshTokenReuse,
+    /// Replaced by a rotation.
+    Rotated,
+    /// Its deadline passed.
+    Expired,
+    /// An app-supplied reason.
+    Other(String),
+}
+
+impl RevokeReason {
+    /// Longest app-supplied reason accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// The wire name, e.g. `revoked_by_user`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Logout => "logout",
+            Self::RevokedByUser => "revoked_by_user",
+            Self::RevokedByAdmin => "revoked_by_admin",
+            Self::EvictedMaxSessions => "evicted_max_sessions",
+            Self::RefreshTokenReuse => "refresh_token_reuse",
+            Self::Rotated => "rotated",
+            Self::Expired => "expired",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// Parse a reason: a known name, or an app-supplied string of 1..=64
+    /// characters from `[A-Za-z0-9_.:-]` (safe as a metric label and log field).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "logout" => Self::Logout,
+            "revoked_by_user" => Self::RevokedByUser,
+            "revoked_by_admin" => Self::RevokedByAdmin,
+            "evicted_max_sessions" => Self::EvictedMaxSessions,
+            "refresh_token_reuse" => Self::RefreshTokenReuse,
+            "rotated" => Self::Rotated,
+            "expired" => Self::Expired,
+            other => {
+                let ok = !other.is_empty()
+                    && other.len() <= Self::MAX_LEN
+                    && other
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+                if !ok {
+                    return None;
+                }
+                Self::Other(other.to_owned())
+            }
+        })
+    }
+}
+
+impl fmt::Display for RevokeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_size_counts_keys_and_compact_values() {
+        let Value::Object(m) = json!({"ab": 1, "c": "xyz", "d": {"e": [1, 2]}}) else {
+            unreachable!()
+        };
+        assert_eq!(data_size(&m), 2 + 1 + 1 + 5 + 1 + 11);
+        assert_eq!(data_size(&Map::new()), 0);
+    }
+
+    #[test]
+    fn reasons_round_trip_and_reject_junk() {
+        for r in ["logout", "revoked_by_user", "rotated", "expired", "password_changed", "a.b:c-d"] {
+            assert_eq!(RevokeReason::parse(r).unwrap().as_str(), r);
+        }
+        for bad in ["", "has space", "new\nline", &"x".repeat(65), "ünïcode"] {
+            assert!(RevokeReason::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The `Store` contract. Its methods are the session lifecycle operations
+//! themselves, not get/put primitives, so each backend makes every operation
+//! atomic in its own way (one Lua script, one SQL transaction).
+//!
+//! The engine has validated and decided everything before it calls a store:
+//! ids, token hashes, deadlines and limits arrive ready to apply. A store must
+//! treat a session whose `expires_at` or `absolute_expires_at` is at or before
+//! `now` as absent, whatever its own expiry machinery has done so far.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+use crate::id::SessionId;
+use crate::policy::LimitPolicy;
+use crate::session::{DataUpdate, RevokeReason, Session};
+use crate::token::{TokenDigest, TokenHash};
+
+/// A session to insert, with everything the engine decided about it.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// The complete record.
+    pub session: Session,
+    /// Digest of its token (shard tag equals `session.id.shard()`).
+    pub token: TokenDigest,
+    /// Most live sessions the user may hold, this one included.
+    pub max_sessions: u32,
+    /// What to do when the user is at the limit.
+    pub limit_policy: LimitPolicy,
+}
+
+/// How an introspection records activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TouchRule {
+    /// Configured touch interval in ms. A session is touched only when
+    /// `now - last_seen_at >= effective_touch_interval_ms(interval_ms, idle_ttl_ms)`;
+    /// a touch sets `last_seen_at = now` and
+    /// `expires_at = max(expires_at, min(now + idle_ttl_ms, absolute_expires_at))`.
+    pub interval_ms: u64,
+}
+
+/// Which session a rotation applies to.
+#[derive(Clone, Debug)]
+pub enum RotateTarget {
+    /// By public id, whatever its current token (operator action).
+    Id(SessionId),
+    /// Only if this is still its current token (compare-and-swap: of many
+    /// concurrent rotations presenting the same token, exactly one wins).
+    Token(TokenDigest),
+}
+
+/// A session backend. Every method is one atomic operation; every method
+/// returns [`StoreError::Unavailable`] (never hangs) when the backend is down.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Insert a session. If the user already has `max_sessions` live sessions:
+    /// with `EvictOldest`, revoke the oldest (by `created_at`) until there is
+    /// room and return their ids; with `Reject`, insert nothing and return
+    /// [`StoreError::LimitReached`]. The live count never exceeds the limit,
+    /// however many creates race.
+    async fn create(&self, new: &NewSession, now: Timestamp) -> Result<Vec<SessionId>, StoreError>;
+
+    /// The live session whose token has this digest, touched by `touch` if
+    /// given and due.
+    async fn introspect(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// A live session by id.
+    async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError>;
+
+    /// Apply a data update atomically; expiry is unchanged. Fails with
+    /// [`StoreError::DataTooLarge`] (changing nothing) if the resulting data
+    /// would measure over `max_data_bytes` by [`crate::data_size`].
+    async fn update_data(
+        &self,
+        id: &SessionId,
+        update: &DataUpdate,
+        max_data_bytes: usize,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Push the idle deadline to `max(expires_at, min(now + idle_ttl_ms,
+    /// absolute_expires_at))`.
+    async fn extend(
+        &self,
+        id: &SessionId,
+        idle_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Replace the session's token hash with `new_token`; the old token stops
+    /// working at once.
+    async fn rotate(
+        &self,
+        target: &RotateTarget,
+        new_token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Remove a session. `true` if a live session was removed.
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's live sessions, newest first (by `created_at`, then id).
+    async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError>;
+
+    /// Number of the user's live sessions.
+    async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Remove all of the user's sessions but `except`; returns the removed ids.
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Check that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
