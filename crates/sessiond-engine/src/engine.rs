@@ -207,11 +207,7 @@ impl Engine {
     /// timeout) from now, never past its absolute deadline and never shorter.
     pub async fn extend(&self, id: &str, idle_ttl: Option<Duration>) -> Result<Session, Error> {
         let id = parse_id(id)?;
-        let ttl = validate_ttl("idle_ttl", idle_ttl)?;
-        let ttl_ms = match ttl {
-            Some(t) => millis(t),
-            None => self.get(id.as_str()).await?.idle_ttl_ms,
-        };
+        let ttl_ms = validate_ttl("idle_ttl", idle_ttl)?.map(millis);
         self.call(self.store.extend(&id, ttl_ms, self.now()))
             .await?
             .ok_or(Error::NotFound)

@@ -85,12 +85,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError>;
 
-    /// Push the idle deadline to `max(expires_at, min(now + idle_ttl_ms,
-    /// absolute_expires_at))`.
+    /// Push the idle deadline to `max(expires_at, min(now + ttl,
+    /// absolute_expires_at))` where `ttl` is `idle_ttl_ms` or, when `None`,
+    /// the session's own `idle_ttl_ms`.
     async fn extend(
         &self,
         id: &SessionId,
-        idle_ttl_ms: u64,
+        idle_ttl_ms: Option<u64>,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError>;
 
