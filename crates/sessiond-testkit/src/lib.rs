@@ -15,6 +15,8 @@
 //! with background expiry should use it too) and returns a [`Fixture`]: the
 //! store plus a guard kept alive for the case (a temp dir, a redis-server).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 pub mod conformance;
 pub mod redis_server;
 
