@@ -1,1 +1,1 @@
-//! x
+//! Benchmarks only: see `benches/engine.rs` and BENCHMARKS.md.

@@ -67,7 +67,9 @@ fn known(value: &str) -> Option<String> {
 fn kind_of(category: &str, os: &str, ua: &str) -> DeviceKind {
     match category {
         "pc" => DeviceKind::Desktop,
-        "smartphone" if os == "iPad" || (os == "Android" && !ua.contains("Mobile")) => DeviceKind::Tablet,
+        "smartphone" if os == "iPad" || (os == "Android" && !ua.contains("Mobile")) => {
+            DeviceKind::Tablet
+        }
         "smartphone" | "mobilephone" => DeviceKind::Mobile,
         "crawler" => DeviceKind::Bot,
         _ => DeviceKind::Unknown,
@@ -101,11 +103,34 @@ mod tests {
         assert_eq!(d.browser.as_deref(), Some("Chrome"));
         assert_eq!(d.os.as_deref(), Some("Windows 10"));
         assert_eq!(d.ip.as_deref(), Some("203.0.113.9"));
-        assert_eq!(kind("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"), DeviceKind::Mobile);
-        assert_eq!(kind("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"), DeviceKind::Tablet);
-        assert_eq!(kind("Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"), DeviceKind::Tablet);
-        assert_eq!(kind("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36"), DeviceKind::Mobile);
-        assert_eq!(kind("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"), DeviceKind::Bot);
+        assert_eq!(
+            kind(
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+            ),
+            DeviceKind::Mobile
+        );
+        assert_eq!(
+            kind(
+                "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+            ),
+            DeviceKind::Tablet
+        );
+        assert_eq!(
+            kind(
+                "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+            ),
+            DeviceKind::Tablet
+        );
+        assert_eq!(
+            kind(
+                "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36"
+            ),
+            DeviceKind::Mobile
+        );
+        assert_eq!(
+            kind("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+            DeviceKind::Bot
+        );
         assert_eq!(kind("curl/8.0"), DeviceKind::Unknown);
     }
 

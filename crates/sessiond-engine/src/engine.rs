@@ -112,9 +112,14 @@ impl Engine {
     pub async fn create(&self, req: CreateRequest) -> Result<Created, Error> {
         validate_user_id(&req.user_id)?;
         if let Some(role) = &req.role
-            && (role.is_empty() || role.len() > MAX_ROLE_BYTES || role.chars().any(char::is_control))
+            && (role.is_empty()
+                || role.len() > MAX_ROLE_BYTES
+                || role.chars().any(char::is_control))
         {
-            return Err(Error::invalid("role", format!("1..={MAX_ROLE_BYTES} bytes, no control characters")));
+            return Err(Error::invalid(
+                "role",
+                format!("1..={MAX_ROLE_BYTES} bytes, no control characters"),
+            ));
         }
         let role_policy = *self
             .policy
@@ -132,7 +137,8 @@ impl Engine {
         {
             return Err(Error::invalid("ip", "an IPv4 or IPv6 address"));
         }
-        let absolute_ttl = validate_ttl("absolute_ttl", req.absolute_ttl)?.unwrap_or(role_policy.absolute_ttl);
+        let absolute_ttl =
+            validate_ttl("absolute_ttl", req.absolute_ttl)?.unwrap_or(role_policy.absolute_ttl);
         let idle_ttl = validate_ttl("idle_ttl", req.idle_ttl)?
             .unwrap_or(role_policy.idle_ttl)
             .min(absolute_ttl);
@@ -196,7 +202,10 @@ impl Engine {
             DataUpdate::Merge(d) | DataUpdate::Replace(d) => data_size(d),
         };
         if incoming > max {
-            return Err(Error::DataTooLarge { size: incoming, max });
+            return Err(Error::DataTooLarge {
+                size: incoming,
+                max,
+            });
         }
         self.call(self.store.update_data(&id, &update, max, self.now()))
             .await?
@@ -240,7 +249,9 @@ impl Engine {
     /// Revoke one session. `Ok(false)` when it was already gone.
     pub async fn revoke(&self, id: &str, reason: RevokeReason) -> Result<bool, Error> {
         let id = parse_id(id)?;
-        let removed = self.call(self.store.revoke(&id, &reason, self.now())).await?;
+        let removed = self
+            .call(self.store.revoke(&id, &reason, self.now()))
+            .await?;
         if removed {
             tracing::debug!(session_id = %id, reason = %reason, "session revoked");
         }
@@ -286,7 +297,8 @@ fn millis(d: Duration) -> u64 {
 }
 
 fn parse_id(id: &str) -> Result<SessionId, Error> {
-    SessionId::parse(id).ok_or_else(|| Error::invalid("id", "a session id (33 base64url characters)"))
+    SessionId::parse(id)
+        .ok_or_else(|| Error::invalid("id", "a session id (33 base64url characters)"))
 }
 
 fn parse_token(token: &str) -> Result<SessionToken, Error> {
@@ -294,7 +306,10 @@ fn parse_token(token: &str) -> Result<SessionToken, Error> {
 }
 
 fn validate_user_id(user_id: &str) -> Result<(), Error> {
-    if user_id.is_empty() || user_id.len() > MAX_USER_ID_BYTES || user_id.chars().any(char::is_control) {
+    if user_id.is_empty()
+        || user_id.len() > MAX_USER_ID_BYTES
+        || user_id.chars().any(char::is_control)
+    {
         return Err(Error::invalid(
             "user_id",
             format!("1..={MAX_USER_ID_BYTES} bytes, no control characters"),

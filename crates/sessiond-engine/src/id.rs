@@ -54,7 +54,11 @@ impl SessionId {
     /// A new random id for a session of the user with tag `shard`.
     pub fn generate(shard: &ShardTag) -> Self {
         let random: [u8; 16] = random_bytes();
-        Self(format!("{}{}", shard.as_str(), URL_SAFE_NO_PAD.encode(random)))
+        Self(format!(
+            "{}{}",
+            shard.as_str(),
+            URL_SAFE_NO_PAD.encode(random)
+        ))
     }
 
     /// Parse an id from untrusted text; `None` unless it has the exact shape.
@@ -113,7 +117,13 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for bad in ["", "short", "ééééééééééééééééééééééééééééééééé", &"a".repeat(34), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/"] {
+        for bad in [
+            "",
+            "short",
+            "ééééééééééééééééééééééééééééééééé",
+            &"a".repeat(34),
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/",
+        ] {
             assert!(SessionId::parse(bad).is_none(), "{bad:?}");
         }
     }

@@ -95,7 +95,13 @@ mod tests {
     #[test]
     fn unknown_roles_fall_back_unless_strict() {
         let mut p = Policy::default();
-        p.roles.insert("admin".into(), RolePolicy { max_sessions: 2, ..RolePolicy::default() });
+        p.roles.insert(
+            "admin".into(),
+            RolePolicy {
+                max_sessions: 2,
+                ..RolePolicy::default()
+            },
+        );
         assert_eq!(p.role(Some("admin")).unwrap().max_sessions, 2);
         assert_eq!(p.role(Some("nobody")).unwrap().max_sessions, 10);
         assert_eq!(p.role(None).unwrap().max_sessions, 10);

@@ -49,9 +49,7 @@ impl Session {
 /// the bytes of its compact JSON value. (Stores that keep one field per key can
 /// compute it without re-encoding the whole object.)
 pub fn data_size(data: &SessionData) -> usize {
-    data.iter()
-        .map(|(k, v)| k.len() + value_len(v))
-        .sum()
+    data.iter().map(|(k, v)| k.len() + value_len(v)).sum()
 }
 
 fn value_len(v: &Value) -> usize {
@@ -156,7 +154,14 @@ mod tests {
 
     #[test]
     fn reasons_round_trip_and_reject_junk() {
-        for r in ["logout", "revoked_by_user", "rotated", "expired", "password_changed", "a.b:c-d"] {
+        for r in [
+            "logout",
+            "revoked_by_user",
+            "rotated",
+            "expired",
+            "password_changed",
+            "a.b:c-d",
+        ] {
             assert_eq!(RevokeReason::parse(r).unwrap().as_str(), r);
         }
         for bad in ["", "has space", "new\nline", &"x".repeat(65), "ünïcode"] {

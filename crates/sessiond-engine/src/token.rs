@@ -47,7 +47,9 @@ impl SessionToken {
 
     /// Parse untrusted text; `None` unless it has the exact token shape.
     pub fn parse(s: &str) -> Option<Self> {
-        let ok = s.len() == TOKEN_LEN && s.starts_with(TOKEN_PREFIX) && is_base64url(&s[TOKEN_PREFIX.len()..]);
+        let ok = s.len() == TOKEN_LEN
+            && s.starts_with(TOKEN_PREFIX)
+            && is_base64url(&s[TOKEN_PREFIX.len()..]);
         ok.then(|| Self(s.to_owned()))
     }
 
@@ -58,7 +60,8 @@ impl SessionToken {
 
     /// What a store keeps and looks up: the shard tag and the hash.
     pub fn digest(&self) -> TokenDigest {
-        let shard = ShardTag::from_valid(&self.0[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + SHARD_TAG_LEN]);
+        let shard =
+            ShardTag::from_valid(&self.0[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + SHARD_TAG_LEN]);
         TokenDigest {
             shard,
             hash: TokenHash(Sha256::digest(self.0.as_bytes()).into()),
@@ -160,7 +163,9 @@ mod tests {
 
     #[test]
     fn garbage_never_parses_and_never_panics() {
-        let valid = SessionToken::generate(&ShardTag::of_user("u")).expose().to_owned();
+        let valid = SessionToken::generate(&ShardTag::of_user("u"))
+            .expose()
+            .to_owned();
         let mut cases: Vec<String> = vec![
             String::new(),
             "sds_".into(),

@@ -135,8 +135,15 @@ pub async fn introspect_finds_only_the_right_token(c: Case) {
     let a = e.create(user("alice")).await.unwrap();
     let b = e.create(user("alice")).await.unwrap();
     let other = e.create(user("bob")).await.unwrap();
-    for (t, s) in [(&a.token, &a.session), (&b.token, &b.session), (&other.token, &other.session)] {
-        assert_eq!(e.introspect(t.expose(), true).await.unwrap().unwrap().id, s.id);
+    for (t, s) in [
+        (&a.token, &a.session),
+        (&b.token, &b.session),
+        (&other.token, &other.session),
+    ] {
+        assert_eq!(
+            e.introspect(t.expose(), true).await.unwrap().unwrap().id,
+            s.id
+        );
     }
     // Well-formed but unknown token (same shard as alice): inactive.
     let forged = sessiond_engine::SessionToken::generate(&a.session.id.shard());
@@ -157,7 +164,10 @@ pub async fn touch_is_coalesced_and_slides_idle_expiry(c: Case) {
 
     c.clock.advance(Duration::from_secs(30));
     let s1 = e.introspect(t, true).await.unwrap().unwrap();
-    assert_eq!(s1.last_seen_at, s0.last_seen_at, "touch within 60 s is coalesced");
+    assert_eq!(
+        s1.last_seen_at, s0.last_seen_at,
+        "touch within 60 s is coalesced"
+    );
     assert_eq!(s1.expires_at, s0.expires_at);
 
     c.clock.advance(Duration::from_secs(31));
@@ -168,7 +178,11 @@ pub async fn touch_is_coalesced_and_slides_idle_expiry(c: Case) {
     let s3 = e.introspect(t, true).await.unwrap().unwrap();
     assert_eq!(s3.last_seen_at, now);
     assert_eq!(s3.expires_at, now.plus(30 * MIN));
-    assert_eq!(e.get(s0.id.as_str()).await.unwrap(), s3, "the touch was stored");
+    assert_eq!(
+        e.get(s0.id.as_str()).await.unwrap(),
+        s3,
+        "the touch was stored"
+    );
 
     // Kept alive by activity well past the first idle deadline.
     for _ in 0..5 {
@@ -184,16 +198,31 @@ pub async fn idle_expiry_ends_a_session(c: Case) {
     let created = e.create(user("alice")).await.unwrap();
     let keep = e.create(user("alice")).await.unwrap();
     c.clock.advance(29 * MIN);
-    assert!(e.introspect(keep.token.expose(), true).await.unwrap().is_some());
+    assert!(
+        e.introspect(keep.token.expose(), true)
+            .await
+            .unwrap()
+            .is_some()
+    );
     c.clock.advance(MIN);
     let id = created.session.id.as_str();
-    assert_eq!(e.introspect(created.token.expose(), true).await.unwrap(), None);
+    assert_eq!(
+        e.introspect(created.token.expose(), true).await.unwrap(),
+        None
+    );
     assert_eq!(e.get(id).await, Err(Error::NotFound));
-    assert_eq!(e.update_data(id, DataUpdate::Merge(obj(json!({"a": 1})))).await, Err(Error::NotFound));
+    assert_eq!(
+        e.update_data(id, DataUpdate::Merge(obj(json!({"a": 1}))))
+            .await,
+        Err(Error::NotFound)
+    );
     assert_eq!(e.extend(id, None).await, Err(Error::NotFound));
     assert!(matches!(e.rotate(id).await, Err(Error::NotFound)));
     assert!(!e.revoke(id, RevokeReason::Logout).await.unwrap());
-    assert_eq!(ids(&e.list_user("alice").await.unwrap()), vec![keep.session.id.clone()]);
+    assert_eq!(
+        ids(&e.list_user("alice").await.unwrap()),
+        vec![keep.session.id.clone()]
+    );
     assert_eq!(e.count_user("alice").await.unwrap(), 1);
 }
 
@@ -214,12 +243,22 @@ pub async fn absolute_deadline_never_slides(c: Case) {
         c.clock.advance(10 * MIN);
         let s = e.introspect(t, true).await.unwrap().unwrap();
         assert_eq!(s.absolute_expires_at, abs);
-        assert!(s.expires_at <= abs, "idle deadline capped by the absolute one");
+        assert!(
+            s.expires_at <= abs,
+            "idle deadline capped by the absolute one"
+        );
     }
-    let s = e.extend(created.session.id.as_str(), Some(24 * 60 * MIN)).await.unwrap();
+    let s = e
+        .extend(created.session.id.as_str(), Some(24 * 60 * MIN))
+        .await
+        .unwrap();
     assert_eq!(s.expires_at, abs);
     c.clock.advance(10 * MIN);
-    assert_eq!(e.introspect(t, true).await.unwrap(), None, "gone at the absolute deadline");
+    assert_eq!(
+        e.introspect(t, true).await.unwrap(),
+        None,
+        "gone at the absolute deadline"
+    );
     // An idle timeout longer than the lifetime is clamped to it.
     let clamped = e
         .create(CreateRequest {
@@ -229,7 +268,10 @@ pub async fn absolute_deadline_never_slides(c: Case) {
         })
         .await
         .unwrap();
-    assert_eq!(clamped.session.expires_at, clamped.session.absolute_expires_at);
+    assert_eq!(
+        clamped.session.expires_at,
+        clamped.session.absolute_expires_at
+    );
 }
 
 /// A merge sets and removes only the keys it names and leaves expiry alone.
@@ -245,15 +287,29 @@ pub async fn merge_keeps_other_keys_and_expiry(c: Case) {
     let id = created.session.id.as_str();
     c.clock.advance(5 * MIN);
     let s = e
-        .update_data(id, DataUpdate::Merge(obj(json!({"a": 2, "b": {"y": 2}, "c": null, "d": [1, "two", 3.25]}))))
+        .update_data(
+            id,
+            DataUpdate::Merge(obj(
+                json!({"a": 2, "b": {"y": 2}, "c": null, "d": [1, "two", 3.25]}),
+            )),
+        )
         .await
         .unwrap();
-    assert_eq!(Value::Object(s.data.clone()), json!({"a": 2, "b": {"y": 2}, "d": [1, "two", 3.25]}));
+    assert_eq!(
+        Value::Object(s.data.clone()),
+        json!({"a": 2, "b": {"y": 2}, "d": [1, "two", 3.25]})
+    );
     assert_eq!(s.expires_at, created.session.expires_at, "expiry unchanged");
     assert_eq!(s.last_seen_at, created.session.last_seen_at);
     assert_eq!(e.get(id).await.unwrap().data, s.data);
-    let s = e.update_data(id, DataUpdate::Merge(SessionData::new())).await.unwrap();
-    assert_eq!(Value::Object(s.data), json!({"a": 2, "b": {"y": 2}, "d": [1, "two", 3.25]}));
+    let s = e
+        .update_data(id, DataUpdate::Merge(SessionData::new()))
+        .await
+        .unwrap();
+    assert_eq!(
+        Value::Object(s.data),
+        json!({"a": 2, "b": {"y": 2}, "d": [1, "two", 3.25]})
+    );
 }
 
 /// A replace swaps the whole object, including to empty.
@@ -267,12 +323,21 @@ pub async fn replace_swaps_the_whole_object(c: Case) {
         .await
         .unwrap();
     let id = created.session.id.as_str();
-    let s = e.update_data(id, DataUpdate::Replace(obj(json!({"z": true})))).await.unwrap();
+    let s = e
+        .update_data(id, DataUpdate::Replace(obj(json!({"z": true}))))
+        .await
+        .unwrap();
     assert_eq!(Value::Object(s.data), json!({"z": true}));
-    let s = e.update_data(id, DataUpdate::Replace(SessionData::new())).await.unwrap();
+    let s = e
+        .update_data(id, DataUpdate::Replace(SessionData::new()))
+        .await
+        .unwrap();
     assert!(s.data.is_empty());
     assert!(e.get(id).await.unwrap().data.is_empty());
-    assert_eq!(e.get(id).await.unwrap().expires_at, created.session.expires_at);
+    assert_eq!(
+        e.get(id).await.unwrap().expires_at,
+        created.session.expires_at
+    );
 }
 
 /// An update that would take data over the limit fails and changes nothing.
@@ -294,7 +359,10 @@ pub async fn oversize_update_changes_nothing(c: Case) {
         .update_data(id, DataUpdate::Merge(obj(json!({"b": "y".repeat(60)}))))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::DataTooLarge { max: 100, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::DataTooLarge { max: 100, .. }),
+        "{err:?}"
+    );
     assert_eq!(e.get(id).await.unwrap().data, created.session.data);
     // Replacing instead fits.
     e.update_data(id, DataUpdate::Replace(obj(json!({"b": "y".repeat(60)}))))
@@ -306,7 +374,10 @@ pub async fn oversize_update_changes_nothing(c: Case) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DataTooLarge { .. }));
-    assert_eq!(Value::Object(e.get(id).await.unwrap().data), json!({"b": "y".repeat(60)}));
+    assert_eq!(
+        Value::Object(e.get(id).await.unwrap().data),
+        json!({"b": "y".repeat(60)})
+    );
 }
 
 /// Concurrent merges of different keys are all applied (no lost update).
@@ -354,13 +425,22 @@ pub async fn extend_never_passes_absolute_deadline(c: Case) {
     c.clock.advance(50 * MIN);
     let now = e.now();
     let s = e.extend(id, None).await.unwrap();
-    assert_eq!(s.expires_at, now.plus(30 * MIN), "default: the session's own idle timeout");
+    assert_eq!(
+        s.expires_at,
+        now.plus(30 * MIN),
+        "default: the session's own idle timeout"
+    );
     let s = e.extend(id, Some(600 * MIN)).await.unwrap();
     assert_eq!(s.expires_at, s.absolute_expires_at);
     assert_eq!(e.get(id).await.unwrap().expires_at, s.absolute_expires_at);
     // Still live past the original idle deadline thanks to the extension.
     c.clock.advance(59 * MIN);
-    assert!(e.introspect(created.token.expose(), false).await.unwrap().is_some());
+    assert!(
+        e.introspect(created.token.expose(), false)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Rotation by id gives a new token; the old one is dead at once.
@@ -377,14 +457,32 @@ pub async fn rotate_by_id_kills_the_old_token(c: Case) {
     assert_ne!(rotated.token.expose(), created.token.expose());
     assert_eq!(rotated.session.id, created.session.id);
     assert_eq!(rotated.session.data, created.session.data);
-    assert_eq!(e.introspect(created.token.expose(), true).await.unwrap(), None);
-    let s = e.introspect(rotated.token.expose(), true).await.unwrap().unwrap();
+    assert_eq!(
+        e.introspect(created.token.expose(), true).await.unwrap(),
+        None
+    );
+    let s = e
+        .introspect(rotated.token.expose(), true)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.id, created.session.id);
     // By token: only the current token rotates.
-    assert!(matches!(e.rotate_token(created.token.expose()).await, Err(Error::NotFound)));
+    assert!(matches!(
+        e.rotate_token(created.token.expose()).await,
+        Err(Error::NotFound)
+    ));
     let again = e.rotate_token(rotated.token.expose()).await.unwrap();
-    assert_eq!(e.introspect(rotated.token.expose(), false).await.unwrap(), None);
-    assert!(e.introspect(again.token.expose(), false).await.unwrap().is_some());
+    assert_eq!(
+        e.introspect(rotated.token.expose(), false).await.unwrap(),
+        None
+    );
+    assert!(
+        e.introspect(again.token.expose(), false)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(e.count_user("alice").await.unwrap(), 1);
 }
 
@@ -408,7 +506,11 @@ pub async fn concurrent_rotations_of_one_token_have_one_winner(c: Case) {
     }
     assert_eq!(winners.len(), 1, "exactly one rotation wins");
     assert_eq!(e.introspect(&token, false).await.unwrap(), None);
-    let s = e.introspect(winners[0].token.expose(), false).await.unwrap().unwrap();
+    let s = e
+        .introspect(winners[0].token.expose(), false)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.id, created.session.id);
     assert_eq!(e.count_user("alice").await.unwrap(), 1);
 }
@@ -418,17 +520,38 @@ pub async fn revoke_is_final(c: Case) {
     let e = c.engine();
     let created = e.create(user("alice")).await.unwrap();
     let id = created.session.id.as_str();
-    assert!(e.revoke(id, RevokeReason::Other("password_changed".into())).await.unwrap());
-    assert!(!e.revoke(id, RevokeReason::Logout).await.unwrap(), "second revoke is a no-op");
-    assert_eq!(e.introspect(created.token.expose(), true).await.unwrap(), None);
+    assert!(
+        e.revoke(id, RevokeReason::Other("password_changed".into()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !e.revoke(id, RevokeReason::Logout).await.unwrap(),
+        "second revoke is a no-op"
+    );
+    assert_eq!(
+        e.introspect(created.token.expose(), true).await.unwrap(),
+        None
+    );
     assert_eq!(e.get(id).await, Err(Error::NotFound));
-    assert_eq!(e.update_data(id, DataUpdate::Merge(obj(json!({"a": 1})))).await, Err(Error::NotFound));
+    assert_eq!(
+        e.update_data(id, DataUpdate::Merge(obj(json!({"a": 1}))))
+            .await,
+        Err(Error::NotFound)
+    );
     assert_eq!(e.extend(id, Some(MIN)).await, Err(Error::NotFound));
     assert!(matches!(e.rotate(id).await, Err(Error::NotFound)));
-    assert!(matches!(e.rotate_token(created.token.expose()).await, Err(Error::NotFound)));
+    assert!(matches!(
+        e.rotate_token(created.token.expose()).await,
+        Err(Error::NotFound)
+    ));
     assert_eq!(e.count_user("alice").await.unwrap(), 0);
     assert!(e.list_user("alice").await.unwrap().is_empty());
-    assert_eq!(e.get(id).await, Err(Error::NotFound), "no write above brought it back");
+    assert_eq!(
+        e.get(id).await,
+        Err(Error::NotFound),
+        "no write above brought it back"
+    );
 }
 
 /// Touches, merges and extends racing a revoke never bring the session back.
@@ -447,7 +570,8 @@ pub async fn touch_racing_revoke_never_resurrects(c: Case) {
             tasks.push(tokio::spawn(async move {
                 for _ in 0..5 {
                     let _ = e.introspect(&token, true).await.unwrap();
-                    let _ = e.update_data(&id, DataUpdate::Merge(obj(json!({format!("k{i}"): round}))))
+                    let _ = e
+                        .update_data(&id, DataUpdate::Merge(obj(json!({format!("k{i}"): round}))))
                         .await;
                     let _ = e.extend(&id, Some(60 * MIN)).await;
                 }
@@ -485,7 +609,9 @@ pub async fn list_is_newest_first_and_per_user(c: Case) {
     assert!(e.list_user("carol").await.unwrap().is_empty());
     // Sessions created in the same millisecond are still all listed.
     let same_ms: Vec<_> = futures_join(&e, "dave", 5).await;
-    let listed: HashSet<_> = ids(&e.list_user("dave").await.unwrap()).into_iter().collect();
+    let listed: HashSet<_> = ids(&e.list_user("dave").await.unwrap())
+        .into_iter()
+        .collect();
     assert_eq!(listed, same_ms.into_iter().collect());
 }
 
@@ -493,7 +619,9 @@ async fn futures_join(e: &Engine, user_id: &str, n: usize) -> Vec<SessionId> {
     let mut tasks = Vec::new();
     for _ in 0..n {
         let (e, u) = (e.clone(), user_id.to_owned());
-        tasks.push(tokio::spawn(async move { e.create(user(&u)).await.unwrap().session.id }));
+        tasks.push(tokio::spawn(async move {
+            e.create(user(&u)).await.unwrap().session.id
+        }));
     }
     let mut out = Vec::new();
     for t in tasks {
@@ -512,32 +640,81 @@ pub async fn revoke_user_spares_only_the_exception(c: Case) {
     }
     let bob = e.create(user("bob")).await.unwrap();
     let revoked = e
-        .revoke_user("alice", Some(keep.session.id.as_str()), RevokeReason::RevokedByUser)
+        .revoke_user(
+            "alice",
+            Some(keep.session.id.as_str()),
+            RevokeReason::RevokedByUser,
+        )
         .await
         .unwrap();
     assert_eq!(revoked.into_iter().collect::<HashSet<_>>(), others);
-    assert_eq!(ids(&e.list_user("alice").await.unwrap()), vec![keep.session.id.clone()]);
-    assert!(e.introspect(keep.token.expose(), true).await.unwrap().is_some());
-    assert!(e.introspect(bob.token.expose(), true).await.unwrap().is_some());
-    let revoked = e.revoke_user("alice", None, RevokeReason::Logout).await.unwrap();
+    assert_eq!(
+        ids(&e.list_user("alice").await.unwrap()),
+        vec![keep.session.id.clone()]
+    );
+    assert!(
+        e.introspect(keep.token.expose(), true)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        e.introspect(bob.token.expose(), true)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let revoked = e
+        .revoke_user("alice", None, RevokeReason::Logout)
+        .await
+        .unwrap();
     assert_eq!(revoked, vec![keep.session.id.clone()]);
     assert_eq!(e.count_user("alice").await.unwrap(), 0);
-    assert!(e.revoke_user("alice", None, RevokeReason::Logout).await.unwrap().is_empty());
+    assert!(
+        e.revoke_user("alice", None, RevokeReason::Logout)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(e.count_user("bob").await.unwrap(), 1);
 }
 
 /// Over the limit with `evict_oldest`, the oldest sessions make room.
 pub async fn evict_oldest_makes_room(c: Case) {
     let e = c.engine();
-    let first = e.create(CreateRequest { role: Some("admin".into()), ..user("root") }).await.unwrap();
+    let first = e
+        .create(CreateRequest {
+            role: Some("admin".into()),
+            ..user("root")
+        })
+        .await
+        .unwrap();
     c.clock.advance(Duration::from_secs(1));
-    let second = e.create(CreateRequest { role: Some("admin".into()), ..user("root") }).await.unwrap();
+    let second = e
+        .create(CreateRequest {
+            role: Some("admin".into()),
+            ..user("root")
+        })
+        .await
+        .unwrap();
     c.clock.advance(Duration::from_secs(1));
     // Activity on the oldest does not make it younger: eviction is by creation.
-    e.introspect(first.token.expose(), true).await.unwrap().unwrap();
-    let third = e.create(CreateRequest { role: Some("admin".into()), ..user("root") }).await.unwrap();
+    e.introspect(first.token.expose(), true)
+        .await
+        .unwrap()
+        .unwrap();
+    let third = e
+        .create(CreateRequest {
+            role: Some("admin".into()),
+            ..user("root")
+        })
+        .await
+        .unwrap();
     assert_eq!(third.evicted, vec![first.session.id.clone()]);
-    assert_eq!(e.introspect(first.token.expose(), true).await.unwrap(), None);
+    assert_eq!(
+        e.introspect(first.token.expose(), true).await.unwrap(),
+        None
+    );
     assert_eq!(
         ids(&e.list_user("root").await.unwrap()),
         vec![third.session.id.clone(), second.session.id.clone()]
@@ -549,13 +726,28 @@ pub async fn reject_policy_refuses_and_keeps_existing(c: Case) {
     let e = c.engine_with(limited(2, LimitPolicy::Reject));
     let a = e.create(user("alice")).await.unwrap();
     let b = e.create(user("alice")).await.unwrap();
-    assert_eq!(e.create(user("alice")).await.unwrap_err(), Error::LimitReached { max: 2 });
+    assert_eq!(
+        e.create(user("alice")).await.unwrap_err(),
+        Error::LimitReached { max: 2 }
+    );
     assert_eq!(e.count_user("alice").await.unwrap(), 2);
-    assert!(e.introspect(a.token.expose(), false).await.unwrap().is_some());
-    assert!(e.introspect(b.token.expose(), false).await.unwrap().is_some());
+    assert!(
+        e.introspect(a.token.expose(), false)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        e.introspect(b.token.expose(), false)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // Another user is not affected; freeing a slot admits a new one.
     e.create(user("bob")).await.unwrap();
-    e.revoke(a.session.id.as_str(), RevokeReason::Logout).await.unwrap();
+    e.revoke(a.session.id.as_str(), RevokeReason::Logout)
+        .await
+        .unwrap();
     e.create(user("alice")).await.unwrap();
 }
 
@@ -572,7 +764,10 @@ pub async fn expired_sessions_do_not_count_toward_the_limit(c: Case) {
     c.clock.advance(31 * MIN);
     e.create(user("alice")).await.unwrap();
     let last = e.create(user("alice")).await.unwrap();
-    assert!(last.evicted.is_empty(), "expired sessions are not reported as evicted");
+    assert!(
+        last.evicted.is_empty(),
+        "expired sessions are not reported as evicted"
+    );
 }
 
 /// 200 concurrent creates for one user never leave more than the limit live.
@@ -581,7 +776,9 @@ pub async fn concurrent_creates_never_exceed_the_limit(c: Case) {
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let e = e.clone();
-        tasks.push(tokio::spawn(async move { e.create(user("alice")).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            e.create(user("alice")).await.unwrap()
+        }));
     }
     let mut created = HashSet::new();
     let mut evicted = Vec::new();
@@ -593,8 +790,14 @@ pub async fn concurrent_creates_never_exceed_the_limit(c: Case) {
     assert_eq!(created.len(), 200);
     let evicted_set: HashSet<_> = evicted.iter().cloned().collect();
     assert_eq!(evicted_set.len(), evicted.len(), "no session evicted twice");
-    assert_eq!(evicted.len(), 195, "every create beyond the limit evicted exactly one");
-    let live: HashSet<_> = ids(&e.list_user("alice").await.unwrap()).into_iter().collect();
+    assert_eq!(
+        evicted.len(),
+        195,
+        "every create beyond the limit evicted exactly one"
+    );
+    let live: HashSet<_> = ids(&e.list_user("alice").await.unwrap())
+        .into_iter()
+        .collect();
     assert_eq!(live.len(), 5);
     assert_eq!(e.count_user("alice").await.unwrap(), 5);
     assert!(live.is_disjoint(&evicted_set));
@@ -628,13 +831,17 @@ pub async fn revoke_user_racing_creates_loses_nothing(c: Case) {
     let mut creators = Vec::new();
     for _ in 0..100 {
         let e = e.clone();
-        creators.push(tokio::spawn(async move { e.create(user("alice")).await.unwrap().session.id }));
+        creators.push(tokio::spawn(async move {
+            e.create(user("alice")).await.unwrap().session.id
+        }));
     }
     let mut revokers = Vec::new();
     for _ in 0..10 {
         let e = e.clone();
         revokers.push(tokio::spawn(async move {
-            e.revoke_user("alice", None, RevokeReason::RevokedByAdmin).await.unwrap()
+            e.revoke_user("alice", None, RevokeReason::RevokedByAdmin)
+                .await
+                .unwrap()
         }));
     }
     let mut created = HashSet::new();
@@ -647,7 +854,9 @@ pub async fn revoke_user_racing_creates_loses_nothing(c: Case) {
     }
     let revoked_set: HashSet<_> = revoked.iter().cloned().collect();
     assert_eq!(revoked_set.len(), revoked.len(), "no session revoked twice");
-    let live: HashSet<_> = ids(&e.list_user("alice").await.unwrap()).into_iter().collect();
+    let live: HashSet<_> = ids(&e.list_user("alice").await.unwrap())
+        .into_iter()
+        .collect();
     assert!(live.is_disjoint(&revoked_set));
     assert_eq!(&live | &revoked_set, created);
     assert_eq!(e.count_user("alice").await.unwrap() as usize, live.len());
@@ -677,23 +886,56 @@ pub async fn odd_and_large_inputs(c: Case) {
             })
             .await
             .unwrap();
-        let got = e.introspect(created.token.expose(), false).await.unwrap().unwrap();
+        let got = e
+            .introspect(created.token.expose(), false)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got.user_id, u);
         assert_eq!(got.data, big);
-        assert_eq!(ids(&e.list_user(u).await.unwrap()), vec![created.session.id.clone()]);
+        assert_eq!(
+            ids(&e.list_user(u).await.unwrap()),
+            vec![created.session.id.clone()]
+        );
         let s = e
-            .update_data(created.session.id.as_str(), DataUpdate::Replace(obj(json!({"ключ": "值", "": "empty key", "nested": {"a": [[], {}]}}))))
+            .update_data(
+                created.session.id.as_str(),
+                DataUpdate::Replace(obj(
+                    json!({"ключ": "值", "": "empty key", "nested": {"a": [[], {}]}}),
+                )),
+            )
             .await
             .unwrap();
-        assert_eq!(Value::Object(s.data.clone()), json!({"ключ": "值", "": "empty key", "nested": {"a": [[], {}]}}));
-        assert_eq!(e.get(created.session.id.as_str()).await.unwrap().data, s.data);
-        assert_eq!(e.revoke_user(u, None, RevokeReason::Logout).await.unwrap().len(), 1);
+        assert_eq!(
+            Value::Object(s.data.clone()),
+            json!({"ключ": "值", "": "empty key", "nested": {"a": [[], {}]}})
+        );
+        assert_eq!(
+            e.get(created.session.id.as_str()).await.unwrap().data,
+            s.data
+        );
+        assert_eq!(
+            e.revoke_user(u, None, RevokeReason::Logout)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
     let empty = e.create(user("empty")).await.unwrap();
-    assert!(e.get(empty.session.id.as_str()).await.unwrap().data.is_empty());
+    assert!(
+        e.get(empty.session.id.as_str())
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
     // Numbers keep their exact form.
     let nums = obj(json!({"big": 9007199254740993_u64, "neg": -12345678901234_i64, "f": 0.1}));
-    let s = e.update_data(empty.session.id.as_str(), DataUpdate::Replace(nums.clone())).await.unwrap();
+    let s = e
+        .update_data(empty.session.id.as_str(), DataUpdate::Replace(nums.clone()))
+        .await
+        .unwrap();
     assert_eq!(s.data, nums);
     assert_eq!(e.get(empty.session.id.as_str()).await.unwrap().data, nums);
 }
@@ -706,15 +948,45 @@ pub async fn bad_input_is_a_typed_error(c: Case) {
         other => panic!("expected Invalid({field}), got {other:?}"),
     };
     invalid(e.create(user("")).await.map(|_| ()), "user_id");
-    invalid(e.create(user(&"u".repeat(257))).await.map(|_| ()), "user_id");
-    invalid(e.create(user("new\nline")).await.map(|_| ()), "user_id");
-    invalid(e.create(CreateRequest { ip: Some("not an ip".into()), ..user("a") }).await.map(|_| ()), "ip");
-    invalid(e.create(CreateRequest { role: Some(String::new()), ..user("a") }).await.map(|_| ()), "role");
-    invalid(e.create(CreateRequest { idle_ttl: Some(Duration::ZERO), ..user("a") }).await.map(|_| ()), "idle_ttl");
     invalid(
-        e.create(CreateRequest { absolute_ttl: Some(Duration::from_secs(401 * 24 * 3600)), ..user("a") })
-            .await
-            .map(|_| ()),
+        e.create(user(&"u".repeat(257))).await.map(|_| ()),
+        "user_id",
+    );
+    invalid(e.create(user("new\nline")).await.map(|_| ()), "user_id");
+    invalid(
+        e.create(CreateRequest {
+            ip: Some("not an ip".into()),
+            ..user("a")
+        })
+        .await
+        .map(|_| ()),
+        "ip",
+    );
+    invalid(
+        e.create(CreateRequest {
+            role: Some(String::new()),
+            ..user("a")
+        })
+        .await
+        .map(|_| ()),
+        "role",
+    );
+    invalid(
+        e.create(CreateRequest {
+            idle_ttl: Some(Duration::ZERO),
+            ..user("a")
+        })
+        .await
+        .map(|_| ()),
+        "idle_ttl",
+    );
+    invalid(
+        e.create(CreateRequest {
+            absolute_ttl: Some(Duration::from_secs(401 * 24 * 3600)),
+            ..user("a")
+        })
+        .await
+        .map(|_| ()),
         "absolute_ttl",
     );
     let too_big = e
@@ -725,14 +997,36 @@ pub async fn bad_input_is_a_typed_error(c: Case) {
         .await;
     assert!(matches!(too_big, Err(Error::DataTooLarge { .. })));
     // Unknown roles: default policy unless strict.
-    assert!(e.create(CreateRequest { role: Some("ghost".into()), ..user("a") }).await.is_ok());
+    assert!(
+        e.create(CreateRequest {
+            role: Some("ghost".into()),
+            ..user("a")
+        })
+        .await
+        .is_ok()
+    );
     let strict = c.engine_with(Policy {
         strict_roles: true,
         ..standard_policy()
     });
-    invalid(strict.create(CreateRequest { role: Some("ghost".into()), ..user("a") }).await.map(|_| ()), "role");
+    invalid(
+        strict
+            .create(CreateRequest {
+                role: Some("ghost".into()),
+                ..user("a")
+            })
+            .await
+            .map(|_| ()),
+        "role",
+    );
     // Malformed tokens of any length or bytes.
-    let mut tokens: Vec<String> = vec![String::new(), "sds_".into(), "\u{0}".into(), "x".repeat(100_000), "sds_🦀".into()];
+    let mut tokens: Vec<String> = vec![
+        String::new(),
+        "sds_".into(),
+        "\u{0}".into(),
+        "x".repeat(100_000),
+        "sds_🦀".into(),
+    ];
     tokens.extend((0..=200).map(|n| "A".repeat(n)));
     tokens.extend((0..=200).map(|n| format!("sds_{}", "-".repeat(n))));
     for t in &tokens {
@@ -742,11 +1036,20 @@ pub async fn bad_input_is_a_typed_error(c: Case) {
     for id in ["", "nope", "../../etc/passwd", &"a".repeat(34), "{x}"] {
         invalid(e.get(id).await.map(|_| ()), "id");
         invalid(e.revoke(id, RevokeReason::Logout).await.map(|_| ()), "id");
-        invalid(e.revoke_user("a", Some(id), RevokeReason::Logout).await.map(|_| ()), "id");
+        invalid(
+            e.revoke_user("a", Some(id), RevokeReason::Logout)
+                .await
+                .map(|_| ()),
+            "id",
+        );
     }
     // A well-formed id that does not exist.
     let ghost = SessionId::generate(&sessiond_engine::ShardTag::of_user("a"));
     assert_eq!(e.get(ghost.as_str()).await, Err(Error::NotFound));
     invalid(e.list_user("").await.map(|_| ()), "user_id");
-    assert_eq!(e.count_user("a").await.unwrap(), 1, "no invalid call wrote anything");
+    assert_eq!(
+        e.count_user("a").await.unwrap(),
+        1,
+        "no invalid call wrote anything"
+    );
 }

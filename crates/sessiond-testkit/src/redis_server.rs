@@ -117,7 +117,8 @@ impl RedisServer {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
                 return Err(format!("exited with {status}; log:\n{log}"));
             }
             if matches!(self.command("PING"), Ok(r) if r.starts_with("+PONG")) {
@@ -139,7 +140,16 @@ impl Drop for RedisServer {
 
 fn spawn(dir: &Path, port: u16) -> Result<Child, String> {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir)
         .arg("--logfile")
