@@ -63,7 +63,12 @@ impl SessionId {
 
     /// Parse an id from untrusted text; `None` unless it has the exact shape.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == SESSION_ID_LEN && is_base64url(s)).then(|| Self(s.to_owned()))
+        // ASCII is checked first: only then are the slices on char boundaries.
+        let ok = s.len() == SESSION_ID_LEN
+            && s.is_ascii()
+            && is_canonical_base64url(&s[..SHARD_TAG_LEN], 8)
+            && is_canonical_base64url(&s[SHARD_TAG_LEN..], 16);
+        ok.then(|| Self(s.to_owned()))
     }
 
     /// The owner's shard tag.
@@ -96,9 +101,10 @@ impl<'de> serde::Deserialize<'de> for SessionId {
     }
 }
 
-pub(crate) fn is_base64url(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+/// Whether `s` is exactly the unpadded base64url encoding of `len` bytes as
+/// our encoder writes it (no stray trailing bits), so each value has one text.
+pub(crate) fn is_canonical_base64url(s: &str, len: usize) -> bool {
+    URL_SAFE_NO_PAD.decode(s).is_ok_and(|b| b.len() == len)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::id::{SHARD_TAG_LEN, ShardTag, is_base64url};
+use crate::id::{SHARD_TAG_LEN, ShardTag, is_canonical_base64url};
 
 /// Prefix of every session token, so secret scanners can recognize leaked ones.
 pub const TOKEN_PREFIX: &str = "sds_";
@@ -47,9 +47,15 @@ impl SessionToken {
 
     /// Parse untrusted text; `None` unless it has the exact token shape.
     pub fn parse(s: &str) -> Option<Self> {
+        // ASCII is checked first: only then are the slices on char boundaries.
         let ok = s.len() == TOKEN_LEN
+            && s.is_ascii()
             && s.starts_with(TOKEN_PREFIX)
-            && is_base64url(&s[TOKEN_PREFIX.len()..]);
+            && is_canonical_base64url(
+                &s[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + SHARD_TAG_LEN],
+                8,
+            )
+            && is_canonical_base64url(&s[TOKEN_PREFIX.len() + SHARD_TAG_LEN..], 32);
         ok.then(|| Self(s.to_owned()))
     }
 
@@ -175,7 +181,13 @@ mod tests {
             format!("sds_{}", "é".repeat(27)),
             format!("{}+", &valid[..valid.len() - 1]),
             "\0".repeat(TOKEN_LEN),
+            // Right length and alphabet, but stray trailing bits: not a token we issue.
+            format!("sds_{}", "-".repeat(TOKEN_LEN - 4)),
+            // Multi-byte characters at the slice boundaries must not panic.
+            format!("sds_{}é{}", "A".repeat(10), "A".repeat(TOKEN_LEN - 16)),
         ];
+        assert!(SessionToken::parse(&cases[cases.len() - 2]).is_none());
+        assert!(SessionToken::parse(&cases[cases.len() - 1]).is_none());
         // Every byte value at every position of an otherwise valid token.
         for pos in [0, 4, 10, TOKEN_LEN - 1] {
             for b in 0u8..=127 {
