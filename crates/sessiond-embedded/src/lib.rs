@@ -1,1 +1,367 @@
-//! x
+//! The embedded store: sessions kept durably in one SQLite file (WAL mode,
+//! full syncs), with no server to run. The default store of sessiond.
+//!
+//! One writer thread owns the only write connection. It takes queued
+//! operations in batches, runs a batch in one transaction with one savepoint
+//! per operation (a failing operation rolls back alone), commits, and only
+//! then answers each caller: an acknowledged write is on disk and survives
+//! `kill -9` and power loss. Reads run on a small pool of read connections on
+//! tokio's blocking threads and never wait for the writer. Between batches
+//! the writer deletes expired rows through an index on their deadline, so a
+//! sweep costs in proportion to what it removes.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sessiond_engine::StoreError> {
+//! use std::sync::Arc;
+//! use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
+//! use sessiond_engine::{Engine, Policy, Store};
+//!
+//! let store = EmbeddedStore::open("./data", EmbeddedOptions::default()).await?;
+//! let engine = Engine::new(Arc::new(store.clone()) as Arc<dyn Store>, Policy::default());
+//! // … serve requests with `engine` …
+//! store.close().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod codec;
+mod errors;
+mod ops;
+mod reader;
+mod schema;
+mod sweeper;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use sessiond_engine::{
+    Clock, DataUpdate, NewSession, RevokeReason, RotateTarget, Session, SessionId, Store,
+    StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
+};
+
+use crate::errors::closed;
+use crate::reader::ReaderPool;
+use crate::writer::{Writer, WriterConfig};
+
+/// Settings of an [`EmbeddedStore`].
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// Clock of the background sweeper (operations use the `now` they are
+    /// given). Default: [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+    /// How often expired rows are deleted in the background;
+    /// [`Duration::ZERO`] turns the background sweep off. Default: 1 s.
+    pub sweep_interval: Duration,
+    /// Read connections, i.e. reads served at once (at least 1). Default: 4.
+    pub readers: usize,
+    /// Most write operations committed in one transaction (at least 1).
+    /// Default: 256.
+    pub max_batch: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            sweep_interval: Duration::from_secs(1),
+            readers: 4,
+            max_batch: 256,
+        }
+    }
+}
+
+/// A durable [`Store`] in a directory on local disk (file `sessions.db`).
+/// Clones share one database, writer thread and reader pool; the writer stops
+/// when [`EmbeddedStore::close`] is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<ReaderPool>,
+    clock: Arc<dyn Clock>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl EmbeddedStore {
+    /// Open the store in `dir`, creating the directory and its `sessions.db`
+    /// if needed and bringing the schema up to date.
+    pub async fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let readers = options.readers;
+        let (conn, readers, path) = tokio::task::spawn_blocking(move || prepare(&dir, readers))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Unavailable(format!(
+                    "opening the store failed: {e}"
+                )))
+            })?;
+        let writer = Writer::spawn(
+            conn,
+            WriterConfig {
+                clock: Arc::clone(&options.clock),
+                sweep_interval: options.sweep_interval,
+                max_batch: options.max_batch,
+            },
+        )?;
+        tracing::info!(path = %path.display(), "embedded store open");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers: Arc::new(readers),
+                clock: options.clock,
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Finish the writes already queued, stop the writer and the background
+    /// sweeper and close the database. Every later call fails with
+    /// [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.readers.close();
+        self.inner.writer.shutdown().await;
+    }
+
+    /// Delete every row expired by the store's clock now; returns how many.
+    pub async fn sweep_now(&self) -> Result<u64, StoreError> {
+        let now = self.inner.clock.now();
+        let mut total = 0;
+        loop {
+            let deleted = self.write(move |c| sweeper::sweep_batch(c, now)).await?;
+            total += deleted;
+            if deleted < sweeper::SWEEP_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.inner.writer.run(op).await
+    }
+
+    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.inner.readers.run(op).await
+    }
+}
+
+/// Create `dir`, open and migrate the database and open the readers.
+fn prepare(dir: &Path, readers: usize) -> Result<(Connection, ReaderPool, PathBuf), StoreError> {
+    let existed = dir.is_dir();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    if !existed && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        schema::sync_dir(parent);
+    }
+    let path = dir.join(schema::DB_FILE);
+    let conn = schema::open_writer(&path)?;
+    schema::migrate(&conn)?;
+    schema::sync_dir(dir);
+    let readers = ReaderPool::open(path.clone(), readers)?;
+    Ok((conn, readers, path))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn create(&self, new: &NewSession, now: Timestamp) -> Result<Vec<SessionId>, StoreError> {
+        let new = new.clone();
+        let evicted = self.write(move |c| ops::create(c, &new, now)).await?;
+        if !evicted.is_empty() {
+            tracing::debug!(evicted = ?evicted, "evicted the oldest sessions to stay within the limit");
+        }
+        Ok(evicted)
+    }
+
+    async fn introspect(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let digest = token.clone();
+        let seen = self.read(move |c| ops::by_token(c, &digest, now)).await?;
+        match (seen, touch) {
+            // Only a due touch goes to the writer, which looks again.
+            (Some(s), Some(rule)) if ops::touch_due(&s, rule, now) => {
+                let digest = token.clone();
+                self.write(move |c| ops::introspect_touch(c, &digest, rule, now))
+                    .await
+            }
+            (seen, _) => Ok(seen),
+        }
+    }
+
+    async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        let id = id.clone();
+        self.read(move |c| ops::get(c, &id, now)).await
+    }
+
+    async fn update_data(
+        &self,
+        id: &SessionId,
+        update: &DataUpdate,
+        max_data_bytes: usize,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let (id, update) = (id.clone(), update.clone());
+        self.write(move |c| ops::update_data(c, &id, &update, max_data_bytes, now))
+            .await
+    }
+
+    async fn extend(
+        &self,
+        id: &SessionId,
+        idle_ttl_ms: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let id = id.clone();
+        self.write(move |c| ops::extend(c, &id, idle_ttl_ms, now))
+            .await
+    }
+
+    async fn rotate(
+        &self,
+        target: &RotateTarget,
+        new_token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let (target, new_token) = (target.clone(), *new_token);
+        self.write(move |c| ops::rotate(c, &target, &new_token, now))
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let target = id.clone();
+        let removed = self.write(move |c| ops::revoke(c, &target, now)).await?;
+        if removed {
+            tracing::debug!(session_id = %id, reason = %reason, "session revoked");
+        }
+        Ok(removed)
+    }
+
+    async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| ops::list_user(c, &user_id, now)).await
+    }
+
+    async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| ops::count_user(c, &user_id, now)).await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let (user, except) = (user_id.to_owned(), except.cloned());
+        let removed = self
+            .write(move |c| ops::revoke_user(c, &user, except.as_ref(), now))
+            .await?;
+        if !removed.is_empty() {
+            tracing::debug!(removed = removed.len(), reason = %reason, "sessions of a user revoked");
+        }
+        Ok(removed)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(ops::ping).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Threads of this process whose name marks them as store writers.
+    fn writer_threads() -> usize {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return 0;
+        };
+        tasks
+            .filter_map(Result::ok)
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .filter(|name| name.starts_with("sessiond-embed"))
+            .count()
+    }
+
+    async fn wait_for_writers(n: usize) {
+        for _ in 0..500 {
+            if writer_threads() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(writer_threads(), n);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_thread_ends_on_close_and_on_drop() {
+        if !Path::new("/proc/self/task").is_dir() {
+            return; // no procfs to count threads with
+        }
+        let dir = tempfile::TempDir::new().unwrap();
+        let options = || EmbeddedOptions {
+            sweep_interval: Duration::from_millis(5),
+            ..EmbeddedOptions::default()
+        };
+        let store = EmbeddedStore::open(dir.path(), options()).await.unwrap();
+        let clone = store.clone();
+        wait_for_writers(1).await;
+        store.close().await;
+        wait_for_writers(0).await;
+        assert!(clone.ping().await.is_err());
+
+        let store = EmbeddedStore::open(dir.path(), options()).await.unwrap();
+        wait_for_writers(1).await;
+        let clone = store.clone();
+        drop(store);
+        clone.ping().await.unwrap();
+        drop(clone);
+        wait_for_writers(0).await;
+    }
+}

@@ -1,0 +1,346 @@
+//! The SQL of each store operation, as functions on one connection. Writes
+//! run on the writer thread inside its transaction (one savepoint each), so a
+//! read-modify-write here is atomic; reads run on any reader.
+
+use rusqlite::{Connection, OptionalExtension, Params, params};
+use sessiond_engine::policy::effective_touch_interval_ms;
+use sessiond_engine::{
+    DataUpdate, LimitPolicy, NewSession, RotateTarget, Session, SessionId, StoreError, Timestamp,
+    TokenDigest, TokenHash, TouchRule, data_size,
+};
+
+use crate::codec::{self, COLUMNS, RawRow};
+use crate::errors::from_sqlite;
+
+/// Condition of a live row; every query using it binds `:now`.
+const LIVE: &str = "expires_at > :now AND absolute_expires_at > :now";
+
+fn one(conn: &Connection, sql: &str, params: impl Params) -> Result<Option<Session>, StoreError> {
+    let raw = conn
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_row(params, RawRow::read).optional())
+        .map_err(from_sqlite)?;
+    raw.map(RawRow::decode).transpose()
+}
+
+fn many(conn: &Connection, sql: &str, params: impl Params) -> Result<Vec<Session>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
+    let raws = stmt
+        .query_map(params, RawRow::read)
+        .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+        .map_err(from_sqlite)?;
+    raws.into_iter().map(RawRow::decode).collect()
+}
+
+/// The live session with this id.
+pub(crate) fn get(
+    conn: &Connection,
+    id: &SessionId,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = :id AND {LIVE}");
+    one(
+        conn,
+        &sql,
+        rusqlite::named_params! {":id": id.as_str(), ":now": now.as_millis()},
+    )
+}
+
+/// The live session whose token has this digest.
+pub(crate) fn by_token(
+    conn: &Connection,
+    token: &TokenDigest,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM sessions WHERE token_hash = :hash AND {LIVE}");
+    let found = one(
+        conn,
+        &sql,
+        rusqlite::named_params! {":hash": &token.hash.as_bytes()[..], ":now": now.as_millis()},
+    )?;
+    // A token names its owner's shard; one that disagrees with the session
+    // it hashes to is not that session's token.
+    Ok(found.filter(|s| s.id.shard() == token.shard))
+}
+
+/// Whether `rule` calls for recording activity on `s` at `now`.
+pub(crate) fn touch_due(s: &Session, rule: TouchRule, now: Timestamp) -> bool {
+    let interval = effective_touch_interval_ms(rule.interval_ms, s.idle_ttl_ms);
+    let elapsed = i128::from(now.as_millis()) - i128::from(s.last_seen_at.as_millis());
+    elapsed >= i128::from(interval)
+}
+
+/// `max(expires_at, min(now + ttl, absolute_expires_at))`.
+fn slid(s: &Session, ttl_ms: u64, now: Timestamp) -> Timestamp {
+    let pushed = Timestamp::from_millis(now.as_millis().saturating_add(codec::millis(ttl_ms)));
+    s.expires_at.max(pushed.min(s.absolute_expires_at))
+}
+
+/// Introspection that records activity: re-reads the session (it may have
+/// been revoked or rotated since a reader saw it) and touches it if due.
+pub(crate) fn introspect_touch(
+    conn: &Connection,
+    token: &TokenDigest,
+    rule: TouchRule,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let Some(mut s) = by_token(conn, token, now)? else {
+        return Ok(None);
+    };
+    if touch_due(&s, rule, now) {
+        s.expires_at = slid(&s, s.idle_ttl_ms, now);
+        s.last_seen_at = now;
+        conn.prepare_cached("UPDATE sessions SET last_seen_at = ?1, expires_at = ?2 WHERE id = ?3")
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    now.as_millis(),
+                    s.expires_at.as_millis(),
+                    s.id.as_str()
+                ])
+            })
+            .map_err(from_sqlite)?;
+    }
+    Ok(Some(s))
+}
+
+/// Insert a session within the user's limit; returns the evicted ids.
+pub(crate) fn create(
+    conn: &Connection,
+    new: &NewSession,
+    now: Timestamp,
+) -> Result<Vec<SessionId>, StoreError> {
+    let s = &new.session;
+    let live = count_user(conn, &s.user_id, now)?;
+    let max = u64::from(new.max_sessions);
+    let mut evicted = Vec::new();
+    if live >= max {
+        if new.limit_policy == LimitPolicy::Reject {
+            return Err(StoreError::LimitReached {
+                max: new.max_sessions,
+            });
+        }
+        let excess = i64::try_from(live - max + 1).unwrap_or(i64::MAX);
+        let sql = format!(
+            "DELETE FROM sessions WHERE id IN (
+                SELECT id FROM sessions WHERE user_id = :user AND {LIVE}
+                ORDER BY created_at, id LIMIT :excess)
+             RETURNING id, created_at"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(from_sqlite)?;
+        let mut rows = stmt
+            .query_map(
+                rusqlite::named_params! {":user": s.user_id, ":now": now.as_millis(), ":excess": excess},
+                |r| Ok((r.get::<_, i64>(1)?, r.get::<_, String>(0)?)),
+            )
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+            .map_err(from_sqlite)?;
+        rows.sort();
+        evicted.extend(rows.into_iter().filter_map(|(_, id)| removed_id(&id)));
+    }
+    let data = codec::encode_data(&s.data)?;
+    let device = codec::encode_device(&s.device)?;
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, user_id, role, data, device, token_hash, created_at, last_seen_at,
+                               expires_at, absolute_expires_at, idle_ttl_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            s.id.as_str(),
+            s.user_id,
+            s.role,
+            data,
+            device,
+            &new.token.hash.as_bytes()[..],
+            s.created_at.as_millis(),
+            s.last_seen_at.as_millis(),
+            s.expires_at.as_millis(),
+            s.absolute_expires_at.as_millis(),
+            codec::millis(s.idle_ttl_ms),
+        ])
+    })
+    .map_err(from_sqlite)?;
+    Ok(evicted)
+}
+
+/// Apply a data update if the result fits in `max_bytes`.
+pub(crate) fn update_data(
+    conn: &Connection,
+    id: &SessionId,
+    update: &DataUpdate,
+    max_bytes: usize,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let Some(mut s) = get(conn, id, now)? else {
+        return Ok(None);
+    };
+    match update {
+        DataUpdate::Replace(data) => s.data = data.clone(),
+        DataUpdate::Merge(changes) => {
+            for (key, value) in changes {
+                if value.is_null() {
+                    s.data.remove(key);
+                } else {
+                    s.data.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let size = data_size(&s.data);
+    if size > max_bytes {
+        return Err(StoreError::DataTooLarge {
+            size,
+            max: max_bytes,
+        });
+    }
+    let text = codec::encode_data(&s.data)?;
+    conn.prepare_cached("UPDATE sessions SET data = ?1 WHERE id = ?2")
+        .and_then(|mut stmt| stmt.execute(params![text, s.id.as_str()]))
+        .map_err(from_sqlite)?;
+    Ok(Some(s))
+}
+
+/// Slide the idle deadline by `idle_ttl_ms` (default: the session's own idle
+/// timeout) from `now`, within the absolute one.
+pub(crate) fn extend(
+    conn: &Connection,
+    id: &SessionId,
+    idle_ttl_ms: Option<u64>,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let Some(mut s) = get(conn, id, now)? else {
+        return Ok(None);
+    };
+    let expires_at = slid(&s, idle_ttl_ms.unwrap_or(s.idle_ttl_ms), now);
+    if expires_at != s.expires_at {
+        s.expires_at = expires_at;
+        conn.prepare_cached("UPDATE sessions SET expires_at = ?1 WHERE id = ?2")
+            .and_then(|mut stmt| stmt.execute(params![expires_at.as_millis(), s.id.as_str()]))
+            .map_err(from_sqlite)?;
+    }
+    Ok(Some(s))
+}
+
+/// Give the target session a new token hash.
+pub(crate) fn rotate(
+    conn: &Connection,
+    target: &RotateTarget,
+    new_token: &TokenHash,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let found = match target {
+        RotateTarget::Id(id) => get(conn, id, now)?,
+        // Compare-and-swap: found only while this is still the current token;
+        // the writer runs one operation at a time, so one rotation wins.
+        RotateTarget::Token(token) => by_token(conn, token, now)?,
+    };
+    let Some(s) = found else {
+        return Ok(None);
+    };
+    conn.prepare_cached("UPDATE sessions SET token_hash = ?1 WHERE id = ?2")
+        .and_then(|mut stmt| stmt.execute(params![&new_token.as_bytes()[..], s.id.as_str()]))
+        .map_err(from_sqlite)?;
+    Ok(Some(s))
+}
+
+/// Delete a session (dead or alive); `true` if it was live.
+pub(crate) fn revoke(
+    conn: &Connection,
+    id: &SessionId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let deleted = conn
+        .prepare_cached(&format!(
+            "DELETE FROM sessions WHERE id = :id RETURNING {LIVE}"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                rusqlite::named_params! {":id": id.as_str(), ":now": now.as_millis()},
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()
+        })
+        .map_err(from_sqlite)?;
+    Ok(deleted.unwrap_or(false))
+}
+
+/// Delete every session of the user but `except`; returns the live ones
+/// removed, oldest first.
+pub(crate) fn revoke_user(
+    conn: &Connection,
+    user_id: &str,
+    except: Option<&SessionId>,
+    now: Timestamp,
+) -> Result<Vec<SessionId>, StoreError> {
+    let sql = format!(
+        "DELETE FROM sessions WHERE user_id = :user AND id IS NOT :except
+         RETURNING id, created_at, {LIVE}"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(from_sqlite)?;
+    let mut rows = stmt
+        .query_map(
+            rusqlite::named_params! {":user": user_id, ":except": except.map(SessionId::as_str), ":now": now.as_millis()},
+            |r| Ok((r.get::<_, i64>(1)?, r.get::<_, String>(0)?, r.get::<_, bool>(2)?)),
+        )
+        .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+        .map_err(from_sqlite)?;
+    rows.sort();
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, live)| *live)
+        .filter_map(|(_, id, _)| removed_id(&id))
+        .collect())
+}
+
+/// The id of a deleted row. A malformed one cannot be reported, but its row
+/// is gone all the same: removing sessions must not fail on a damaged one.
+fn removed_id(id: &str) -> Option<SessionId> {
+    let parsed = SessionId::parse(id);
+    if parsed.is_none() {
+        tracing::warn!(len = id.len(), "deleted a session row with a malformed id");
+    }
+    parsed
+}
+
+/// The user's live sessions, newest first.
+pub(crate) fn list_user(
+    conn: &Connection,
+    user_id: &str,
+    now: Timestamp,
+) -> Result<Vec<Session>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sessions WHERE user_id = :user AND {LIVE}
+         ORDER BY created_at DESC, id DESC"
+    );
+    many(
+        conn,
+        &sql,
+        rusqlite::named_params! {":user": user_id, ":now": now.as_millis()},
+    )
+}
+
+/// How many live sessions the user has.
+pub(crate) fn count_user(
+    conn: &Connection,
+    user_id: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let sql = format!("SELECT count(*) FROM sessions WHERE user_id = :user AND {LIVE}");
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                rusqlite::named_params! {":user": user_id, ":now": now.as_millis()},
+                |r| r.get(0),
+            )
+        })
+        .map_err(from_sqlite)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Check that the connection answers.
+pub(crate) fn ping(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+        .map_err(from_sqlite)
+        .map(drop)
+}

@@ -1,0 +1,191 @@
+//! The on-disk layout: connection settings (WAL, `synchronous=FULL`), the
+//! `sessions` table and its indexes, and migrations keyed by `user_version`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use sessiond_engine::StoreError;
+
+use crate::errors::from_sqlite;
+
+/// Name of the database file inside the store's directory.
+pub(crate) const DB_FILE: &str = "sessions.db";
+
+/// How long a connection waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: more than the store uses.
+const STATEMENT_CACHE: usize = 32;
+
+/// Schema version this build writes; `PRAGMA user_version` holds it.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    // Only the token's hash is kept, never the token. Expiry is swept through
+    // the index on the earlier of both deadlines, so a sweep costs in
+    // proportion to what it deletes; the per-user index serves listing,
+    // counting and eviction in `created_at, id` order.
+    "CREATE TABLE sessions (
+        id                  TEXT    NOT NULL PRIMARY KEY,
+        user_id             TEXT    NOT NULL,
+        role                TEXT,
+        data                TEXT    NOT NULL,
+        device              TEXT    NOT NULL,
+        token_hash          BLOB    NOT NULL UNIQUE,
+        created_at          INTEGER NOT NULL,
+        last_seen_at        INTEGER NOT NULL,
+        expires_at          INTEGER NOT NULL,
+        absolute_expires_at INTEGER NOT NULL,
+        idle_ttl_ms         INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX sessions_by_user ON sessions (user_id, created_at, id);
+     CREATE INDEX sessions_by_deadline ON sessions (min(expires_at, absolute_expires_at));",
+];
+
+/// Open the connection that does every write, in WAL mode with full syncs.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(from_sqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(from_sqlite)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(from_sqlite)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "sqlite refused WAL mode for {} (got {mode})",
+            path.display()
+        )));
+    }
+    // FULL: a commit is on disk (WAL fsynced) before it returns.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(from_sqlite)?;
+    conn.pragma_update(None, "foreign_keys", false)
+        .map_err(from_sqlite)?;
+    Ok(conn)
+}
+
+/// Open a connection that only reads.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(from_sqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(from_sqlite)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "query_only", true)
+        .map_err(from_sqlite)?;
+    Ok(conn)
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`], in one transaction. Refuses a
+/// database written by a newer build.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(from_sqlite)?;
+    let outcome = migrate_in_transaction(conn);
+    let end = if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = conn.execute_batch(end).map_err(from_sqlite);
+    outcome.and(ended)
+}
+
+fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(from_sqlite)?;
+    let start = usize::try_from(version)
+        .ok()
+        .filter(|v| *v <= MIGRATIONS.len())
+        .ok_or_else(|| {
+            StoreError::Unavailable(format!(
+                "database schema version {version} is not one this build knows (up to {SCHEMA_VERSION})"
+            ))
+        })?;
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        conn.execute_batch(sql).map_err(from_sqlite)?;
+        tracing::info!(version = step + 1, "embedded store schema migrated");
+    }
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(from_sqlite)
+}
+
+/// Make the directory entries of files created in `dir` durable. Some file
+/// systems cannot sync a directory; that is logged, not fatal.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot sync directory");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn fresh() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn migration_is_idempotent_and_sets_the_version() {
+        let (_dir, conn) = fresh();
+        migrate(&conn).unwrap();
+        migrate(&conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let (_dir, conn) = fresh();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(migrate(&conn), Err(StoreError::Unavailable(_))));
+    }
+
+    #[test]
+    fn sweeps_and_user_queries_use_their_indexes() {
+        let (_dir, conn) = fresh();
+        migrate(&conn).unwrap();
+        let plan = |sql: &str| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let sweep = plan(
+            crate::sweeper::SWEEP_SQL
+                .replace("?1", "0")
+                .replace("?2", "10")
+                .as_str(),
+        );
+        assert!(sweep.contains("sessions_by_deadline"), "{sweep}");
+        let list = plan(
+            "SELECT id FROM sessions WHERE user_id = 'u' AND expires_at > 0 \
+             ORDER BY created_at DESC, id DESC",
+        );
+        assert!(
+            list.contains("sessions_by_user") && !list.contains("TEMP B-TREE"),
+            "{list}"
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Expiry sweeping: the batched delete of dead rows, and the schedule on
+//! which the writer thread runs it between client writes.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use sessiond_engine::{StoreError, Timestamp};
+
+use crate::errors::from_sqlite;
+
+/// Most rows one sweep transaction deletes, so client writes queued behind a
+/// large sweep wait for one batch at most.
+pub(crate) const SWEEP_BATCH: u64 = 1000;
+
+/// Deletes up to `?2` rows dead at `?1`, walking the deadline index from the
+/// oldest: the cost grows with the number of dead rows, not the table.
+pub(crate) const SWEEP_SQL: &str = "DELETE FROM sessions WHERE rowid IN (
+        SELECT rowid FROM sessions
+        WHERE min(expires_at, absolute_expires_at) <= ?1
+        ORDER BY min(expires_at, absolute_expires_at)
+        LIMIT ?2)";
+
+/// Delete up to [`SWEEP_BATCH`] rows dead at `now`; returns how many.
+pub(crate) fn sweep_batch(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
+    let limit = i64::try_from(SWEEP_BATCH).unwrap_or(i64::MAX);
+    let deleted = conn
+        .prepare_cached(SWEEP_SQL)
+        .and_then(|mut stmt| stmt.execute(params![now.as_millis(), limit]))
+        .map_err(from_sqlite)?;
+    Ok(deleted as u64)
+}
+
+/// When the background sweep is next due.
+#[derive(Debug)]
+pub(crate) struct SweepSchedule {
+    interval: Option<Duration>,
+    next: Option<Instant>,
+}
+
+impl SweepSchedule {
+    /// Every `interval`; never if it is zero.
+    pub(crate) fn every(interval: Duration) -> Self {
+        let interval = (!interval.is_zero()).then_some(interval);
+        Self {
+            interval,
+            next: interval.map(|i| Instant::now() + i),
+        }
+    }
+
+    /// How long until the next sweep (zero if overdue); `None` if never.
+    pub(crate) fn wait(&self) -> Option<Duration> {
+        self.next
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether a sweep is due now.
+    pub(crate) fn is_due(&self) -> bool {
+        self.wait().is_some_and(|w| w.is_zero())
+    }
+
+    /// Record a sweep that deleted `deleted` rows: a full batch means more
+    /// may be waiting, so go again as soon as queued writes are served.
+    pub(crate) fn swept(&mut self, deleted: u64) {
+        self.next = self.interval.map(|i| {
+            if deleted >= SWEEP_BATCH {
+                Instant::now()
+            } else {
+                Instant::now() + i
+            }
+        });
+    }
+
+    /// Record a failed sweep: try again after the usual interval.
+    pub(crate) fn failed(&mut self) {
+        self.swept(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_interval_never_sweeps() {
+        let s = SweepSchedule::every(Duration::ZERO);
+        assert_eq!(s.wait(), None);
+        assert!(!s.is_due());
+    }
+
+    #[test]
+    fn a_full_batch_goes_again_at_once() {
+        let mut s = SweepSchedule::every(Duration::from_secs(3600));
+        assert!(!s.is_due());
+        s.swept(SWEEP_BATCH);
+        assert!(s.is_due());
+        s.swept(SWEEP_BATCH - 1);
+        assert!(!s.is_due());
+        assert!(s.wait().is_some_and(|w| w > Duration::from_secs(3500)));
+    }
+}
