@@ -1,0 +1,196 @@
+//! The connection to Redis: a self-reconnecting `ConnectionManager`, a
+//! deadline on every call, one retry of idempotent calls after a dropped
+//! connection, and the mapping of redis errors onto [`StoreError`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use sessiond_engine::StoreError;
+
+use crate::scripts::LuaScript;
+
+/// Whether a call may be sent again after its connection dropped mid-flight
+/// (the first attempt may or may not have run on the server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Read-only: running it twice is harmless.
+    Once,
+    /// Writes: a second run could report a different outcome.
+    Never,
+}
+
+/// A multiplexed, self-healing connection with a bound on every call.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    manager: ConnectionManager,
+    timeout: Duration,
+}
+
+impl Connection {
+    /// Connect to `url` and load `scripts` (so the first call of each is one
+    /// EVALSHA), all within `timeout`. Loading is best effort: the EVAL
+    /// fallback covers a server that refuses it or forgets the scripts.
+    pub(crate) async fn open(
+        url: &str,
+        timeout: Duration,
+        scripts: &[&LuaScript],
+    ) -> Result<Self, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+        // Reconnect attempts back off from 25 ms to at most 500 ms, so service
+        // resumes soon after Redis does; each attempt is bounded by `timeout`.
+        // After 20 failed attempts (about 8 s) the manager stops until the
+        // next call starts a new round.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_min_delay(Duration::from_millis(25))
+            .set_max_delay(Duration::from_millis(500))
+            .set_exponent_base(2.0)
+            .set_number_of_retries(20);
+        let mut manager =
+            tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "could not connect to redis within {timeout:?}"
+                    ))
+                })?
+                .map_err(unavailable)?;
+        let mut load = redis::pipe();
+        for s in scripts {
+            load.cmd("SCRIPT").arg("LOAD").arg(s.code).ignore();
+        }
+        if !matches!(
+            tokio::time::timeout_at(deadline, load.exec_async(&mut manager)).await,
+            Ok(Ok(()))
+        ) {
+            tracing::debug!("could not preload the Lua scripts; they load on first use");
+        }
+        Ok(Self { manager, timeout })
+    }
+
+    /// The per-call bound.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Run `script`: EVALSHA, or EVAL if the server does not have it (which
+    /// also caches it there).
+    pub(crate) async fn eval(
+        &self,
+        script: &LuaScript,
+        keys: &[String],
+        args: &[String],
+        retry: Retry,
+    ) -> Result<Value, StoreError> {
+        let attempt = || async {
+            let mut conn = self.manager.clone();
+            let mut evalsha = redis::cmd("EVALSHA");
+            evalsha
+                .arg(&script.hash)
+                .arg(keys.len())
+                .arg(keys)
+                .arg(args);
+            match evalsha.query_async::<Value>(&mut conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    let mut eval = redis::cmd("EVAL");
+                    eval.arg(script.code).arg(keys.len()).arg(keys).arg(args);
+                    eval.query_async::<Value>(&mut conn).await
+                }
+                other => other,
+            }
+        };
+        self.call(script.name, retry, attempt).await
+    }
+
+    /// PING.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let attempt = || async {
+            let mut conn = self.manager.clone();
+            redis::cmd("PING").query_async::<Value>(&mut conn).await
+        };
+        self.call("ping", Retry::Once, attempt).await.map(drop)
+    }
+
+    /// Run `attempt` (twice at most, per `retry`) within the deadline.
+    async fn call<F, Fut>(&self, what: &str, retry: Retry, attempt: F) -> Result<Value, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Value, RedisError>>,
+    {
+        let run = async {
+            match attempt().await {
+                Err(e) if retry == Retry::Once && is_connection_error(&e) => {
+                    tracing::debug!(op = what, error = %e, "connection dropped; retrying once");
+                    attempt().await
+                }
+                other => other,
+            }
+        };
+        let result = within(self.timeout, run).await?;
+        result.map_err(|e| {
+            let mapped = map_error(e);
+            tracing::debug!(op = what, error = %mapped, "redis call failed");
+            mapped
+        })
+    }
+}
+
+/// `fut`, or [`StoreError::Unavailable`] once `limit` has passed.
+async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("no answer from redis within {limit:?}")))
+}
+
+/// Whether `e` means the connection itself failed (so a retry goes out on a
+/// fresh one).
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
+fn unavailable(e: RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Map a redis error: a record of the wrong type is corrupt; everything else
+/// (I/O, timeouts, cluster or replica trouble, a server refusing work) means
+/// the store cannot serve the call right now.
+pub(crate) fn map_error(e: RedisError) -> StoreError {
+    if e.code() == Some("WRONGTYPE") || e.to_string().contains("WRONGTYPE") {
+        return StoreError::Corrupt(format!("a key holds the wrong type: {e}"));
+    }
+    unavailable(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_unavailable_and_retried() {
+        let e = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(is_connection_error(&e));
+        assert!(matches!(map_error(e), StoreError::Unavailable(_)));
+        let e = RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(matches!(map_error(e), StoreError::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn connect_to_nothing_fails_within_the_timeout() {
+        // Port 1 on localhost: nothing listens there.
+        let started = std::time::Instant::now();
+        let result =
+            Connection::open("redis://127.0.0.1:1/", Duration::from_millis(300), &[]).await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))));
+        assert!(started.elapsed() < Duration::from_millis(800));
+        assert!(matches!(
+            Connection::open("not a url", Duration::from_millis(300), &[]).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+}
