@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
+use criterion::{
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
+};
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
 use sessiond_engine::{CreateRequest, Engine, Policy, RolePolicy, Store};
 use sessiond_redis::{RedisOptions, RedisStore};
@@ -66,14 +68,30 @@ fn engine_ops(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, store: Arc
     let tokens: Arc<Vec<String>> = Arc::new(rt.block_on(async {
         let mut t = Vec::new();
         for i in 0..256 {
-            t.push(engine.create(user(&format!("reader{}", i % 64))).await.unwrap().token.expose().to_owned());
+            t.push(
+                engine
+                    .create(user(&format!("reader{}", i % 64)))
+                    .await
+                    .unwrap()
+                    .token
+                    .expose()
+                    .to_owned(),
+            );
         }
         t
     }));
     let ids: Arc<Vec<String>> = Arc::new(rt.block_on(async {
         let mut out = Vec::new();
         for t in tokens.iter() {
-            out.push(engine.introspect(t, false).await.unwrap().unwrap().id.to_string());
+            out.push(
+                engine
+                    .introspect(t, false)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id
+                    .to_string(),
+            );
         }
         out
     }));
@@ -86,7 +104,9 @@ fn engine_ops(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, store: Arc
                 run(iters, width, move |i| {
                     let e = e.clone();
                     async move {
-                        e.create(user(&format!("creator{}", i % 1000))).await.unwrap();
+                        e.create(user(&format!("creator{}", i % 1000)))
+                            .await
+                            .unwrap();
                     }
                 })
             })
@@ -135,7 +155,9 @@ fn engine_ops(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, store: Arc
 fn redis(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let server = RedisServer::start();
-    let store = rt.block_on(RedisStore::connect(&server.url(), RedisOptions::default())).unwrap();
+    let store = rt
+        .block_on(RedisStore::connect(&server.url(), RedisOptions::default()))
+        .unwrap();
     let mut group = c.benchmark_group("redis");
     group.throughput(Throughput::Elements(1));
     // Ceiling: one GET round trip through the same client library.
@@ -148,7 +170,11 @@ fn redis(c: &mut Criterion) {
                 run(iters, width, move |_| {
                     let mut conn = conn.clone();
                     async move {
-                        let _: Option<String> = redis::cmd("GET").arg("k").query_async(&mut conn).await.unwrap();
+                        let _: Option<String> = redis::cmd("GET")
+                            .arg("k")
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
                     }
                 })
             })
@@ -162,7 +188,10 @@ fn embedded(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = rt
-        .block_on(EmbeddedStore::open(dir.path().join("store"), EmbeddedOptions::default()))
+        .block_on(EmbeddedStore::open(
+            dir.path().join("store"),
+            EmbeddedOptions::default(),
+        ))
         .unwrap();
     let mut group = c.benchmark_group("embedded");
     group.throughput(Throughput::Elements(1));
