@@ -3,7 +3,7 @@
 //!
 //! A store's `tests/conformance.rs` is one macro call:
 //!
-//! ```ignore
+//! ```text
 //! sessiond_testkit::conformance_tests!(|clock: sessiond_testkit::ManualClock| async move {
 //!     let dir = tempfile::TempDir::new().unwrap();
 //!     let store = MyStore::open(dir.path(), clock).await.unwrap();
