@@ -26,7 +26,7 @@
 #![deny(missing_docs)]
 
 mod codec;
-mod errors;
+mod error;
 mod ops;
 mod reader;
 mod schema;
@@ -46,7 +46,7 @@ use sessiond_engine::{
     StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
 };
 
-use crate::errors::closed;
+use crate::error::closed;
 use crate::reader::ReaderPool;
 use crate::writer::{Writer, WriterConfig};
 
@@ -217,7 +217,7 @@ impl Store for EmbeddedStore {
         let seen = self.read(move |c| ops::by_token(c, &digest, now)).await?;
         match (seen, touch) {
             // Only a due touch goes to the writer, which looks again.
-            (Some(s), Some(rule)) if ops::touch_due(&s, rule, now) => {
+            (Some(s), Some(rule)) if s.touch_due(rule, now) => {
                 let digest = token.clone();
                 self.write(move |c| ops::introspect_touch(c, &digest, rule, now))
                     .await
@@ -268,15 +268,11 @@ impl Store for EmbeddedStore {
     async fn revoke(
         &self,
         id: &SessionId,
-        reason: &RevokeReason,
+        _reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let target = id.clone();
-        let removed = self.write(move |c| ops::revoke(c, &target, now)).await?;
-        if removed {
-            tracing::debug!(session_id = %id, reason = %reason, "session revoked");
-        }
-        Ok(removed)
+        self.write(move |c| ops::revoke(c, &target, now)).await
     }
 
     async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {

@@ -3,14 +3,13 @@
 //! read-modify-write here is atomic; reads run on any reader.
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
-use sessiond_engine::policy::effective_touch_interval_ms;
 use sessiond_engine::{
     DataUpdate, LimitPolicy, NewSession, RotateTarget, Session, SessionId, StoreError, Timestamp,
     TokenDigest, TokenHash, TouchRule, data_size,
 };
 
 use crate::codec::{self, COLUMNS, RawRow};
-use crate::errors::from_sqlite;
+use crate::error::from_sqlite;
 
 /// Condition of a live row; every query using it binds `:now`.
 const LIVE: &str = "expires_at > :now AND absolute_expires_at > :now";
@@ -63,19 +62,6 @@ pub(crate) fn by_token(
     Ok(found.filter(|s| s.id.shard() == token.shard))
 }
 
-/// Whether `rule` calls for recording activity on `s` at `now`.
-pub(crate) fn touch_due(s: &Session, rule: TouchRule, now: Timestamp) -> bool {
-    let interval = effective_touch_interval_ms(rule.interval_ms, s.idle_ttl_ms);
-    let elapsed = i128::from(now.as_millis()) - i128::from(s.last_seen_at.as_millis());
-    elapsed >= i128::from(interval)
-}
-
-/// `max(expires_at, min(now + ttl, absolute_expires_at))`.
-fn slid(s: &Session, ttl_ms: u64, now: Timestamp) -> Timestamp {
-    let pushed = Timestamp::from_millis(now.as_millis().saturating_add(codec::millis(ttl_ms)));
-    s.expires_at.max(pushed.min(s.absolute_expires_at))
-}
-
 /// Introspection that records activity: re-reads the session (it may have
 /// been revoked or rotated since a reader saw it) and touches it if due.
 pub(crate) fn introspect_touch(
@@ -87,8 +73,8 @@ pub(crate) fn introspect_touch(
     let Some(mut s) = by_token(conn, token, now)? else {
         return Ok(None);
     };
-    if touch_due(&s, rule, now) {
-        s.expires_at = slid(&s, s.idle_ttl_ms, now);
+    if s.touch_due(rule, now) {
+        s.expires_at = s.slid_deadline(s.idle_ttl_ms, now);
         s.last_seen_at = now;
         conn.prepare_cached("UPDATE sessions SET last_seen_at = ?1, expires_at = ?2 WHERE id = ?3")
             .and_then(|mut stmt| {
@@ -211,7 +197,7 @@ pub(crate) fn extend(
     let Some(mut s) = get(conn, id, now)? else {
         return Ok(None);
     };
-    let expires_at = slid(&s, idle_ttl_ms.unwrap_or(s.idle_ttl_ms), now);
+    let expires_at = s.slid_deadline(idle_ttl_ms.unwrap_or(s.idle_ttl_ms), now);
     if expires_at != s.expires_at {
         s.expires_at = expires_at;
         conn.prepare_cached("UPDATE sessions SET expires_at = ?1 WHERE id = ?2")

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use sessiond_engine::StoreError;
 use tokio::sync::Semaphore;
 
-use crate::errors::closed;
+use crate::error::closed;
 use crate::schema;
 
 /// At most `size` reads at once, each on its own connection.
@@ -18,7 +18,7 @@ pub(crate) struct ReaderPool {
     path: PathBuf,
     size: usize,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     closed: AtomicBool,
 }
 
@@ -33,7 +33,7 @@ impl ReaderPool {
             path,
             size,
             idle: Mutex::new(idle),
-            permits: Semaphore::new(size),
+            permits: Arc::new(Semaphore::new(size)),
             closed: AtomicBool::new(false),
         })
     }
@@ -44,12 +44,17 @@ impl ReaderPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let permit = self.permits.acquire().await.map_err(|_| closed())?;
+        // The permit moves into the blocking read, so a caller that stops
+        // waiting does not free a slot while its read still holds a connection.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| closed())?;
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
         let pool = Arc::clone(self);
-        let outcome = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             // A connection lost to a panicking read, or still held by a read
             // whose caller gave up, is replaced here.
             let conn = match pool.take() {
@@ -58,12 +63,11 @@ impl ReaderPool {
             };
             let outcome = op(&conn);
             pool.give_back(conn);
+            drop(permit);
             outcome
         })
         .await
-        .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("read task failed: {e}"))));
-        drop(permit);
-        outcome
+        .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("read task failed: {e}"))))
     }
 
     /// Close every idle connection and refuse further reads.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use sessiond_engine::StoreError;
 
-use crate::errors::from_sqlite;
+use crate::error::from_sqlite;
 
 /// Name of the database file inside the store's directory.
 pub(crate) const DB_FILE: &str = "sessions.db";

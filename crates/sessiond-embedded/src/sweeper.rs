@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 use sessiond_engine::{StoreError, Timestamp};
 
-use crate::errors::from_sqlite;
+use crate::error::from_sqlite;
 
 /// Most rows one sweep transaction deletes, so client writes queued behind a
 /// large sweep wait for one batch at most.

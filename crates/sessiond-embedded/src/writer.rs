@@ -4,7 +4,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread;
 use std::time::Duration;
 
@@ -12,8 +12,12 @@ use rusqlite::Connection;
 use sessiond_engine::{Clock, StoreError};
 use tokio::sync::oneshot;
 
-use crate::errors::{closed, from_sqlite};
+use crate::error::{closed, from_sqlite};
 use crate::sweeper::{self, SweepSchedule};
+
+/// Most operations waiting for the writer; past it a write fails fast as
+/// unavailable instead of queueing work nobody will wait for.
+const QUEUE_LIMIT: usize = 16 * 1024;
 
 /// One queued operation, type-erased.
 trait Job: Send {
@@ -36,6 +40,13 @@ where
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
+        // The caller gave up (store timeout): doing the write now would commit
+        // an effect nobody was told of, such as a rotated token never delivered.
+        if self.reply.is_closed() {
+            self.op = None;
+            self.outcome = Some(Err(StoreError::Unavailable("caller gave up".into())));
+            return false;
+        }
         let outcome = match self.op.take() {
             // A panic fails this operation only; the writer thread lives on.
             Some(op) => panic::catch_unwind(AssertUnwindSafe(|| op(conn))).unwrap_or_else(|_| {
@@ -80,13 +91,13 @@ pub(crate) struct WriterConfig {
 /// the queued operations are done.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    tx: Sender<Msg>,
+    tx: SyncSender<Msg>,
 }
 
 impl Writer {
     /// Start the writer thread on `conn`.
     pub(crate) fn spawn(conn: Connection, config: WriterConfig) -> Result<Self, StoreError> {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(QUEUE_LIMIT);
         thread::Builder::new()
             .name("sessiond-embedded-writer".into())
             .spawn(move || writer_loop(conn, rx, config))
@@ -108,8 +119,11 @@ impl Writer {
             reply,
         };
         self.tx
-            .send(Msg::Job(Box::new(job)))
-            .map_err(|_| closed())?;
+            .try_send(Msg::Job(Box::new(job)))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => StoreError::Unavailable("write queue is full".into()),
+                TrySendError::Disconnected(_) => closed(),
+            })?;
         // A dropped reply means the writer stopped before answering.
         answer.await.unwrap_or_else(|_| Err(closed()))
     }

@@ -11,6 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// The latest representable instant, 9999-12-31T23:59:59.999Z; later
+    /// deadlines are clamped to it so every timestamp has an RFC 3339 form.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
+
     /// A timestamp from milliseconds since the Unix epoch.
     pub const fn from_millis(ms: i64) -> Self {
         Self(ms)
@@ -24,15 +28,17 @@ impl Timestamp {
     /// This instant plus `d`, saturating instead of overflowing.
     pub fn plus(self, d: Duration) -> Self {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        Self(self.0.saturating_add(ms))
+        Self(self.0.saturating_add(ms).min(Self::MAX.0))
     }
 
-    /// The same instant as a [`SystemTime`] (clamped to the epoch).
+    /// The same instant as a [`SystemTime`], clamped to the epoch and [`Timestamp::MAX`].
     pub fn to_system_time(self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(u64::try_from(self.0).unwrap_or(0))
+        let ms = self.0.clamp(0, Self::MAX.0);
+        UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 
-    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-23T09:00:00.000Z`.
+    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-23T09:00:00.000Z`
+    /// (clamped like [`Timestamp::to_system_time`], so it never fails).
     pub fn to_rfc3339(self) -> String {
         humantime::format_rfc3339_millis(self.to_system_time()).to_string()
     }
@@ -123,6 +129,23 @@ mod tests {
         assert_eq!(json, "\"2026-11-18T11:06:40.123Z\"");
         let back: Timestamp = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn extreme_timestamps_format_without_panicking() {
+        assert_eq!(Timestamp::MAX.to_rfc3339(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            Timestamp::from_millis(i64::MAX).to_rfc3339(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(-5).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(0).plus(Duration::MAX),
+            Timestamp::MAX
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use device::{Device, DeviceKind};
 pub use engine::{CreateRequest, Created, Engine, Rotated};
 pub use error::{Error, StoreError};
 pub use id::{SessionId, ShardTag};
-pub use policy::{LimitPolicy, Policy, RolePolicy};
+pub use policy::{LimitPolicy, Policy, RolePolicy, effective_touch_interval_ms};
 pub use session::{DataUpdate, RevokeReason, Session, SessionData, data_size};
 pub use store::{NewSession, RotateTarget, Store, TouchRule};
 pub use token::{SessionToken, TokenDigest, TokenHash};

@@ -47,7 +47,8 @@ pub struct Policy {
     /// What to do when `max_sessions` is reached.
     pub limit_policy: LimitPolicy,
     /// Coalesce activity writes: a session is touched at most once per this
-    /// interval (and never less often than a quarter of its idle timeout).
+    /// interval, capped at a quarter of its idle timeout (so an active session
+    /// is touched at least once every idle/4).
     pub touch_interval: Duration,
     /// Largest `data` accepted, as measured by [`crate::data_size`].
     pub max_data_bytes: usize,

@@ -1,6 +1,7 @@
 //! The session record, its app-owned data, data updates and revocation reasons.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -8,6 +9,8 @@ use serde_json::{Map, Value};
 use crate::clock::Timestamp;
 use crate::device::Device;
 use crate::id::SessionId;
+use crate::policy::effective_touch_interval_ms;
+use crate::store::TouchRule;
 
 /// App-owned JSON object stored with a session.
 pub type SessionData = Map<String, Value>;
@@ -42,6 +45,21 @@ impl Session {
     /// Whether the session is live at `now`.
     pub fn is_live(&self, now: Timestamp) -> bool {
         now < self.expires_at && now < self.absolute_expires_at
+    }
+
+    /// Whether an introspection under `rule` records activity at `now`: once
+    /// the effective touch interval has passed since `last_seen_at`.
+    pub fn touch_due(&self, rule: TouchRule, now: Timestamp) -> bool {
+        let interval = effective_touch_interval_ms(rule.interval_ms, self.idle_ttl_ms);
+        let elapsed = i128::from(now.as_millis()) - i128::from(self.last_seen_at.as_millis());
+        elapsed >= i128::from(interval)
+    }
+
+    /// The idle deadline after activity or an extension of `ttl_ms` at `now`:
+    /// `max(expires_at, min(now + ttl_ms, absolute_expires_at))`.
+    pub fn slid_deadline(&self, ttl_ms: u64, now: Timestamp) -> Timestamp {
+        let pushed = now.plus(Duration::from_millis(ttl_ms));
+        self.expires_at.max(pushed.min(self.absolute_expires_at))
     }
 }
 

@@ -1,11 +1,11 @@
-//! The `Store` contract. Its methods are the session lifecycle operations
+//! The `Store` contract: its methods are the session lifecycle operations
 //! themselves, not get/put primitives, so each backend makes every operation
 //! atomic in its own way (one Lua script, one SQL transaction).
-//!
-//! The engine has validated and decided everything before it calls a store:
-//! ids, token hashes, deadlines and limits arrive ready to apply. A store must
-//! treat a session whose `expires_at` or `absolute_expires_at` is at or before
-//! `now` as absent, whatever its own expiry machinery has done so far.
+
+// The engine has validated and decided everything before it calls a store:
+// ids, token hashes, deadlines and limits arrive ready to apply. A store must
+// treat a session whose `expires_at` or `absolute_expires_at` is at or before
+// `now` as absent, whatever its own expiry machinery has done so far.
 
 use std::fmt;
 
@@ -55,7 +55,9 @@ pub enum RotateTarget {
 /// returns [`StoreError::Unavailable`] (never hangs) when the backend is down.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
-    /// Insert a session. If the user already has `max_sessions` live sessions:
+    /// Insert a session. The limit applies to all of the user's live sessions
+    /// (whatever their role), with the new session's role's `max_sessions`.
+    /// If the user already has `max_sessions` live sessions:
     /// with `EvictOldest`, revoke the oldest (by `created_at`) until there is
     /// room and return their ids; with `Reject`, insert nothing and return
     /// [`StoreError::LimitReached`]. The live count never exceeds the limit,

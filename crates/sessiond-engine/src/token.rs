@@ -30,8 +30,9 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A session token as handed to a client. Shaped
-/// `sds_<shard tag><43 chars of secret>`.
-#[derive(Clone, PartialEq, Eq)]
+/// `sds_<shard tag><43 chars of secret>`. Deliberately not `PartialEq`:
+/// compare [`SessionToken::digest`]s, whose hashes compare in constant time.
+#[derive(Clone)]
 pub struct SessionToken(String);
 
 impl SessionToken {

@@ -148,10 +148,11 @@ pub async fn introspect_finds_only_the_right_token(c: Case) {
     // Well-formed but unknown token (same shard as alice): inactive.
     let forged = sessiond_engine::SessionToken::generate(&a.session.id.shard());
     assert_eq!(e.introspect(forged.expose(), true).await.unwrap(), None);
-    // A token of the right shape whose secret is one character off.
-    let mut off = a.token.expose().to_owned();
-    let last = off.pop().unwrap();
-    off.push(if last == 'A' { 'B' } else { 'A' });
+    // A token of the right shape whose secret is one character off (in the
+    // middle: the last character only takes 16 values).
+    let mut off: Vec<char> = a.token.expose().chars().collect();
+    off[30] = if off[30] == 'A' { 'B' } else { 'A' };
+    let off: String = off.into_iter().collect();
     assert_eq!(e.introspect(&off, true).await.unwrap(), None);
 }
 
@@ -190,6 +191,34 @@ pub async fn touch_is_coalesced_and_slides_idle_expiry(c: Case) {
         assert!(e.introspect(t, true).await.unwrap().is_some());
     }
     assert!(e.now() > s0.expires_at);
+
+    // The interval is capped at a quarter of the idle timeout: with a 2 min
+    // idle timeout a session is touched every 30 s, to the millisecond.
+    let short = e
+        .create(CreateRequest {
+            idle_ttl: Some(2 * MIN),
+            ..user("bob")
+        })
+        .await
+        .unwrap();
+    c.clock.advance(Duration::from_millis(29_999));
+    let s = e
+        .introspect(short.token.expose(), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.last_seen_at, short.session.last_seen_at,
+        "29.999 s: not yet due"
+    );
+    c.clock.advance(Duration::from_millis(1));
+    let s = e
+        .introspect(short.token.expose(), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.last_seen_at, e.now(), "30 s: due");
+    assert_eq!(s.expires_at, e.now().plus(2 * MIN));
 }
 
 /// With no activity the session ends at its idle deadline, everywhere.
@@ -204,7 +233,10 @@ pub async fn idle_expiry_ends_a_session(c: Case) {
             .unwrap()
             .is_some()
     );
-    c.clock.advance(MIN);
+    c.clock.advance(MIN - Duration::from_millis(1));
+    let alive = e.introspect(created.token.expose(), false).await.unwrap();
+    assert!(alive.is_some(), "live 1 ms before the idle deadline");
+    c.clock.advance(Duration::from_millis(1));
     let id = created.session.id.as_str();
     assert_eq!(
         e.introspect(created.token.expose(), true).await.unwrap(),
@@ -253,7 +285,10 @@ pub async fn absolute_deadline_never_slides(c: Case) {
         .await
         .unwrap();
     assert_eq!(s.expires_at, abs);
-    c.clock.advance(10 * MIN);
+    c.clock.advance(10 * MIN - Duration::from_millis(1));
+    let alive = e.introspect(t, true).await.unwrap();
+    assert!(alive.is_some(), "live 1 ms before the absolute deadline");
+    c.clock.advance(Duration::from_millis(1));
     assert_eq!(
         e.introspect(t, true).await.unwrap(),
         None,
@@ -364,6 +399,14 @@ pub async fn oversize_update_changes_nothing(c: Case) {
         "{err:?}"
     );
     assert_eq!(e.get(id).await.unwrap().data, created.session.data);
+    // The same merge fits when it also removes the old key: the size is that
+    // of the result.
+    let frees_room = obj(json!({"a": null, "b": "y".repeat(60)}));
+    let s = e
+        .update_data(id, DataUpdate::Merge(frees_room))
+        .await
+        .unwrap();
+    assert_eq!(Value::Object(s.data), json!({"b": "y".repeat(60)}));
     // Replacing instead fits.
     e.update_data(id, DataUpdate::Replace(obj(json!({"b": "y".repeat(60)}))))
         .await
@@ -568,25 +611,38 @@ pub async fn touch_racing_revoke_never_resurrects(c: Case) {
         for i in 0..8 {
             let (e, id, token) = (e.clone(), id.clone(), token.clone());
             tasks.push(tokio::spawn(async move {
+                let mut issued = Vec::new();
                 for _ in 0..5 {
                     let _ = e.introspect(&token, true).await.unwrap();
                     let _ = e
                         .update_data(&id, DataUpdate::Merge(obj(json!({format!("k{i}"): round}))))
                         .await;
                     let _ = e.extend(&id, Some(60 * MIN)).await;
+                    if let Ok(r) = e.rotate(&id).await {
+                        issued.push(r.token.expose().to_owned());
+                    }
+                    if let Ok(r) = e.rotate_token(&token).await {
+                        issued.push(r.token.expose().to_owned());
+                    }
                 }
+                issued
             }));
         }
         let revoker = {
             let (e, id) = (e.clone(), id.clone());
             tokio::spawn(async move { e.revoke(&id, RevokeReason::RevokedByAdmin).await.unwrap() })
         };
+        let mut issued = Vec::new();
         for t in tasks {
-            t.await.unwrap();
+            issued.extend(t.await.unwrap());
         }
         assert!(revoker.await.unwrap());
         assert_eq!(e.get(&id).await, Err(Error::NotFound));
         assert_eq!(e.introspect(&token, false).await.unwrap(), None);
+        for t in &issued {
+            let seen = e.introspect(t, false).await.unwrap();
+            assert_eq!(seen, None, "a rotated token outlived the revoke");
+        }
     }
     assert_eq!(e.count_user("alice").await.unwrap(), 0);
     assert!(e.list_user("alice").await.unwrap().is_empty());
@@ -607,12 +663,11 @@ pub async fn list_is_newest_first_and_per_user(c: Case) {
     assert_eq!(e.count_user("bob").await.unwrap(), 1);
     assert_eq!(e.count_user("carol").await.unwrap(), 0);
     assert!(e.list_user("carol").await.unwrap().is_empty());
-    // Sessions created in the same millisecond are still all listed.
-    let same_ms: Vec<_> = futures_join(&e, "dave", 5).await;
-    let listed: HashSet<_> = ids(&e.list_user("dave").await.unwrap())
-        .into_iter()
-        .collect();
-    assert_eq!(listed, same_ms.into_iter().collect());
+    // Sessions created in the same millisecond: all listed, ties by id, descending.
+    let mut same_ms: Vec<_> = futures_join(&e, "dave", 5).await;
+    same_ms.sort();
+    same_ms.reverse();
+    assert_eq!(ids(&e.list_user("dave").await.unwrap()), same_ms);
 }
 
 async fn futures_join(e: &Engine, user_id: &str, n: usize) -> Vec<SessionId> {
@@ -635,8 +690,11 @@ pub async fn revoke_user_spares_only_the_exception(c: Case) {
     let e = c.engine();
     let keep = e.create(user("alice")).await.unwrap();
     let mut others = HashSet::new();
+    let mut other_tokens = Vec::new();
     for _ in 0..3 {
-        others.insert(e.create(user("alice")).await.unwrap().session.id);
+        let created = e.create(user("alice")).await.unwrap();
+        others.insert(created.session.id);
+        other_tokens.push(created.token);
     }
     let bob = e.create(user("bob")).await.unwrap();
     let revoked = e
@@ -648,6 +706,9 @@ pub async fn revoke_user_spares_only_the_exception(c: Case) {
         .await
         .unwrap();
     assert_eq!(revoked.into_iter().collect::<HashSet<_>>(), others);
+    for t in &other_tokens {
+        assert_eq!(e.introspect(t.expose(), true).await.unwrap(), None);
+    }
     assert_eq!(
         ids(&e.list_user("alice").await.unwrap()),
         vec![keep.session.id.clone()]
@@ -760,13 +821,23 @@ pub async fn expired_sessions_do_not_count_toward_the_limit(c: Case) {
     let fresh = e.create(user("alice")).await.unwrap();
     assert!(fresh.evicted.is_empty());
     assert_eq!(e.count_user("alice").await.unwrap(), 1);
+    // Expired sessions are neither counted nor reported as evicted: with two
+    // expired and two live sessions, a third live one evicts the oldest live.
     let e = c.engine_with(limited(2, LimitPolicy::EvictOldest));
+    e.create(user("carol")).await.unwrap();
+    e.create(user("carol")).await.unwrap();
     c.clock.advance(31 * MIN);
-    e.create(user("alice")).await.unwrap();
-    let last = e.create(user("alice")).await.unwrap();
-    assert!(
-        last.evicted.is_empty(),
-        "expired sessions are not reported as evicted"
+    let live1 = e.create(user("carol")).await.unwrap();
+    c.clock.advance(Duration::from_secs(1));
+    let live2 = e.create(user("carol")).await.unwrap();
+    assert!(live2.evicted.is_empty());
+    c.clock.advance(Duration::from_secs(1));
+    let third = e.create(user("carol")).await.unwrap();
+    assert_eq!(third.evicted, vec![live1.session.id.clone()]);
+    let listed = ids(&e.list_user("carol").await.unwrap());
+    assert_eq!(
+        listed,
+        vec![third.session.id.clone(), live2.session.id.clone()]
     );
 }
 
