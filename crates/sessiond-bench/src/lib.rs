@@ -1,1 +1,2 @@
-//! Benchmarks only: see `benches/engine.rs` and BENCHMARKS.md.
+//! Benchmarks only: `benches/engine.rs` (criterion) and the empty-handler
+//! HTTP ceiling binary used by `scripts/bench-http`. See BENCHMARKS.md.

@@ -305,6 +305,11 @@ impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(ops::ping).await
     }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        EmbeddedStore::close(self).await;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -131,4 +131,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Check that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finish pending work and release the backend (graceful shutdown). Later
+    /// calls may fail as unavailable. The default does nothing.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

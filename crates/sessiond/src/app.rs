@@ -1,0 +1,87 @@
+//! Application state and the assembled router: routes, body limit, request
+//! timeout, panic catcher, metrics and access log.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use sessiond_engine::Engine;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::routes;
+
+use crate::api_key::ApiKey;
+use crate::config::{Config, CookieConfig, Mode};
+use crate::metrics::{MeteredStore, Metrics};
+use crate::problem::Problem;
+use crate::ratelimit::FailedAuthLimiter;
+use crate::{openapi, routes, telemetry};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine over the metered store.
+    pub engine: Engine,
+    /// The store's counters, for `/v1/stats`.
+    pub metered: Arc<MeteredStore>,
+    /// Verifies admin API keys.
+    pub api_key: Arc<ApiKey>,
+    /// Session cookie attributes.
+    pub cookie: Arc<CookieConfig>,
+    /// Throttles failed credential checks per client IP.
+    pub limiter: Arc<FailedAuthLimiter>,
+    /// Prometheus registry.
+    pub metrics: Metrics,
+    /// Mode of sessions created without one.
+    pub default_mode: Mode,
+    /// The OpenAPI document, serialized once.
+    pub openapi: Arc<String>,
+}
+
+impl AppState {
+    /// State for `config` over `store` (already wrapped in [`MeteredStore`]).
+    pub fn new(config: &Config, metered: Arc<MeteredStore>, api_key: ApiKey, metrics: Metrics) -> Self {
+        let store: Arc<dyn sessiond_engine::Store> = metered.clone();
+        Self {
+            engine: Engine::new(store, config.policy()),
+            metered,
+            api_key: Arc::new(api_key),
+            cookie: Arc::new(config.cookie.clone()),
+            limiter: Arc::new(FailedAuthLimiter::new(config.limits.failed_auth_per_minute)),
+            metrics,
+            default_mode: config.default_mode,
+            openapi: Arc::new(String::new()),
+        }
+    }
+}
+
+/// The OpenAPI document of [`router`]'s routes.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes::all().routes(routes!(openapi::document)).into_openapi()
+}
+
+/// The whole HTTP service.
+pub fn router(mut state: AppState, config: &Config) -> Router {
+    let (router, doc) = routes::all().routes(routes!(openapi::document)).split_for_parts();
+    state.openapi = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
+    router
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| panic_response()))
+        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn(telemetry::access_log))
+        .with_state(state)
+}
+
+fn panic_response() -> Response {
+    tracing::error!("handler panicked");
+    Problem::internal().into_response()
+}

@@ -1,0 +1,19 @@
+//! sessiond, the service: the HTTP/JSON API of SPEC.md over the engine, its
+//! layered configuration, and the command line (`sessiond serve`, operator
+//! commands).
+#![forbid(unsafe_code)]
+
+pub mod api_key;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod ratelimit;
+pub mod routes;
+pub mod server;
+pub mod stores;
+pub mod telemetry;
+pub mod wire;

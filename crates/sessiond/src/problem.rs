@@ -1,0 +1,216 @@
+//! Every error answer: `application/problem+json` bodies (RFC 9457) and the
+//! one mapping from engine errors to HTTP status codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sessiond_engine::Error;
+use utoipa::ToSchema;
+
+/// Body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProblemBody {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short, fixed summary of the kind.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+}
+
+/// An error answer, ready to send.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    retry_after_secs: Option<u64>,
+    challenge: bool,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            retry_after_secs: None,
+            challenge: false,
+        }
+    }
+
+    /// 400: the request is malformed or a value is out of range.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+    }
+
+    /// 401 with a `WWW-Authenticate: Bearer` challenge.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+        }
+    }
+
+    /// 403: cookie-authenticated change without a CSRF proof.
+    pub fn csrf() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "CSRF check failed",
+            "cookie-authenticated changes need a same-origin Origin header or an X-CSRF-Token header",
+        )
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 405.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not accept this method",
+        )
+    }
+
+    /// 413.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload too large", detail)
+    }
+
+    /// 415.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send a JSON body with Content-Type: application/json",
+        )
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                "too many failed credential checks from this address; retry later",
+            )
+        }
+    }
+
+    /// 501: a documented feature that this build does not serve yet.
+    pub fn not_implemented(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not implemented", detail)
+    }
+
+    /// 503 with `Retry-After`: the store is unreachable.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable", detail)
+        }
+    }
+
+    /// 500: a bug or a damaged record; the detail stays generic.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the server failed to handle this request",
+        )
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { field, reason } => Self::bad_request(format!("invalid {field}: expected {reason}")),
+            Error::NotFound => Self::not_found("no live session with this id"),
+            Error::LimitReached { max } => Self::new(
+                StatusCode::CONFLICT,
+                "session-limit",
+                "Session limit reached",
+                format!("the user already has {max} live sessions and the policy is reject"),
+            ),
+            Error::DataTooLarge { size, max } => {
+                Self::too_large(format!("session data would be {size} bytes, over the limit of {max}"))
+            }
+            Error::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                Self::unavailable("the session store is unreachable; retry shortly")
+            }
+            Error::Corrupt(reason) => {
+                tracing::error!(%reason, "corrupt stored record");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = ProblemBody {
+            kind: format!("urn:sessiond:problem:{}", self.slug),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (self.status, json).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="sessiond", error="invalid_token""#),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_spec_statuses() {
+        let cases = [
+            (Error::NotFound, 404),
+            (Error::LimitReached { max: 2 }, 409),
+            (Error::DataTooLarge { size: 2, max: 1 }, 413),
+            (Error::Unavailable("down".into()), 503),
+            (Error::Corrupt("bad".into()), 500),
+        ];
+        for (e, status) in cases {
+            assert_eq!(Problem::from(e).status().as_u16(), status);
+        }
+        let invalid = Problem::from(Error::Invalid { field: "user_id", reason: "1..=256 bytes".into() });
+        assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+        let r = Problem::unavailable("x").into_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert!(Problem::unauthorized("x").into_response().headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+}

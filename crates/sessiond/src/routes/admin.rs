@@ -1,0 +1,233 @@
+//! Admin routes: the app's backend manages sessions with its API key.
+
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sessiond_engine::{CreateRequest, DataUpdate, RevokeReason};
+
+use crate::app::AppState;
+use crate::config::Mode;
+use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
+use crate::problem::{Problem, ProblemBody};
+use crate::telemetry::LoggedSession;
+use crate::wire::{
+    CreateSession, Created, Extend, Introspect, Introspection, PatchData, RevokeQuery, RevokeUserQuery,
+    RevokedCount, Rotated, SessionList, SessionView, Stats,
+};
+
+fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
+    match r {
+        None => Ok(default),
+        Some(r) => RevokeReason::parse(r)
+            .ok_or_else(|| Problem::bad_request("invalid reason: expected 1..=64 characters of [A-Za-z0-9_.:-]")),
+    }
+}
+
+fn logged<T: IntoResponse>(id: &str, body: T) -> Response {
+    (Extension(LoggedSession(id.to_owned())), body).into_response()
+}
+
+/// Create a session for a user the app has authenticated.
+#[utoipa::path(post, path = "/v1/sessions", tag = "admin", security(("api_key" = [])),
+    request_body = CreateSession,
+    responses(
+        (status = 201, body = Created),
+        (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
+        (status = 409, body = ProblemBody), (status = 413, body = ProblemBody),
+        (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    JsonBody(req): JsonBody<CreateSession>,
+) -> Result<Response, Problem> {
+    if req.mode.unwrap_or(state.default_mode) == Mode::Jwt {
+        return Err(Problem::not_implemented("jwt mode is not available yet; use mode \"opaque\""));
+    }
+    let created = state
+        .engine
+        .create(CreateRequest {
+            user_id: req.user_id,
+            role: req.role,
+            data: req.data.unwrap_or_default(),
+            user_agent: req.user_agent,
+            ip: req.ip,
+            idle_ttl: req.idle_ttl_seconds.map(Duration::from_secs),
+            absolute_ttl: req.absolute_ttl_seconds.map(Duration::from_secs),
+        })
+        .await?;
+    let id = created.session.id.to_string();
+    let body = Created {
+        token: created.token.expose().to_owned(),
+        session: created.session.into(),
+        evicted: created.evicted.iter().map(ToString::to_string).collect(),
+    };
+    Ok(logged(&id, (StatusCode::CREATED, axum::Json(body))))
+}
+
+/// Check a session token; `active: false` for anything that is not a live session.
+#[utoipa::path(post, path = "/v1/sessions/introspect", tag = "admin", security(("api_key" = [])),
+    request_body = Introspect,
+    responses((status = 200, body = Introspection), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    JsonBody(req): JsonBody<Introspect>,
+) -> Result<Response, Problem> {
+    match state.engine.introspect(&req.token, req.touch.unwrap_or(true)).await {
+        Ok(Some(session)) => {
+            let id = session.id.to_string();
+            let body = Introspection {
+                active: true,
+                session: Some(session.into()),
+            };
+            Ok(logged(&id, axum::Json(body)))
+        }
+        Ok(None) | Err(sessiond_engine::Error::Invalid { .. }) => Ok(axum::Json(Introspection {
+            active: false,
+            session: None,
+        })
+        .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Read one session.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "admin", security(("api_key" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = SessionView), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn get(State(state): State<AppState>, _: AdminAuth, PathParam(id): PathParam) -> Result<Response, Problem> {
+    let session = state.engine.get(&id).await?;
+    Ok(logged(&id, axum::Json(SessionView::from(session))))
+}
+
+/// Merge into (default) or replace a session's data; expiry is unchanged.
+#[utoipa::path(patch, path = "/v1/sessions/{id}", tag = "admin", security(("api_key" = [])),
+    params(("id" = String, Path, description = "session id")), request_body = PatchData,
+    responses((status = 200, body = SessionView), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 404, body = ProblemBody),
+        (status = 413, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(id): PathParam,
+    JsonBody(req): JsonBody<PatchData>,
+) -> Result<Response, Problem> {
+    let update = if req.merge.unwrap_or(true) {
+        DataUpdate::Merge(req.data)
+    } else {
+        DataUpdate::Replace(req.data)
+    };
+    let session = state.engine.update_data(&id, update).await?;
+    Ok(logged(&id, axum::Json(SessionView::from(session))))
+}
+
+/// Push the idle deadline, never past the absolute one.
+#[utoipa::path(post, path = "/v1/sessions/{id}/extend", tag = "admin", security(("api_key" = [])),
+    params(("id" = String, Path, description = "session id")), request_body = Extend,
+    responses((status = 200, body = SessionView), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn extend(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(id): PathParam,
+    JsonBody(req): JsonBody<Extend>,
+) -> Result<Response, Problem> {
+    let session = state
+        .engine
+        .extend(&id, req.idle_ttl_seconds.map(Duration::from_secs))
+        .await?;
+    Ok(logged(&id, axum::Json(SessionView::from(session))))
+}
+
+/// Give the session a new token; the old one stops working at once.
+#[utoipa::path(post, path = "/v1/sessions/{id}/rotate", tag = "admin", security(("api_key" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Rotated), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn rotate(State(state): State<AppState>, _: AdminAuth, PathParam(id): PathParam) -> Result<Response, Problem> {
+    let rotated = state.engine.rotate(&id).await?;
+    let body = Rotated {
+        token: rotated.token.expose().to_owned(),
+        session: rotated.session.into(),
+    };
+    Ok(logged(&id, axum::Json(body)))
+}
+
+/// Revoke one session (204 also when it is already gone).
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "admin", security(("api_key" = [])),
+    params(("id" = String, Path, description = "session id"), RevokeQuery),
+    responses((status = 204), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(id): PathParam,
+    QueryParams(q): QueryParams<RevokeQuery>,
+) -> Result<Response, Problem> {
+    let reason = reason(q.reason.as_deref(), RevokeReason::RevokedByAdmin)?;
+    state.engine.revoke(&id, reason).await?;
+    Ok(logged(&id, StatusCode::NO_CONTENT))
+}
+
+/// A user's live sessions, newest first.
+#[utoipa::path(get, path = "/v1/users/{user_id}/sessions", tag = "admin", security(("api_key" = [])),
+    params(("user_id" = String, Path, description = "the app's user id")),
+    responses((status = 200, body = SessionList), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn list_user(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(user_id): PathParam,
+) -> Result<Response, Problem> {
+    let sessions: Vec<SessionView> = state
+        .engine
+        .list_user(&user_id)
+        .await?
+        .into_iter()
+        .map(SessionView::from)
+        .collect();
+    let count = sessions.len();
+    Ok(axum::Json(SessionList { sessions, count }).into_response())
+}
+
+/// Revoke all of a user's sessions, or all but one.
+#[utoipa::path(delete, path = "/v1/users/{user_id}/sessions", tag = "admin", security(("api_key" = [])),
+    params(("user_id" = String, Path, description = "the app's user id"), RevokeUserQuery),
+    responses((status = 200, body = RevokedCount), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn revoke_user(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(user_id): PathParam,
+    QueryParams(q): QueryParams<RevokeUserQuery>,
+) -> Result<Response, Problem> {
+    let reason = reason(q.reason.as_deref(), RevokeReason::RevokedByAdmin)?;
+    let revoked = state
+        .engine
+        .revoke_user(&user_id, q.except.as_deref(), reason)
+        .await?;
+    Ok(axum::Json(RevokedCount { revoked: revoked.len() }).into_response())
+}
+
+/// Counters since start and the store's status.
+#[utoipa::path(get, path = "/v1/stats", tag = "admin", security(("api_key" = [])),
+    responses((status = 200, body = Stats), (status = 401, body = ProblemBody)))]
+pub async fn stats(State(state): State<AppState>, _: AdminAuth) -> Response {
+    let store = match state.engine.ping().await {
+        Ok(()) => "ok",
+        Err(_) => "unavailable",
+    };
+    let counts = state.metered.counts();
+    axum::Json(Stats {
+        created: counts.created,
+        revoked_by_reason: counts.revoked_by_reason.into_iter().collect(),
+        store_errors: counts.store_errors,
+        store: store.to_owned(),
+    })
+    .into_response()
+}

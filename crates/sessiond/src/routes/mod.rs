@@ -1,0 +1,35 @@
+//! The route table: every path of SPEC.md section 2, registered together with
+//! its OpenAPI description so the document always matches the routes.
+
+pub mod admin;
+pub mod ops;
+pub mod public;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::openapi::ApiDoc;
+
+/// All routes and their OpenAPI document (without `/openapi.json` itself).
+pub fn all() -> OpenApiRouter<AppState> {
+    use utoipa::OpenApi as _;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(admin::create))
+        .routes(routes!(admin::introspect))
+        .routes(routes!(admin::get, admin::patch, admin::revoke))
+        .routes(routes!(admin::extend))
+        .routes(routes!(admin::rotate))
+        .routes(routes!(admin::list_user, admin::revoke_user))
+        .routes(routes!(admin::stats))
+        .routes(routes!(public::refresh))
+        .routes(routes!(public::me))
+        .routes(routes!(public::my_sessions, public::revoke_others))
+        .routes(routes!(public::revoke_mine))
+        .routes(routes!(public::logout))
+        .routes(routes!(public::forward_auth))
+        .routes(routes!(public::jwks))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}

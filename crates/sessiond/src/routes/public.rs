@@ -1,0 +1,185 @@
+//! Public routes: a user's own session, proven by its token (Bearer or
+//! cookie), and the forward-auth endpoint for reverse proxies.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sessiond_engine::RevokeReason;
+
+use crate::app::AppState;
+use crate::config::{CookieConfig, SameSite};
+use crate::extract::{CSRF_HEADER, Caller, PathParam};
+use crate::problem::{Problem, ProblemBody};
+use crate::telemetry::LoggedSession;
+use crate::wire::{RevokedCount, SessionList, SessionView};
+
+fn logged(caller: &Caller) -> Extension<LoggedSession> {
+    Extension(LoggedSession(caller.session.id.to_string()))
+}
+
+/// The caller's session. Also returns the session's CSRF token in
+/// `X-CSRF-Token`, for cookie-authenticated pages to send back on changes.
+#[utoipa::path(get, path = "/v1/me", tag = "public", security(("session" = [])),
+    responses((status = 200, body = SessionView), (status = 401, body = ProblemBody),
+        (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn me(caller: Caller) -> Response {
+    let csrf = HeaderValue::from_str(&caller.csrf_token()).ok();
+    let mut response = (logged(&caller), axum::Json(SessionView::from(caller.session))).into_response();
+    if let Some(csrf) = csrf {
+        response.headers_mut().insert(HeaderName::from_static(CSRF_HEADER), csrf);
+    }
+    response
+}
+
+/// All live sessions of the caller's user; `current: true` marks the caller's.
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "public", security(("session" = [])),
+    responses((status = 200, body = SessionList), (status = 401, body = ProblemBody),
+        (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn my_sessions(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    let sessions: Vec<SessionView> = state
+        .engine
+        .list_user(&caller.session.user_id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let current = s.id == caller.session.id;
+            SessionView {
+                current: Some(current),
+                ..SessionView::from(s)
+            }
+        })
+        .collect();
+    let count = sessions.len();
+    Ok((logged(&caller), axum::Json(SessionList { sessions, count })).into_response())
+}
+
+/// Sign out one of the user's devices.
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "public", security(("session" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 204), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
+        (status = 404, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn revoke_mine(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> Result<Response, Problem> {
+    let not_yours = || Problem::not_found("no live session with this id belongs to the caller's user");
+    let target = state.engine.get(&id).await.map_err(|e| match e {
+        sessiond_engine::Error::NotFound | sessiond_engine::Error::Invalid { .. } => not_yours(),
+        other => other.into(),
+    })?;
+    if target.user_id != caller.session.user_id {
+        return Err(not_yours());
+    }
+    state.engine.revoke(&id, RevokeReason::RevokedByUser).await?;
+    Ok((logged(&caller), StatusCode::NO_CONTENT).into_response())
+}
+
+/// Sign out every other device of the user.
+#[utoipa::path(delete, path = "/v1/me/sessions", tag = "public", security(("session" = [])),
+    responses((status = 200, body = RevokedCount), (status = 401, body = ProblemBody),
+        (status = 403, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn revoke_others(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    let revoked = state
+        .engine
+        .revoke_user(
+            &caller.session.user_id,
+            Some(caller.session.id.as_str()),
+            RevokeReason::RevokedByUser,
+        )
+        .await?;
+    Ok((logged(&caller), axum::Json(RevokedCount { revoked: revoked.len() })).into_response())
+}
+
+/// End the caller's session and clear the cookie.
+#[utoipa::path(post, path = "/v1/me/logout", tag = "public", security(("session" = [])),
+    responses((status = 204), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
+        (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    state
+        .engine
+        .revoke(caller.session.id.as_str(), RevokeReason::Logout)
+        .await?;
+    let mut response = (logged(&caller), StatusCode::NO_CONTENT).into_response();
+    if let Ok(v) = HeaderValue::from_str(&clearing_cookie(&state.cookie)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// A `Set-Cookie` value that removes the session cookie, with the attributes
+/// it was set with (browsers match on name, domain and path).
+pub fn clearing_cookie(c: &CookieConfig) -> String {
+    let mut v = format!("{}=; Path={}; Max-Age=0; HttpOnly", c.name, c.path);
+    if let Some(domain) = &c.domain {
+        v.push_str(&format!("; Domain={domain}"));
+    }
+    if c.secure {
+        v.push_str("; Secure");
+    }
+    v.push_str(match c.same_site {
+        SameSite::Strict => "; SameSite=Strict",
+        SameSite::Lax => "; SameSite=Lax",
+        SameSite::None => "; SameSite=None",
+    });
+    v
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    // User ids may be any UTF-8 without control characters: raw bytes are
+    // valid header bytes (obs-text); fall back to empty if not.
+    HeaderValue::from_bytes(s.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Forward-auth for nginx `auth_request` and Traefik: 200 with the session's
+/// identity in headers, or 401.
+#[utoipa::path(get, path = "/v1/auth", tag = "public", security(("session" = [])),
+    responses((status = 200, headers(("X-Session-Id" = String), ("X-User-Id" = String), ("X-User-Role" = String))),
+        (status = 401, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn forward_auth(caller: Caller) -> Response {
+    let s = &caller.session;
+    let mut response = (logged(&caller), StatusCode::OK).into_response();
+    let h = response.headers_mut();
+    h.insert(HeaderName::from_static("x-session-id"), header_value(s.id.as_str()));
+    h.insert(HeaderName::from_static("x-user-id"), header_value(&s.user_id));
+    h.insert(
+        HeaderName::from_static("x-user-role"),
+        header_value(s.role.as_deref().unwrap_or("")),
+    );
+    response
+}
+
+/// JWT refresh: arrives with the JWT mode.
+#[utoipa::path(post, path = "/v1/tokens/refresh", tag = "public",
+    responses((status = 501, body = ProblemBody)))]
+pub async fn refresh() -> Problem {
+    Problem::not_implemented("refresh tokens come with the jwt mode, which is not available yet")
+}
+
+/// JWKS: arrives with the JWT mode.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "public",
+    responses((status = 501, body = ProblemBody)))]
+pub async fn jwks() -> Problem {
+    Problem::not_implemented("signing keys come with the jwt mode, which is not available yet")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clearing_cookie_repeats_the_attributes() {
+        let c = CookieConfig {
+            name: "sid".into(),
+            secure: true,
+            same_site: SameSite::Strict,
+            domain: Some("example.com".into()),
+            path: "/app".into(),
+        };
+        assert_eq!(
+            clearing_cookie(&c),
+            "sid=; Path=/app; Max-Age=0; HttpOnly; Domain=example.com; Secure; SameSite=Strict"
+        );
+    }
+}

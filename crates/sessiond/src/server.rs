@@ -1,0 +1,135 @@
+//! `sessiond serve`: open the store, bind, serve until SIGTERM/SIGINT, then
+//! finish in-flight requests and close the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::api_key;
+use crate::app::{AppState, router};
+use crate::config::Config;
+use crate::metrics::{MeteredStore, Metrics};
+use crate::stores;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Telemetry, metrics or API key set-up failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The store could not be opened.
+    #[error("cannot open the store {store}: {reason}")]
+    Store {
+        /// Where (password masked).
+        store: String,
+        /// Why.
+        reason: String,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A server running in this process (tests use it; `serve` runs one until a
+/// signal).
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stop accepting, finish in-flight requests, close the store.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Open everything `config` names and start serving in the background.
+pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
+    let metrics = Metrics::install().map_err(ServeError::Setup)?;
+    let key = api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
+    let store = stores::open(&config).await.map_err(|e| ServeError::Store {
+        store: stores::describe(&config.store),
+        reason: e.to_string(),
+    })?;
+    let metered = Arc::new(MeteredStore::new(store));
+    let state = AppState::new(&config, metered.clone(), key, metrics);
+    let app = router(state, &config);
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: config.listen.clone(),
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Bind {
+        addr: config.listen.clone(),
+        reason: e.to_string(),
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let store_desc = stores::describe(&config.store);
+    let task = tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server error");
+        }
+        if let Err(e) = sessiond_engine::Store::close(metered.as_ref()).await {
+            tracing::warn!(error = %e, "closing the store");
+        }
+        tracing::info!("stopped");
+    });
+    tracing::info!(%addr, store = %store_desc, "listening");
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Run until SIGTERM or SIGINT, then shut down gracefully.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    crate::telemetry::init(config.log.format).map_err(ServeError::Setup)?;
+    let server = start(config).await?;
+    println!("sessiond listening on http://{}", server.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

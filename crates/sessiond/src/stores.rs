@@ -1,0 +1,106 @@
+//! Picks the session store named by the configuration (`embedded:PATH`,
+//! `redis://`, `rediss://`) and describes store URLs for logs without secrets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
+use sessiond_engine::{Store, StoreError};
+use sessiond_redis::{RedisOptions, RedisStore};
+
+use crate::config::Config;
+
+/// Open the store of `config.store`: an [`EmbeddedStore`] in `PATH` (relative
+/// to the working directory) for `embedded:PATH`, a [`RedisStore`] for
+/// `redis://` and `rediss://` with `key_prefix` and `store_timeout`.
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    let url = config.store.as_str();
+    if let Some(path) = url.strip_prefix("embedded:") {
+        if path.is_empty() {
+            return Err(StoreError::Unavailable(
+                "store embedded: needs a directory, e.g. embedded:./data".to_owned(),
+            ));
+        }
+        let store = EmbeddedStore::open(PathBuf::from(path), EmbeddedOptions::default()).await?;
+        return Ok(Arc::new(store));
+    }
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        let options = RedisOptions {
+            key_prefix: config.key_prefix.clone(),
+            timeout: config.store_timeout,
+        };
+        let store = RedisStore::connect(url, options).await?;
+        return Ok(Arc::new(store));
+    }
+    Err(StoreError::Unavailable(format!(
+        "store {} is not supported; use embedded:PATH, redis:// or rediss://",
+        describe(url)
+    )))
+}
+
+/// `url` fit for logs: the user-info part of a Redis URL keeps its user name
+/// but its password becomes `***` (`redis://:***@host:6379/`). Other store
+/// names are returned as they are.
+pub fn describe(store_url: &str) -> String {
+    let Some(scheme_end) = store_url.find("://") else {
+        return store_url.to_owned();
+    };
+    let (scheme, rest) = store_url.split_at(scheme_end + 3);
+    // The last '@' ends the user info even if a password holds a raw '@'.
+    let Some(at) = rest.rfind('@') else {
+        return store_url.to_owned();
+    };
+    let (userinfo, host) = rest.split_at(at);
+    let masked = match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        // `redis://secret@host` is read as a user name by some clients and as
+        // a password by people: never print it.
+        None if userinfo.is_empty() => String::new(),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}{masked}{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_masks_passwords_only() {
+        assert_eq!(describe("embedded:./data"), "embedded:./data");
+        assert_eq!(describe("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(
+            describe("redis://:hunter2@cache:6379/"),
+            "redis://:***@cache:6379/"
+        );
+        assert_eq!(
+            describe("rediss://app:p@ss@cache.example:6380/1"),
+            "rediss://app:***@cache.example:6380/1"
+        );
+        assert_eq!(describe("redis://token@cache/"), "redis://***@cache/");
+        assert!(!describe("redis://u:s3cret@h/").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn opens_an_embedded_store_relative_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            store: format!("embedded:{}", dir.path().join("db").display()),
+            ..Config::default()
+        };
+        let store = open(&config).await.unwrap();
+        store.ping().await.unwrap();
+        assert!(dir.path().join("db").join("sessions.db").exists());
+    }
+
+    #[tokio::test]
+    async fn unsupported_schemes_fail() {
+        let config = Config {
+            store: "memcached://x".to_owned(),
+            ..Config::default()
+        };
+        let err = open(&config).await.unwrap_err();
+        assert!(err.to_string().contains("memcached://x"));
+    }
+}

@@ -1,0 +1,295 @@
+//! Structured logging: the global tracing subscriber (text or JSON lines, level
+//! from `RUST_LOG`) and the per-request access log middleware that assigns
+//! request ids. Headers, query strings, bodies and raw URIs are never logged.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::LogFormat;
+
+/// Header carrying the request id, read from requests and set on responses.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest incoming request id that is reused rather than replaced.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Route label for requests that matched no route (the raw path may hold ids).
+const UNMATCHED: &str = "unmatched";
+
+/// The id of the request being served, as a request extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Public id of the session a request acted on; a handler inserts it as a
+/// response extension so that the access log can name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedSession(pub String);
+
+/// Install the process-wide subscriber writing to stderr. Fails if `RUST_LOG`
+/// holds an invalid directive or a subscriber is already installed.
+pub fn init(format: LogFormat) -> Result<(), String> {
+    let filter = filter_builder()
+        .from_env()
+        .map_err(|e| format!("invalid RUST_LOG: {e}"))?;
+    let ansi = std::io::stderr().is_terminal();
+    build(format, std::io::stderr, filter, ansi)
+        .try_init()
+        .map_err(|e| format!("cannot install the log subscriber: {e}"))
+}
+
+/// A subscriber like the one [`init`] installs, writing to `writer` without
+/// colours (invalid `RUST_LOG` directives are ignored), for tests that
+/// capture log output.
+pub fn subscriber_with_writer<W>(
+    format: LogFormat,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    build(format, writer, filter_builder().from_env_lossy(), false)
+}
+
+fn filter_builder() -> tracing_subscriber::filter::Builder {
+    EnvFilter::builder().with_default_directive(LevelFilter::INFO.into())
+}
+
+fn build<W>(
+    format: LogFormat,
+    writer: W,
+    filter: EnvFilter,
+    ansi: bool,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let (json, text) = match format {
+        LogFormat::Json => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(writer),
+            ),
+            None,
+        ),
+        LogFormat::Text => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(writer),
+            ),
+        ),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text)
+}
+
+/// Axum middleware: assign a request id (reusing a sane incoming
+/// `x-request-id`), run the handler inside a `request` span carrying it, echo
+/// it on the response, and log one access event per request.
+pub async fn access_log(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| is_sane_request_id(s))
+        .map_or_else(generate_request_id, str::to_owned);
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED.to_owned(), |m| m.as_str().to_owned());
+    req.extensions_mut().insert(RequestId(id.clone()));
+
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut res = next.run(req).instrument(span).await;
+
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let latency_ms = start.elapsed().as_micros() as f64 / 1000.0;
+    let session_id = res
+        .extensions()
+        .get::<LoggedSession>()
+        .map(|s| s.0.as_str());
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = res.status().as_u16(),
+        latency_ms,
+        session_id,
+        "request served"
+    );
+    res
+}
+
+/// Whether an incoming request id can be reused: 1..=64 characters of
+/// `[A-Za-z0-9._-]`.
+pub fn is_sane_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_REQUEST_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A fresh request id: 16 random bytes as 32 hex digits.
+pub fn generate_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Request ids correlate log lines; they need uniqueness, not secrecy.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bytes[..8].copy_from_slice(&nanos.to_be_bytes());
+        bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Capture {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/v1/sessions/{id}",
+                get(|| async {
+                    tracing::info!("inside handler");
+                    let mut res = Response::new(Body::from("ok"));
+                    res.extensions_mut()
+                        .insert(LoggedSession("sess_123".to_owned()));
+                    res
+                }),
+            )
+            .layer(axum::middleware::from_fn(access_log))
+    }
+
+    async fn call(app: Router, req: axum::http::Request<Body>) -> Response {
+        app.oneshot(req).await.unwrap()
+    }
+
+    #[test]
+    fn request_id_sanity() {
+        assert!(is_sane_request_id("abc-DEF_1.2"));
+        assert!(is_sane_request_id(&"a".repeat(64)));
+        assert!(!is_sane_request_id(&"a".repeat(65)));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id("has space"));
+        assert!(!is_sane_request_id("a\"b"));
+        let id = generate_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, generate_request_id());
+    }
+
+    #[tokio::test]
+    async fn json_access_log_has_fields_and_no_secrets() {
+        let cap = Capture::default();
+        let sub = subscriber_with_writer(LogFormat::Json, cap.clone());
+        let _guard = tracing::subscriber::set_default(sub);
+        let req = axum::http::Request::get("/v1/sessions/user-secret-id?token=SECRET_TOKEN")
+            .header("x-request-id", "req-42")
+            .header("authorization", "Bearer SECRET_TOKEN")
+            .header("cookie", "sid=SECRET_TOKEN")
+            .body(Body::empty())
+            .unwrap();
+        let res = call(app(), req).await;
+        assert_eq!(res.headers()["x-request-id"], "req-42");
+
+        let out = cap.text();
+        assert!(!out.contains("SECRET_TOKEN"), "{out}");
+        assert!(!out.contains("user-secret-id"), "{out}");
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(lines[0]["message"], "inside handler");
+        assert_eq!(lines[0]["span"]["request_id"], "req-42");
+        let access = &lines[1];
+        assert_eq!(access["request_id"], "req-42");
+        assert_eq!(access["method"], "GET");
+        assert_eq!(access["route"], "/v1/sessions/{id}");
+        assert_eq!(access["status"], 200);
+        assert_eq!(access["session_id"], "sess_123");
+        assert!(access["latency_ms"].is_number());
+        assert_eq!(access["level"], "INFO");
+    }
+
+    #[tokio::test]
+    async fn insane_id_replaced_and_unmatched_route_hidden() {
+        let cap = Capture::default();
+        let sub = subscriber_with_writer(LogFormat::Text, cap.clone());
+        let _guard = tracing::subscriber::set_default(sub);
+        let req = axum::http::Request::get("/no/such/user-secret-id")
+            .header("x-request-id", "bad id with spaces")
+            .body(Body::empty())
+            .unwrap();
+        let res = call(app(), req).await;
+        assert_eq!(res.status(), 404);
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 32);
+
+        let out = cap.text();
+        assert!(out.contains(&format!("request_id={id}")), "{out}");
+        assert!(out.contains("route=unmatched"), "{out}");
+        assert!(out.contains("status=404"), "{out}");
+        assert!(!out.contains("session_id"), "{out}");
+        assert!(!out.contains("user-secret-id"), "{out}");
+        assert!(!out.contains("bad id"), "{out}");
+    }
+}

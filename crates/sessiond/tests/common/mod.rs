@@ -1,0 +1,138 @@
+//! Test support: a real sessiond router on a real socket in this process,
+//! over a fresh embedded store or a private redis-server.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use sessiond::config::Config;
+use sessiond::server::{RunningServer, start};
+use sessiond_testkit::redis_server::RedisServer;
+use tempfile::TempDir;
+
+pub const API_KEY: &str = "sdk_test-api-key-0123456789";
+
+/// Which store a test server runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// A running server and what it needs kept alive.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub redis: Option<RedisServer>,
+    server: Option<RunningServer>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Start with the test defaults, adjusted by `tweak`.
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = match backend {
+            Backend::Redis => Some(tokio::task::spawn_blocking(RedisServer::start).await.unwrap()),
+            Backend::Embedded => None,
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            store: match &redis {
+                Some(r) => r.url(),
+                None => format!("embedded:{}", dir.path().join("store").display()),
+            },
+            data_dir: dir.path().join("data"),
+            api_key: Some(API_KEY.into()),
+            ..Config::default()
+        };
+        config.cookie.secure = false;
+        config.store_timeout = std::time::Duration::from_millis(500);
+        tweak(&mut config);
+        let server = start(config).await.unwrap();
+        Self {
+            addr: server.addr,
+            client: Client::builder().build().unwrap(),
+            redis,
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// An admin request (API key set).
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(API_KEY)
+    }
+
+    /// A request with no credential.
+    pub fn anon(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Create a session for `user` and return (session json, token).
+    pub async fn create(&self, user: &str) -> (Value, String) {
+        let r = self
+            .admin(Method::POST, "/v1/sessions")
+            .json(&serde_json::json!({"user_id": user, "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "ip": "192.0.2.7"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_owned();
+        (body["session"].clone(), token)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// Assert `r` is a problem+json answer with `status`; returns its body.
+pub async fn problem(r: Response, status: u16) -> Value {
+    let got = r.status().as_u16();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let text = r.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    assert_eq!(ct.as_deref(), Some("application/problem+json"), "body: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["status"], status);
+    for k in ["type", "title", "detail"] {
+        assert!(body[k].is_string(), "problem without {k}: {body}");
+    }
+    body
+}
+
+/// One `#[tokio::test]` per case and backend.
+#[macro_export]
+macro_rules! both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::common::Backend::Embedded).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::common::Backend::Redis).await;
+                }
+            )*
+        }
+    };
+}
