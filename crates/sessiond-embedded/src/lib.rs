@@ -280,6 +280,10 @@ impl Store for EmbeddedStore {
         self.read(move |c| ops::list_user(c, &user_id, now)).await
     }
 
+    async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.read(move |c| ops::count_live(c, now)).await
+    }
+
     async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
         let user_id = user_id.to_owned();
         self.read(move |c| ops::count_user(c, &user_id, now)).await

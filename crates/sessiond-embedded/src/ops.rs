@@ -324,6 +324,17 @@ pub(crate) fn count_user(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Number of live sessions of all users (a range scan of the deadline index).
+pub(crate) fn count_live(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM sessions WHERE min(expires_at, absolute_expires_at) > ?1",
+        )
+        .and_then(|mut stmt| stmt.query_row([now.as_millis()], |r| r.get(0)))
+        .map_err(from_sqlite)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Check that the connection answers.
 pub(crate) fn ping(conn: &Connection) -> Result<(), StoreError> {
     conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))

@@ -286,6 +286,11 @@ impl Engine {
         .await
     }
 
+    /// Number of live sessions of all users (statistics; may scan the store).
+    pub async fn count_live(&self) -> Result<u64, Error> {
+        self.call(self.store.count_live(self.now())).await
+    }
+
     /// Whether the store answers.
     pub async fn ping(&self) -> Result<(), Error> {
         self.call(self.store.ping()).await

@@ -129,6 +129,11 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
 
+    /// Number of live sessions of all users, for statistics. May cost time
+    /// proportional to the number of sessions (it is not on a request path);
+    /// a store may count sessions that expired less than a second ago.
+    async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError>;
+
     /// Check that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 

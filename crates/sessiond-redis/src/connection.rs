@@ -107,6 +107,35 @@ impl Connection {
         self.call(script.name, retry, attempt).await
     }
 
+    /// Count the keys matching `pattern`, one SCAN page (1000 keys) per
+    /// round trip, each within the timeout. Cost grows with the keyspace: for
+    /// statistics, not for request paths.
+    pub(crate) async fn count_keys(&self, pattern: &str) -> Result<u64, StoreError> {
+        let mut cursor = 0u64;
+        let mut total = 0u64;
+        loop {
+            let attempt = || async {
+                let mut conn = self.manager.clone();
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async::<Value>(&mut conn)
+                    .await
+            };
+            let page = self.call("scan", Retry::Once, attempt).await?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(page)
+                .map_err(|e| StoreError::Corrupt(format!("unexpected SCAN reply: {e}")))?;
+            total += keys.len() as u64;
+            if next == 0 {
+                return Ok(total);
+            }
+            cursor = next;
+        }
+    }
+
     /// PING.
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let attempt = || async {

@@ -30,6 +30,20 @@ impl KeySchema {
         format!("{}{{{}}}:", self.prefix, tag.as_str())
     }
 
+    /// SCAN pattern of every session hash under this prefix (glob
+    /// characters in the prefix escaped).
+    pub(crate) fn all_sessions_pattern(&self) -> String {
+        let mut pattern = String::new();
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str("{*}:s:*");
+        pattern
+    }
+
     /// The session hash: `<base>s:<id>`.
     pub(crate) fn session(&self, id: &SessionId) -> String {
         format!("{}s:{}", self.base(&id.shard()), id.as_str())

@@ -308,6 +308,14 @@ impl Store for RedisStore {
         }
     }
 
+    async fn count_live(&self, _now: Timestamp) -> Result<u64, StoreError> {
+        // Session hashes expire with their idle deadline (Redis TTL), so the
+        // keys present are the live sessions, give or take the last second.
+        self.conn
+            .count_keys(&self.keys.all_sessions_pattern())
+            .await
+    }
+
     async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
         let keys = [self.keys.user(user_id)];
         let args = [self.keys.base(&ShardTag::of_user(user_id)), Self::time(now)];

@@ -1124,3 +1124,22 @@ pub async fn bad_input_is_a_typed_error(c: Case) {
         "no invalid call wrote anything"
     );
 }
+
+/// The global live count follows creates and revokes (expiry is each store's
+/// own: Redis counts keys its TTLs have not yet removed).
+pub async fn live_count_follows_creates_and_revokes(c: Case) {
+    let e = c.engine();
+    assert_eq!(e.count_live().await.unwrap(), 0);
+    let a = e.create(user("alice")).await.unwrap();
+    e.create(user("bob")).await.unwrap();
+    e.create(user("carol")).await.unwrap();
+    assert_eq!(e.count_live().await.unwrap(), 3);
+    e.revoke(a.session.id.as_str(), RevokeReason::Logout)
+        .await
+        .unwrap();
+    assert_eq!(e.count_live().await.unwrap(), 2);
+    e.revoke_user("bob", None, RevokeReason::Logout)
+        .await
+        .unwrap();
+    assert_eq!(e.count_live().await.unwrap(), 1);
+}

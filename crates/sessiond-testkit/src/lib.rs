@@ -72,7 +72,8 @@ macro_rules! conformance_tests {
             concurrent_creates_with_reject_admit_exactly_the_limit,
             revoke_user_racing_creates_loses_nothing,
             odd_and_large_inputs,
-            bad_input_is_a_typed_error
+            bad_input_is_a_typed_error,
+            live_count_follows_creates_and_revokes
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -112,7 +112,10 @@ fn read_key_file(path: &Path) -> Result<String, io::Error> {
     if key.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{} is empty; delete it to generate a new key", path.display()),
+            format!(
+                "{} is empty; delete it to generate a new key",
+                path.display()
+            ),
         ));
     }
     Ok(key.to_owned())
@@ -121,10 +124,16 @@ fn read_key_file(path: &Path) -> Result<String, io::Error> {
 /// Write `key` to `path` atomically (temporary file, then a hard link that
 /// fails if `path` exists), creating `dir` with mode 0700 if needed.
 fn write_new_key_file(dir: &Path, path: &Path, key: &str) -> Result<(), io::Error> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", URL_SAFE_NO_PAD.encode(suffix)));
+    let tmp = dir.join(format!(
+        ".{FILE_NAME}.{}.tmp",
+        URL_SAFE_NO_PAD.encode(suffix)
+    ));
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)

@@ -43,7 +43,12 @@ pub struct AppState {
 
 impl AppState {
     /// State for `config` over `store` (already wrapped in [`MeteredStore`]).
-    pub fn new(config: &Config, metered: Arc<MeteredStore>, api_key: ApiKey, metrics: Metrics) -> Self {
+    pub fn new(
+        config: &Config,
+        metered: Arc<MeteredStore>,
+        api_key: ApiKey,
+        metrics: Metrics,
+    ) -> Self {
         let store: Arc<dyn sessiond_engine::Store> = metered.clone();
         Self {
             engine: Engine::new(store, config.policy()),
@@ -60,12 +65,16 @@ impl AppState {
 
 /// The OpenAPI document of [`router`]'s routes.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes::all().routes(routes!(openapi::document)).into_openapi()
+    routes::all()
+        .routes(routes!(openapi::document))
+        .into_openapi()
 }
 
 /// The whole HTTP service.
 pub fn router(mut state: AppState, config: &Config) -> Router {
-    let (router, doc) = routes::all().routes(routes!(openapi::document)).split_for_parts();
+    let (router, doc) = routes::all()
+        .routes(routes!(openapi::document))
+        .split_for_parts();
     state.openapi = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     router
         .fallback(|| async { Problem::not_found("no such route") })

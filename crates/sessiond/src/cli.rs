@@ -1,9 +1,530 @@
 //! The command line: `sessiond serve`, `sessiond config check|print`, and the
-//! operator commands over the engine.
+//! operator commands (`sessions list|revoke|revoke-user`, `stats`) that work
+//! directly on the configured store through the engine.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sessiond_engine::{Engine, Error as EngineError, RevokeReason, Session, SessionId, Store};
+
+use crate::config::{Config, LogFormat, Mode, Overrides};
+use crate::stores;
+
+/// Exit status of a runtime failure (store unreachable, bind failed…).
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit status of a bad configuration or bad arguments.
+pub const EXIT_USAGE: u8 = 2;
+
+/// sessiond: sessions for any backend, over a JSON HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "sessiond", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+    /// Check or print the configuration.
+    Config {
+        /// Which.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// List or revoke sessions directly in the configured store.
+    Sessions {
+        /// Which.
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Whether the store answers, and how many live sessions a user has.
+    Stats {
+        /// Also count this user's live sessions.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Flags of `serve` (and `config print`). Each one can also be set in the
+/// config file or as `SESSIOND_<KEY>`; a flag wins over both.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:7420.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Session store: embedded:PATH, redis://… or rediss://….
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Directory of the API key file and signing keys.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+    /// Token mode of sessions created without one.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub default_mode: Option<ModeArg>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen.clone(),
+            store: self.store.clone(),
+            data_dir: self.data_dir.clone(),
+            log_format: self.log_format.map(|f| match f {
+                LogFormatArg::Text => LogFormat::Text,
+                LogFormatArg::Json => LogFormat::Json,
+            }),
+            default_mode: self.default_mode.map(|m| match m {
+                ModeArg::Opaque => Mode::Opaque,
+                ModeArg::Jwt => Mode::Jwt,
+            }),
+        }
+    }
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `--default-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// One opaque session token.
+    Opaque,
+    /// Signed access token plus rotating refresh token.
+    Jwt,
+}
+
+/// Where the operator commands find the store.
+#[derive(Debug, Args, Default)]
+pub struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Session store: embedded:PATH, redis://… or rediss://….
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+/// `sessiond config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check FILE on its own (defaults, then FILE; the environment is not
+    /// read): prints "ok: FILE", or the problem and exits with status 2.
+    Check {
+        /// TOML configuration file.
+        file: PathBuf,
+    },
+    /// Print the effective configuration as TOML, secrets masked.
+    Print(ServeArgs),
+}
+
+/// `sessiond sessions …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// A user's live sessions, newest first.
+    List {
+        /// The user id.
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke one session.
+    Revoke {
+        /// Session id.
+        #[arg(value_parser = parse_session_id)]
+        id: String,
+        /// Reason recorded (default revoked_by_admin).
+        #[arg(long, value_parser = parse_reason, value_name = "REASON")]
+        reason: Option<RevokeReason>,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke every session of a user, but one if asked.
+    RevokeUser {
+        /// The user id.
+        user: String,
+        /// Keep this session.
+        #[arg(long, value_parser = parse_session_id, value_name = "ID")]
+        except: Option<String>,
+        /// Reason recorded (default revoked_by_admin).
+        #[arg(long, value_parser = parse_reason, value_name = "REASON")]
+        reason: Option<RevokeReason>,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_session_id(s: &str) -> Result<String, String> {
+    SessionId::parse(s)
+        .map(|id| id.as_str().to_owned())
+        .ok_or_else(|| "expected a session id (33 base64url characters)".to_owned())
+}
+
+fn parse_reason(s: &str) -> Result<RevokeReason, String> {
+    RevokeReason::parse(s).ok_or_else(|| {
+        format!(
+            "expected a reason of 1 to {} characters from A-Z a-z 0-9 _ . : -",
+            RevokeReason::MAX_LEN
+        )
+    })
+}
+
+/// A failure that ends the process: one line on stderr and an exit status.
+#[derive(Debug)]
+struct Failure {
+    line: String,
+    code: u8,
+}
+
+impl Failure {
+    fn runtime(line: impl Into<String>) -> Self {
+        Self {
+            line: format!("error: {}", line.into()),
+            code: EXIT_RUNTIME,
+        }
+    }
+
+    fn usage(line: impl Into<String>) -> Self {
+        Self {
+            line: line.into(),
+            code: EXIT_USAGE,
+        }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Invalid { .. } => Self::usage(format!("error: {e}")),
+            other => Self::runtime(other.to_string()),
+        }
+    }
+}
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    ExitCode::FAILURE
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+        }
+    };
+    run(cli)
+}
+
+/// Run a parsed command line; returns the process exit status.
+pub fn run(cli: Cli) -> ExitCode {
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{}", f.line);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Serve(args) => {
+            let config = load(args.config.as_deref(), &args.overrides())?;
+            runtime()?.block_on(async {
+                crate::server::serve(config)
+                    .await
+                    .map_err(|e| Failure::runtime(e.to_string()))
+            })
+        }
+        Command::Config { command } => config_command(command),
+        Command::Sessions { command } => {
+            quiet_logs();
+            match command {
+                SessionsCommand::List { user, store } => {
+                    with_engine(&store, |engine| async move { list(&engine, &user).await })
+                }
+                SessionsCommand::Revoke { id, reason, store } => {
+                    with_engine(&store, |engine| async move {
+                        let reason = reason.unwrap_or(RevokeReason::RevokedByAdmin);
+                        if engine.revoke(&id, reason).await? {
+                            println!("revoked {id}");
+                        } else {
+                            println!("{id}: no live session, nothing revoked");
+                        }
+                        Ok(())
+                    })
+                }
+                SessionsCommand::RevokeUser {
+                    user,
+                    except,
+                    reason,
+                    store,
+                } => with_engine(&store, |engine| async move {
+                    let reason = reason.unwrap_or(RevokeReason::RevokedByAdmin);
+                    let revoked = engine.revoke_user(&user, except.as_deref(), reason).await?;
+                    let n = revoked.len();
+                    let plural = if n == 1 { "" } else { "s" };
+                    println!("revoked {n} session{plural} of user {user:?}");
+                    Ok(())
+                }),
+            }
+        }
+        Command::Stats { user, store } => {
+            quiet_logs();
+            let described = describe_store(&store)?;
+            with_engine(&store, |engine| async move {
+                engine
+                    .ping()
+                    .await
+                    .map_err(|e| Failure::runtime(format!("store {described} unreachable: {e}")))?;
+                println!("store: {described}: reachable");
+                if let Some(user) = user {
+                    let n = engine.count_user(&user).await?;
+                    println!("user {user:?}: {n} live sessions");
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+fn config_command(command: ConfigCommand) -> Result<(), Failure> {
+    match command {
+        ConfigCommand::Check { file } => {
+            Config::check_file(&file).map_err(|e| Failure::usage(e.to_string()))?;
+            println!("ok: {}", file.display());
+            Ok(())
+        }
+        ConfigCommand::Print(args) => {
+            let config = load(args.config.as_deref(), &args.overrides())?;
+            print!("{}", config.masked().to_toml());
+            Ok(())
+        }
+    }
+}
+
+fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, Failure> {
+    Config::load(file, flags).map_err(|e| Failure::usage(e.to_string()))
+}
+
+fn store_config(args: &StoreArgs) -> Result<Config, Failure> {
+    load(
+        args.config.as_deref(),
+        &Overrides {
+            store: args.store.clone(),
+            ..Overrides::default()
+        },
+    )
+}
+
+fn describe_store(args: &StoreArgs) -> Result<String, Failure> {
+    Ok(stores::describe(&store_config(args)?.store))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Operator commands log errors only, to stderr.
+fn quiet_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::ERROR)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Load the config, open its store, run `work` on an engine over it, close
+/// the store.
+fn with_engine<F, Fut>(args: &StoreArgs, work: F) -> Result<(), Failure>
+where
+    F: FnOnce(Engine) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    let config = store_config(args)?;
+    runtime()?.block_on(async {
+        let store: Arc<dyn Store> = stores::open(&config).await.map_err(|e| {
+            Failure::runtime(format!(
+                "cannot open the store {}: {e}",
+                stores::describe(&config.store)
+            ))
+        })?;
+        let engine = Engine::new(Arc::clone(&store), config.policy());
+        let result = work(engine).await;
+        if let Err(e) = store.close().await {
+            tracing::error!(error = %e, "closing the store");
+        }
+        result
+    })
+}
+
+async fn list(engine: &Engine, user: &str) -> Result<(), Failure> {
+    let sessions = engine.list_user(user).await?;
+    if sessions.is_empty() {
+        println!("no live sessions for user {user:?}");
+        return Ok(());
+    }
+    print!("{}", session_table(&sessions));
+    Ok(())
+}
+
+/// The table `sessions list` prints: one header line and one line per session.
+pub fn session_table(sessions: &[Session]) -> String {
+    let header = ["ID", "CREATED", "LAST SEEN", "EXPIRES", "DEVICE", "IP"].map(str::to_owned);
+    let rows: Vec<[String; 6]> = sessions
+        .iter()
+        .map(|s| {
+            let d = &s.device;
+            let device = format!(
+                "{}/{}/{}",
+                serde_json::to_value(d.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                d.browser.as_deref().unwrap_or("-"),
+                d.os.as_deref().unwrap_or("-"),
+            );
+            [
+                s.id.as_str().to_owned(),
+                seconds(s.created_at),
+                seconds(s.last_seen_at),
+                seconds(s.expires_at.min(s.absolute_expires_at)),
+                device,
+                d.ip.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn seconds(t: sessiond_engine::Timestamp) -> String {
+    humantime::format_rfc3339_seconds(t.to_system_time()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_operator_commands() {
+        let cli = Cli::try_parse_from([
+            "sessiond",
+            "sessions",
+            "revoke-user",
+            "alice",
+            "--reason",
+            "password_changed",
+            "--store",
+            "embedded:/tmp/x",
+        ])
+        .unwrap();
+        let Command::Sessions {
+            command:
+                SessionsCommand::RevokeUser {
+                    user,
+                    except,
+                    reason,
+                    store,
+                },
+        } = cli.command
+        else {
+            panic!("wrong command")
+        };
+        assert_eq!(user, "alice");
+        assert_eq!(except, None);
+        assert_eq!(reason, Some(RevokeReason::Other("password_changed".into())));
+        assert_eq!(store.store.as_deref(), Some("embedded:/tmp/x"));
+
+        for bad in [
+            vec!["sessiond", "sessions", "revoke", "not-an-id"],
+            vec![
+                "sessiond",
+                "sessions",
+                "revoke-user",
+                "u",
+                "--reason",
+                "two words",
+            ],
+            vec!["sessiond", "serve", "--log-format", "xml"],
+        ] {
+            let e = Cli::try_parse_from(&bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn serve_flags_become_overrides() {
+        let cli = Cli::try_parse_from([
+            "sessiond",
+            "serve",
+            "--listen",
+            "127.0.0.1:1",
+            "--log-format",
+            "json",
+            "--default-mode",
+            "jwt",
+            "--data-dir",
+            "/d",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(
+            args.overrides(),
+            Overrides {
+                listen: Some("127.0.0.1:1".into()),
+                store: None,
+                data_dir: Some(PathBuf::from("/d")),
+                log_format: Some(LogFormat::Json),
+                default_mode: Some(Mode::Jwt),
+            }
+        );
+    }
 }

@@ -242,7 +242,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    fn invalid(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self::Invalid {
             key: key.into(),
             value: value.into(),
@@ -433,17 +437,21 @@ impl Config {
     /// The effective configuration: defaults, then `file` (TOML), then the
     /// `SESSIOND_*` environment, then `flags`; validated.
     pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
-        let text = match file {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
+        let text = file.map(read_file).transpose()?;
         let env = process_env()?;
         let name = file.map(|p| p.display().to_string());
-        let toml = text.as_deref().map(|t| (t, name.as_deref().unwrap_or("config")));
+        let toml = text
+            .as_deref()
+            .map(|t| (t, name.as_deref().unwrap_or("config")));
         Self::layered(toml, &env, flags)
+    }
+
+    /// The defaults and `file` alone (no environment, no flags), validated:
+    /// what `sessiond config check FILE` reports on.
+    pub fn check_file(file: &Path) -> Result<Config, ConfigError> {
+        let text = read_file(file)?;
+        let name = file.display().to_string();
+        Self::layered(Some((&text, &name)), &[], &Overrides::default())
     }
 
     /// [`Config::load`] over explicit sources: the file's text, the
@@ -489,7 +497,9 @@ impl Config {
             .set_override_option("listen", flags.listen.clone())
             .and_then(|b| b.set_override_option("store", flags.store.clone()))
             .and_then(|b| b.set_override_option("data_dir", data_dir))
-            .and_then(|b| b.set_override_option("log.format", flags.log_format.map(LogFormat::as_str)))
+            .and_then(|b| {
+                b.set_override_option("log.format", flags.log_format.map(LogFormat::as_str))
+            })
             .and_then(|b| {
                 b.set_override_option("default_mode", flags.default_mode.map(Mode::as_str))
             })
@@ -536,7 +546,12 @@ impl Config {
                 "expected no '{', '}' or control characters (Redis takes braces as the hash tag)",
             ));
         }
-        check_range("touch_interval", self.touch_interval, Duration::ZERO, MAX_ROLE_TTL)?;
+        check_range(
+            "touch_interval",
+            self.touch_interval,
+            Duration::ZERO,
+            MAX_ROLE_TTL,
+        )?;
         check_range(
             "store_timeout",
             self.store_timeout,
@@ -569,7 +584,10 @@ impl Config {
         for (key, value) in [
             ("limits.max_body_bytes", l.max_body_bytes as u64),
             ("limits.max_data_bytes", l.max_data_bytes as u64),
-            ("limits.failed_auth_per_minute", u64::from(l.failed_auth_per_minute)),
+            (
+                "limits.failed_auth_per_minute",
+                u64::from(l.failed_auth_per_minute),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "0", "expected a number above 0"));
@@ -692,6 +710,13 @@ impl Config {
     }
 }
 
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
 /// `SESSIOND_*` variables of the process (others are never read).
 fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
     let prefix = format!("{ENV_PREFIX}_");
@@ -704,11 +729,7 @@ fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
             continue;
         }
         let value = value.into_string().map_err(|_| {
-            ConfigError::invalid(
-                name.clone(),
-                "(not UTF-8)",
-                "expected a UTF-8 value",
-            )
+            ConfigError::invalid(name.clone(), "(not UTF-8)", "expected a UTF-8 value")
         })?;
         vars.push((name, value));
     }
@@ -773,10 +794,13 @@ fn explain(err: &config::ConfigError, tree: &config::Value) -> ConfigError {
     let value = if key == "api_key" {
         "\"***\"".to_owned()
     } else if key == "store" {
-        lookup(tree, &key).map_or_else(|| "?".to_owned(), |v| match &v.kind {
-            config::ValueKind::String(s) => quoted(&crate::stores::describe(s)),
-            _ => render(v),
-        })
+        lookup(tree, &key).map_or_else(
+            || "?".to_owned(),
+            |v| match &v.kind {
+                config::ValueKind::String(s) => quoted(&crate::stores::describe(s)),
+                _ => render(v),
+            },
+        )
     } else {
         lookup(tree, &key).map_or_else(|| "?".to_owned(), render)
     };
@@ -799,7 +823,9 @@ fn unwrap_key(err: &config::ConfigError) -> (Option<String>, &config::ConfigErro
 /// `unknown field `x`, expected …` (serde's wording) → `x`.
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
-    let end = rest.rfind("`, expected").or_else(|| rest.rfind("`, there are no fields"))?;
+    let end = rest
+        .rfind("`, expected")
+        .or_else(|| rest.rfind("`, there are no fields"))?;
     Some(rest[..end].to_owned())
 }
 
@@ -836,7 +862,10 @@ fn expectation(key: &str) -> Option<&'static str> {
         ["max_sessions_policy"] => "expected one of evict_oldest, reject",
         ["cookie", "same_site"] => "expected one of strict, lax, none",
         ["log", "format"] => "expected one of text, json",
-        ["limits", "max_body_bytes" | "max_data_bytes" | "failed_auth_per_minute"]
+        [
+            "limits",
+            "max_body_bytes" | "max_data_bytes" | "failed_auth_per_minute",
+        ]
         | ["roles", _, "max_sessions"] => "expected a whole number above 0",
         ["strict_roles"] | ["cookie", "secure"] => "expected true or false",
         ["limits" | "cookie" | "jwt" | "refresh" | "log"] => "expected a table",
@@ -870,7 +899,12 @@ fn validate_store(store: &str) -> Result<(), ConfigError> {
         }
         return Ok(());
     }
-    for scheme in ["redis+sentinel://", "redis+cluster://", "rediss+sentinel://", "rediss+cluster://"] {
+    for scheme in [
+        "redis+sentinel://",
+        "redis+cluster://",
+        "rediss+sentinel://",
+        "rediss+cluster://",
+    ] {
         if lower.starts_with(scheme) {
             return Err(ConfigError::invalid(
                 "store",
@@ -1038,7 +1072,10 @@ max_sessions = 2
         assert_eq!(p.default_role, RolePolicy::default());
         assert_eq!(p.roles.len(), 1);
         assert_eq!(p.roles["admin"].max_sessions, 2);
-        assert_eq!(p.roles["admin"].absolute_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(
+            p.roles["admin"].absolute_ttl,
+            Duration::from_secs(12 * 3600)
+        );
         assert_eq!(p.touch_interval, Duration::from_secs(30));
         assert_eq!(p.max_data_bytes, 8192);
         assert_eq!(p.store_timeout, Duration::from_millis(900));
@@ -1127,15 +1164,21 @@ max_sessions = 2
             r#"invalid config: unknown key "jwt.access_tll""#
         );
         assert_eq!(
-            error("[roles.admin]\nidle_ttl = \"1m\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1\nmax = 2"),
+            error(
+                "[roles.admin]\nidle_ttl = \"1m\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1\nmax = 2"
+            ),
             r#"invalid config: unknown key "roles.admin.max""#
         );
         assert_eq!(
-            from("", &[("SESSIOND_LISTN", "x")]).unwrap_err().to_string(),
+            from("", &[("SESSIOND_LISTN", "x")])
+                .unwrap_err()
+                .to_string(),
             r#"invalid config: unknown key "listn""#
         );
         assert_eq!(
-            from("", &[("SESSIOND_JWT__NOPE", "x")]).unwrap_err().to_string(),
+            from("", &[("SESSIOND_JWT__NOPE", "x")])
+                .unwrap_err()
+                .to_string(),
             r#"invalid config: unknown key "jwt.nope""#
         );
     }
@@ -1179,10 +1222,7 @@ max_sessions = 2
                 "[cookie]\nsecure = \"maybe\"",
                 r#"invalid config: cookie.secure = "maybe": expected true or false"#,
             ),
-            (
-                "jwt = 5",
-                "invalid config: jwt = 5: expected a table",
-            ),
+            ("jwt = 5", "invalid config: jwt = 5: expected a table"),
             (
                 "[roles.admin]\nidle_ttl = \"soon\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1",
                 r#"invalid config: roles.admin.idle_ttl = "soon": expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
@@ -1223,17 +1263,49 @@ max_sessions = 2
             ("[jwt]\nalgorithm = \"HS256\"", "jwt.algorithm", "\"HS256\""),
             ("[jwt]\nissuer = \"\"", "jwt.issuer", "\"\""),
             ("[limits]\nmax_body_bytes = 0", "limits.max_body_bytes", "0"),
-            ("[limits]\nmax_data_bytes = 70000", "limits.max_data_bytes", "70000"),
-            ("[limits]\nfailed_auth_per_minute = 0", "limits.failed_auth_per_minute", "0"),
-            ("[cookie]\nname = \"my cookie\"", "cookie.name", "\"my cookie\""),
+            (
+                "[limits]\nmax_data_bytes = 70000",
+                "limits.max_data_bytes",
+                "70000",
+            ),
+            (
+                "[limits]\nfailed_auth_per_minute = 0",
+                "limits.failed_auth_per_minute",
+                "0",
+            ),
+            (
+                "[cookie]\nname = \"my cookie\"",
+                "cookie.name",
+                "\"my cookie\"",
+            ),
             ("[cookie]\nname = \"\"", "cookie.name", "\"\""),
-            ("[cookie]\nsecure = false\nsame_site = \"none\"", "cookie.same_site", "\"none\""),
+            (
+                "[cookie]\nsecure = false\nsame_site = \"none\"",
+                "cookie.same_site",
+                "\"none\"",
+            ),
             ("[cookie]\npath = \"app\"", "cookie.path", "\"app\""),
             ("[cookie]\ndomain = \"a;b\"", "cookie.domain", "\"a;b\""),
-            ("[refresh]\nreuse_grace = \"1h\"", "refresh.reuse_grace", "\"1h\""),
-            ("[roles.default]\nmax_sessions = 0", "roles.default.max_sessions", "0"),
-            ("[roles.default]\nidle_ttl = \"500ms\"", "roles.default.idle_ttl", "\"500ms\""),
-            ("[roles.default]\nabsolute_ttl = \"401d\"", "roles.default.absolute_ttl", "\"401d\""),
+            (
+                "[refresh]\nreuse_grace = \"1h\"",
+                "refresh.reuse_grace",
+                "\"1h\"",
+            ),
+            (
+                "[roles.default]\nmax_sessions = 0",
+                "roles.default.max_sessions",
+                "0",
+            ),
+            (
+                "[roles.default]\nidle_ttl = \"500ms\"",
+                "roles.default.idle_ttl",
+                "\"500ms\"",
+            ),
+            (
+                "[roles.default]\nabsolute_ttl = \"401d\"",
+                "roles.default.absolute_ttl",
+                "\"401d\"",
+            ),
             (
                 "[roles.x]\nidle_ttl = \"2h\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1",
                 "roles.x.idle_ttl",
@@ -1254,12 +1326,24 @@ max_sessions = 2
 
     #[test]
     fn cluster_and_sentinel_urls_are_not_supported_yet() {
-        for url in ["redis+sentinel://h:26379/mymaster", "redis+cluster://h:7000/"] {
-            let text = from(&format!("store = \"{url}\""), &[]).unwrap_err().to_string();
-            assert!(text.starts_with(&format!("invalid config: store = \"{url}\": ")), "{text}");
+        for url in [
+            "redis+sentinel://h:26379/mymaster",
+            "redis+cluster://h:7000/",
+        ] {
+            let text = from(&format!("store = \"{url}\""), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.starts_with(&format!("invalid config: store = \"{url}\": ")),
+                "{text}"
+            );
             assert!(text.contains("not supported yet"), "{text}");
         }
-        for ok in ["redis://127.0.0.1:6379/", "rediss://:pw@cache:6380/0", "embedded:/tmp/x"] {
+        for ok in [
+            "redis://127.0.0.1:6379/",
+            "rediss://:pw@cache:6380/0",
+            "embedded:/tmp/x",
+        ] {
             from(&format!("store = \"{ok}\""), &[]).unwrap();
         }
     }
@@ -1267,11 +1351,16 @@ max_sessions = 2
     #[test]
     fn secrets_never_appear_in_errors() {
         let text = from("api_key = \"short\"", &[]).unwrap_err().to_string();
-        assert!(text.starts_with("invalid config: api_key = \"***\": "), "{text}");
+        assert!(
+            text.starts_with("invalid config: api_key = \"***\": "),
+            "{text}"
+        );
         assert!(!text.contains("short"));
         let text = from("api_key = 12", &[]).unwrap_err().to_string();
         assert!(!text.contains("12"), "{text}");
-        let text = from("store = \"ftp://u:hunter2@h/\"", &[]).unwrap_err().to_string();
+        let text = from("store = \"ftp://u:hunter2@h/\"", &[])
+            .unwrap_err()
+            .to_string();
         assert!(!text.contains("hunter2"), "{text}");
     }
 
@@ -1313,8 +1402,12 @@ max_sessions = 2
         assert!(text.contains("api_key = \"***\""), "{text}");
         assert!(text.contains("access_ttl = \"15m\""), "{text}");
         assert!(text.contains("absolute_ttl = \"30d\""), "{text}");
-        let back = Config::from_sources(Some(&Config::default().to_toml()), &[], &Overrides::default())
-            .unwrap();
+        let back = Config::from_sources(
+            Some(&Config::default().to_toml()),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(back, Config::default());
     }
 
@@ -1332,7 +1425,10 @@ max_sessions = 2
         }
         assert_eq!(duration_text::format(Duration::from_secs(90)), "90s");
         assert_eq!(duration_text::format(Duration::ZERO), "0s");
-        assert_eq!(duration_text::parse("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(
+            duration_text::parse("1h 30m"),
+            Ok(Duration::from_secs(5400))
+        );
         for bad in ["", " ", "15 parsecs", "s", "-1s", "1.5.5s"] {
             assert_eq!(
                 duration_text::parse(bad),

@@ -4,11 +4,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
@@ -112,7 +112,9 @@ impl FromRequestParts<AppState> for AdminAuth {
             Some(key) if state.api_key.verify(key) => Ok(Self),
             _ => {
                 state.limiter.record_failure(ip);
-                Err(Problem::unauthorized("admin routes need Authorization: Bearer <api key>"))
+                Err(Problem::unauthorized(
+                    "admin routes need Authorization: Bearer <api key>",
+                ))
             }
         }
     }
@@ -180,7 +182,9 @@ impl FromRequestParts<AppState> for Caller {
             Ok(Some(session)) => session,
             Ok(None) | Err(sessiond_engine::Error::Invalid { .. }) => {
                 state.limiter.record_failure(ip);
-                return Err(Problem::unauthorized("the session token is invalid, expired or revoked"));
+                return Err(Problem::unauthorized(
+                    "the session token is invalid, expired or revoked",
+                ));
             }
             Err(e) => return Err(e.into()),
         };
@@ -192,8 +196,8 @@ impl FromRequestParts<AppState> for Caller {
         let changes_state = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if caller.via_cookie && changes_state {
             let presented = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes());
-            let token_ok = presented
-                .is_some_and(|p| bool::from(p.ct_eq(caller.csrf_token().as_bytes())));
+            let token_ok =
+                presented.is_some_and(|p| bool::from(p.ct_eq(caller.csrf_token().as_bytes())));
             if !token_ok && !same_origin(&parts.headers) {
                 return Err(Problem::csrf());
             }
@@ -210,11 +214,17 @@ mod tests {
     #[test]
     fn parses_bearer_and_cookies() {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; sessiond=tok; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; sessiond=tok; b=2"),
+        );
         assert_eq!(cookie(&h, "sessiond"), Some("tok"));
         assert_eq!(cookie(&h, "missing"), None);
     }
@@ -224,9 +234,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("app.example:8080"));
         assert!(!same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://app.example:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://app.example:8080"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));

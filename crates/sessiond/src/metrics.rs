@@ -31,6 +31,8 @@ pub const STORE_ERRORS: &str = "sessiond_store_errors_total";
 /// Counter of sessions created.
 pub const SESSIONS_CREATED: &str = "sessiond_sessions_created_total";
 /// Counter of sessions revoked, labelled `reason`.
+pub const LIVE_SESSIONS: &str = "sessiond_live_sessions";
+/// Counter of sessions revoked, by reason.
 pub const SESSIONS_REVOKED: &str = "sessiond_sessions_revoked_total";
 
 /// Histogram bucket bounds in seconds, shared by both latency histograms.
@@ -383,6 +385,14 @@ impl Store for MeteredStore {
         Ok(removed)
     }
 
+    async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let live = self
+            .observe("count_live", self.inner.count_live(now))
+            .await?;
+        metrics::gauge!(LIVE_SESSIONS).set(live as f64);
+        Ok(live)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.observe("ping", self.inner.ping()).await
     }
@@ -479,6 +489,10 @@ mod tests {
         ) -> Result<Vec<SessionId>, StoreError> {
             self.answer(self.removed.clone())
         }
+        async fn count_live(&self, _: Timestamp) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+
         async fn ping(&self) -> Result<(), StoreError> {
             self.answer(())
         }

@@ -33,7 +33,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             slug,
@@ -46,14 +51,24 @@ impl Problem {
 
     /// 400: the request is malformed or a value is out of range.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
     }
 
     /// 401 with a `WWW-Authenticate: Bearer` challenge.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self {
             challenge: true,
-            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                detail,
+            )
         }
     }
 
@@ -84,7 +99,12 @@ impl Problem {
 
     /// 413.
     pub fn too_large(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload too large", detail)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Payload too large",
+            detail,
+        )
     }
 
     /// 415.
@@ -112,14 +132,24 @@ impl Problem {
 
     /// 501: a documented feature that this build does not serve yet.
     pub fn not_implemented(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not implemented", detail)
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not-implemented",
+            "Not implemented",
+            detail,
+        )
     }
 
     /// 503 with `Retry-After`: the store is unreachable.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self {
             retry_after_secs: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable", detail)
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "Store unavailable",
+                detail,
+            )
         }
     }
 
@@ -142,7 +172,9 @@ impl Problem {
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
-            Error::Invalid { field, reason } => Self::bad_request(format!("invalid {field}: expected {reason}")),
+            Error::Invalid { field, reason } => {
+                Self::bad_request(format!("invalid {field}: expected {reason}"))
+            }
             Error::NotFound => Self::not_found("no live session with this id"),
             Error::LimitReached { max } => Self::new(
                 StatusCode::CONFLICT,
@@ -150,9 +182,9 @@ impl From<Error> for Problem {
                 "Session limit reached",
                 format!("the user already has {max} live sessions and the policy is reject"),
             ),
-            Error::DataTooLarge { size, max } => {
-                Self::too_large(format!("session data would be {size} bytes, over the limit of {max}"))
-            }
+            Error::DataTooLarge { size, max } => Self::too_large(format!(
+                "session data would be {size} bytes, over the limit of {max}"
+            )),
             Error::Unavailable(reason) => {
                 tracing::warn!(%reason, "store unavailable");
                 Self::unavailable("the session store is unreachable; retry shortly")
@@ -176,7 +208,10 @@ impl IntoResponse for Problem {
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, json).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -206,11 +241,22 @@ mod tests {
         for (e, status) in cases {
             assert_eq!(Problem::from(e).status().as_u16(), status);
         }
-        let invalid = Problem::from(Error::Invalid { field: "user_id", reason: "1..=256 bytes".into() });
+        let invalid = Problem::from(Error::Invalid {
+            field: "user_id",
+            reason: "1..=256 bytes".into(),
+        });
         assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
         let r = Problem::unavailable("x").into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
-        assert!(Problem::unauthorized("x").into_response().headers().contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert!(
+            Problem::unauthorized("x")
+                .into_response()
+                .headers()
+                .contains_key(header::WWW_AUTHENTICATE)
+        );
     }
 }

@@ -59,7 +59,8 @@ impl RunningServer {
 /// Open everything `config` names and start serving in the background.
 pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
     let metrics = Metrics::install().map_err(ServeError::Setup)?;
-    let key = api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
+    let key =
+        api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
     let store = stores::open(&config).await.map_err(|e| ServeError::Store {
         store: stores::describe(&config.store),
         reason: e.to_string(),

@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn describe_masks_passwords_only() {
         assert_eq!(describe("embedded:./data"), "embedded:./data");
-        assert_eq!(describe("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(
+            describe("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
         assert_eq!(
             describe("redis://:hunter2@cache:6379/"),
             "redis://:***@cache:6379/"

@@ -209,6 +209,8 @@ pub struct Readiness {
 /// `GET /v1/stats`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
+    /// Live sessions of all users (absent when the store is unreachable).
+    pub live_sessions: Option<u64>,
     /// Sessions created since start.
     pub created: u64,
     /// Sessions revoked since start, by reason.

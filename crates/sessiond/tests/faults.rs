@@ -48,10 +48,19 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
     for _ in 0..5 {
         let started = Instant::now();
         let r = introspect(&s, &token).await.unwrap();
-        assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(r.headers().contains_key("retry-after"));
         problem(r, 503).await;
-        let r = s.anon(Method::GET, "/v1/me").bearer_auth(&token).send().await.unwrap();
+        let r = s
+            .anon(Method::GET, "/v1/me")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         problem(r, 503).await;
     }
     let r = s.anon(Method::GET, "/readyz").send().await.unwrap();
@@ -60,7 +69,10 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
     for task in load {
         for (status, took) in task.await.unwrap() {
             assert!(status == 200 || status == 503, "status {status} under load");
-            assert!(took < Duration::from_millis(1500), "a request took {took:?}");
+            assert!(
+                took < Duration::from_millis(1500),
+                "a request took {took:?}"
+            );
         }
     }
 
@@ -83,8 +95,23 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
     }
     let took = recovered.expect("no 201 within 2 s of the restart");
     let (_, fresh) = s.create("alice").await;
-    assert_eq!(s.anon(Method::GET, "/v1/me").bearer_auth(&fresh).send().await.unwrap().status(), 200);
-    assert_eq!(s.anon(Method::GET, "/readyz").send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.anon(Method::GET, "/v1/me")
+            .bearer_auth(&fresh)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.anon(Method::GET, "/readyz")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     eprintln!("recovered {took:?} after the restart");
     s.shutdown().await;
 }

@@ -10,10 +10,24 @@ use proptest::prelude::*;
 use reqwest::Method;
 
 const ROUTES: &[&str] = &[
-    "/v1/sessions", "/v1/sessions/introspect", "/v1/sessions/{id}", "/v1/sessions/{id}/extend",
-    "/v1/sessions/{id}/rotate", "/v1/users/{id}/sessions", "/v1/stats", "/v1/tokens/refresh", "/v1/me",
-    "/v1/me/sessions", "/v1/me/sessions/{id}", "/v1/me/logout", "/v1/auth", "/.well-known/jwks.json",
-    "/healthz", "/readyz", "/openapi.json", "/nope",
+    "/v1/sessions",
+    "/v1/sessions/introspect",
+    "/v1/sessions/{id}",
+    "/v1/sessions/{id}/extend",
+    "/v1/sessions/{id}/rotate",
+    "/v1/users/{id}/sessions",
+    "/v1/stats",
+    "/v1/tokens/refresh",
+    "/v1/me",
+    "/v1/me/sessions",
+    "/v1/me/sessions/{id}",
+    "/v1/me/logout",
+    "/v1/auth",
+    "/.well-known/jwks.json",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/nope",
 ];
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -22,13 +36,26 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         "\\PC{0,200}".prop_map(String::into_bytes),
         (
             "\\PC{0,40}",
-            prop_oneof![Just("null".to_owned()), Just("{}".to_owned()), Just("[]".to_owned()), "-?[0-9]{1,30}", "\"\\PC{0,40}\""],
+            prop_oneof![
+                Just("null".to_owned()),
+                Just("{}".to_owned()),
+                Just("[]".to_owned()),
+                "-?[0-9]{1,30}",
+                "\"\\PC{0,40}\""
+            ],
             proptest::collection::vec(("[a-z_]{1,12}", "\\PC{0,20}"), 0..4),
         )
             .prop_map(|(user, data, extra)| {
-                let mut fields = vec![format!("\"user_id\": {}", serde_json::to_string(&user).unwrap()), format!("\"data\": {data}")];
+                let mut fields = vec![
+                    format!("\"user_id\": {}", serde_json::to_string(&user).unwrap()),
+                    format!("\"data\": {data}"),
+                ];
                 for (k, v) in extra {
-                    fields.push(format!("{}: {}", serde_json::to_string(&k).unwrap(), serde_json::to_string(&v).unwrap()));
+                    fields.push(format!(
+                        "{}: {}",
+                        serde_json::to_string(&k).unwrap(),
+                        serde_json::to_string(&v).unwrap()
+                    ));
                 }
                 format!("{{{}}}", fields.join(",")).into_bytes()
             }),
@@ -47,18 +74,37 @@ struct Req {
 
 fn request() -> impl Strategy<Value = Req> {
     (
-        prop_oneof![Just(Method::GET), Just(Method::POST), Just(Method::PATCH), Just(Method::DELETE), Just(Method::PUT)],
+        prop_oneof![
+            Just(Method::GET),
+            Just(Method::POST),
+            Just(Method::PATCH),
+            Just(Method::DELETE),
+            Just(Method::PUT)
+        ],
         proptest::sample::select(ROUTES),
-        prop_oneof![Just("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned()), "[A-Za-z0-9_%.~-]{0,80}"],
-        proptest::option::of(prop_oneof![Just(API_KEY.to_owned()), "sds_[A-Za-z0-9_-]{0,60}", "[ -~]{0,80}"]),
+        prop_oneof![
+            Just("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned()),
+            "[A-Za-z0-9_%.~-]{0,80}"
+        ],
+        proptest::option::of(prop_oneof![
+            Just(API_KEY.to_owned()),
+            "sds_[A-Za-z0-9_-]{0,60}",
+            "[ -~]{0,80}"
+        ]),
         proptest::option::of("[ -~]{0,80}"),
         any::<bool>(),
         body(),
-        proptest::option::of("[a-z]{1,8}=[A-Za-z0-9%]{0,12}(&[a-z]{1,8}=[A-Za-z0-9_%.-]{0,12}){0,2}"),
+        proptest::option::of(
+            "[a-z]{1,8}=[A-Za-z0-9%]{0,12}(&[a-z]{1,8}=[A-Za-z0-9_%.-]{0,12}){0,2}",
+        ),
     )
         .prop_map(|(method, route, id, auth, cookie, json, body, query)| Req {
             method,
-            path: format!("{}{}", route.replace("{id}", &id), query.map(|q| format!("?{q}")).unwrap_or_default()),
+            path: format!(
+                "{}{}",
+                route.replace("{id}", &id),
+                query.map(|q| format!("?{q}")).unwrap_or_default()
+            ),
             auth,
             cookie,
             json,
@@ -69,8 +115,14 @@ fn request() -> impl Strategy<Value = Req> {
 #[test]
 fn no_request_gets_a_500_and_every_4xx_is_a_problem() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(TestServer::start_with(Backend::Embedded, |c| c.limits.failed_auth_per_minute = 1_000_000));
-    let config = ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() };
+    let server = rt.block_on(TestServer::start_with(Backend::Embedded, |c| {
+        c.limits.failed_auth_per_minute = 1_000_000
+    }));
+    let config = ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     proptest!(config, |(req in request())| {
         let mut b = server.client.request(req.method.clone(), server.url(&req.path));
         if let Some(a) = &req.auth {

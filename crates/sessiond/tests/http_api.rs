@@ -30,63 +30,135 @@ async fn full_lifecycle(backend: Backend) {
     assert!(laptop.get("token").is_none() && laptop.get("token_hash").is_none());
 
     // Introspect.
-    let r = s.admin(Method::POST, "/v1/sessions/introspect").json(&json!({"token": laptop_token})).send().await.unwrap();
+    let r = s
+        .admin(Method::POST, "/v1/sessions/introspect")
+        .json(&json!({"token": laptop_token}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["active"], true);
     assert_eq!(body["session"]["id"], laptop["id"]);
-    let r = s.admin(Method::POST, "/v1/sessions/introspect").json(&json!({"token": "sds_nope", "touch": false})).send().await.unwrap();
+    let r = s
+        .admin(Method::POST, "/v1/sessions/introspect")
+        .json(&json!({"token": "sds_nope", "touch": false}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"active": false}));
 
     // Me, as the laptop (Bearer).
-    let r = s.anon(Method::GET, "/v1/me").bearer_auth(&laptop_token).send().await.unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .bearer_auth(&laptop_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["id"], laptop["id"]);
 
     // Admin list, newest first.
-    let r = s.admin(Method::GET, "/v1/users/alice/sessions").send().await.unwrap();
+    let r = s
+        .admin(Method::GET, "/v1/users/alice/sessions")
+        .send()
+        .await
+        .unwrap();
     let list: Value = r.json().await.unwrap();
     assert_eq!(list["count"], 2);
     assert_eq!(list["sessions"][0]["id"], phone["id"]);
 
     // Patch: merge then replace; expiry unchanged.
     let id = laptop["id"].as_str().unwrap();
-    let r = s.admin(Method::PATCH, &format!("/v1/sessions/{id}")).json(&json!({"data": {"cart": 3, "theme": "dark"}})).send().await.unwrap();
+    let r = s
+        .admin(Method::PATCH, &format!("/v1/sessions/{id}"))
+        .json(&json!({"data": {"cart": 3, "theme": "dark"}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = s.admin(Method::PATCH, &format!("/v1/sessions/{id}")).json(&json!({"data": {"cart": null}})).send().await.unwrap();
+    let r = s
+        .admin(Method::PATCH, &format!("/v1/sessions/{id}"))
+        .json(&json!({"data": {"cart": null}}))
+        .send()
+        .await
+        .unwrap();
     let patched: Value = r.json().await.unwrap();
     assert_eq!(patched["data"], json!({"theme": "dark"}));
     assert_eq!(patched["expires_at"], laptop["expires_at"]);
-    let r = s.admin(Method::PATCH, &format!("/v1/sessions/{id}")).json(&json!({"data": {"x": 1}, "merge": false})).send().await.unwrap();
+    let r = s
+        .admin(Method::PATCH, &format!("/v1/sessions/{id}"))
+        .json(&json!({"data": {"x": 1}, "merge": false}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["data"], json!({"x": 1}));
 
     // Extend (never past the absolute deadline) and get.
-    let r = s.admin(Method::POST, &format!("/v1/sessions/{id}/extend")).json(&json!({"idle_ttl_seconds": 3600})).send().await.unwrap();
+    let r = s
+        .admin(Method::POST, &format!("/v1/sessions/{id}/extend"))
+        .json(&json!({"idle_ttl_seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = s.admin(Method::GET, &format!("/v1/sessions/{id}")).send().await.unwrap();
+    let r = s
+        .admin(Method::GET, &format!("/v1/sessions/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // Rotate: the old token is dead at once.
-    let r = s.admin(Method::POST, &format!("/v1/sessions/{id}/rotate")).send().await.unwrap();
+    let r = s
+        .admin(Method::POST, &format!("/v1/sessions/{id}/rotate"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let rotated: Value = r.json().await.unwrap();
     let laptop_token2 = rotated["token"].as_str().unwrap().to_owned();
-    let r = s.anon(Method::GET, "/v1/me").bearer_auth(&laptop_token).send().await.unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .bearer_auth(&laptop_token)
+        .send()
+        .await
+        .unwrap();
     let challenge = r.headers().get("www-authenticate").cloned();
     problem(r, 401).await;
     assert!(challenge.is_some());
-    let r = s.anon(Method::GET, "/v1/me").bearer_auth(&laptop_token2).send().await.unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .bearer_auth(&laptop_token2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // My sessions, with `current`.
-    let r = s.anon(Method::GET, "/v1/me/sessions").bearer_auth(&laptop_token2).send().await.unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/me/sessions")
+        .bearer_auth(&laptop_token2)
+        .send()
+        .await
+        .unwrap();
     let mine: Value = r.json().await.unwrap();
-    let current: Vec<_> = mine["sessions"].as_array().unwrap().iter().filter(|s| s["current"] == true).collect();
+    let current: Vec<_> = mine["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["current"] == true)
+        .collect();
     assert_eq!(current.len(), 1);
     assert_eq!(current[0]["id"], laptop["id"]);
 
     // Forward auth.
-    let r = s.anon(Method::GET, "/v1/auth").bearer_auth(&laptop_token2).send().await.unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/auth")
+        .bearer_auth(&laptop_token2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-user-id"], "alice");
     assert_eq!(r.headers()["x-session-id"], id);
@@ -94,41 +166,121 @@ async fn full_lifecycle(backend: Backend) {
 
     // Revoke one device from the laptop; bob's session is not alice's to revoke.
     let phone_id = phone["id"].as_str().unwrap();
-    let r = s.anon(Method::DELETE, &format!("/v1/me/sessions/{phone_id}")).bearer_auth(&laptop_token2).send().await.unwrap();
+    let r = s
+        .anon(Method::DELETE, &format!("/v1/me/sessions/{phone_id}"))
+        .bearer_auth(&laptop_token2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    problem(s.anon(Method::GET, "/v1/me").bearer_auth(&phone_token).send().await.unwrap(), 401).await;
+    problem(
+        s.anon(Method::GET, "/v1/me")
+            .bearer_auth(&phone_token)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     let (bob_session, _) = {
-        let r = s.admin(Method::GET, "/v1/users/bob/sessions").send().await.unwrap();
+        let r = s
+            .admin(Method::GET, "/v1/users/bob/sessions")
+            .send()
+            .await
+            .unwrap();
         let v: Value = r.json().await.unwrap();
         (v["sessions"][0].clone(), ())
     };
     let bob_id = bob_session["id"].as_str().unwrap();
-    problem(s.anon(Method::DELETE, &format!("/v1/me/sessions/{bob_id}")).bearer_auth(&laptop_token2).send().await.unwrap(), 404).await;
+    problem(
+        s.anon(Method::DELETE, &format!("/v1/me/sessions/{bob_id}"))
+            .bearer_auth(&laptop_token2)
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
 
     // Revoke others: create two more alice devices, sign them out.
     let (_, t3) = s.create("alice").await;
     s.create("alice").await;
-    let r = s.anon(Method::DELETE, "/v1/me/sessions").bearer_auth(&laptop_token2).send().await.unwrap();
+    let r = s
+        .anon(Method::DELETE, "/v1/me/sessions")
+        .bearer_auth(&laptop_token2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"revoked": 2}));
-    problem(s.anon(Method::GET, "/v1/me").bearer_auth(&t3).send().await.unwrap(), 401).await;
+    problem(
+        s.anon(Method::GET, "/v1/me")
+            .bearer_auth(&t3)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 
     // Logout clears the cookie and ends the session.
-    let r = s.anon(Method::POST, "/v1/me/logout").bearer_auth(&laptop_token2).send().await.unwrap();
+    let r = s
+        .anon(Method::POST, "/v1/me/logout")
+        .bearer_auth(&laptop_token2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with("sessiond=;") && cookie.contains("Max-Age=0"), "{cookie}");
-    problem(s.anon(Method::GET, "/v1/me").bearer_auth(&laptop_token2).send().await.unwrap(), 401).await;
+    assert!(
+        cookie.starts_with("sessiond=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
+    problem(
+        s.anon(Method::GET, "/v1/me")
+            .bearer_auth(&laptop_token2)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 
     // Admin revoke and revoke-all; 204 also when already gone.
-    let r = s.admin(Method::DELETE, &format!("/v1/sessions/{bob_id}?reason=password_changed")).send().await.unwrap();
+    let r = s
+        .admin(
+            Method::DELETE,
+            &format!("/v1/sessions/{bob_id}?reason=password_changed"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = s.admin(Method::DELETE, &format!("/v1/sessions/{bob_id}")).send().await.unwrap();
+    let r = s
+        .admin(Method::DELETE, &format!("/v1/sessions/{bob_id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    problem(s.anon(Method::GET, "/v1/me").bearer_auth(&bob_token).send().await.unwrap(), 401).await;
+    problem(
+        s.anon(Method::GET, "/v1/me")
+            .bearer_auth(&bob_token)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     s.create("carol").await;
     let (keep, _) = s.create("carol").await;
     let keep_id = keep["id"].as_str().unwrap();
-    let r = s.admin(Method::DELETE, &format!("/v1/users/carol/sessions?except={keep_id}")).send().await.unwrap();
+    let r = s
+        .admin(
+            Method::DELETE,
+            &format!("/v1/users/carol/sessions?except={keep_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"revoked": 1}));
 
     // Stats count what happened.
@@ -136,6 +288,15 @@ async fn full_lifecycle(backend: Backend) {
     let stats: Value = r.json().await.unwrap();
     assert_eq!(stats["store"], "ok");
     assert!(stats["created"].as_u64().unwrap() >= 7, "{stats}");
+    // alice and bob are signed out everywhere; carol keeps one.
+    assert_eq!(stats["live_sessions"], 1, "{stats}");
+    assert!(
+        stats["revoked_by_reason"]["revoked_by_user"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "{stats}"
+    );
     s.shutdown().await;
 }
 
@@ -146,27 +307,73 @@ async fn cookie_sessions_need_csrf_proof_for_changes(backend: Backend) {
     let other_id = other["id"].as_str().unwrap();
     let cookie = format!("sessiond={token}");
     // Reads need no proof; /v1/me hands out the CSRF token.
-    let r = s.anon(Method::GET, "/v1/me").header("cookie", &cookie).send().await.unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let csrf = r.headers()["x-csrf-token"].to_str().unwrap().to_owned();
     // A change without proof: 403, and nothing happened.
     let path = format!("/v1/me/sessions/{other_id}");
-    problem(s.anon(Method::DELETE, &path).header("cookie", &cookie).send().await.unwrap(), 403).await;
-    let wrong = s.anon(Method::DELETE, &path).header("cookie", &cookie).header("x-csrf-token", "forged").send().await.unwrap();
+    problem(
+        s.anon(Method::DELETE, &path)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    let wrong = s
+        .anon(Method::DELETE, &path)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", "forged")
+        .send()
+        .await
+        .unwrap();
     problem(wrong, 403).await;
-    let cross = s.anon(Method::DELETE, &path).header("cookie", &cookie).header("origin", "https://evil.example").send().await.unwrap();
+    let cross = s
+        .anon(Method::DELETE, &path)
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     problem(cross, 403).await;
-    let r = s.admin(Method::GET, &format!("/v1/sessions/{other_id}")).send().await.unwrap();
+    let r = s
+        .admin(Method::GET, &format!("/v1/sessions/{other_id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the refused change did nothing");
     // With the double-submit token: allowed.
-    let r = s.anon(Method::DELETE, &path).header("cookie", &cookie).header("x-csrf-token", &csrf).send().await.unwrap();
+    let r = s
+        .anon(Method::DELETE, &path)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     // Same-origin Origin header: allowed.
     let host = s.addr.to_string();
-    let r = s.anon(Method::DELETE, "/v1/me/sessions").header("cookie", &cookie).header("origin", format!("http://{host}")).send().await.unwrap();
+    let r = s
+        .anon(Method::DELETE, "/v1/me/sessions")
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // Bearer needs no CSRF proof.
-    let r = s.anon(Method::POST, "/v1/me/logout").bearer_auth(&token).send().await.unwrap();
+    let r = s
+        .anon(Method::POST, "/v1/me/logout")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     s.shutdown().await;
 }
@@ -174,36 +381,136 @@ async fn cookie_sessions_need_csrf_proof_for_changes(backend: Backend) {
 async fn admin_errors_are_problems(backend: Backend) {
     let s = TestServer::start_with(backend, |c| c.limits.failed_auth_per_minute = 10_000).await;
     // 401: no key, wrong key.
-    problem(s.anon(Method::GET, "/v1/users/alice/sessions").send().await.unwrap(), 401).await;
-    let r = s.anon(Method::GET, "/v1/users/alice/sessions").bearer_auth("sdk_wrong").send().await.unwrap();
+    problem(
+        s.anon(Method::GET, "/v1/users/alice/sessions")
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    let r = s
+        .anon(Method::GET, "/v1/users/alice/sessions")
+        .bearer_auth("sdk_wrong")
+        .send()
+        .await
+        .unwrap();
     problem(r, 401).await;
     // 400: malformed JSON, unknown field, wrong type, empty user id, bad ip, bad reason, malformed id.
     let bad_bodies = [
-        "{", "[]", "null", r#"{"user_id": "a", "surprise": 1}"#, r#"{"user_id": 5}"#, r#"{"user_id": ""}"#,
-        r#"{"user_id": "a", "ip": "nope"}"#, r#"{"user_id": "a", "idle_ttl_seconds": 0}"#, r#"{"user_id": "a", "data": [1]}"#,
+        "{",
+        "[]",
+        "null",
+        r#"{"user_id": "a", "surprise": 1}"#,
+        r#"{"user_id": 5}"#,
+        r#"{"user_id": ""}"#,
+        r#"{"user_id": "a", "ip": "nope"}"#,
+        r#"{"user_id": "a", "idle_ttl_seconds": 0}"#,
+        r#"{"user_id": "a", "data": [1]}"#,
     ];
     for body in bad_bodies {
-        let r = s.admin(Method::POST, "/v1/sessions").header("content-type", "application/json").body(body).send().await.unwrap();
+        let r = s
+            .admin(Method::POST, "/v1/sessions")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         problem(r, 400).await;
     }
     let (sess, _) = s.create("alice").await;
     let id = sess["id"].as_str().unwrap();
-    problem(s.admin(Method::DELETE, &format!("/v1/sessions/{id}?reason=has%20space")).send().await.unwrap(), 400).await;
-    problem(s.admin(Method::DELETE, &format!("/v1/sessions/{id}?surprise=1")).send().await.unwrap(), 400).await;
-    problem(s.admin(Method::GET, "/v1/sessions/not-an-id").send().await.unwrap(), 400).await;
-    let r = s.admin(Method::PATCH, &format!("/v1/sessions/{id}")).json(&json!({"data": {}, "extra": true})).send().await.unwrap();
+    problem(
+        s.admin(
+            Method::DELETE,
+            &format!("/v1/sessions/{id}?reason=has%20space"),
+        )
+        .send()
+        .await
+        .unwrap(),
+        400,
+    )
+    .await;
+    problem(
+        s.admin(Method::DELETE, &format!("/v1/sessions/{id}?surprise=1"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    problem(
+        s.admin(Method::GET, "/v1/sessions/not-an-id")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    let r = s
+        .admin(Method::PATCH, &format!("/v1/sessions/{id}"))
+        .json(&json!({"data": {}, "extra": true}))
+        .send()
+        .await
+        .unwrap();
     problem(r, 400).await;
     // 415: no JSON content type.
-    let r = s.admin(Method::POST, "/v1/sessions").body(r#"{"user_id":"a"}"#).send().await.unwrap();
+    let r = s
+        .admin(Method::POST, "/v1/sessions")
+        .body(r#"{"user_id":"a"}"#)
+        .send()
+        .await
+        .unwrap();
     problem(r, 415).await;
     // 404: unknown session, unknown route; 405 wrong method.
     let ghost = format!("{}AAAAAAAAAAAAAAAAAAAAAA", &id[..11]);
-    problem(s.admin(Method::GET, &format!("/v1/sessions/{ghost}")).send().await.unwrap(), 404).await;
-    problem(s.admin(Method::PATCH, &format!("/v1/sessions/{ghost}")).json(&json!({"data": {}})).send().await.unwrap(), 404).await;
-    problem(s.admin(Method::POST, &format!("/v1/sessions/{ghost}/rotate")).send().await.unwrap(), 404).await;
-    problem(s.admin(Method::POST, &format!("/v1/sessions/{ghost}/extend")).json(&json!({})).send().await.unwrap(), 404).await;
-    problem(s.admin(Method::GET, "/v1/nothing-here").send().await.unwrap(), 404).await;
-    problem(s.admin(Method::PUT, "/v1/sessions").send().await.unwrap(), 405).await;
+    problem(
+        s.admin(Method::GET, &format!("/v1/sessions/{ghost}"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        s.admin(Method::PATCH, &format!("/v1/sessions/{ghost}"))
+            .json(&json!({"data": {}}))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        s.admin(Method::POST, &format!("/v1/sessions/{ghost}/rotate"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        s.admin(Method::POST, &format!("/v1/sessions/{ghost}/extend"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        s.admin(Method::GET, "/v1/nothing-here")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        s.admin(Method::PUT, "/v1/sessions").send().await.unwrap(),
+        405,
+    )
+    .await;
     s.shutdown().await;
 }
 
@@ -213,15 +520,56 @@ async fn public_errors_are_problems(backend: Backend) {
         let r = s.anon(Method::GET, path).send().await.unwrap();
         assert!(r.headers().contains_key("www-authenticate"));
         problem(r, 401).await;
-        for bad in ["", "x", "sds_", &"A".repeat(5000), "sds_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
-            problem(s.anon(Method::GET, path).bearer_auth(bad).send().await.unwrap(), 401).await;
-            problem(s.anon(Method::GET, path).header("cookie", format!("sessiond={bad}")).send().await.unwrap(), 401).await;
+        for bad in [
+            "",
+            "x",
+            "sds_",
+            &"A".repeat(5000),
+            "sds_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            problem(
+                s.anon(Method::GET, path)
+                    .bearer_auth(bad)
+                    .send()
+                    .await
+                    .unwrap(),
+                401,
+            )
+            .await;
+            problem(
+                s.anon(Method::GET, path)
+                    .header("cookie", format!("sessiond={bad}"))
+                    .send()
+                    .await
+                    .unwrap(),
+                401,
+            )
+            .await;
         }
     }
-    problem(s.anon(Method::POST, "/v1/me/logout").send().await.unwrap(), 401).await;
-    problem(s.anon(Method::DELETE, "/v1/me/sessions").send().await.unwrap(), 401).await;
+    problem(
+        s.anon(Method::POST, "/v1/me/logout").send().await.unwrap(),
+        401,
+    )
+    .await;
+    problem(
+        s.anon(Method::DELETE, "/v1/me/sessions")
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     // Public routes do not accept the admin key as a session.
-    problem(s.anon(Method::GET, "/v1/me").bearer_auth(API_KEY).send().await.unwrap(), 401).await;
+    problem(
+        s.anon(Method::GET, "/v1/me")
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     s.shutdown().await;
 }
 
@@ -240,23 +588,65 @@ async fn limits_give_413_and_409(backend: Backend) {
     .await;
     // Body over 64 KiB.
     let big = json!({"user_id": "a", "data": {"blob": "x".repeat(70 * 1024)}});
-    problem(s.admin(Method::POST, "/v1/sessions").json(&big).send().await.unwrap(), 413).await;
+    problem(
+        s.admin(Method::POST, "/v1/sessions")
+            .json(&big)
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
     // Data over 16 KiB but body under 64 KiB.
     let data = json!({"user_id": "a", "data": {"blob": "x".repeat(17 * 1024)}});
-    problem(s.admin(Method::POST, "/v1/sessions").json(&data).send().await.unwrap(), 413).await;
+    problem(
+        s.admin(Method::POST, "/v1/sessions")
+            .json(&data)
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
     let (sess, _) = s.create("a").await;
     let id = sess["id"].as_str().unwrap();
     let patch = json!({"data": {"blob": "x".repeat(17 * 1024)}});
-    problem(s.admin(Method::PATCH, &format!("/v1/sessions/{id}")).json(&patch).send().await.unwrap(), 413).await;
+    problem(
+        s.admin(Method::PATCH, &format!("/v1/sessions/{id}"))
+            .json(&patch)
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
     // User id over 256 bytes.
     let long = json!({"user_id": "u".repeat(257)});
-    problem(s.admin(Method::POST, "/v1/sessions").json(&long).send().await.unwrap(), 400).await;
+    problem(
+        s.admin(Method::POST, "/v1/sessions")
+            .json(&long)
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
     // 409: the reject policy.
     for _ in 0..2 {
-        let r = s.admin(Method::POST, "/v1/sessions").json(&json!({"user_id": "root", "role": "admin"})).send().await.unwrap();
+        let r = s
+            .admin(Method::POST, "/v1/sessions")
+            .json(&json!({"user_id": "root", "role": "admin"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
     }
-    let r = s.admin(Method::POST, "/v1/sessions").json(&json!({"user_id": "root", "role": "admin"})).send().await.unwrap();
+    let r = s
+        .admin(Method::POST, "/v1/sessions")
+        .json(&json!({"user_id": "root", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
     problem(r, 409).await;
     s.shutdown().await;
 }
@@ -265,36 +655,88 @@ async fn failed_token_checks_are_rate_limited(backend: Backend) {
     let s = TestServer::start_with(backend, |c| c.limits.failed_auth_per_minute = 5).await;
     let (_, token) = s.create("alice").await;
     for _ in 0..5 {
-        problem(s.anon(Method::GET, "/v1/me").bearer_auth("sds_guess").send().await.unwrap(), 401).await;
+        problem(
+            s.anon(Method::GET, "/v1/me")
+                .bearer_auth("sds_guess")
+                .send()
+                .await
+                .unwrap(),
+            401,
+        )
+        .await;
     }
-    let r = s.anon(Method::GET, "/v1/me").bearer_auth("sds_guess").send().await.unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .bearer_auth("sds_guess")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().contains_key("retry-after"));
     problem(r, 429).await;
     // Even a valid token waits: the address is throttled, not the guess.
-    problem(s.anon(Method::GET, "/v1/me").bearer_auth(&token).send().await.unwrap(), 429).await;
+    problem(
+        s.anon(Method::GET, "/v1/me")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+        429,
+    )
+    .await;
     s.shutdown().await;
 }
 
 async fn jwt_mode_is_a_clear_501(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let r = s.admin(Method::POST, "/v1/sessions").json(&json!({"user_id": "a", "mode": "jwt"})).send().await.unwrap();
+    let r = s
+        .admin(Method::POST, "/v1/sessions")
+        .json(&json!({"user_id": "a", "mode": "jwt"}))
+        .send()
+        .await
+        .unwrap();
     problem(r, 501).await;
-    let r = s.anon(Method::POST, "/v1/tokens/refresh").json(&json!({"refresh_token": "x"})).send().await.unwrap();
+    let r = s
+        .anon(Method::POST, "/v1/tokens/refresh")
+        .json(&json!({"refresh_token": "x"}))
+        .send()
+        .await
+        .unwrap();
     problem(r, 501).await;
-    problem(s.anon(Method::GET, "/.well-known/jwks.json").send().await.unwrap(), 501).await;
+    problem(
+        s.anon(Method::GET, "/.well-known/jwks.json")
+            .send()
+            .await
+            .unwrap(),
+        501,
+    )
+    .await;
     s.shutdown().await;
 }
 
 async fn ops_routes_answer(backend: Backend) {
     let s = TestServer::start_with(backend, |c| c.limits.failed_auth_per_minute = 10_000).await;
-    assert_eq!(s.anon(Method::GET, "/healthz").send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.anon(Method::GET, "/healthz")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let r = s.anon(Method::GET, "/readyz").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok", "store": "ok"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "ok", "store": "ok"})
+    );
     s.create("alice").await;
     let r = s.anon(Method::GET, "/metrics").send().await.unwrap();
     let text = r.text().await.unwrap();
-    for name in ["http_requests_total", "http_request_duration_seconds", "sessiond_sessions_created_total"] {
+    for name in [
+        "http_requests_total",
+        "http_request_duration_seconds",
+        "sessiond_sessions_created_total",
+    ] {
         assert!(text.contains(name), "missing {name}");
     }
     let r = s.anon(Method::GET, "/openapi.json").send().await.unwrap();
@@ -302,28 +744,55 @@ async fn ops_routes_answer(backend: Backend) {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     // Every route of SPEC.md section 2 is documented, with its methods.
     let expected = [
-        ("post", "/v1/sessions"), ("post", "/v1/sessions/introspect"), ("get", "/v1/sessions/{id}"),
-        ("patch", "/v1/sessions/{id}"), ("delete", "/v1/sessions/{id}"), ("post", "/v1/sessions/{id}/extend"),
-        ("post", "/v1/sessions/{id}/rotate"), ("get", "/v1/users/{user_id}/sessions"),
-        ("delete", "/v1/users/{user_id}/sessions"), ("get", "/v1/stats"), ("post", "/v1/tokens/refresh"),
-        ("get", "/v1/me"), ("get", "/v1/me/sessions"), ("delete", "/v1/me/sessions/{id}"),
-        ("delete", "/v1/me/sessions"), ("post", "/v1/me/logout"), ("get", "/v1/auth"),
-        ("get", "/.well-known/jwks.json"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
+        ("post", "/v1/sessions"),
+        ("post", "/v1/sessions/introspect"),
+        ("get", "/v1/sessions/{id}"),
+        ("patch", "/v1/sessions/{id}"),
+        ("delete", "/v1/sessions/{id}"),
+        ("post", "/v1/sessions/{id}/extend"),
+        ("post", "/v1/sessions/{id}/rotate"),
+        ("get", "/v1/users/{user_id}/sessions"),
+        ("delete", "/v1/users/{user_id}/sessions"),
+        ("get", "/v1/stats"),
+        ("post", "/v1/tokens/refresh"),
+        ("get", "/v1/me"),
+        ("get", "/v1/me/sessions"),
+        ("delete", "/v1/me/sessions/{id}"),
+        ("delete", "/v1/me/sessions"),
+        ("post", "/v1/me/logout"),
+        ("get", "/v1/auth"),
+        ("get", "/.well-known/jwks.json"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
         ("get", "/openapi.json"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, expected.len(), "documented operations: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(
+        documented,
+        expected.len(),
+        "documented operations: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
     for (method, path) in expected {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} not documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} not documented"
+        );
         // And the route exists: anything but 404-for-unknown-route / 405.
-        let url_path = path.replace("{id}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").replace("{user_id}", "u");
+        let url_path = path
+            .replace("{id}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .replace("{user_id}", "u");
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = s.anon(m, &url_path).send().await.unwrap();
         assert_ne!(r.status(), 405, "{method} {path}");
         if r.status() == 404 {
             let body: Value = r.json().await.unwrap();
-            assert_ne!(body["detail"], "no such route", "{method} {path} is not routed");
+            assert_ne!(
+                body["detail"], "no such route",
+                "{method} {path} is not routed"
+            );
         }
     }
     s.shutdown().await;

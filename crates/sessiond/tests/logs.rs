@@ -40,25 +40,70 @@ async fn lifecycle(s: &TestServer, secrets: &mut Vec<String>) {
     let (b, t2) = s.create("alice").await;
     secrets.extend([t1.clone(), t2.clone()]);
     let id = a["id"].as_str().unwrap();
-    s.admin(Method::POST, "/v1/sessions/introspect").json(&json!({"token": t1})).send().await.unwrap();
-    let r = s.anon(Method::GET, "/v1/me").header("cookie", format!("sessiond={t1}")).send().await.unwrap();
+    s.admin(Method::POST, "/v1/sessions/introspect")
+        .json(&json!({"token": t1}))
+        .send()
+        .await
+        .unwrap();
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .header("cookie", format!("sessiond={t1}"))
+        .send()
+        .await
+        .unwrap();
     secrets.push(r.headers()["x-csrf-token"].to_str().unwrap().to_owned());
-    s.anon(Method::GET, "/v1/me/sessions").bearer_auth(&t1).send().await.unwrap();
-    s.admin(Method::PATCH, &format!("/v1/sessions/{id}")).json(&json!({"data": {"k": "v"}})).send().await.unwrap();
-    let r = s.admin(Method::POST, &format!("/v1/sessions/{id}/rotate")).send().await.unwrap();
+    s.anon(Method::GET, "/v1/me/sessions")
+        .bearer_auth(&t1)
+        .send()
+        .await
+        .unwrap();
+    s.admin(Method::PATCH, &format!("/v1/sessions/{id}"))
+        .json(&json!({"data": {"k": "v"}}))
+        .send()
+        .await
+        .unwrap();
+    let r = s
+        .admin(Method::POST, &format!("/v1/sessions/{id}/rotate"))
+        .send()
+        .await
+        .unwrap();
     let rotated: Value = r.json().await.unwrap();
     let t3 = rotated["token"].as_str().unwrap().to_owned();
     secrets.push(t3.clone());
     // Failures log too: old token, a guess, a wrong API key.
-    s.anon(Method::GET, "/v1/me").bearer_auth(&t1).send().await.unwrap();
-    s.anon(Method::GET, "/v1/auth").bearer_auth(&t3).send().await.unwrap();
-    s.anon(Method::GET, "/v1/users/alice/sessions").bearer_auth("sdk_wrong-key-that-is-secret").send().await.unwrap();
+    s.anon(Method::GET, "/v1/me")
+        .bearer_auth(&t1)
+        .send()
+        .await
+        .unwrap();
+    s.anon(Method::GET, "/v1/auth")
+        .bearer_auth(&t3)
+        .send()
+        .await
+        .unwrap();
+    s.anon(Method::GET, "/v1/users/alice/sessions")
+        .bearer_auth("sdk_wrong-key-that-is-secret")
+        .send()
+        .await
+        .unwrap();
     secrets.push("sdk_wrong-key-that-is-secret".into());
     let bid = b["id"].as_str().unwrap();
-    s.anon(Method::DELETE, &format!("/v1/me/sessions/{bid}")).bearer_auth(&t3).send().await.unwrap();
-    s.anon(Method::POST, "/v1/me/logout").bearer_auth(&t3).send().await.unwrap();
+    s.anon(Method::DELETE, &format!("/v1/me/sessions/{bid}"))
+        .bearer_auth(&t3)
+        .send()
+        .await
+        .unwrap();
+    s.anon(Method::POST, "/v1/me/logout")
+        .bearer_auth(&t3)
+        .send()
+        .await
+        .unwrap();
     // A token in a body field that fails to parse.
-    s.admin(Method::POST, "/v1/sessions").json(&json!({"user_id": 1, "token": t3})).send().await.unwrap();
+    s.admin(Method::POST, "/v1/sessions")
+        .json(&json!({"user_id": 1, "token": t3}))
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,14 +128,23 @@ async fn no_token_reaches_the_logs() {
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The capture works: one access line per request at least, with ids.
-    let access_lines = logs.lines().filter(|l| l.contains("request_id") && l.contains("status")).count();
-    assert!(access_lines >= 2 * 12, "only {access_lines} access log lines:\n{logs}");
+    let access_lines = logs
+        .lines()
+        .filter(|l| l.contains("request_id") && l.contains("status"))
+        .count();
+    assert!(
+        access_lines >= 2 * 12,
+        "only {access_lines} access log lines:\n{logs}"
+    );
     assert!(logs.contains("session_id"));
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a secret reached the logs");
         // Not even the random part of a token.
         if let Some(rest) = secret.strip_prefix("sds_") {
-            assert!(!logs.contains(&rest[11..]), "a token's secret part reached the logs");
+            assert!(
+                !logs.contains(&rest[11..]),
+                "a token's secret part reached the logs"
+            );
         }
     }
 }

@@ -14,15 +14,16 @@ use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
 use crate::problem::{Problem, ProblemBody};
 use crate::telemetry::LoggedSession;
 use crate::wire::{
-    CreateSession, Created, Extend, Introspect, Introspection, PatchData, RevokeQuery, RevokeUserQuery,
-    RevokedCount, Rotated, SessionList, SessionView, Stats,
+    CreateSession, Created, Extend, Introspect, Introspection, PatchData, RevokeQuery,
+    RevokeUserQuery, RevokedCount, Rotated, SessionList, SessionView, Stats,
 };
 
 fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
     match r {
         None => Ok(default),
-        Some(r) => RevokeReason::parse(r)
-            .ok_or_else(|| Problem::bad_request("invalid reason: expected 1..=64 characters of [A-Za-z0-9_.:-]")),
+        Some(r) => RevokeReason::parse(r).ok_or_else(|| {
+            Problem::bad_request("invalid reason: expected 1..=64 characters of [A-Za-z0-9_.:-]")
+        }),
     }
 }
 
@@ -44,7 +45,9 @@ pub async fn create(
     JsonBody(req): JsonBody<CreateSession>,
 ) -> Result<Response, Problem> {
     if req.mode.unwrap_or(state.default_mode) == Mode::Jwt {
-        return Err(Problem::not_implemented("jwt mode is not available yet; use mode \"opaque\""));
+        return Err(Problem::not_implemented(
+            "jwt mode is not available yet; use mode \"opaque\"",
+        ));
     }
     let created = state
         .engine
@@ -77,7 +80,11 @@ pub async fn introspect(
     _: AdminAuth,
     JsonBody(req): JsonBody<Introspect>,
 ) -> Result<Response, Problem> {
-    match state.engine.introspect(&req.token, req.touch.unwrap_or(true)).await {
+    match state
+        .engine
+        .introspect(&req.token, req.touch.unwrap_or(true))
+        .await
+    {
         Ok(Some(session)) => {
             let id = session.id.to_string();
             let body = Introspection {
@@ -100,7 +107,11 @@ pub async fn introspect(
     params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = SessionView), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
-pub async fn get(State(state): State<AppState>, _: AdminAuth, PathParam(id): PathParam) -> Result<Response, Problem> {
+pub async fn get(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(id): PathParam,
+) -> Result<Response, Problem> {
     let session = state.engine.get(&id).await?;
     Ok(logged(&id, axum::Json(SessionView::from(session))))
 }
@@ -149,7 +160,11 @@ pub async fn extend(
     params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = Rotated), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
-pub async fn rotate(State(state): State<AppState>, _: AdminAuth, PathParam(id): PathParam) -> Result<Response, Problem> {
+pub async fn rotate(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(id): PathParam,
+) -> Result<Response, Problem> {
     let rotated = state.engine.rotate(&id).await?;
     let body = Rotated {
         token: rotated.token.expose().to_owned(),
@@ -211,7 +226,10 @@ pub async fn revoke_user(
         .engine
         .revoke_user(&user_id, q.except.as_deref(), reason)
         .await?;
-    Ok(axum::Json(RevokedCount { revoked: revoked.len() }).into_response())
+    Ok(axum::Json(RevokedCount {
+        revoked: revoked.len(),
+    })
+    .into_response())
 }
 
 /// Counters since start and the store's status.
@@ -223,7 +241,9 @@ pub async fn stats(State(state): State<AppState>, _: AdminAuth) -> Response {
         Err(_) => "unavailable",
     };
     let counts = state.metered.counts();
+    let live_sessions = state.engine.count_live().await.ok();
     axum::Json(Stats {
+        live_sessions,
         created: counts.created,
         revoked_by_reason: counts.revoked_by_reason.into_iter().collect(),
         store_errors: counts.store_errors,

@@ -33,7 +33,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 }),
             )
                 .into_response();
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
     }
@@ -42,6 +43,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // Refreshes the live-sessions gauge (the metered store sets it).
+    let _ = state.engine.count_live().await;
     let mut r = state.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -25,9 +25,15 @@ fn logged(caller: &Caller) -> Extension<LoggedSession> {
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn me(caller: Caller) -> Response {
     let csrf = HeaderValue::from_str(&caller.csrf_token()).ok();
-    let mut response = (logged(&caller), axum::Json(SessionView::from(caller.session))).into_response();
+    let mut response = (
+        logged(&caller),
+        axum::Json(SessionView::from(caller.session)),
+    )
+        .into_response();
     if let Some(csrf) = csrf {
-        response.headers_mut().insert(HeaderName::from_static(CSRF_HEADER), csrf);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(CSRF_HEADER), csrf);
     }
     response
 }
@@ -36,7 +42,10 @@ pub async fn me(caller: Caller) -> Response {
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "public", security(("session" = [])),
     responses((status = 200, body = SessionList), (status = 401, body = ProblemBody),
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
-pub async fn my_sessions(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+pub async fn my_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
     let sessions: Vec<SessionView> = state
         .engine
         .list_user(&caller.session.user_id)
@@ -64,7 +73,8 @@ pub async fn revoke_mine(
     caller: Caller,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let not_yours = || Problem::not_found("no live session with this id belongs to the caller's user");
+    let not_yours =
+        || Problem::not_found("no live session with this id belongs to the caller's user");
     let target = state.engine.get(&id).await.map_err(|e| match e {
         sessiond_engine::Error::NotFound | sessiond_engine::Error::Invalid { .. } => not_yours(),
         other => other.into(),
@@ -72,7 +82,10 @@ pub async fn revoke_mine(
     if target.user_id != caller.session.user_id {
         return Err(not_yours());
     }
-    state.engine.revoke(&id, RevokeReason::RevokedByUser).await?;
+    state
+        .engine
+        .revoke(&id, RevokeReason::RevokedByUser)
+        .await?;
     Ok((logged(&caller), StatusCode::NO_CONTENT).into_response())
 }
 
@@ -80,7 +93,10 @@ pub async fn revoke_mine(
 #[utoipa::path(delete, path = "/v1/me/sessions", tag = "public", security(("session" = [])),
     responses((status = 200, body = RevokedCount), (status = 401, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
-pub async fn revoke_others(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+pub async fn revoke_others(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
     let revoked = state
         .engine
         .revoke_user(
@@ -89,7 +105,13 @@ pub async fn revoke_others(State(state): State<AppState>, caller: Caller) -> Res
             RevokeReason::RevokedByUser,
         )
         .await?;
-    Ok((logged(&caller), axum::Json(RevokedCount { revoked: revoked.len() })).into_response())
+    Ok((
+        logged(&caller),
+        axum::Json(RevokedCount {
+            revoked: revoked.len(),
+        }),
+    )
+        .into_response())
 }
 
 /// End the caller's session and clear the cookie.
@@ -141,8 +163,14 @@ pub async fn forward_auth(caller: Caller) -> Response {
     let s = &caller.session;
     let mut response = (logged(&caller), StatusCode::OK).into_response();
     let h = response.headers_mut();
-    h.insert(HeaderName::from_static("x-session-id"), header_value(s.id.as_str()));
-    h.insert(HeaderName::from_static("x-user-id"), header_value(&s.user_id));
+    h.insert(
+        HeaderName::from_static("x-session-id"),
+        header_value(s.id.as_str()),
+    );
+    h.insert(
+        HeaderName::from_static("x-user-id"),
+        header_value(&s.user_id),
+    );
     h.insert(
         HeaderName::from_static("x-user-role"),
         header_value(s.role.as_deref().unwrap_or("")),

@@ -38,7 +38,11 @@ impl TestServer {
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let redis = match backend {
-            Backend::Redis => Some(tokio::task::spawn_blocking(RedisServer::start).await.unwrap()),
+            Backend::Redis => Some(
+                tokio::task::spawn_blocking(RedisServer::start)
+                    .await
+                    .unwrap(),
+            ),
             Backend::Embedded => None,
         };
         let mut config = Config {
@@ -70,7 +74,9 @@ impl TestServer {
 
     /// An admin request (API key set).
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(API_KEY)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(API_KEY)
     }
 
     /// A request with no credential.
@@ -102,10 +108,17 @@ impl TestServer {
 /// Assert `r` is a problem+json answer with `status`; returns its body.
 pub async fn problem(r: Response, status: u16) -> Value {
     let got = r.status().as_u16();
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
     let text = r.text().await.unwrap();
     assert_eq!(got, status, "unexpected status; body: {text}");
-    assert_eq!(ct.as_deref(), Some("application/problem+json"), "body: {text}");
+    assert_eq!(
+        ct.as_deref(),
+        Some("application/problem+json"),
+        "body: {text}"
+    );
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["status"], status);
     for k in ["type", "title", "detail"] {

@@ -1,0 +1,259 @@
+//! The `sessiond` binary end to end: `config check|print` and the operator
+//! commands on an embedded store in a temporary directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
+use sessiond_engine::{CreateRequest, Engine, Policy, Store};
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+/// The binary, run in `dir`, with no `SESSIOND_*` variable of ours leaking in.
+fn sessiond(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+    cmd.current_dir(dir).args(args);
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|n| n.to_ascii_uppercase().starts_with("SESSIOND_"))
+        {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn config_check_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sessiond.toml");
+    std::fs::write(
+        &file,
+        "listen = \"0.0.0.0:8080\"\n[roles.admin]\nidle_ttl = \"15m\"\nabsolute_ttl = \"12h\"\nmax_sessions = 2\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(sessiond(dir.path(), &["config", "check"]).arg(&file));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("ok: {}\n", file.display()));
+    assert_eq!(err, "");
+}
+
+#[test]
+fn config_check_names_key_and_value_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[jwt]\naccess_ttl = \"15 parsecs\"\n",
+            r#"invalid config: jwt.access_ttl = "15 parsecs": expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+        ),
+        ("listn = \"1\"\n", r#"invalid config: unknown key "listn""#),
+        (
+            "max_sessions_policy = \"random\"\n",
+            r#"invalid config: max_sessions_policy = "random": expected one of evict_oldest, reject"#,
+        ),
+    ];
+    for (text, expected) in cases {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let (code, out, err) = run(sessiond(dir.path(), &["config", "check"]).arg(&file));
+        assert_eq!(code, 2, "{text}");
+        assert_eq!(out, "");
+        assert_eq!(err, format!("{expected}\n"));
+    }
+    let (code, _, err) = run(&mut sessiond(
+        dir.path(),
+        &["config", "check", "missing.toml"],
+    ));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("invalid config: cannot read missing.toml: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn a_bad_environment_value_stops_any_command_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) =
+        run(sessiond(dir.path(), &["config", "print"])
+            .env("SESSIOND_LIMITS__MAX_BODY_BYTES", "lots"));
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "invalid config: limits.max_body_bytes = \"lots\": expected a whole number above 0\n"
+    );
+}
+
+#[test]
+fn config_print_shows_the_effective_config_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sessiond.toml");
+    std::fs::write(
+        &file,
+        "api_key = \"file-key-0123456789abcdef\"\nstore = \"redis://:hunter2@cache:6379/\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(sessiond(
+        dir.path(),
+        &["config", "print", "--listen", "127.0.0.1:9000"],
+    )
+    .arg("--config")
+    .arg(&file)
+    .env("SESSIOND_JWT__ACCESS_TTL", "5m")
+    .env("SESSIOND_API_KEY", "env-key-0123456789abcdef"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("api_key = \"***\""), "{out}");
+    assert!(!out.contains("0123456789abcdef"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(
+        out.contains("store = \"redis://:***@cache:6379/\""),
+        "{out}"
+    );
+    assert!(out.contains("listen = \"127.0.0.1:9000\""), "{out}");
+    assert!(out.contains("access_ttl = \"5m\""), "{out}");
+    // What is printed is a valid config file again.
+    let printed = dir.path().join("printed.toml");
+    std::fs::write(
+        &printed,
+        out.replace("\"***\"", "\"another-key-0123456789\""),
+    )
+    .unwrap();
+    let (code, _, err) = run(sessiond(dir.path(), &["config", "check"]).arg(&printed));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn operator_commands_list_and_revoke_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let store_url = format!("embedded:{}", db.display());
+    let rt = runtime();
+    let ids: Vec<String> = rt.block_on(async {
+        let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
+            .await
+            .unwrap();
+        let engine = Engine::new(Arc::new(store.clone()) as Arc<dyn Store>, Policy::default());
+        let mut ids = Vec::new();
+        for (i, user) in ["alice", "alice", "alice", "bob"].iter().enumerate() {
+            let created = engine
+                .create(CreateRequest {
+                    user_id: (*user).to_owned(),
+                    user_agent: Some(CHROME.to_owned()),
+                    ip: Some(format!("203.0.113.{i}")),
+                    ..CreateRequest::default()
+                })
+                .await
+                .unwrap();
+            ids.push(created.session.id.as_str().to_owned());
+        }
+        store.close().await;
+        ids
+    });
+    let store_flag = ["--store", store_url.as_str()];
+    let op = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(store_flag);
+        run(&mut sessiond(dir.path(), &all))
+    };
+
+    let (code, out, err) = op(&["sessions", "list", "--user", "alice"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for column in ["ID", "CREATED", "LAST SEEN", "EXPIRES", "DEVICE", "IP"] {
+        assert!(lines[0].contains(column), "{out}");
+    }
+    // Newest first.
+    assert!(lines[1].starts_with(&ids[2]), "{out}");
+    assert!(lines[3].starts_with(&ids[0]), "{out}");
+    assert!(lines[1].contains("desktop/Chrome/Windows 10"), "{out}");
+    assert!(lines[1].contains("203.0.113.2"), "{out}");
+
+    let (code, out, err) = op(&["sessions", "revoke", &ids[0], "--reason", "stolen_laptop"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("revoked {}\n", ids[0]));
+    let (code, out, _) = op(&["sessions", "revoke", &ids[0]]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing revoked"), "{out}");
+
+    let (code, out, err) = op(&["sessions", "revoke-user", "alice", "--except", &ids[2]]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "revoked 1 session of user \"alice\"\n");
+
+    let (code, out, _) = op(&["sessions", "list", "--user", "alice"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with(&ids[2]));
+
+    let (code, out, err) = op(&["stats", "--user", "bob"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("reachable"), "{out}");
+    assert!(out.contains("user \"bob\": 1 live sessions"), "{out}");
+
+    let (code, out, _) = op(&["sessions", "list", "--user", "carol"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "no live sessions for user \"carol\"\n");
+
+    // Bad input is a usage error.
+    let (code, _, _) = op(&["sessions", "revoke", "not-a-session-id"]);
+    assert_eq!(code, 2);
+
+    // The engine agrees with what the commands said.
+    rt.block_on(async {
+        let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
+            .await
+            .unwrap();
+        let engine = Engine::new(Arc::new(store.clone()) as Arc<dyn Store>, Policy::default());
+        assert_eq!(engine.count_user("alice").await.unwrap(), 1);
+        assert_eq!(engine.count_user("bob").await.unwrap(), 1);
+        store.close().await;
+    });
+}
+
+#[test]
+fn an_unreachable_store_is_a_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(&mut sessiond(
+        dir.path(),
+        &["stats", "--store", "redis://:pw@127.0.0.1:1/"],
+    ));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("pw@"), "{err}");
+
+    let (code, _, err) = run(&mut sessiond(
+        dir.path(),
+        &["stats", "--store", "embedded:"],
+    ));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("invalid config: store = \"embedded:\": "),
+        "{err}"
+    );
+}
