@@ -736,6 +736,8 @@ async fn ops_routes_answer(backend: Backend) {
         "http_requests_total",
         "http_request_duration_seconds",
         "sessiond_sessions_created_total",
+        "sessiond_live_sessions",
+        "sessiond_store_operation_duration_seconds",
     ] {
         assert!(text.contains(name), "missing {name}");
     }
