@@ -399,7 +399,7 @@ pub mod duration_text {
 
     /// Write a duration in the largest unit that holds it exactly.
     pub fn format(d: Duration) -> String {
-        if d.subsec_nanos() % 1_000_000 != 0 {
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
             return humantime::format_duration(d).to_string();
         }
         let ms = d.as_millis();
@@ -414,7 +414,7 @@ pub mod duration_text {
             (1, "ms"),
         ];
         for (unit, suffix) in UNITS {
-            if ms % unit == 0 {
+            if ms.is_multiple_of(unit) {
                 return format!("{}{suffix}", ms / unit);
             }
         }

@@ -1,5 +1,6 @@
 //! The `sessiond` binary end to end: `config check|print` and the operator
 //! commands on an embedded store in a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -169,6 +170,8 @@ fn operator_commands_list_and_revoke_sessions() {
                 .await
                 .unwrap();
             ids.push(created.session.id.as_str().to_owned());
+            // Distinct creation times, so "newest first" is one order.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         store.close().await;
         ids
