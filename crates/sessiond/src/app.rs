@@ -20,25 +20,36 @@ use crate::problem::Problem;
 use crate::ratelimit::FailedAuthLimiter;
 use crate::{openapi, routes, telemetry};
 
-/// What every handler can reach.
+/// What every handler can reach; cloning it is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The engine over the metered store.
     pub engine: Engine,
     /// The store's counters, for `/v1/stats`.
     pub metered: Arc<MeteredStore>,
     /// Verifies admin API keys.
-    pub api_key: Arc<ApiKey>,
+    pub api_key: ApiKey,
     /// Session cookie attributes.
-    pub cookie: Arc<CookieConfig>,
+    pub cookie: CookieConfig,
     /// Throttles failed credential checks per client IP.
-    pub limiter: Arc<FailedAuthLimiter>,
+    pub limiter: FailedAuthLimiter,
     /// Prometheus registry.
     pub metrics: Metrics,
     /// Mode of sessions created without one.
     pub default_mode: Mode,
     /// The OpenAPI document, serialized once.
-    pub openapi: Arc<String>,
+    pub openapi: String,
 }
 
 impl AppState {
@@ -50,16 +61,16 @@ impl AppState {
         metrics: Metrics,
     ) -> Self {
         let store: Arc<dyn sessiond_engine::Store> = metered.clone();
-        Self {
+        Self(Arc::new(Shared {
             engine: Engine::new(store, config.policy()),
             metered,
-            api_key: Arc::new(api_key),
-            cookie: Arc::new(config.cookie.clone()),
-            limiter: Arc::new(FailedAuthLimiter::new(config.limits.failed_auth_per_minute)),
+            api_key,
+            cookie: config.cookie.clone(),
+            limiter: FailedAuthLimiter::new(config.limits.failed_auth_per_minute),
             metrics,
             default_mode: config.default_mode,
-            openapi: Arc::new(String::new()),
-        }
+            openapi: openapi_document().to_json().unwrap_or_else(|_| "{}".into()),
+        }))
     }
 }
 
@@ -71,11 +82,10 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP service.
-pub fn router(mut state: AppState, config: &Config) -> Router {
-    let (router, doc) = routes::all()
+pub fn router(state: AppState, config: &Config) -> Router {
+    let (router, _) = routes::all()
         .routes(routes!(openapi::document))
         .split_for_parts();
-    state.openapi = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     router
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })

@@ -45,7 +45,7 @@ impl Modify for SecuritySchemes {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn document(State(state): State<AppState>) -> Response {
-    let mut r = state.openapi.as_str().to_owned().into_response();
+    let mut r = state.openapi.clone().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
