@@ -13,6 +13,9 @@ use crate::config::Config;
 use crate::metrics::{MeteredStore, Metrics};
 use crate::stores;
 
+/// How often the live-sessions gauge is recounted.
+const LIVE_GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -67,6 +70,17 @@ pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
     })?;
     let metered = Arc::new(MeteredStore::new(store));
     let state = AppState::new(&config, metered.clone(), key, metrics);
+    // The live-sessions gauge may need a scan of the store: refresh it in the
+    // background, never on the /metrics request path. The first count is
+    // awaited so the gauge exists once the server answers.
+    let refresher = state.engine.clone();
+    let _ = refresher.count_live().await;
+    let gauge_task = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LIVE_GAUGE_INTERVAL).await;
+            let _ = refresher.count_live().await;
+        }
+    });
     let app = router(state, &config);
     let listener = TcpListener::bind(&config.listen)
         .await
@@ -90,6 +104,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
         if let Err(e) = result {
             tracing::error!(error = %e, "server error");
         }
+        gauge_task.abort();
         if let Err(e) = sessiond_engine::Store::close(metered.as_ref()).await {
             tracing::warn!(error = %e, "closing the store");
         }

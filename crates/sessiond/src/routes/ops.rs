@@ -43,8 +43,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Refreshes the live-sessions gauge (the metered store sets it).
-    let _ = state.engine.count_live().await;
     let mut r = state.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
