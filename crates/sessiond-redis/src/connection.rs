@@ -32,14 +32,16 @@ impl Connection {
     /// Connect to `url` and load `scripts` (so the first call of each is one
     /// EVALSHA), all within `timeout`. Loading is best effort: the EVAL
     /// fallback covers a server that refuses it or forgets the scripts.
+    /// `rediss://` URLs verify the server against `tls_ca_pem` when given,
+    /// else against the system's roots (`SSL_CERT_FILE` is honoured).
     pub(crate) async fn open(
         url: &str,
         timeout: Duration,
+        tls_ca_pem: Option<&[u8]>,
         scripts: &[&LuaScript],
     ) -> Result<Self, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+        let client = client(url, tls_ca_pem)?;
         // Reconnect attempts back off from 25 ms to at most 500 ms, so service
         // resumes soon after Redis does; each attempt is bounded by `timeout`.
         // After 20 failed attempts (about 8 s) the manager stops until the
@@ -213,13 +215,43 @@ mod tests {
     async fn connect_to_nothing_fails_within_the_timeout() {
         // Port 1 on localhost: nothing listens there.
         let started = std::time::Instant::now();
-        let result =
-            Connection::open("redis://127.0.0.1:1/", Duration::from_millis(300), &[]).await;
+        let result = Connection::open(
+            "redis://127.0.0.1:1/",
+            Duration::from_millis(300),
+            None,
+            &[],
+        )
+        .await;
         assert!(matches!(result, Err(StoreError::Unavailable(_))));
         assert!(started.elapsed() < Duration::from_millis(800));
         assert!(matches!(
-            Connection::open("not a url", Duration::from_millis(300), &[]).await,
+            Connection::open("not a url", Duration::from_millis(300), None, &[]).await,
             Err(StoreError::Unavailable(_))
         ));
+    }
+}
+
+/// A client for `url`; TLS settings apply to `rediss://` only.
+fn client(url: &str, tls_ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
+    let invalid = |e: RedisError| StoreError::Unavailable(format!("invalid redis url: {e}"));
+    let is_tls = url
+        .get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
+    if !is_tls {
+        return redis::Client::open(url).map_err(invalid);
+    }
+    // The crypto provider of the TLS stack; an error only means one is
+    // installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match tls_ca_pem {
+        None => redis::Client::open(url).map_err(invalid),
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        )
+        .map_err(|e| StoreError::Unavailable(format!("redis TLS settings: {e}"))),
     }
 }

@@ -46,6 +46,9 @@ pub struct RedisOptions {
     /// Bound on connecting and on every call (default 2 s); past it a call
     /// fails with [`StoreError::Unavailable`].
     pub timeout: Duration,
+    /// CA certificates (PEM) trusted for `rediss://` instead of the system's
+    /// roots (e.g. a private CA of a managed Redis). `None`: the system's.
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
@@ -53,6 +56,7 @@ impl Default for RedisOptions {
         Self {
             key_prefix: "sessiond:".to_owned(),
             timeout: Duration::from_secs(2),
+            tls_ca_pem: None,
         }
     }
 }
@@ -86,7 +90,13 @@ impl RedisStore {
                 options.key_prefix
             ))
         })?;
-        let conn = Connection::open(url, options.timeout, &SCRIPTS.all()).await?;
+        let conn = Connection::open(
+            url,
+            options.timeout,
+            options.tls_ca_pem.as_deref(),
+            &SCRIPTS.all(),
+        )
+        .await?;
         Ok(Self { conn, keys })
     }
 

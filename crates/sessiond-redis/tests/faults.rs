@@ -92,6 +92,7 @@ async fn a_crash_fails_fast_and_the_same_store_recovers() {
     let options = RedisOptions {
         key_prefix: "faults:".into(),
         timeout: TIMEOUT,
+        ..RedisOptions::default()
     };
     let store = RedisStore::connect(&server.url(), options).await.unwrap();
     let (new, token) = new_session("alice", &clock);
@@ -137,6 +138,7 @@ async fn a_read_right_after_a_restart_succeeds_by_retrying_once() {
     let options = RedisOptions {
         key_prefix: "faults:".into(),
         timeout: Duration::from_secs(2),
+        ..RedisOptions::default()
     };
     let store = RedisStore::connect(&server.url(), options).await.unwrap();
     store.ping().await.unwrap();
@@ -154,6 +156,7 @@ async fn connecting_to_a_dead_server_fails_within_the_timeout() {
     let options = RedisOptions {
         key_prefix: "faults:".into(),
         timeout: TIMEOUT,
+        ..RedisOptions::default()
     };
     let started = Instant::now();
     let result = RedisStore::connect(&url, options).await;
@@ -186,6 +189,7 @@ async fn a_server_that_never_answers_cannot_hang_connect() {
     let options = RedisOptions {
         key_prefix: "faults:".into(),
         timeout: TIMEOUT,
+        ..RedisOptions::default()
     };
     let started = Instant::now();
     let result = RedisStore::connect(&format!("redis://127.0.0.1:{port}/"), options).await;

@@ -17,6 +17,8 @@ const INSTALL_HINT: &str = "redis-server is not on PATH. Install it (Debian/Ubun
 pub struct RedisServer {
     dir: TempDir,
     port: u16,
+    /// The TLS port, when started with [`RedisServer::start_tls`].
+    tls_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -27,20 +29,41 @@ impl RedisServer {
     /// When redis-server is missing or does not come up: a test that needs
     /// Redis must fail loudly, never skip.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Start a server that also listens with TLS (a certificate for
+    /// `localhost` signed by a fresh CA, see [`RedisServer::ca_file`]); the
+    /// plain port stays open for [`RedisServer::command`].
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`], and when `openssl` cannot make the
+    /// certificates.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sessiond-redis-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temp dir for redis-server: {e}"));
+        if tls {
+            make_certificates(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        }
         let mut server = Self {
             dir,
             port: 0,
+            tls_port: None,
             child: None,
         };
         let mut last_error = String::new();
         // A port found free can be taken before the server binds it: retry.
         for _ in 0..5 {
             server.port = free_port();
-            let child = spawn(server.dir.path(), server.port).unwrap_or_else(|e| panic!("{e}"));
+            server.tls_port = tls.then(free_port);
+            let child = spawn(server.dir.path(), server.port, server.tls_port)
+                .unwrap_or_else(|e| panic!("{e}"));
             server.child = Some(child);
             match server.wait_ready() {
                 Ok(()) => return server,
@@ -56,6 +79,22 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>/`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// `rediss://localhost:<tls port>/`.
+    ///
+    /// # Panics
+    /// When the server was not started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let port = self
+            .tls_port
+            .unwrap_or_else(|| panic!("this redis-server was started without TLS"));
+        format!("rediss://localhost:{port}/")
+    }
+
+    /// The PEM file of the CA that signed the TLS certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// The TCP port.
@@ -79,7 +118,8 @@ impl RedisServer {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let child = spawn(self.dir.path(), self.port).unwrap_or_else(|e| panic!("{e}"));
+            let child =
+                spawn(self.dir.path(), self.port, self.tls_port).unwrap_or_else(|e| panic!("{e}"));
             self.child = Some(child);
             match self.wait_ready() {
                 Ok(()) => return,
@@ -138,8 +178,24 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(dir: &Path, port: u16) -> Result<Child, String> {
-    Command::new("redis-server")
+fn spawn(dir: &Path, port: u16, tls_port: Option<u16>) -> Result<Child, String> {
+    let mut command = Command::new("redis-server");
+    if let Some(tls_port) = tls_port {
+        command
+            .args([
+                "--tls-port",
+                &tls_port.to_string(),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(dir.join("server.crt"))
+            .arg("--tls-key-file")
+            .arg(dir.join("server.key"))
+            .arg("--tls-ca-cert-file")
+            .arg(dir.join("ca.crt"));
+    }
+    command
         .args([
             "--port",
             &port.to_string(),
@@ -162,6 +218,74 @@ fn spawn(dir: &Path, port: u16) -> Result<Child, String> {
             ErrorKind::NotFound => INSTALL_HINT.to_owned(),
             _ => format!("cannot start redis-server: {e}"),
         })
+}
+
+/// A CA and a `localhost` server certificate signed by it, in `dir`.
+fn make_certificates(dir: &Path) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => "openssl is not on PATH (Debian/Ubuntu: `apt-get install -y openssl`); the TLS tests need it.".to_owned(),
+                _ => format!("cannot run openssl: {e}"),
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sessiond test CA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    run(&ca)?;
+    let mut csr = vec!["req", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    run(&csr)?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .map_err(|e| format!("cannot write server.ext: {e}"))?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ])
 }
 
 fn free_port() -> u16 {

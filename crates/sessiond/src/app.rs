@@ -1,5 +1,5 @@
-//! Application state and the assembled router: routes, body limit, request
-//! timeout, panic catcher, metrics and access log.
+//! Application state and the assembled router: routes, body and head limits,
+//! request timeout, panic catcher, metrics and access log.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use crate::config::{Config, CookieConfig, Mode};
 use crate::metrics::{MeteredStore, Metrics};
 use crate::problem::Problem;
 use crate::ratelimit::FailedAuthLimiter;
-use crate::{openapi, routes, telemetry};
+use crate::{head_limit, openapi, routes, telemetry};
 
 /// What every handler can reach; cloning it is one reference count.
 #[derive(Clone)]
@@ -95,6 +95,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
             config.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(|_| panic_response()))
+        .layer(middleware::from_fn_with_state(
+            config.limits.max_header_bytes,
+            head_limit::enforce,
+        ))
         .layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(telemetry::access_log))
         .with_state(state)

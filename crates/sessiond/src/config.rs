@@ -31,6 +31,9 @@ pub struct Config {
     pub max_sessions_policy: MaxSessionsPolicy,
     /// Redis key prefix.
     pub key_prefix: String,
+    /// CA certificates (PEM file) trusted for `rediss://` instead of the
+    /// system's roots.
+    pub store_ca_file: Option<PathBuf>,
     /// Bound on every store call.
     #[serde(with = "duration_text")]
     pub store_timeout: Duration,
@@ -83,6 +86,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest session `data` (413 beyond).
     pub max_data_bytes: usize,
+    /// Largest request head: names and values of all headers (431 beyond).
+    pub max_header_bytes: usize,
     /// Failed credential checks allowed per client IP per minute (429 beyond).
     pub failed_auth_per_minute: u32,
 }
@@ -288,6 +293,7 @@ impl Default for Config {
             touch_interval: Duration::from_secs(60),
             max_sessions_policy: MaxSessionsPolicy::EvictOldest,
             key_prefix: "sessiond:".to_owned(),
+            store_ca_file: None,
             store_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             strict_roles: false,
@@ -306,6 +312,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 65_536,
             max_data_bytes: 16_384,
+            max_header_bytes: 16_384,
             failed_auth_per_minute: 30,
         }
     }
@@ -584,6 +591,7 @@ impl Config {
         for (key, value) in [
             ("limits.max_body_bytes", l.max_body_bytes as u64),
             ("limits.max_data_bytes", l.max_data_bytes as u64),
+            ("limits.max_header_bytes", l.max_header_bytes as u64),
             (
                 "limits.failed_auth_per_minute",
                 u64::from(l.failed_auth_per_minute),
@@ -864,14 +872,14 @@ fn expectation(key: &str) -> Option<&'static str> {
         ["log", "format"] => "expected one of text, json",
         [
             "limits",
-            "max_body_bytes" | "max_data_bytes" | "failed_auth_per_minute",
+            "max_body_bytes" | "max_data_bytes" | "max_header_bytes" | "failed_auth_per_minute",
         ]
         | ["roles", _, "max_sessions"] => "expected a whole number above 0",
         ["strict_roles"] | ["cookie", "secure"] => "expected true or false",
         ["limits" | "cookie" | "jwt" | "refresh" | "log"] => "expected a table",
         ["roles"] => "expected a table of roles",
         ["roles", _] => "expected a table with idle_ttl, absolute_ttl and max_sessions",
-        ["listen" | "store" | "data_dir" | "api_key" | "key_prefix"]
+        ["listen" | "store" | "data_dir" | "api_key" | "key_prefix" | "store_ca_file"]
         | ["cookie", "name" | "domain" | "path"]
         | ["jwt", "issuer" | "audience" | "algorithm"] => "expected a string",
         _ => return None,

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod extract;
+pub mod head_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

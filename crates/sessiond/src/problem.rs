@@ -49,6 +49,16 @@ impl Problem {
         }
     }
 
+    /// 431: the request's headers are larger than the limit.
+    pub fn headers_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request header fields too large",
+            format!("the request line and headers exceed {limit} bytes"),
+        )
+    }
+
     /// 400: the request is malformed or a value is out of range.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(

@@ -12,7 +12,8 @@ use crate::config::Config;
 
 /// Open the store of `config.store`: an [`EmbeddedStore`] in `PATH` (relative
 /// to the working directory) for `embedded:PATH`, a [`RedisStore`] for
-/// `redis://` and `rediss://` with `key_prefix` and `store_timeout`.
+/// `redis://` and `rediss://` with `key_prefix`, `store_timeout` and
+/// `store_ca_file`.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     let url = config.store.as_str();
     if let Some(path) = url.strip_prefix("embedded:") {
@@ -26,9 +27,19 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     }
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        let tls_ca_pem = match &config.store_ca_file {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot read store_ca_file {}: {e}",
+                    path.display()
+                ))
+            })?),
+        };
         let options = RedisOptions {
             key_prefix: config.key_prefix.clone(),
             timeout: config.store_timeout,
+            tls_ca_pem,
         };
         let store = RedisStore::connect(url, options).await?;
         return Ok(Arc::new(store));

@@ -13,7 +13,7 @@ both_stores!(
     cookie_sessions_need_csrf_proof_for_changes,
     admin_errors_are_problems,
     public_errors_are_problems,
-    limits_give_413_and_409,
+    limits_give_413_431_and_409,
     failed_token_checks_are_rate_limited,
     jwt_mode_is_a_clear_501,
     ops_routes_answer,
@@ -573,7 +573,7 @@ async fn public_errors_are_problems(backend: Backend) {
     s.shutdown().await;
 }
 
-async fn limits_give_413_and_409(backend: Backend) {
+async fn limits_give_413_431_and_409(backend: Backend) {
     let s = TestServer::start_with(backend, |c| {
         c.max_sessions_policy = sessiond::config::MaxSessionsPolicy::Reject;
         c.roles.insert(
@@ -618,6 +618,29 @@ async fn limits_give_413_and_409(backend: Backend) {
             .await
             .unwrap(),
         413,
+    )
+    .await;
+    // Headers over 16 KiB: 431, also on public routes and unknown paths.
+    for path in ["/v1/me", "/healthz", "/nowhere"] {
+        problem(
+            s.client
+                .get(s.url(path))
+                .header("x-padding", "p".repeat(17 * 1024))
+                .send()
+                .await
+                .unwrap(),
+            431,
+        )
+        .await;
+    }
+    // A long target counts too.
+    problem(
+        s.client
+            .get(s.url(&format!("/v1/sessions/{}", "i".repeat(17 * 1024))))
+            .send()
+            .await
+            .unwrap(),
+        431,
     )
     .await;
     // User id over 256 bytes.

@@ -21,6 +21,7 @@ pub async fn store_at(url: &str, prefix: &str, timeout: Duration) -> RedisStore 
     let options = RedisOptions {
         key_prefix: prefix.to_owned(),
         timeout,
+        ..RedisOptions::default()
     };
     RedisStore::connect(url, options).await.unwrap()
 }
