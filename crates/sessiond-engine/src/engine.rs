@@ -11,8 +11,10 @@ use crate::device::Device;
 use crate::error::{Error, StoreError};
 use crate::id::{SessionId, ShardTag};
 use crate::policy::Policy;
+use crate::refresh::RefreshToken;
+use crate::session::Mode;
 use crate::session::{DataUpdate, RevokeReason, Session, SessionData, data_size};
-use crate::store::{NewSession, RotateTarget, Store, TouchRule};
+use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store, TouchRule};
 use crate::token::SessionToken;
 
 /// Longest user id accepted, in bytes.
@@ -39,6 +41,17 @@ pub struct CreateRequest {
     pub idle_ttl: Option<Duration>,
     /// Absolute lifetime instead of the role's.
     pub absolute_ttl: Option<Duration>,
+    /// Opaque session token, or refresh token for signed access tokens.
+    pub mode: Mode,
+}
+
+/// The secret a new session's client gets: hand it over, never log it.
+#[derive(Debug)]
+pub enum Credential {
+    /// Opaque mode: the session token.
+    Session(SessionToken),
+    /// JWT mode: the first refresh token (generation 0).
+    Refresh(RefreshToken),
 }
 
 /// Result of [`Engine::create`].
@@ -46,8 +59,8 @@ pub struct CreateRequest {
 pub struct Created {
     /// The new session.
     pub session: Session,
-    /// Its token: hand it to the client, never log it.
-    pub token: SessionToken,
+    /// Its credential: hand it to the client, never log it.
+    pub credential: Credential,
     /// Sessions evicted to stay within `max_sessions`.
     pub evicted: Vec<SessionId>,
 }
@@ -59,6 +72,22 @@ pub struct Rotated {
     pub session: Session,
     /// The new token; the old one no longer works.
     pub token: SessionToken,
+}
+
+/// Result of [`Engine::refresh`].
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The session.
+    pub session: Session,
+    /// The current refresh token (the same one to every caller of a grace
+    /// replay).
+    pub refresh_token: RefreshToken,
+    /// Its generation: 0 for the first token of the session.
+    pub generation: u64,
+    /// When it was issued (the access token's `iat`).
+    pub issued_at: Timestamp,
+    /// Whether this call rotated (`false`: a replay within the grace period).
+    pub rotated: bool,
 }
 
 /// The session engine over one store.
@@ -145,7 +174,18 @@ impl Engine {
 
         let now = self.now();
         let shard = ShardTag::of_user(&req.user_id);
-        let token = SessionToken::generate(&shard);
+        let (credential, digest, refresh) = match req.mode {
+            Mode::Opaque => {
+                let token = SessionToken::generate(&shard);
+                let digest = token.digest();
+                (Credential::Session(token), digest, None)
+            }
+            Mode::Jwt => {
+                let token = RefreshToken::generate(&shard);
+                let (digest, hash) = (token.family_digest(), token.hash());
+                (Credential::Refresh(token), digest, Some(hash))
+            }
+        };
         let session = Session {
             id: SessionId::generate(&shard),
             user_id: req.user_id,
@@ -157,10 +197,12 @@ impl Engine {
             expires_at: now.plus(idle_ttl),
             absolute_expires_at: now.plus(absolute_ttl),
             idle_ttl_ms: millis(idle_ttl),
+            mode: req.mode,
         };
         let new = NewSession {
             session,
-            token: token.digest(),
+            token: digest,
+            refresh,
             max_sessions: role_policy.max_sessions.max(1),
             limit_policy: self.policy.limit_policy,
         };
@@ -168,7 +210,7 @@ impl Engine {
         tracing::debug!(session_id = %new.session.id, evicted = evicted.len(), "session created");
         Ok(Created {
             session: new.session,
-            token,
+            credential,
             evicted,
         })
     }
@@ -244,6 +286,55 @@ impl Engine {
             .await?
             .ok_or(Error::NotFound)?;
         Ok(Rotated { session, token })
+    }
+
+    /// Rotate a refresh token: the presented current token gives a new one
+    /// (the session's activity is recorded); the previous one presented again
+    /// within `reuse_grace` gives the same new one back; any other token of
+    /// the family revokes the session ([`Error::RefreshTokenReused`]). A token
+    /// of no live session is [`Error::NotFound`]; one not shaped like a
+    /// refresh token, [`Error::Invalid`].
+    pub async fn refresh(&self, token: &str, reuse_grace: Duration) -> Result<Refreshed, Error> {
+        let presented = RefreshToken::parse(token)
+            .ok_or_else(|| Error::invalid("refresh_token", "not a refresh token"))?;
+        let successor = presented.successor();
+        let request = RefreshRequest {
+            family: presented.family_digest(),
+            presented: presented.hash(),
+            successor: successor.hash(),
+            wrapped_successor: presented.wrap(&successor),
+            reuse_grace_ms: millis(reuse_grace),
+        };
+        let now = self.now();
+        match self.call(self.store.refresh(&request, now)).await? {
+            RefreshOutcome::Rotated {
+                session,
+                generation,
+            } => Ok(Refreshed {
+                session,
+                refresh_token: successor,
+                generation,
+                issued_at: now,
+                rotated: true,
+            }),
+            RefreshOutcome::Replayed {
+                session,
+                generation,
+                rotated_at,
+                wrapped_successor,
+            } => Ok(Refreshed {
+                session,
+                refresh_token: presented.unwrap_successor(&wrapped_successor),
+                generation,
+                issued_at: rotated_at,
+                rotated: false,
+            }),
+            RefreshOutcome::Reused { session_id } => {
+                tracing::warn!(session_id = %session_id, "retired refresh token presented again: session revoked");
+                Err(Error::RefreshTokenReused)
+            }
+            RefreshOutcome::Unknown => Err(Error::NotFound),
+        }
     }
 
     /// Revoke one session. `Ok(false)` when it was already gone.

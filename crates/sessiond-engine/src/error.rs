@@ -43,6 +43,10 @@ pub enum Error {
     /// No live session matches.
     #[error("session not found")]
     NotFound,
+    /// A retired refresh token was presented after the grace period: its
+    /// session has been revoked.
+    #[error("refresh token reused: the session has been revoked")]
+    RefreshTokenReused,
     /// `reject` policy: the user already has `max` live sessions.
     #[error("the user already has {max} live sessions")]
     LimitReached {

@@ -15,6 +15,27 @@ use crate::store::TouchRule;
 /// App-owned JSON object stored with a session.
 pub type SessionData = Map<String, Value>;
 
+/// How a session's client proves it: SPEC's modes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One opaque session token, checked by introspection.
+    #[default]
+    Opaque,
+    /// Short-lived signed access tokens plus a rotating refresh token.
+    Jwt,
+}
+
+impl Mode {
+    /// The wire and config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opaque => "opaque",
+            Self::Jwt => "jwt",
+        }
+    }
+}
+
 /// One login of one user on one device. Holds no token and no token hash, so
 /// it is safe to return to any caller and to log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +60,8 @@ pub struct Session {
     pub absolute_expires_at: Timestamp,
     /// Idle timeout in milliseconds that activity slides `expires_at` by.
     pub idle_ttl_ms: u64,
+    /// Opaque token or JWT with refresh tokens.
+    pub mode: Mode,
 }
 
 impl Session {

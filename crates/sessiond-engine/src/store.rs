@@ -23,8 +23,13 @@ use crate::token::{TokenDigest, TokenHash};
 pub struct NewSession {
     /// The complete record.
     pub session: Session,
-    /// Digest of its token (shard tag equals `session.id.shard()`).
+    /// Digest of its token (shard tag equals `session.id.shard()`); for a
+    /// JWT-mode session, its refresh family's digest
+    /// ([`crate::RefreshToken::family_digest`]), filed the same way.
     pub token: TokenDigest,
+    /// JWT mode (`session.mode == Mode::Jwt`): hash of the first refresh
+    /// token; generation 0, rotated at `session.created_at`.
+    pub refresh: Option<TokenHash>,
     /// Most live sessions the user may hold, this one included.
     pub max_sessions: u32,
     /// What to do when the user is at the limit.
@@ -49,6 +54,58 @@ pub enum RotateTarget {
     /// Only if this is still its current token (compare-and-swap: of many
     /// concurrent rotations presenting the same token, exactly one wins).
     Token(TokenDigest),
+}
+
+/// A refresh-token rotation, decided by the engine.
+#[derive(Clone, Debug)]
+pub struct RefreshRequest {
+    /// The family of the presented token (found like a token digest).
+    pub family: TokenDigest,
+    /// Hash of the presented refresh token.
+    pub presented: TokenHash,
+    /// Hash of the successor, used if `presented` is the current token.
+    pub successor: TokenHash,
+    /// The successor wrapped under the presented token
+    /// ([`crate::RefreshToken::wrap`]); stored as it is.
+    pub wrapped_successor: [u8; 32],
+    /// How long a retired token still gets its successor back.
+    pub reuse_grace_ms: u64,
+}
+
+/// What a refresh did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefreshOutcome {
+    /// `presented` was the current token: `successor` is current now,
+    /// `presented` is the previous one (wrapping `successor`), the generation
+    /// went up by one, `rotated_at = now`, and the session was touched
+    /// (`last_seen_at = now`, idle deadline slid by its own idle timeout).
+    Rotated {
+        /// The session after the rotation.
+        session: Session,
+        /// The new generation (the first refresh token is generation 0).
+        generation: u64,
+    },
+    /// `presented` is the previous token and `now < rotated_at +
+    /// reuse_grace_ms`: nothing changed; here is what its rotation produced.
+    Replayed {
+        /// The session, unchanged.
+        session: Session,
+        /// Generation of the current token.
+        generation: u64,
+        /// When the current token was issued.
+        rotated_at: Timestamp,
+        /// The current token wrapped under the presented one.
+        wrapped_successor: [u8; 32],
+    },
+    /// A token of this live session's family that is neither current nor
+    /// within the grace period: the session was revoked (reason
+    /// `refresh_token_reuse`).
+    Reused {
+        /// The revoked session.
+        session_id: SessionId,
+    },
+    /// No live JWT-mode session has this family.
+    Unknown,
 }
 
 /// A session backend. Every method is one atomic operation; every method
@@ -98,13 +155,23 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Option<Session>, StoreError>;
 
     /// Replace the session's token hash with `new_token`; the old token stops
-    /// working at once.
+    /// working at once. A JWT-mode session becomes an opaque one: its
+    /// refresh family ends (every refresh token stops working).
     async fn rotate(
         &self,
         target: &RotateTarget,
         new_token: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError>;
+
+    /// Rotate a JWT-mode session's refresh token (see [`RefreshOutcome`]).
+    /// Of many concurrent refreshes presenting the same current token,
+    /// exactly one is `Rotated`.
+    async fn refresh(
+        &self,
+        request: &RefreshRequest,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError>;
 
     /// Remove a session. `true` if a live session was removed.
     async fn revoke(

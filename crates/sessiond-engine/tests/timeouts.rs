@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sessiond_engine::store::{NewSession, RotateTarget, TouchRule};
+use sessiond_engine::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, TouchRule};
 use sessiond_engine::{
-    CreateRequest, DataUpdate, Engine, Error, Policy, RevokeReason, Session, SessionId,
-    SessionToken, ShardTag, Store, StoreError, Timestamp, TokenDigest, TokenHash,
+    CreateRequest, DataUpdate, Engine, Error, Policy, RefreshToken, RevokeReason, Session,
+    SessionId, SessionToken, ShardTag, Store, StoreError, Timestamp, TokenDigest, TokenHash,
 };
 
 /// A backend that accepts every call and never answers.
@@ -58,6 +58,13 @@ impl Store for SilentStore {
         _: &TokenHash,
         _: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
+        never().await
+    }
+    async fn refresh(
+        &self,
+        _: &RefreshRequest,
+        _: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
         never().await
     }
     async fn revoke(
@@ -121,6 +128,12 @@ async fn every_call_fails_as_unavailable_after_the_timeout() {
         e.extend(id, None).await.map(|_| ()),
         e.rotate(id).await.map(|_| ()),
         e.rotate_token(token.expose()).await.map(|_| ()),
+        e.refresh(
+            RefreshToken::generate(&shard).expose(),
+            Duration::from_secs(10),
+        )
+        .await
+        .map(|_| ()),
         e.revoke(id, RevokeReason::Logout).await.map(|_| ()),
         e.list_user("u").await.map(|_| ()),
         e.count_user("u").await.map(|_| ()),
@@ -134,10 +147,10 @@ async fn every_call_fails_as_unavailable_after_the_timeout() {
     for r in &results {
         assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");
     }
-    // 13 calls, each bounded by the timeout (plus scheduling slack).
-    assert!(elapsed >= timeout * 13, "{elapsed:?}");
+    // 14 calls, each bounded by the timeout (plus scheduling slack).
+    assert!(elapsed >= timeout * 14, "{elapsed:?}");
     assert!(
-        elapsed < timeout * 13 + Duration::from_secs(2),
+        elapsed < timeout * 14 + Duration::from_secs(2),
         "{elapsed:?}"
     );
 }
