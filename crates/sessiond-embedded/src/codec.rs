@@ -4,15 +4,15 @@
 
 use rusqlite::Row;
 use rusqlite::types::Value;
-use sessiond_engine::{Device, Session, SessionData, SessionId, StoreError, Timestamp};
+use sessiond_engine::{Device, Mode, Session, SessionData, SessionId, StoreError, Timestamp};
 
 /// Columns of a session row, in the order [`RawRow::read`] expects them.
 pub(crate) const COLUMNS: &str = "id, user_id, role, data, device, created_at, last_seen_at, \
-     expires_at, absolute_expires_at, idle_ttl_ms";
+     expires_at, absolute_expires_at, idle_ttl_ms, mode";
 
 /// A session row exactly as SQLite returned it, not yet checked.
 #[derive(Debug)]
-pub(crate) struct RawRow([Value; 10]);
+pub(crate) struct RawRow([Value; 11]);
 
 impl RawRow {
     /// Read the [`COLUMNS`] of `row`. Reading a [`Value`] cannot fail on the
@@ -29,6 +29,7 @@ impl RawRow {
             row.get(7)?,
             row.get(8)?,
             row.get(9)?,
+            row.get(10)?,
         ]))
     }
 
@@ -45,6 +46,7 @@ impl RawRow {
             expires,
             absolute,
             idle,
+            mode,
         ] = self.0;
         let id = match text(id) {
             Some(s) => SessionId::parse(&s).ok_or_else(|| corrupt("a row", "id", "malformed"))?,
@@ -69,6 +71,11 @@ impl RawRow {
             }
             _ => return Err(corrupt(at, "idle_ttl_ms", "not an integer")),
         };
+        let mode = match text(mode).as_deref() {
+            Some("opaque") => Mode::Opaque,
+            Some("jwt") => Mode::Jwt,
+            _ => return Err(corrupt(at, "mode", "neither opaque nor jwt")),
+        };
         Ok(Session {
             created_at: timestamp(created, at, "created_at")?,
             last_seen_at: timestamp(seen, at, "last_seen_at")?,
@@ -80,6 +87,7 @@ impl RawRow {
             data,
             device,
             idle_ttl_ms,
+            mode,
         })
     }
 }
@@ -138,6 +146,7 @@ mod tests {
             Value::Integer(3),
             Value::Integer(4),
             Value::Integer(5),
+            Value::Text("opaque".into()),
         ])
     }
 
@@ -167,6 +176,9 @@ mod tests {
         }
         let mut r = raw("{}");
         r.0[0] = Value::Text("../etc".into());
+        assert!(matches!(r.decode(), Err(StoreError::Corrupt(_))));
+        let mut r = raw("{}");
+        r.0[10] = Value::Text("bearer".into());
         assert!(matches!(r.decode(), Err(StoreError::Corrupt(_))));
         let mut r = raw("{}");
         r.0[9] = Value::Integer(-1);

@@ -42,8 +42,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 use sessiond_engine::{
-    Clock, DataUpdate, NewSession, RevokeReason, RotateTarget, Session, SessionId, Store,
-    StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
+    Clock, DataUpdate, NewSession, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget,
+    Session, SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash,
+    TouchRule,
 };
 
 use crate::error::closed;
@@ -263,6 +264,15 @@ impl Store for EmbeddedStore {
         let (target, new_token) = (target.clone(), *new_token);
         self.write(move |c| ops::rotate(c, &target, &new_token, now))
             .await
+    }
+
+    async fn refresh(
+        &self,
+        request: &RefreshRequest,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let request = request.clone();
+        self.write(move |c| ops::refresh(c, &request, now)).await
     }
 
     async fn revoke(

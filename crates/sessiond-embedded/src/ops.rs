@@ -4,8 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
 use sessiond_engine::{
-    DataUpdate, LimitPolicy, NewSession, RotateTarget, Session, SessionId, StoreError, Timestamp,
-    TokenDigest, TokenHash, TouchRule, data_size,
+    DataUpdate, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest, RotateTarget,
+    Session, SessionId, StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
 
 use crate::codec::{self, COLUMNS, RawRow};
@@ -127,8 +127,9 @@ pub(crate) fn create(
     let device = codec::encode_device(&s.device)?;
     conn.prepare_cached(
         "INSERT INTO sessions (id, user_id, role, data, device, token_hash, created_at, last_seen_at,
-                               expires_at, absolute_expires_at, idle_ttl_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                               expires_at, absolute_expires_at, idle_ttl_ms, mode, refresh_hash,
+                               refresh_generation, refresh_rotated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -143,6 +144,10 @@ pub(crate) fn create(
             s.expires_at.as_millis(),
             s.absolute_expires_at.as_millis(),
             codec::millis(s.idle_ttl_ms),
+            s.mode.as_str(),
+            new.refresh.as_ref().map(|h| &h.as_bytes()[..]),
+            new.refresh.as_ref().map(|_| 0_i64),
+            new.refresh.as_ref().map(|_| s.created_at.as_millis()),
         ])
     })
     .map_err(from_sqlite)?;
@@ -220,13 +225,108 @@ pub(crate) fn rotate(
         // the writer runs one operation at a time, so one rotation wins.
         RotateTarget::Token(token) => by_token(conn, token, now)?,
     };
-    let Some(s) = found else {
+    let Some(mut s) = found else {
         return Ok(None);
     };
-    conn.prepare_cached("UPDATE sessions SET token_hash = ?1 WHERE id = ?2")
-        .and_then(|mut stmt| stmt.execute(params![&new_token.as_bytes()[..], s.id.as_str()]))
-        .map_err(from_sqlite)?;
+    // A JWT-mode session becomes opaque: its refresh family ends.
+    conn.prepare_cached(
+        "UPDATE sessions SET token_hash = ?1, mode = 'opaque', refresh_hash = NULL,
+                refresh_previous = NULL, refresh_wrapped = NULL, refresh_generation = NULL,
+                refresh_rotated_at = NULL
+         WHERE id = ?2",
+    )
+    .and_then(|mut stmt| stmt.execute(params![&new_token.as_bytes()[..], s.id.as_str()]))
+    .map_err(from_sqlite)?;
+    s.mode = Mode::Opaque;
     Ok(Some(s))
+}
+
+/// Rotate a JWT-mode session's refresh token (see [`RefreshOutcome`]).
+pub(crate) fn refresh(
+    conn: &Connection,
+    req: &RefreshRequest,
+    now: Timestamp,
+) -> Result<RefreshOutcome, StoreError> {
+    let Some(mut s) = by_token(conn, &req.family, now)? else {
+        return Ok(RefreshOutcome::Unknown);
+    };
+    if s.mode != Mode::Jwt {
+        return Ok(RefreshOutcome::Unknown);
+    }
+    let state = conn
+        .prepare_cached(
+            "SELECT refresh_hash, refresh_previous, refresh_wrapped, refresh_generation,
+                    refresh_rotated_at
+             FROM sessions WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([s.id.as_str()], |r| {
+                Ok((
+                    r.get::<_, Option<Vec<u8>>>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })
+        })
+        .map_err(from_sqlite)?;
+    let bad =
+        |what: &str| StoreError::Corrupt(format!("session {}: bad refresh {what}", s.id.as_str()));
+    let hash = |bytes: Vec<u8>, what: &str| {
+        <[u8; 32]>::try_from(bytes)
+            .map(TokenHash::from_bytes)
+            .map_err(|_| bad(what))
+    };
+    let (Some(current), previous, wrapped, Some(generation), Some(rotated_at)) = state else {
+        return Err(bad("state"));
+    };
+    let current = hash(current, "hash")?;
+    let generation = u64::try_from(generation).map_err(|_| bad("generation"))?;
+    if current == req.presented {
+        let generation = generation + 1;
+        s.last_seen_at = now;
+        s.expires_at = s.slid_deadline(s.idle_ttl_ms, now);
+        conn.prepare_cached(
+            "UPDATE sessions SET refresh_previous = refresh_hash, refresh_hash = ?1,
+                    refresh_wrapped = ?2, refresh_generation = ?3, refresh_rotated_at = ?4,
+                    last_seen_at = ?4, expires_at = ?5
+             WHERE id = ?6",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                &req.successor.as_bytes()[..],
+                &req.wrapped_successor[..],
+                i64::try_from(generation).unwrap_or(i64::MAX),
+                now.as_millis(),
+                s.expires_at.as_millis(),
+                s.id.as_str(),
+            ])
+        })
+        .map_err(from_sqlite)?;
+        return Ok(RefreshOutcome::Rotated {
+            session: s,
+            generation,
+        });
+    }
+    let rotated_at = Timestamp::from_millis(rotated_at);
+    let within_grace = i128::from(now.as_millis())
+        < i128::from(rotated_at.as_millis()) + i128::from(req.reuse_grace_ms);
+    if let (Some(previous), Some(wrapped)) = (previous, wrapped)
+        && hash(previous, "previous hash")? == req.presented
+        && within_grace
+    {
+        let wrapped = <[u8; 32]>::try_from(wrapped).map_err(|_| bad("wrapped successor"))?;
+        return Ok(RefreshOutcome::Replayed {
+            session: s,
+            generation,
+            rotated_at,
+            wrapped_successor: wrapped,
+        });
+    }
+    // A retired token of this family, past its grace: end the session.
+    revoke(conn, &s.id, now)?;
+    Ok(RefreshOutcome::Reused { session_id: s.id })
 }
 
 /// Delete a session (dead or alive); `true` if it was live.

@@ -19,7 +19,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -42,6 +42,15 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      ) STRICT;
      CREATE INDEX sessions_by_user ON sessions (user_id, created_at, id);
      CREATE INDEX sessions_by_deadline ON sessions (min(expires_at, absolute_expires_at));",
+    // JWT mode: `token_hash` holds the refresh family's digest; the refresh
+    // state is the current and previous token hashes, the current one wrapped
+    // under the previous, its generation and issue time.
+    "ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'opaque';
+     ALTER TABLE sessions ADD COLUMN refresh_hash BLOB;
+     ALTER TABLE sessions ADD COLUMN refresh_previous BLOB;
+     ALTER TABLE sessions ADD COLUMN refresh_wrapped BLOB;
+     ALTER TABLE sessions ADD COLUMN refresh_generation INTEGER;
+     ALTER TABLE sessions ADD COLUMN refresh_rotated_at INTEGER;",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.
@@ -153,6 +162,27 @@ mod tests {
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_and_keeps_its_rows() {
+        let (_dir, conn) = fresh();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO sessions VALUES ('i', 'u', NULL, '{}', '{}', x'00', 1, 2, 3, 4, 5)",
+            [],
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let (mode, refresh): (String, Option<Vec<u8>>) = conn
+            .query_row(
+                "SELECT mode, refresh_hash FROM sessions WHERE id = 'i'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((mode.as_str(), refresh), ("opaque", None));
     }
 
     #[test]

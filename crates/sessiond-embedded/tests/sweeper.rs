@@ -88,9 +88,11 @@ impl World {
             expires_at: now.plus(idle),
             absolute_expires_at: now.plus(absolute),
             idle_ttl_ms: u64::try_from(idle.as_millis()).unwrap(),
+            mode: sessiond_engine::Mode::Opaque,
         };
         let new = NewSession {
             token: SessionToken::generate(&shard).digest(),
+            refresh: None,
             session,
             max_sessions: u32::MAX,
             limit_policy: LimitPolicy::Reject,

@@ -41,16 +41,12 @@ pub struct CreateRequest {
     pub idle_ttl: Option<Duration>,
     /// Absolute lifetime instead of the role's.
     pub absolute_ttl: Option<Duration>,
-    /// Opaque session token, or refresh token for signed access tokens.
-    pub mode: Mode,
 }
 
 /// The secret a new session's client gets: hand it over, never log it.
 #[derive(Debug)]
-pub enum Credential {
-    /// Opaque mode: the session token.
+enum Credential {
     Session(SessionToken),
-    /// JWT mode: the first refresh token (generation 0).
     Refresh(RefreshToken),
 }
 
@@ -59,8 +55,20 @@ pub enum Credential {
 pub struct Created {
     /// The new session.
     pub session: Session,
-    /// Its credential: hand it to the client, never log it.
-    pub credential: Credential,
+    /// Its token: hand it to the client, never log it.
+    pub token: SessionToken,
+    /// Sessions evicted to stay within `max_sessions`.
+    pub evicted: Vec<SessionId>,
+}
+
+/// Result of [`Engine::create_jwt`].
+#[derive(Debug)]
+pub struct CreatedJwt {
+    /// The new session (mode JWT).
+    pub session: Session,
+    /// Its first refresh token (generation 0, issued at `created_at`): hand
+    /// it to the client, never log it.
+    pub refresh_token: RefreshToken,
     /// Sessions evicted to stay within `max_sessions`.
     pub evicted: Vec<SessionId>,
 }
@@ -137,8 +145,38 @@ impl Engine {
         }
     }
 
-    /// Create a session for a user the app has authenticated.
+    /// Create an opaque-mode session for a user the app has authenticated.
     pub async fn create(&self, req: CreateRequest) -> Result<Created, Error> {
+        let (session, credential, evicted) = self.create_in(req, Mode::Opaque).await?;
+        match credential {
+            Credential::Session(token) => Ok(Created {
+                session,
+                token,
+                evicted,
+            }),
+            Credential::Refresh(_) => Err(Error::Corrupt("wrong credential kind".into())),
+        }
+    }
+
+    /// Create a JWT-mode session: its client gets a refresh token and signed
+    /// access tokens (signed by the caller).
+    pub async fn create_jwt(&self, req: CreateRequest) -> Result<CreatedJwt, Error> {
+        let (session, credential, evicted) = self.create_in(req, Mode::Jwt).await?;
+        match credential {
+            Credential::Refresh(refresh_token) => Ok(CreatedJwt {
+                session,
+                refresh_token,
+                evicted,
+            }),
+            Credential::Session(_) => Err(Error::Corrupt("wrong credential kind".into())),
+        }
+    }
+
+    async fn create_in(
+        &self,
+        req: CreateRequest,
+        mode: Mode,
+    ) -> Result<(Session, Credential, Vec<SessionId>), Error> {
         validate_user_id(&req.user_id)?;
         if let Some(role) = &req.role
             && (role.is_empty()
@@ -174,7 +212,7 @@ impl Engine {
 
         let now = self.now();
         let shard = ShardTag::of_user(&req.user_id);
-        let (credential, digest, refresh) = match req.mode {
+        let (credential, digest, refresh) = match mode {
             Mode::Opaque => {
                 let token = SessionToken::generate(&shard);
                 let digest = token.digest();
@@ -197,7 +235,7 @@ impl Engine {
             expires_at: now.plus(idle_ttl),
             absolute_expires_at: now.plus(absolute_ttl),
             idle_ttl_ms: millis(idle_ttl),
-            mode: req.mode,
+            mode,
         };
         let new = NewSession {
             session,
@@ -208,11 +246,7 @@ impl Engine {
         };
         let evicted = self.call(self.store.create(&new, now)).await?;
         tracing::debug!(session_id = %new.session.id, evicted = evicted.len(), "session created");
-        Ok(Created {
-            session: new.session,
-            credential,
-            evicted,
-        })
+        Ok((new.session, credential, evicted))
     }
 
     /// The live session a token proves, recording activity when `touch` is set

@@ -17,7 +17,7 @@ pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use device::{Device, DeviceKind};
-pub use engine::{CreateRequest, Created, Credential, Engine, Refreshed, Rotated};
+pub use engine::{CreateRequest, Created, CreatedJwt, Engine, Refreshed, Rotated};
 pub use error::{Error, StoreError};
 pub use id::{SessionId, ShardTag};
 pub use policy::{LimitPolicy, Policy, RolePolicy, effective_touch_interval_ms};

@@ -1,16 +1,25 @@
 //! Sessions to hash fields and back, and decoding of the scripts' replies.
 //! Anything malformed in a reply is a [`StoreError::Corrupt`], never a panic.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::Value;
 use serde_json::Value as Json;
-use sessiond_engine::{Device, Session, SessionData, SessionId, StoreError, Timestamp};
+use sessiond_engine::{
+    Device, Mode, RefreshOutcome, Session, SessionData, SessionId, StoreError, Timestamp, TokenHash,
+};
 
 /// Prefix of the hash fields that hold data keys.
 pub(crate) const DATA_FIELD_PREFIX: char = '.';
 
-/// The hash field/value pairs of `session` (token hash `th` included),
-/// in the order HSET takes them.
-pub(crate) fn session_fields(session: &Session, th: &str) -> Result<Vec<String>, StoreError> {
+/// The hash field/value pairs of `session` (token hash `th` included, and for
+/// a JWT-mode session the refresh state: mode `md`, current refresh hash
+/// `rh`, generation `rg`, rotation time `rt`), in the order HSET takes them.
+pub(crate) fn session_fields(
+    session: &Session,
+    th: &str,
+    refresh: Option<&TokenHash>,
+) -> Result<Vec<String>, StoreError> {
     let device = serde_json::to_string(&session.device)
         .map_err(|e| StoreError::Corrupt(format!("device does not encode: {e}")))?;
     let mut fields = vec![
@@ -34,6 +43,18 @@ pub(crate) fn session_fields(session: &Session, th: &str) -> Result<Vec<String>,
     if let Some(role) = &session.role {
         fields.push("role".to_owned());
         fields.push(role.clone());
+    }
+    if let Some(rh) = refresh {
+        fields.extend([
+            "md".to_owned(),
+            Mode::Jwt.as_str().to_owned(),
+            "rh".to_owned(),
+            rh.to_base64(),
+            "rg".to_owned(),
+            "0".to_owned(),
+            "rt".to_owned(),
+            session.created_at.as_millis().to_string(),
+        ]);
     }
     push_data_fields(&mut fields, &session.data, false)?;
     Ok(fields)
@@ -118,6 +139,8 @@ pub(crate) enum Reply<'a> {
     TooLarge(usize),
     /// `{'created', evicted...}` or `{'sessions', ...}`: the rest, undecoded.
     Rest(&'a [Value]),
+    /// The refresh script's `{'rotated' | 'replayed' | 'reused' | 'unknown', ...}`.
+    Refresh(&'a str, &'a [Value]),
 }
 
 /// Split a tagged reply.
@@ -136,6 +159,7 @@ pub(crate) fn tagged(v: &Value) -> Result<Reply<'_>, StoreError> {
             Ok(Reply::TooLarge(usize::try_from(size).unwrap_or(0)))
         }
         "created" | "sessions" => Ok(Reply::Rest(rest)),
+        tag @ ("rotated" | "replayed" | "reused" | "unknown") => Ok(Reply::Refresh(tag, rest)),
         other => Err(corrupt(format!("unknown reply tag {other:?}"))),
     }
 }
@@ -150,6 +174,7 @@ pub(crate) fn session(id: &Value, fields: &Value) -> Result<Session, StoreError>
     }
     let mut user_id = None;
     let mut role = None;
+    let mut mode = Mode::Opaque;
     let mut device = None;
     let (mut ca, mut ls, mut exp, mut abs, mut ttl) = (None, None, None, None, None);
     let mut data = SessionData::new();
@@ -174,7 +199,14 @@ pub(crate) fn session(id: &Value, fields: &Value) -> Result<Session, StoreError>
             "exp" => exp = Some(integer(value).map_err(|_| bad("expires_at"))?),
             "abs" => abs = Some(integer(value).map_err(|_| bad("absolute_expires_at"))?),
             "ttl" => ttl = Some(integer(value).map_err(|_| bad("idle_ttl"))?),
-            _ => {} // `th` and fields of later versions
+            "md" => {
+                mode = match text(value)? {
+                    "jwt" => Mode::Jwt,
+                    "opaque" => Mode::Opaque,
+                    _ => return Err(bad("mode")),
+                }
+            }
+            _ => {} // `th`, the refresh state and fields of later versions
         }
     }
     let missing = |what: &str| corrupt(format!("session {id}: no {what}"));
@@ -192,8 +224,47 @@ pub(crate) fn session(id: &Value, fields: &Value) -> Result<Session, StoreError>
             abs.ok_or_else(|| missing("absolute_expires_at"))?,
         ),
         idle_ttl_ms,
+        mode,
         id,
     })
+}
+
+/// The refresh script's reply as a [`RefreshOutcome`].
+pub(crate) fn refresh_outcome(v: &Value) -> Result<RefreshOutcome, StoreError> {
+    let Reply::Refresh(tag, rest) = tagged(v)? else {
+        return Err(corrupt("unexpected reply to a refresh"));
+    };
+    let number = |v: &Value, what: &str| -> Result<u64, StoreError> {
+        text(v)?
+            .parse::<u64>()
+            .map_err(|_| corrupt(format!("refresh reply: bad {what}")))
+    };
+    match (tag, rest) {
+        ("rotated", [id, fields, generation]) => Ok(RefreshOutcome::Rotated {
+            session: session(id, fields)?,
+            generation: number(generation, "generation")?,
+        }),
+        ("replayed", [id, fields, generation, rotated_at, wrapped]) => {
+            let wrapped = URL_SAFE_NO_PAD
+                .decode(text(wrapped)?)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| corrupt("refresh reply: bad wrapped successor"))?;
+            let rotated_at = i64::try_from(number(rotated_at, "rotation time")?)
+                .map_err(|_| corrupt("refresh reply: bad rotation time"))?;
+            Ok(RefreshOutcome::Replayed {
+                session: session(id, fields)?,
+                generation: number(generation, "generation")?,
+                rotated_at: Timestamp::from_millis(rotated_at),
+                wrapped_successor: wrapped,
+            })
+        }
+        ("reused", [id]) => Ok(RefreshOutcome::Reused {
+            session_id: session_id(id)?,
+        }),
+        ("unknown", []) => Ok(RefreshOutcome::Unknown),
+        _ => Err(corrupt(format!("refresh reply {tag:?} of the wrong shape"))),
+    }
 }
 
 /// `{id, fields, id, fields...}` as sessions, newest first (by `created_at`,
@@ -238,6 +309,7 @@ mod tests {
             expires_at: Timestamp::from_millis(1_795_000_060_000),
             absolute_expires_at: Timestamp::from_millis(1_795_100_000_000),
             idle_ttl_ms: 60_000,
+            mode: sessiond_engine::Mode::Opaque,
         }
     }
 
@@ -253,12 +325,12 @@ mod tests {
     #[test]
     fn fields_round_trip() {
         let s = sample();
-        let fields = session_fields(&s, "hash").unwrap();
+        let fields = session_fields(&s, "hash", None).unwrap();
         let back = session(&Value::BulkString(s.id.as_str().into()), &as_reply(&fields)).unwrap();
         assert_eq!(back, s);
         let mut none = s.clone();
         none.role = None;
-        let fields = session_fields(&none, "hash").unwrap();
+        let fields = session_fields(&none, "hash", None).unwrap();
         assert_eq!(
             session(&Value::SimpleString(s.id.to_string()), &as_reply(&fields)).unwrap(),
             none
@@ -290,7 +362,7 @@ mod tests {
     #[test]
     fn malformed_records_are_corrupt_not_panics() {
         let s = sample();
-        let good = session_fields(&s, "h").unwrap();
+        let good = session_fields(&s, "h", None).unwrap();
         let id = Value::BulkString(s.id.as_str().into());
         let mut cases: Vec<(Value, Value)> = vec![
             (id.clone(), Value::Nil),
@@ -363,7 +435,7 @@ mod tests {
         let mut items = Vec::new();
         for x in [&a, &b, &c] {
             items.push(Value::BulkString(x.id.as_str().into()));
-            items.push(as_reply(&session_fields(x, "h").unwrap()));
+            items.push(as_reply(&session_fields(x, "h", None).unwrap()));
         }
         let listed = session_list(&items).unwrap();
         let (hi, lo) = if b.id > c.id { (&b, &c) } else { (&c, &b) };

@@ -26,10 +26,13 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::Value;
 use sessiond_engine::{
-    DataUpdate, LimitPolicy, NewSession, RevokeReason, RotateTarget, Session, SessionId, ShardTag,
-    Store, StoreError, Timestamp, TokenDigest, TokenHash, TouchRule,
+    DataUpdate, LimitPolicy, NewSession, RefreshOutcome, RefreshRequest, RevokeReason,
+    RotateTarget, Session, SessionId, ShardTag, Store, StoreError, Timestamp, TokenDigest,
+    TokenHash, TouchRule,
 };
 
 use crate::codec::Reply;
@@ -136,7 +139,11 @@ impl Store for RedisStore {
             new.max_sessions.max(1).to_string(),
             policy.to_owned(),
         ];
-        args.extend(codec::session_fields(s, &new.token.hash.to_base64())?);
+        args.extend(codec::session_fields(
+            s,
+            &new.token.hash.to_base64(),
+            new.refresh.as_ref(),
+        )?);
         let reply = self
             .conn
             .eval(&SCRIPTS.create, &keys, &args, Retry::Never)
@@ -280,6 +287,29 @@ impl Store for RedisStore {
             .eval(&SCRIPTS.rotate, &keys, &args, Retry::Never)
             .await?;
         Self::maybe_session(&reply)
+    }
+
+    async fn refresh(
+        &self,
+        request: &RefreshRequest,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let family = &request.family;
+        let keys = [self.keys.token(family)];
+        let args = [
+            self.keys.base(&family.shard),
+            Self::time(now),
+            family.hash.to_base64(),
+            request.presented.to_base64(),
+            request.successor.to_base64(),
+            URL_SAFE_NO_PAD.encode(request.wrapped_successor),
+            request.reuse_grace_ms.to_string(),
+        ];
+        let reply = self
+            .conn
+            .eval(&SCRIPTS.refresh, &keys, &args, Retry::Never)
+            .await?;
+        codec::refresh_outcome(&reply)
     }
 
     async fn revoke(

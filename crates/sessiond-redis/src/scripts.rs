@@ -45,6 +45,7 @@ pub(crate) struct Scripts {
     pub(crate) update_data: LuaScript,
     pub(crate) extend: LuaScript,
     pub(crate) rotate: LuaScript,
+    pub(crate) refresh: LuaScript,
     pub(crate) revoke: LuaScript,
     pub(crate) list_user: LuaScript,
     pub(crate) count_user: LuaScript,
@@ -53,7 +54,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All of them, to load into a server ahead of use.
-    pub(crate) fn all(&self) -> [&LuaScript; 10] {
+    pub(crate) fn all(&self) -> [&LuaScript; 11] {
         [
             &self.create,
             &self.introspect,
@@ -61,6 +62,7 @@ impl Scripts {
             &self.update_data,
             &self.extend,
             &self.rotate,
+            &self.refresh,
             &self.revoke,
             &self.list_user,
             &self.count_user,
@@ -77,6 +79,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     update_data: script!("update_data"),
     extend: script!("extend"),
     rotate: script!("rotate"),
+    refresh: script!("refresh"),
     revoke: script!("revoke"),
     list_user: script!("list_user"),
     count_user: script!("count_user"),

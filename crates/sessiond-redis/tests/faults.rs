@@ -35,8 +35,10 @@ fn new_session(user: &str, clock: &ManualClock) -> (NewSession, SessionToken) {
             expires_at: now.plus(Duration::from_secs(600)),
             absolute_expires_at: now.plus(Duration::from_secs(3600)),
             idle_ttl_ms: 600_000,
+            mode: sessiond_engine::Mode::Opaque,
         },
         token: token.digest(),
+        refresh: None,
         max_sessions: 10,
         limit_policy: LimitPolicy::EvictOldest,
     };

@@ -98,6 +98,18 @@ async fn every_operation_is_one_command() {
     once!("extend by own ttl", e.extend(&id, None)).unwrap();
     let by_id = once!("rotate by id", e.rotate(&id)).unwrap();
     once!("rotate by token", e.rotate_token(by_id.token.expose())).unwrap();
+    let jwt = once!("create jwt", e.create_jwt(user())).unwrap();
+    let grace = Duration::from_secs(10);
+    let t0 = jwt.refresh_token.expose().to_owned();
+    assert!(once!("refresh", e.refresh(&t0, grace)).unwrap().rotated);
+    assert!(
+        !once!("refresh, grace replay", e.refresh(&t0, grace))
+            .unwrap()
+            .rotated
+    );
+    e.revoke(jwt.session.id.as_str(), RevokeReason::Logout)
+        .await
+        .unwrap();
     assert_eq!(once!("list_user", e.list_user("alice")).unwrap().len(), 2);
     assert_eq!(once!("count_user", e.count_user("alice")).unwrap(), 2);
     let gone = once!(

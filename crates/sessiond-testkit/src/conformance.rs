@@ -13,6 +13,7 @@ use sessiond_engine::{
 };
 
 use crate::Fixture;
+pub use crate::refresh_rotation::*;
 
 const MIN: Duration = Duration::from_secs(60);
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";

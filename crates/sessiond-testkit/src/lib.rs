@@ -19,6 +19,7 @@
 
 pub mod conformance;
 pub mod redis_server;
+pub mod refresh_rotation;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -73,7 +74,13 @@ macro_rules! conformance_tests {
             revoke_user_racing_creates_loses_nothing,
             odd_and_large_inputs,
             bad_input_is_a_typed_error,
-            live_count_follows_creates_and_revokes
+            live_count_follows_creates_and_revokes,
+            refresh_rotates_and_records_activity,
+            replay_within_grace_returns_the_same_successor,
+            reuse_after_grace_revokes_the_session,
+            concurrent_refreshes_have_one_winner,
+            refresh_tokens_end_with_their_session,
+            unknown_refresh_tokens_find_nothing
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

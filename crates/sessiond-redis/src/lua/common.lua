@@ -3,8 +3,13 @@
 -- Key schema, all in the hash slot of one user's shard tag. `base` is
 -- '<prefix>{<shard tag>}:' and arrives in ARGV[1]:
 --   base..'s:'..id    HASH   uid, role, dev, ca, ls, exp, abs, ttl, th, and
---                            one '.<key>' field per top-level data key
+--                            one '.<key>' field per top-level data key; in
+--                            JWT mode also md='jwt' and the refresh state:
+--                            rh current and rp previous refresh token hash,
+--                            rw successor wrapped under rp, rg generation,
+--                            rt when rh was issued
 --   base..'t:'..th    STRING the session id, for the token whose hash is th
+--                            (JWT mode: th is the refresh family's digest)
 --   base..'u:'..uid   ZSET   the user's session ids, scored by `exp`
 -- `now` (ms) comes from the caller's clock and alone decides liveness; key
 -- TTLs are set relative to it, so Redis expires everything as a backstop.

@@ -1,4 +1,5 @@
--- Give a session a new token hash; the old token key goes at once.
+-- Give a session a new token hash; the old token key goes at once. A
+-- JWT-mode session becomes opaque: its refresh state goes too.
 -- KEYS: new token key, then the session hash (mode 'id') or the presented
 -- token's key (mode 'token').
 -- ARGV: base, now, new token hash, mode, session id (mode 'id') or the
@@ -19,5 +20,9 @@ if not rec.exp then return { 'session', id, rec.flat } end
 if rec.h.th then redis.call('DEL', tkey(base, rec.h.th)) end
 redis.call('HSET', skey(base, id), 'th', new_th)
 redis.call('SET', KEYS[1], id, 'PX', rec.exp - now)
+if rec.h.md then
+  redis.call('HDEL', skey(base, id), 'md', 'rh', 'rp', 'rw', 'rg', 'rt')
+  return { 'session', id, redis.call('HGETALL', skey(base, id)) }
+end
 patch(rec.flat, 'th', new_th)
 return { 'session', id, rec.flat }
