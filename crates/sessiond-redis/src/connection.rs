@@ -198,6 +198,31 @@ pub(crate) fn map_error(e: RedisError) -> StoreError {
     unavailable(e)
 }
 
+/// A client for `url`; TLS settings apply to `rediss://` only.
+fn client(url: &str, tls_ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
+    let invalid = |e: RedisError| StoreError::Unavailable(format!("invalid redis url: {e}"));
+    let is_tls = url
+        .get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
+    if !is_tls {
+        return redis::Client::open(url).map_err(invalid);
+    }
+    // The crypto provider of the TLS stack; an error only means one is
+    // installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match tls_ca_pem {
+        None => redis::Client::open(url).map_err(invalid),
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        )
+        .map_err(|e| StoreError::Unavailable(format!("redis TLS settings: {e}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,30 +253,5 @@ mod tests {
             Connection::open("not a url", Duration::from_millis(300), None, &[]).await,
             Err(StoreError::Unavailable(_))
         ));
-    }
-}
-
-/// A client for `url`; TLS settings apply to `rediss://` only.
-fn client(url: &str, tls_ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
-    let invalid = |e: RedisError| StoreError::Unavailable(format!("invalid redis url: {e}"));
-    let is_tls = url
-        .get(..9)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
-    if !is_tls {
-        return redis::Client::open(url).map_err(invalid);
-    }
-    // The crypto provider of the TLS stack; an error only means one is
-    // installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    match tls_ca_pem {
-        None => redis::Client::open(url).map_err(invalid),
-        Some(pem) => redis::Client::build_with_tls(
-            url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.to_vec()),
-            },
-        )
-        .map_err(|e| StoreError::Unavailable(format!("redis TLS settings: {e}"))),
     }
 }

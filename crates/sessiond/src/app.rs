@@ -13,6 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::routes;
 
+use crate::access_tokens::AccessTokens;
 use crate::api_key::ApiKey;
 use crate::config::{Config, CookieConfig, Mode};
 use crate::metrics::{MeteredStore, Metrics};
@@ -48,6 +49,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Mode of sessions created without one.
     pub default_mode: Mode,
+    /// Signs and verifies JWT-mode access tokens.
+    pub tokens: AccessTokens,
+    /// How long a retired refresh token still gets its successor back.
+    pub reuse_grace: std::time::Duration,
     /// The OpenAPI document, serialized once.
     pub openapi: String,
 }
@@ -59,6 +64,7 @@ impl AppState {
         metered: Arc<MeteredStore>,
         api_key: ApiKey,
         metrics: Metrics,
+        tokens: AccessTokens,
     ) -> Self {
         let store: Arc<dyn sessiond_engine::Store> = metered.clone();
         Self(Arc::new(Shared {
@@ -69,6 +75,8 @@ impl AppState {
             limiter: FailedAuthLimiter::new(config.limits.failed_auth_per_minute),
             metrics,
             default_mode: config.default_mode,
+            tokens,
+            reuse_grace: config.refresh.reuse_grace,
             openapi: openapi_document().to_json().unwrap_or_else(|_| "{}".into()),
         }))
     }

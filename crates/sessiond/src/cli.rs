@@ -52,6 +52,29 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Manage the signing keys of JWT-mode access tokens.
+    Keys {
+        /// Which.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `sessiond keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key (of `jwt.algorithm`) and sign with it from now
+    /// on; the previous key stays in the JWKS until every token it signed
+    /// has expired (`jwt.access_ttl`). A running server picks it up within a
+    /// second.
+    Rotate {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Directory of the API key file and signing keys.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// Flags of `serve` (and `config print`). Each one can also be set in the
@@ -290,6 +313,34 @@ fn execute(command: Command) -> Result<(), Failure> {
                     Ok(())
                 }),
             }
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { config, data_dir },
+        } => {
+            let flags = Overrides {
+                data_dir,
+                ..Overrides::default()
+            };
+            let config = load(config.as_deref(), &flags)?;
+            if config.jwt.key_file.is_some() {
+                return Err(Failure::usage(
+                    "error: jwt.key_file is set: that key is managed outside sessiond, rotate it there",
+                ));
+            }
+            let alg = crate::access_tokens::algorithm(&config)
+                .map_err(|e| Failure::usage(format!("error: {e}")))?;
+            let dir = crate::access_tokens::key_dir(&config);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let (_, kid) = sessiond_jwt::KeyRing::rotate(&dir, alg, config.jwt.access_ttl, now)
+                .map_err(|e| Failure::runtime(format!("cannot rotate the signing keys: {e}")))?;
+            println!(
+                "new signing key {kid} ({}) in {}",
+                alg.as_str(),
+                dir.display()
+            );
+            Ok(())
         }
         Command::Stats { user, store } => {
             quiet_logs();

@@ -56,16 +56,8 @@ pub struct Config {
     pub roles: BTreeMap<String, RoleConfig>,
 }
 
-/// Token mode of a new session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// One opaque session token.
-    #[default]
-    Opaque,
-    /// Signed access token plus rotating refresh token.
-    Jwt,
-}
+/// Token mode of a new session (the engine's).
+pub use sessiond_engine::Mode;
 
 /// What happens at `max_sessions`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -134,6 +126,9 @@ pub struct JwtConfig {
     pub access_ttl: Duration,
     /// `EdDSA` or `ES256`.
     pub algorithm: String,
+    /// A PEM (PKCS#8) private key to sign with instead of the keys generated
+    /// into `data_dir` (then `sessiond keys rotate` does not apply).
+    pub key_file: Option<PathBuf>,
 }
 
 /// Refresh token settings.
@@ -337,6 +332,7 @@ impl Default for JwtConfig {
             audience: "sessiond".to_owned(),
             access_ttl: Duration::from_secs(15 * 60),
             algorithm: "EdDSA".to_owned(),
+            key_file: None,
         }
     }
 }
@@ -364,16 +360,6 @@ impl Default for RoleConfig {
             idle_ttl: p.idle_ttl,
             absolute_ttl: p.absolute_ttl,
             max_sessions: p.max_sessions,
-        }
-    }
-}
-
-impl Mode {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Opaque => "opaque",
-            Self::Jwt => "jwt",
         }
     }
 }
@@ -881,7 +867,7 @@ fn expectation(key: &str) -> Option<&'static str> {
         ["roles", _] => "expected a table with idle_ttl, absolute_ttl and max_sessions",
         ["listen" | "store" | "data_dir" | "api_key" | "key_prefix" | "store_ca_file"]
         | ["cookie", "name" | "domain" | "path"]
-        | ["jwt", "issuer" | "audience" | "algorithm"] => "expected a string",
+        | ["jwt", "issuer" | "audience" | "algorithm" | "key_file"] => "expected a string",
         _ => return None,
     })
 }

@@ -120,6 +120,17 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
+/// The client's IP address (see [`client_ip`]).
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(parts)))
+    }
+}
+
 /// The caller of a public route: the live session its credential proves.
 pub struct Caller {
     /// The caller's session (touched).
@@ -178,7 +189,15 @@ impl FromRequestParts<AppState> for Caller {
                 }
             },
         };
-        let session = match state.engine.introspect(token, true).await {
+        let found = if !via_cookie && crate::access_tokens::is_jwt(token) {
+            match state.tokens.verify(token) {
+                Ok(claims) => crate::routes::admin::session_of_claims(state, &claims).await,
+                Err(_) => Ok(None),
+            }
+        } else {
+            state.engine.introspect(token, true).await
+        };
+        let session = match found {
             Ok(Some(session)) => session,
             Ok(None) | Err(sessiond_engine::Error::Invalid { .. }) => {
                 state.limiter.record_failure(ip);

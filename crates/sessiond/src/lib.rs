@@ -3,6 +3,7 @@
 //! commands).
 #![forbid(unsafe_code)]
 
+pub mod access_tokens;
 pub mod api_key;
 pub mod app;
 pub mod cli;

@@ -16,8 +16,8 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use sessiond_engine::{
-    DataUpdate, NewSession, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError,
-    Timestamp, TokenDigest, TokenHash, TouchRule,
+    DataUpdate, NewSession, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
+    SessionId, Store, StoreError, Timestamp, TokenDigest, TokenHash, TouchRule,
 };
 
 /// Histogram of HTTP request latency, labelled `route`, `method`.
@@ -343,6 +343,20 @@ impl Store for MeteredStore {
             .await
     }
 
+    async fn refresh(
+        &self,
+        request: &RefreshRequest,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let outcome = self
+            .observe("refresh", self.inner.refresh(request, now))
+            .await?;
+        if matches!(outcome, RefreshOutcome::Reused { .. }) {
+            self.count_revoked(&RevokeReason::RefreshTokenReuse, 1);
+        }
+        Ok(outcome)
+    }
+
     async fn revoke(
         &self,
         id: &SessionId,
@@ -466,6 +480,13 @@ mod tests {
         ) -> Result<Option<Session>, StoreError> {
             self.answer(None)
         }
+        async fn refresh(
+            &self,
+            _: &RefreshRequest,
+            _: Timestamp,
+        ) -> Result<RefreshOutcome, StoreError> {
+            self.answer(RefreshOutcome::Unknown)
+        }
         async fn revoke(
             &self,
             _: &SessionId,
@@ -518,8 +539,10 @@ mod tests {
                 expires_at: Timestamp::from_millis(61_000),
                 absolute_expires_at: Timestamp::from_millis(121_000),
                 idle_ttl_ms: 60_000,
+                mode: sessiond_engine::Mode::Opaque,
             },
             token: SessionToken::generate(&shard).digest(),
+            refresh: None,
             max_sessions: 2,
             limit_policy: LimitPolicy::EvictOldest,
         }

@@ -186,6 +186,9 @@ impl From<Error> for Problem {
                 Self::bad_request(format!("invalid {field}: expected {reason}"))
             }
             Error::NotFound => Self::not_found("no live session with this id"),
+            Error::RefreshTokenReused => Self::unauthorized(
+                "refresh token reused after its grace period: the session has been revoked",
+            ),
             Error::LimitReached { max } => Self::new(
                 StatusCode::CONFLICT,
                 "session-limit",

@@ -7,11 +7,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::access_tokens::AccessTokens;
 use crate::api_key;
 use crate::app::{AppState, router};
 use crate::config::Config;
 use crate::metrics::{MeteredStore, Metrics};
 use crate::stores;
+
+/// How often the signing key file is checked for a rotation.
+const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often the live-sessions gauge is recounted.
 const LIVE_GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -68,8 +72,18 @@ pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
         store: stores::describe(&config.store),
         reason: e.to_string(),
     })?;
+    let tokens =
+        AccessTokens::open(&config).map_err(|e| ServeError::Setup(format!("signing keys: {e}")))?;
     let metered = Arc::new(MeteredStore::new(store));
-    let state = AppState::new(&config, metered.clone(), key, metrics);
+    let state = AppState::new(&config, metered.clone(), key, metrics, tokens);
+    // `sessiond keys rotate` rewrites the key file: pick the change up.
+    let key_state = state.clone();
+    let key_task = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
+            key_state.tokens.reload_if_changed();
+        }
+    });
     // The live-sessions gauge may need a scan of the store: refresh it in the
     // background, never on the /metrics request path. The first count is
     // awaited so the gauge exists once the server answers.
@@ -105,6 +119,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
             tracing::error!(error = %e, "server error");
         }
         gauge_task.abort();
+        key_task.abort();
         if let Err(e) = sessiond_engine::Store::close(metered.as_ref()).await {
             tracing::warn!(error = %e, "closing the store");
         }

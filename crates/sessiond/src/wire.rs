@@ -82,6 +82,8 @@ pub struct SessionView {
     pub expires_at: String,
     /// RFC 3339 absolute deadline.
     pub absolute_expires_at: String,
+    /// `opaque` or `jwt`.
+    pub mode: &'static str,
     /// Present in `/v1/me/sessions`: whether this is the caller's session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<bool>,
@@ -99,6 +101,7 @@ impl From<Session> for SessionView {
             last_seen_at: s.last_seen_at.to_rfc3339(),
             expires_at: s.expires_at.to_rfc3339(),
             absolute_expires_at: s.absolute_expires_at.to_rfc3339(),
+            mode: s.mode.as_str(),
             current: None,
         }
     }
@@ -115,11 +118,47 @@ pub struct Created {
     pub evicted: Vec<String>,
 }
 
+/// `201` of `POST /v1/sessions` in JWT mode.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedJwt {
+    /// The new session.
+    pub session: SessionView,
+    /// Signed access token (JWT): verify it offline through the JWKS.
+    pub access_token: String,
+    /// Refresh token: trade it at `POST /v1/tokens/refresh`; it rotates.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Sessions evicted to respect `max_sessions`.
+    pub evicted: Vec<String>,
+}
+
+/// `POST /v1/tokens/refresh` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    /// The current refresh token.
+    pub refresh_token: String,
+}
+
+/// `200` of `POST /v1/tokens/refresh`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    /// Signed access token (JWT).
+    pub access_token: String,
+    /// The next refresh token; the presented one is retired.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The session.
+    pub session: SessionView,
+}
+
 /// `POST /v1/sessions/introspect` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Introspect {
-    /// A session token.
+    /// A session token or a JWT access token.
     pub token: String,
     /// Record activity (default true).
     pub touch: Option<bool>,

@@ -15,7 +15,6 @@ both_stores!(
     public_errors_are_problems,
     limits_give_413_431_and_409,
     failed_token_checks_are_rate_limited,
-    jwt_mode_is_a_clear_501,
     ops_routes_answer,
 );
 
@@ -704,33 +703,6 @@ async fn failed_token_checks_are_rate_limited(backend: Backend) {
             .await
             .unwrap(),
         429,
-    )
-    .await;
-    s.shutdown().await;
-}
-
-async fn jwt_mode_is_a_clear_501(backend: Backend) {
-    let s = TestServer::start(backend).await;
-    let r = s
-        .admin(Method::POST, "/v1/sessions")
-        .json(&json!({"user_id": "a", "mode": "jwt"}))
-        .send()
-        .await
-        .unwrap();
-    problem(r, 501).await;
-    let r = s
-        .anon(Method::POST, "/v1/tokens/refresh")
-        .json(&json!({"refresh_token": "x"}))
-        .send()
-        .await
-        .unwrap();
-    problem(r, 501).await;
-    problem(
-        s.anon(Method::GET, "/.well-known/jwks.json")
-            .send()
-            .await
-            .unwrap(),
-        501,
     )
     .await;
     s.shutdown().await;

@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::{CreateRequest, DataUpdate, RevokeReason};
 
+use crate::access_tokens;
 use crate::app::AppState;
 use crate::config::Mode;
 use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
 use crate::problem::{Problem, ProblemBody};
 use crate::telemetry::LoggedSession;
 use crate::wire::{
-    CreateSession, Created, Extend, Introspect, Introspection, PatchData, RevokeQuery,
+    CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, RevokeQuery,
     RevokeUserQuery, RevokedCount, Rotated, SessionList, SessionView, Stats,
 };
 
@@ -35,32 +36,43 @@ fn logged<T: IntoResponse>(id: &str, body: T) -> Response {
 #[utoipa::path(post, path = "/v1/sessions", tag = "admin", security(("api_key" = [])),
     request_body = CreateSession,
     responses(
-        (status = 201, body = Created),
+        (status = 201, description = "opaque mode: `Created`; jwt mode: `CreatedJwt`", body = Created),
         (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
         (status = 409, body = ProblemBody), (status = 413, body = ProblemBody),
-        (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+        (status = 503, body = ProblemBody)))]
 pub async fn create(
     State(state): State<AppState>,
     _: AdminAuth,
     JsonBody(req): JsonBody<CreateSession>,
 ) -> Result<Response, Problem> {
-    if req.mode.unwrap_or(state.default_mode) == Mode::Jwt {
-        return Err(Problem::not_implemented(
-            "jwt mode is not available yet; use mode \"opaque\"",
-        ));
+    let mode = req.mode.unwrap_or(state.default_mode);
+    let request = CreateRequest {
+        user_id: req.user_id,
+        role: req.role,
+        data: req.data.unwrap_or_default(),
+        user_agent: req.user_agent,
+        ip: req.ip,
+        idle_ttl: req.idle_ttl_seconds.map(Duration::from_secs),
+        absolute_ttl: req.absolute_ttl_seconds.map(Duration::from_secs),
+    };
+    if mode == Mode::Jwt {
+        let created = state.engine.create_jwt(request).await?;
+        let s = &created.session;
+        let (access_token, expires_in) = state
+            .tokens
+            .issue(s, 0, s.created_at)
+            .map_err(signing_failed)?;
+        let id = s.id.to_string();
+        let body = CreatedJwt {
+            access_token,
+            refresh_token: created.refresh_token.expose().to_owned(),
+            expires_in,
+            evicted: created.evicted.iter().map(ToString::to_string).collect(),
+            session: created.session.into(),
+        };
+        return Ok(logged(&id, (StatusCode::CREATED, axum::Json(body))));
     }
-    let created = state
-        .engine
-        .create(CreateRequest {
-            user_id: req.user_id,
-            role: req.role,
-            data: req.data.unwrap_or_default(),
-            user_agent: req.user_agent,
-            ip: req.ip,
-            idle_ttl: req.idle_ttl_seconds.map(Duration::from_secs),
-            absolute_ttl: req.absolute_ttl_seconds.map(Duration::from_secs),
-        })
-        .await?;
+    let created = state.engine.create(request).await?;
     let id = created.session.id.to_string();
     let body = Created {
         token: created.token.expose().to_owned(),
@@ -80,11 +92,20 @@ pub async fn introspect(
     _: AdminAuth,
     JsonBody(req): JsonBody<Introspect>,
 ) -> Result<Response, Problem> {
-    match state
-        .engine
-        .introspect(&req.token, req.touch.unwrap_or(true))
-        .await
-    {
+    let found = if access_tokens::is_jwt(&req.token) {
+        // Offline checks first, then the session behind `sid` must still be
+        // live: revocation is immediate for introspection.
+        match state.tokens.verify(&req.token) {
+            Ok(claims) => session_of_claims(&state, &claims).await,
+            Err(_) => Ok(None),
+        }
+    } else {
+        state
+            .engine
+            .introspect(&req.token, req.touch.unwrap_or(true))
+            .await
+    };
+    match found {
         Ok(Some(session)) => {
             let id = session.id.to_string();
             let body = Introspection {
@@ -100,6 +121,26 @@ pub async fn introspect(
         .into_response()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The live session an access token's claims name, if its user matches.
+pub(crate) async fn session_of_claims(
+    state: &AppState,
+    claims: &sessiond_jwt::AccessClaims,
+) -> Result<Option<sessiond_engine::Session>, sessiond_engine::Error> {
+    match state.engine.get(&claims.sid).await {
+        Ok(s) if s.user_id == claims.sub => Ok(Some(s)),
+        Ok(_) | Err(sessiond_engine::Error::NotFound | sessiond_engine::Error::Invalid { .. }) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A signing failure: the key file is unusable (a server fault).
+pub(crate) fn signing_failed(e: sessiond_jwt::KeyError) -> Problem {
+    tracing::error!(error = %e, "cannot sign an access token");
+    Problem::internal()
 }
 
 /// Read one session.

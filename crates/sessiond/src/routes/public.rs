@@ -9,10 +9,10 @@ use sessiond_engine::RevokeReason;
 
 use crate::app::AppState;
 use crate::config::{CookieConfig, SameSite};
-use crate::extract::{CSRF_HEADER, Caller, PathParam};
+use crate::extract::{CSRF_HEADER, Caller, ClientIp, JsonBody, PathParam};
 use crate::problem::{Problem, ProblemBody};
 use crate::telemetry::LoggedSession;
-use crate::wire::{RevokedCount, SessionList, SessionView};
+use crate::wire::{RefreshBody, RevokedCount, SessionList, SessionView, TokenPair};
 
 fn logged(caller: &Caller) -> Extension<LoggedSession> {
     Extension(LoggedSession(caller.session.id.to_string()))
@@ -178,18 +178,70 @@ pub async fn forward_auth(caller: Caller) -> Response {
     response
 }
 
-/// JWT refresh: arrives with the JWT mode.
+/// Trade a refresh token for a new access token and the next refresh token.
+/// The presented token is retired; presented again within the reuse grace it
+/// returns the same pair (racing tabs), after that it revokes the session.
 #[utoipa::path(post, path = "/v1/tokens/refresh", tag = "public",
-    responses((status = 501, body = ProblemBody)))]
-pub async fn refresh() -> Problem {
-    Problem::not_implemented("refresh tokens come with the jwt mode, which is not available yet")
+    request_body = RefreshBody,
+    responses((status = 200, body = TokenPair), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 429, body = ProblemBody),
+        (status = 503, body = ProblemBody)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody(req): JsonBody<RefreshBody>,
+) -> Result<Response, Problem> {
+    if let Err(wait) = state.limiter.check(ip) {
+        return Err(Problem::rate_limited(wait.as_secs_f64().ceil() as u64));
+    }
+    let refreshed = match state
+        .engine
+        .refresh(&req.refresh_token, state.reuse_grace)
+        .await
+    {
+        Ok(r) => r,
+        Err(sessiond_engine::Error::RefreshTokenReused) => {
+            state.limiter.record_failure(ip);
+            return Err(Problem::unauthorized(
+                "refresh token reused after its grace period: the session has been revoked",
+            ));
+        }
+        Err(sessiond_engine::Error::NotFound | sessiond_engine::Error::Invalid { .. }) => {
+            state.limiter.record_failure(ip);
+            return Err(Problem::unauthorized(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (access_token, expires_in) = state
+        .tokens
+        .issue(
+            &refreshed.session,
+            refreshed.generation,
+            refreshed.issued_at,
+        )
+        .map_err(super::admin::signing_failed)?;
+    let id = refreshed.session.id.to_string();
+    let body = TokenPair {
+        access_token,
+        refresh_token: refreshed.refresh_token.expose().to_owned(),
+        expires_in,
+        session: refreshed.session.into(),
+    };
+    Ok((Extension(LoggedSession(id)), axum::Json(body)).into_response())
 }
 
-/// JWKS: arrives with the JWT mode.
+/// The public keys that verify access tokens: the current signing key and
+/// the previous ones while tokens they signed may still be live.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "public",
-    responses((status = 501, body = ProblemBody)))]
-pub async fn jwks() -> Problem {
-    Problem::not_implemented("signing keys come with the jwt mode, which is not available yet")
+    responses((status = 200, description = "JSON Web Key Set (RFC 7517)", body = Object)))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        axum::Json(state.tokens.jwks()),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

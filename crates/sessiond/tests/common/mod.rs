@@ -68,6 +68,11 @@ impl TestServer {
         }
     }
 
+    /// The server's data directory (API key, signing keys).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
