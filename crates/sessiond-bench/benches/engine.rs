@@ -88,6 +88,20 @@ fn engine_ops(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, store: Arc
         out
     }));
 
+    let refresh_chains: Arc<Vec<tokio::sync::Mutex<String>>> = Arc::new(rt.block_on(async {
+        let mut out = Vec::new();
+        for i in 0..256 {
+            let created = engine
+                .create_jwt(user(&format!("refresher{}", i % 64)))
+                .await
+                .unwrap();
+            out.push(tokio::sync::Mutex::new(
+                created.refresh_token.expose().to_owned(),
+            ));
+        }
+        out
+    }));
+
     for width in [1, IN_FLIGHT] {
         let e = engine.clone();
         group.bench_function(format!("create/{width}"), |b| {
@@ -124,6 +138,23 @@ fn engine_ops(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, store: Arc
                     let (e, ids) = (e.clone(), ids.clone());
                     async move {
                         e.rotate(&ids[i as usize % ids.len()]).await.unwrap();
+                    }
+                })
+            })
+        });
+        // JWT mode: each iteration rotates one of 256 refresh chains (a
+        // chain's slot is locked across its refresh, as one client would).
+        let (e, chains) = (engine.clone(), refresh_chains.clone());
+        group.bench_function(format!("refresh/{width}"), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let (e, chains) = (e.clone(), chains.clone());
+                run(iters, width, move |i| {
+                    let (e, chains) = (e.clone(), chains.clone());
+                    async move {
+                        let mut slot = chains[i as usize % chains.len()].lock().await;
+                        let next = e.refresh(&slot, Duration::from_secs(10)).await.unwrap();
+                        assert!(next.rotated);
+                        *slot = next.refresh_token.expose().to_owned();
                     }
                 })
             })
