@@ -98,6 +98,43 @@ async fn lifecycle(s: &TestServer, secrets: &mut Vec<String>) {
         .send()
         .await
         .unwrap();
+    // JWT mode: access and refresh tokens, a grace replay, a reuse.
+    let r = s
+        .admin(Method::POST, "/v1/sessions")
+        .json(&json!({"user_id": "jwt-user", "mode": "jwt"}))
+        .send()
+        .await
+        .unwrap();
+    let created: Value = r.json().await.unwrap();
+    let access = created["access_token"].as_str().unwrap().to_owned();
+    let r0 = created["refresh_token"].as_str().unwrap().to_owned();
+    secrets.extend([access.clone(), r0.clone()]);
+    for _ in 0..2 {
+        let r = s
+            .anon(Method::POST, "/v1/tokens/refresh")
+            .json(&json!({"refresh_token": r0}))
+            .send()
+            .await
+            .unwrap();
+        let pair: Value = r.json().await.unwrap();
+        secrets.push(pair["access_token"].as_str().unwrap().to_owned());
+        secrets.push(pair["refresh_token"].as_str().unwrap().to_owned());
+    }
+    s.admin(Method::POST, "/v1/sessions/introspect")
+        .json(&json!({"token": access}))
+        .send()
+        .await
+        .unwrap();
+    s.anon(Method::GET, "/v1/me")
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    s.anon(Method::GET, "/v1/me")
+        .bearer_auth(format!("{access}x"))
+        .send()
+        .await
+        .unwrap();
     // A token in a body field that fails to parse.
     s.admin(Method::POST, "/v1/sessions")
         .json(&json!({"user_id": 1, "token": t3}))
@@ -144,6 +181,19 @@ async fn no_token_reaches_the_logs() {
             assert!(
                 !logs.contains(&rest[11..]),
                 "a token's secret part reached the logs"
+            );
+        }
+        if let Some(rest) = secret.strip_prefix("sdr_") {
+            assert!(
+                !logs.contains(&rest[11..]),
+                "a refresh token's family and secret reached the logs"
+            );
+        }
+        // Nor the signature of an access token.
+        if let Some((_, signature)) = secret.rsplit_once('.') {
+            assert!(
+                !logs.contains(signature),
+                "an access token reached the logs"
             );
         }
     }
