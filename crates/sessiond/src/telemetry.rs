@@ -176,7 +176,8 @@ pub fn generate_request_id() -> String {
             chunk[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
         }
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    // Only ASCII hex digits were written.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
