@@ -164,13 +164,19 @@ pub(crate) fn tagged(v: &Value) -> Result<Reply<'_>, StoreError> {
     }
 }
 
-/// A session from its id and its hash fields (HGETALL order, any order).
+/// A session from its id and its hash fields (HGETALL order, any order):
+/// either the HGETALL array itself or the same fields joined into one
+/// string by the scripts' `packed`.
 pub(crate) fn session(id: &Value, fields: &Value) -> Result<Session, StoreError> {
     let id = session_id(id)?;
-    let flat = array(fields)?;
+    let odd = || corrupt(format!("session {id}: odd or empty field list"));
+    let flat: Vec<&str> = match fields {
+        Value::BulkString(packed) => unpack(packed)?,
+        other => array(other)?.iter().map(text).collect::<Result<_, _>>()?,
+    };
     let pairs = flat.chunks_exact(2);
     if flat.is_empty() || !pairs.remainder().is_empty() {
-        return Err(corrupt(format!("session {id}: odd or empty field list")));
+        return Err(odd());
     }
     let mut user_id = None;
     let mut role = None;
@@ -179,28 +185,27 @@ pub(crate) fn session(id: &Value, fields: &Value) -> Result<Session, StoreError>
     let (mut ca, mut ls, mut exp, mut abs, mut ttl) = (None, None, None, None, None);
     let mut data = SessionData::new();
     let bad = |what: &str| corrupt(format!("session {id}: bad {what}"));
+    let int = |value: &str, what: &str| value.parse::<i64>().map_err(|_| bad(what));
     for pair in pairs {
-        let name = text(&pair[0])?;
-        let value = &pair[1];
+        let (name, value) = (pair[0], pair[1]);
         if let Some(key) = name.strip_prefix(DATA_FIELD_PREFIX) {
-            let json: Json = serde_json::from_str(text(value)?).map_err(|_| bad("data value"))?;
+            let json: Json = serde_json::from_str(value).map_err(|_| bad("data value"))?;
             data.insert(key.to_owned(), json);
             continue;
         }
         match name {
-            "uid" => user_id = Some(text(value)?.to_owned()),
-            "role" => role = Some(text(value)?.to_owned()),
+            "uid" => user_id = Some(value.to_owned()),
+            "role" => role = Some(value.to_owned()),
             "dev" => {
-                device =
-                    Some(serde_json::from_str::<Device>(text(value)?).map_err(|_| bad("device"))?)
+                device = Some(serde_json::from_str::<Device>(value).map_err(|_| bad("device"))?)
             }
-            "ca" => ca = Some(integer(value).map_err(|_| bad("created_at"))?),
-            "ls" => ls = Some(integer(value).map_err(|_| bad("last_seen_at"))?),
-            "exp" => exp = Some(integer(value).map_err(|_| bad("expires_at"))?),
-            "abs" => abs = Some(integer(value).map_err(|_| bad("absolute_expires_at"))?),
-            "ttl" => ttl = Some(integer(value).map_err(|_| bad("idle_ttl"))?),
+            "ca" => ca = Some(int(value, "created_at")?),
+            "ls" => ls = Some(int(value, "last_seen_at")?),
+            "exp" => exp = Some(int(value, "expires_at")?),
+            "abs" => abs = Some(int(value, "absolute_expires_at")?),
+            "ttl" => ttl = Some(int(value, "idle_ttl")?),
             "md" => {
-                mode = match text(value)? {
+                mode = match value {
                     "jwt" => Mode::Jwt,
                     "opaque" => Mode::Opaque,
                     _ => return Err(bad("mode")),
@@ -265,6 +270,13 @@ pub(crate) fn refresh_outcome(v: &Value) -> Result<RefreshOutcome, StoreError> {
         ("unknown", []) => Ok(RefreshOutcome::Unknown),
         _ => Err(corrupt(format!("refresh reply {tag:?} of the wrong shape"))),
     }
+}
+
+/// The fields of a session as the scripts' `packed` joins them: with NUL
+/// bytes.
+fn unpack(packed: &[u8]) -> Result<Vec<&str>, StoreError> {
+    let text = std::str::from_utf8(packed).map_err(|_| corrupt("stored text is not UTF-8"))?;
+    Ok(text.split('\0').collect())
 }
 
 /// `{id, fields, id, fields...}` as sessions, newest first (by `created_at`,
@@ -393,6 +405,27 @@ mod tests {
             assert!(
                 matches!(session(&f.0, &f.1), Err(StoreError::Corrupt(_))),
                 "case {i}: {f:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn packed_fields_decode_like_the_array() {
+        let s = sample();
+        let fields = session_fields(&s, "hash", None).unwrap();
+        let packed = fields.join("\0");
+        let id = Value::BulkString(s.id.as_str().into());
+        let from_packed = session(&id, &Value::BulkString(packed.into_bytes())).unwrap();
+        let from_array = session(&id, &as_reply(&fields)).unwrap();
+        assert_eq!(from_packed, from_array);
+        assert_eq!(from_packed, s);
+        for bad in ["", "uid", "uid\0a\0ca", "uid\0a\0ca\0x"] {
+            assert!(
+                matches!(
+                    session(&id, &Value::BulkString(bad.as_bytes().to_vec())),
+                    Err(StoreError::Corrupt(_))
+                ),
+                "{bad:?}"
             );
         }
     }

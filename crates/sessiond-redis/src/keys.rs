@@ -27,7 +27,19 @@ impl KeySchema {
 
     /// `<prefix>{<tag>}:`, the start of every key of the tag's users.
     pub(crate) fn base(&self, tag: &ShardTag) -> String {
-        format!("{}{{{}}}:", self.prefix, tag.as_str())
+        self.base_with_room(tag, 0)
+    }
+
+    /// [`base`](Self::base) with room for `extra` more bytes (keys are built
+    /// on every call, so without `format!` and regrowth).
+    fn base_with_room(&self, tag: &ShardTag, extra: usize) -> String {
+        let tag = tag.as_str();
+        let mut key = String::with_capacity(self.prefix.len() + tag.len() + 3 + extra);
+        key.push_str(&self.prefix);
+        key.push('{');
+        key.push_str(tag);
+        key.push_str("}:");
+        key
     }
 
     /// SCAN pattern of every session hash under this prefix (glob
@@ -46,7 +58,10 @@ impl KeySchema {
 
     /// The session hash: `<base>s:<id>`.
     pub(crate) fn session(&self, id: &SessionId) -> String {
-        format!("{}s:{}", self.base(&id.shard()), id.as_str())
+        let mut key = self.base_with_room(&id.shard(), 2 + id.as_str().len());
+        key.push_str("s:");
+        key.push_str(id.as_str());
+        key
     }
 
     /// The token key: `<base>t:<token hash, base64url>`.
@@ -56,7 +71,11 @@ impl KeySchema {
 
     /// The key of token hash `hash` of a user with tag `tag`.
     pub(crate) fn token_in(&self, tag: &ShardTag, hash: &TokenHash) -> String {
-        format!("{}t:{}", self.base(tag), hash.to_base64())
+        let hash = hash.to_base64();
+        let mut key = self.base_with_room(tag, 2 + hash.len());
+        key.push_str("t:");
+        key.push_str(&hash);
+        key
     }
 
     /// The user's index of session ids: `<base>u:<user id>`.

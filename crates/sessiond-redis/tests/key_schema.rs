@@ -304,3 +304,23 @@ async fn dead_sessions_are_deleted_on_sight_before_redis_expires_them() {
     );
     assert_eq!(dbsize(&mut admin).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_key_with_a_nul_byte_survives_the_packed_reply() {
+    // Scripts join a session's fields with NUL bytes for a compact reply,
+    // and fall back to the plain field array when a field holds one.
+    let server = RedisServer::start();
+    let store = store(&server, PREFIX, Duration::from_secs(2)).await;
+    let e = Engine::new(Arc::new(store), Policy::default());
+    let mut req = request("dave", None);
+    req.data = data(json!({"a\u{0}b": "x\u{0}y", "plain": 1}));
+    let created = e.create(req).await.unwrap();
+    let got = e.get(created.session.id.as_str()).await.unwrap();
+    assert_eq!(got.data, created.session.data);
+    let seen = e
+        .introspect(created.token.expose(), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.data, created.session.data);
+}

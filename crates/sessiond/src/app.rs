@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::Engine;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::routes;
@@ -97,18 +98,25 @@ pub fn router(state: AppState, config: &Config) -> Router {
     router
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
-        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
-        .layer(CatchPanicLayer::custom(|_| panic_response()))
-        .layer(middleware::from_fn_with_state(
-            config.limits.max_header_bytes,
-            head_limit::enforce,
-        ))
-        .layer(middleware::from_fn(crate::metrics::track))
-        .layer(middleware::from_fn(telemetry::access_log))
+        // One `layer` call for the whole stack: each `Router::layer` boxes
+        // the route again, and every boxed layer clones the boxes beneath it
+        // on each request. Outermost first: access log, metrics, panic
+        // head limit, panic catcher, request timeout, body limit.
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn(telemetry::access_log))
+                .layer(middleware::from_fn(crate::metrics::track))
+                .layer(middleware::from_fn_with_state(
+                    config.limits.max_header_bytes,
+                    head_limit::enforce,
+                ))
+                .layer(CatchPanicLayer::custom(|_| panic_response()))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    config.request_timeout,
+                ))
+                .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),
+        )
         .with_state(state)
 }
 

@@ -2,7 +2,8 @@
 //! HTTP request middleware, and [`MeteredStore`], a [`Store`] decorator that
 //! times every operation and counts creations, revocations and store errors.
 
-use std::collections::{BTreeMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -13,6 +14,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use sessiond_engine::{
@@ -131,19 +133,100 @@ fn describe() {
 /// raw path, so label cardinality stays bounded.
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |m| m.as_str().to_owned());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
     let res = next.run(req).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let status = res.status().as_u16().to_string();
-    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method)
-        .record(elapsed);
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let status = res.status().as_u16();
+    with_request_series(route, method, status, |requests, duration| {
+        requests.increment(1);
+        duration.record(elapsed);
+    });
     res
+}
+
+/// The series of one route and method: its latency histogram and its
+/// request counter per status.
+struct RequestSeries {
+    method: &'static str,
+    duration: Histogram,
+    by_status: Vec<(u16, Counter)>,
+}
+
+thread_local! {
+    /// Registered handles by route template, so that a request costs no
+    /// label strings, key hashing or registry look-up once its series
+    /// exist. Bounded: routes are templates, methods and statuses are few.
+    static REQUEST_SERIES: RefCell<HashMap<String, Vec<RequestSeries>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Run `f` on the request counter of (`route`, `method`, `status`) and the
+/// latency histogram of (`route`, `method`), registering them on first use.
+fn with_request_series(
+    route: &str,
+    method: &'static str,
+    status: u16,
+    f: impl FnOnce(&Counter, &Histogram),
+) {
+    REQUEST_SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(route) {
+            cache.insert(route.to_owned(), Vec::new());
+        }
+        let Some(methods) = cache.get_mut(route) else {
+            return;
+        };
+        let index = match methods.iter().position(|m| m.method == method) {
+            Some(i) => i,
+            None => {
+                methods.push(RequestSeries {
+                    method,
+                    duration: metrics::histogram!(
+                        HTTP_REQUEST_DURATION,
+                        "route" => route.to_owned(),
+                        "method" => method
+                    ),
+                    by_status: Vec::new(),
+                });
+                methods.len() - 1
+            }
+        };
+        let series = &mut methods[index];
+        let counter = match series.by_status.iter().position(|(s, _)| *s == status) {
+            Some(i) => &series.by_status[i].1,
+            None => {
+                let counter = metrics::counter!(
+                    HTTP_REQUESTS,
+                    "route" => route.to_owned(),
+                    "method" => method,
+                    "status" => status.to_string()
+                );
+                series.by_status.push((status, counter));
+                &series.by_status[series.by_status.len() - 1].1
+            }
+        };
+        f(counter, &series.duration);
+    });
+}
+
+/// The latency histogram of store operation `op`, registered on first use
+/// in this thread.
+fn store_duration(op: &'static str) -> Histogram {
+    thread_local! {
+        static STORE_SERIES: RefCell<Vec<(&'static str, Histogram)>> =
+            const { RefCell::new(Vec::new()) };
+    }
+    STORE_SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, h)) = cache.iter().find(|(name, _)| *name == op) {
+            return h.clone();
+        }
+        let h = metrics::histogram!(STORE_OPERATION_DURATION, "op" => op);
+        cache.push((op, h.clone()));
+        h
+    })
 }
 
 /// A method's label: the standard methods by name, anything else as `other`
@@ -223,8 +306,7 @@ impl MeteredStore {
     ) -> Result<T, StoreError> {
         let start = Instant::now();
         let result = call.await;
-        metrics::histogram!(STORE_OPERATION_DURATION, "op" => op)
-            .record(start.elapsed().as_secs_f64());
+        store_duration(op).record(start.elapsed().as_secs_f64());
         if let Err(e) = &result {
             let kind = match e {
                 StoreError::Unavailable(_) => Some("unavailable"),

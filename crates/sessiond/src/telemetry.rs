@@ -2,6 +2,7 @@
 //! from `RUST_LOG`) and the per-request access log middleware that assigns
 //! request ids. Headers, query strings, bodies and raw URIs are never logged.
 
+use std::cell::Cell;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -114,10 +115,8 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
         .filter(|s| is_sane_request_id(s))
         .map_or_else(generate_request_id, str::to_owned);
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |m| m.as_str().to_owned());
+    // A reference-counted handle: no copy of the route unless it is logged.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     req.extensions_mut().insert(RequestId(id.clone()));
 
     let span = tracing::info_span!("request", request_id = %id);
@@ -127,6 +126,7 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
         res.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let latency_ms = start.elapsed().as_micros() as f64 / 1000.0;
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let session_id = res
         .extensions()
         .get::<LoggedSession>()
@@ -152,19 +152,62 @@ pub fn is_sane_request_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// A fresh request id: 16 random bytes as 32 hex digits.
+/// A fresh request id: 128 bits as 32 hex digits.
+///
+/// Request ids correlate log lines; they need uniqueness, not secrecy. Each
+/// thread draws a random key from the OS once and then numbers its ids,
+/// mixing key and number through a bijection, so ids never repeat within a
+/// thread and threads (and processes) differ by their keys. This avoids a
+/// system call per request.
 pub fn generate_request_id() -> String {
-    let mut bytes = [0u8; 16];
+    thread_local! {
+        static STATE: Cell<(u64, u64, u64)> = Cell::new(request_id_seed());
+    }
+    let (k0, k1, n) = STATE.with(|s| {
+        let (k0, k1, n) = s.get();
+        s.set((k0, k1, n.wrapping_add(1)));
+        (k0, k1, n)
+    });
+    let mut out = [0u8; 32];
+    let words = [splitmix64(k0 ^ n), splitmix64(k1.wrapping_add(n))];
+    for (chunk, word) in out.chunks_exact_mut(16).zip(words) {
+        for (i, byte) in word.to_be_bytes().iter().enumerate() {
+            chunk[2 * i] = HEX[usize::from(byte >> 4)];
+            chunk[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+        }
+    }
+    // Only ASCII hex digits were written.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A bijective 64-bit mixer (SplitMix64's finalizer).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A thread's request id key: from the OS, else from the time and a counter.
+fn request_id_seed() -> (u64, u64, u64) {
+    let mut bytes = [0u8; 24];
     if getrandom::fill(&mut bytes).is_err() {
-        // Request ids correlate log lines; they need uniqueness, not secrecy.
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         bytes[..8].copy_from_slice(&nanos.to_be_bytes());
-        bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        bytes[8..16].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        bytes[16..].copy_from_slice(&u64::from(std::process::id()).to_be_bytes());
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i..i + 8]);
+        u64::from_be_bytes(w)
+    };
+    (word(0), word(8), word(16))
 }
 
 #[cfg(test)]
@@ -234,6 +277,16 @@ mod tests {
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(id, generate_request_id());
+    }
+
+    #[test]
+    fn request_ids_do_not_repeat_across_threads() {
+        let per_thread: Vec<Vec<String>> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..10_000).map(|_| generate_request_id()).collect()))
+            .map(|t| t.join().unwrap())
+            .collect();
+        let all: std::collections::HashSet<&String> = per_thread.iter().flatten().collect();
+        assert_eq!(all.len(), 40_000);
     }
 
     #[tokio::test]

@@ -22,6 +22,17 @@ local function ukey(base, uid) return base .. 'u:' .. uid end
 local function int(n) return string.format('%d', n) end
 
 -- An HGETALL reply as a table.
+-- A session's HGETALL fields as one string, joined by NUL bytes: one reply
+-- element instead of two per field, which the client decodes several times
+-- faster. Stored text has no NUL except, possibly, in an app's data key;
+-- such a session is returned as the array itself.
+local function packed(flat)
+  for i = 1, #flat do
+    if string.find(flat[i], '\0', 1, true) then return flat end
+  end
+  return table.concat(flat, '\0')
+end
+
 local function fields_of(flat)
   local h = {}
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end

@@ -1,7 +1,7 @@
 -- Push a session's idle deadline to max(exp, min(now + idle, abs)), where
 -- idle is the given ttl or, if none, the session's own.
 -- KEYS: session hash. ARGV: base, now, id, idle ttl ms ('' = the session's).
--- Returns {'session', id, fields} or {'none'}.
+-- Returns {'session', id, packed fields} or {'none'}.
 local base, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
 local rec = load(base, id, now)
@@ -11,4 +11,4 @@ if rec.exp and idle then
   local exp = math.max(rec.exp, math.min(now + idle, rec.abs))
   if exp ~= rec.exp then set_deadline(base, id, rec, exp, now) end
 end
-return { 'session', id, rec.flat }
+return { 'session', id, packed(rec.flat) }

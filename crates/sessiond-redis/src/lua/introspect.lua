@@ -1,6 +1,6 @@
 -- The live session of a token, touched if asked and due.
 -- KEYS: token key. ARGV: base, now, token hash, touch interval ms ('' = none).
--- Returns {'session', id, fields} or {'none'}.
+-- Returns {'session', id, packed fields} or {'none'}.
 local base, now, th, interval = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 
 local id = redis.call('GET', KEYS[1])
@@ -20,4 +20,4 @@ if interval ~= '' and rec.exp then
     if exp ~= rec.exp then set_deadline(base, id, rec, exp, now) end
   end
 end
-return { 'session', id, rec.flat }
+return { 'session', id, packed(rec.flat) }

@@ -2,8 +2,8 @@
 -- KEYS: family key (base..'t:'..family hash).
 -- ARGV: base, now, family hash, presented hash, successor hash, wrapped
 -- successor (base64url), reuse grace ms.
--- Returns {'rotated', id, fields, generation}
---      or {'replayed', id, fields, generation, rotated_at, wrapped}
+-- Returns {'rotated', id, packed fields, generation}
+--      or {'replayed', id, packed fields, generation, rotated_at, wrapped}
 --      or {'reused', id} (the session is gone) or {'unknown'}.
 local base, now, family, presented = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local successor, wrapped, grace = ARGV[5], ARGV[6], tonumber(ARGV[7])
@@ -18,7 +18,7 @@ end
 local gen, rotated_at = tonumber(rec.h.rg), tonumber(rec.h.rt)
 if not (rec.exp and gen and rotated_at and rec.h.rh) then
   -- Undecodable refresh state: change nothing, let the client report it.
-  return { 'rotated', id, rec.flat, 'corrupt' }
+  return { 'rotated', id, packed(rec.flat), 'corrupt' }
 end
 
 if rec.h.rh == presented then
@@ -31,11 +31,11 @@ if rec.h.rh == presented then
     local exp = math.max(rec.exp, math.min(now + idle, rec.abs))
     if exp ~= rec.exp then set_deadline(base, id, rec, exp, now) end
   end
-  return { 'rotated', id, rec.flat, int(gen) }
+  return { 'rotated', id, packed(rec.flat), int(gen) }
 end
 
 if rec.h.rp == presented and rec.h.rw and now < rotated_at + grace then
-  return { 'replayed', id, rec.flat, int(gen), int(rotated_at), rec.h.rw }
+  return { 'replayed', id, packed(rec.flat), int(gen), int(rotated_at), rec.h.rw }
 end
 
 -- A retired token of this family, past its grace: someone else holds the

@@ -3,7 +3,7 @@
 -- sessiond_engine::data_size measures it. HSET/HDEL keep the key's TTL.
 -- KEYS: session hash. ARGV: base, now, id, max bytes, mode ('merge' |
 -- 'replace'), then field/value pairs (in a merge, '' deletes the field).
--- Returns {'session', id, fields}, {'none'} or {'too_large', size}.
+-- Returns {'session', id, packed fields}, {'none'} or {'too_large', size}.
 local base, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local max, mode = tonumber(ARGV[4]), ARGV[5]
 local s = KEYS[1]
@@ -11,7 +11,7 @@ local first = 6
 
 local rec = load(base, id, now)
 if not rec then return { 'none' } end
-if not rec.exp then return { 'session', id, rec.flat } end
+if not rec.exp then return { 'session', id, packed(rec.flat) } end
 
 local current, result = {}, {}
 for i = 1, #rec.flat, 2 do
@@ -40,4 +40,4 @@ if size > max then return { 'too_large', size } end
 if mode == 'replace' then call_chunked('HDEL', s, current, 1) end
 call_chunked('HDEL', s, dels, 1)
 call_chunked('HSET', s, sets, 1)
-return { 'session', id, redis.call('HGETALL', s) }
+return { 'session', id, packed(redis.call('HGETALL', s)) }
