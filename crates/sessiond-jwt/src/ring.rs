@@ -358,23 +358,28 @@ mod tests {
                     ring.current_kid()
                 );
             }
-            let file: Value =
-                serde_json::from_slice(&std::fs::read(KeyRing::path(dir.path())).unwrap()).unwrap();
-            let pem = file["keys"][0]["private_key_pem"].as_str().unwrap();
-            let (enc, jalg) = match alg {
-                Algorithm::EdDSA => (
-                    EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
-                    jsonwebtoken::Algorithm::EdDSA,
-                ),
-                Algorithm::ES256 => (
-                    EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
-                    jsonwebtoken::Algorithm::ES256,
-                ),
-            };
+            let (enc, jalg) = their_key(dir.path(), alg);
             let theirs = serde_json::to_value(Jwk::from_encoding_key(&enc, jalg).unwrap()).unwrap();
             for member in ["x", "y", "crv", "kty", "alg"] {
                 assert_eq!(theirs[member], ours[member], "{alg} {member}");
             }
+        }
+    }
+
+    /// The ring's current private key as jsonwebtoken reads it from the file.
+    fn their_key(dir: &Path, alg: Algorithm) -> (EncodingKey, jsonwebtoken::Algorithm) {
+        let file: Value =
+            serde_json::from_slice(&std::fs::read(KeyRing::path(dir)).unwrap()).unwrap();
+        let pem = file["keys"][0]["private_key_pem"].as_str().unwrap();
+        match alg {
+            Algorithm::EdDSA => (
+                EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+                jsonwebtoken::Algorithm::EdDSA,
+            ),
+            Algorithm::ES256 => (
+                EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+                jsonwebtoken::Algorithm::ES256,
+            ),
         }
     }
 
@@ -384,19 +389,7 @@ mod tests {
     fn tokens_match_jsonwebtoken_encode() {
         for alg in Algorithm::ALL {
             let (dir, ring) = ring(alg);
-            let file: Value =
-                serde_json::from_slice(&std::fs::read(KeyRing::path(dir.path())).unwrap()).unwrap();
-            let pem = file["keys"][0]["private_key_pem"].as_str().unwrap();
-            let (enc, jalg) = match alg {
-                Algorithm::EdDSA => (
-                    EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
-                    jsonwebtoken::Algorithm::EdDSA,
-                ),
-                Algorithm::ES256 => (
-                    EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
-                    jsonwebtoken::Algorithm::ES256,
-                ),
-            };
+            let (enc, jalg) = their_key(dir.path(), alg);
             let mut header = jsonwebtoken::Header::new(jalg);
             header.kid = Some(ring.current_kid().to_owned());
             for i in 0..20 {

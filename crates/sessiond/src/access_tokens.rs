@@ -11,6 +11,7 @@ use sessiond_engine::{Session, Timestamp};
 use sessiond_jwt::{AccessClaims, Algorithm, KeyError, KeyRing, VerifyError};
 
 use crate::config::Config;
+use crate::problem::Problem;
 
 /// Signs and verifies access tokens with the keys in force.
 #[derive(Debug)]
@@ -30,7 +31,7 @@ fn secs(t: Timestamp) -> u64 {
 }
 
 /// Unix seconds now.
-fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -119,7 +120,7 @@ impl AccessTokens {
         session: &Session,
         generation: u64,
         issued_at: Timestamp,
-    ) -> Result<(String, u64), KeyError> {
+    ) -> Result<(String, u64), Problem> {
         let iat = secs(issued_at);
         let exp = (iat + self.ttl.as_secs().max(1)).min(secs(session.absolute_expires_at));
         let claims = AccessClaims {
@@ -132,7 +133,11 @@ impl AccessTokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        let token = self.ring().sign(&claims)?;
+        let token = self.ring().sign(&claims).map_err(|e| {
+            // The key file is unusable: a server fault, not the caller's.
+            tracing::error!(error = %e, "cannot sign an access token");
+            Problem::internal()
+        })?;
         Ok((token, exp.saturating_sub(now_secs())))
     }
 

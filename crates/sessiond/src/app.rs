@@ -8,13 +8,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use sessiond_engine::Engine;
+use sessiond_engine::{Engine, Error as EngineError, Session};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::routes;
 
-use crate::access_tokens::AccessTokens;
+use crate::access_tokens::{self, AccessTokens};
 use crate::api_key::ApiKey;
 use crate::config::{Config, CookieConfig, Mode};
 use crate::metrics::{MeteredStore, Metrics};
@@ -80,6 +80,33 @@ impl AppState {
             reuse_grace: config.refresh.reuse_grace,
             openapi: openapi_document().to_json().unwrap_or_else(|_| "{}".into()),
         }))
+    }
+}
+
+impl Shared {
+    /// The live session a credential proves: a session token (introspected,
+    /// touched if `touch`), or a JWT access token (verified offline, then the
+    /// session behind `sid` must still be live and belong to `sub`, so a
+    /// revocation counts at once). `Ok(None)` for anything else.
+    pub async fn session_for(
+        &self,
+        credential: &str,
+        touch: bool,
+    ) -> Result<Option<Session>, EngineError> {
+        if !access_tokens::is_jwt(credential) {
+            return match self.engine.introspect(credential, touch).await {
+                Err(EngineError::Invalid { .. }) => Ok(None),
+                other => other,
+            };
+        }
+        let Ok(claims) = self.tokens.verify(credential) else {
+            return Ok(None);
+        };
+        match self.engine.get(&claims.sid).await {
+            Ok(s) if s.user_id == claims.sub => Ok(Some(s)),
+            Ok(_) | Err(EngineError::NotFound | EngineError::Invalid { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -330,9 +330,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             let alg = crate::access_tokens::algorithm(&config)
                 .map_err(|e| Failure::usage(format!("error: {e}")))?;
             let dir = crate::access_tokens::key_dir(&config);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = crate::access_tokens::now_secs();
             let (_, kid) = sessiond_jwt::KeyRing::rotate(&dir, alg, config.jwt.access_ttl, now)
                 .map_err(|e| Failure::runtime(format!("cannot rotate the signing keys: {e}")))?;
             println!(

@@ -189,13 +189,11 @@ impl FromRequestParts<AppState> for Caller {
                 }
             },
         };
-        let found = if !via_cookie && crate::access_tokens::is_jwt(token) {
-            match state.tokens.verify(token) {
-                Ok(claims) => crate::routes::admin::session_of_claims(state, &claims).await,
-                Err(_) => Ok(None),
-            }
-        } else {
+        // The cookie carries session tokens only; Bearer either kind.
+        let found = if via_cookie {
             state.engine.introspect(token, true).await
+        } else {
+            state.session_for(token, true).await
         };
         let session = match found {
             Ok(Some(session)) => session,

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::{CreateRequest, DataUpdate, RevokeReason};
 
-use crate::access_tokens;
 use crate::app::AppState;
 use crate::config::Mode;
 use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
@@ -58,10 +57,7 @@ pub async fn create(
     if mode == Mode::Jwt {
         let created = state.engine.create_jwt(request).await?;
         let s = &created.session;
-        let (access_token, expires_in) = state
-            .tokens
-            .issue(s, 0, s.created_at)
-            .map_err(signing_failed)?;
+        let (access_token, expires_in) = state.tokens.issue(s, 0, s.created_at)?;
         let id = s.id.to_string();
         let body = CreatedJwt {
             access_token,
@@ -92,20 +88,10 @@ pub async fn introspect(
     _: AdminAuth,
     JsonBody(req): JsonBody<Introspect>,
 ) -> Result<Response, Problem> {
-    let found = if access_tokens::is_jwt(&req.token) {
-        // Offline checks first, then the session behind `sid` must still be
-        // live: revocation is immediate for introspection.
-        match state.tokens.verify(&req.token) {
-            Ok(claims) => session_of_claims(&state, &claims).await,
-            Err(_) => Ok(None),
-        }
-    } else {
-        state
-            .engine
-            .introspect(&req.token, req.touch.unwrap_or(true))
-            .await
-    };
-    match found {
+    match state
+        .session_for(&req.token, req.touch.unwrap_or(true))
+        .await
+    {
         Ok(Some(session)) => {
             let id = session.id.to_string();
             let body = Introspection {
@@ -114,33 +100,13 @@ pub async fn introspect(
             };
             Ok(logged(&id, axum::Json(body)))
         }
-        Ok(None) | Err(sessiond_engine::Error::Invalid { .. }) => Ok(axum::Json(Introspection {
+        Ok(None) => Ok(axum::Json(Introspection {
             active: false,
             session: None,
         })
         .into_response()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// The live session an access token's claims name, if its user matches.
-pub(crate) async fn session_of_claims(
-    state: &AppState,
-    claims: &sessiond_jwt::AccessClaims,
-) -> Result<Option<sessiond_engine::Session>, sessiond_engine::Error> {
-    match state.engine.get(&claims.sid).await {
-        Ok(s) if s.user_id == claims.sub => Ok(Some(s)),
-        Ok(_) | Err(sessiond_engine::Error::NotFound | sessiond_engine::Error::Invalid { .. }) => {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// A signing failure: the key file is unusable (a server fault).
-pub(crate) fn signing_failed(e: sessiond_jwt::KeyError) -> Problem {
-    tracing::error!(error = %e, "cannot sign an access token");
-    Problem::internal()
 }
 
 /// Read one session.

@@ -200,11 +200,9 @@ pub async fn refresh(
         .await
     {
         Ok(r) => r,
-        Err(sessiond_engine::Error::RefreshTokenReused) => {
+        Err(e @ sessiond_engine::Error::RefreshTokenReused) => {
             state.limiter.record_failure(ip);
-            return Err(Problem::unauthorized(
-                "refresh token reused after its grace period: the session has been revoked",
-            ));
+            return Err(e.into());
         }
         Err(sessiond_engine::Error::NotFound | sessiond_engine::Error::Invalid { .. }) => {
             state.limiter.record_failure(ip);
@@ -214,14 +212,11 @@ pub async fn refresh(
         }
         Err(e) => return Err(e.into()),
     };
-    let (access_token, expires_in) = state
-        .tokens
-        .issue(
-            &refreshed.session,
-            refreshed.generation,
-            refreshed.issued_at,
-        )
-        .map_err(super::admin::signing_failed)?;
+    let (access_token, expires_in) = state.tokens.issue(
+        &refreshed.session,
+        refreshed.generation,
+        refreshed.issued_at,
+    )?;
     let id = refreshed.session.id.to_string();
     let body = TokenPair {
         access_token,
