@@ -24,4 +24,4 @@ pub use policy::{LimitPolicy, Policy, RolePolicy, effective_touch_interval_ms};
 pub use refresh::RefreshToken;
 pub use session::{DataUpdate, Mode, RevokeReason, Session, SessionData, data_size};
 pub use store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store, TouchRule};
-pub use token::{SessionToken, TokenDigest, TokenHash};
+pub use token::{SessionToken, TokenDigest, TokenHash, csrf_token_for, csrf_token_matches};

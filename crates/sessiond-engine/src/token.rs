@@ -35,6 +35,21 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 #[derive(Clone)]
 pub struct SessionToken(String);
 
+/// The CSRF token of a session credential: a domain-separated hash of it, so
+/// only a holder of the credential can know it, and it changes with the
+/// token. Cookie-authenticated changes must present it (double submit).
+pub fn csrf_token_for(credential: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"sessiond csrf\0")
+        .chain_update(credential.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(&digest[..24])
+}
+/// Compare a presented CSRF token with the expected one in constant time.
+pub fn csrf_token_matches(presented: &[u8], expected: &str) -> bool {
+    bool::from(presented.ct_eq(expected.as_bytes()))
+}
+
 impl SessionToken {
     /// A fresh token for a session of the user with tag `shard`.
     pub fn generate(shard: &ShardTag) -> Self {

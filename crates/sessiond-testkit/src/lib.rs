@@ -18,12 +18,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 pub mod conformance;
+pub mod counting;
 pub mod redis_server;
 pub mod refresh_rotation;
 
 use std::any::Any;
 use std::sync::Arc;
 
+pub use counting::CountingStore;
 pub use sessiond_engine::ManualClock;
 use sessiond_engine::Store;
 

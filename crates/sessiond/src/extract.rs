@@ -9,12 +9,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
-use sessiond_engine::Session;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use sessiond_engine::{Session, csrf_token_for, csrf_token_matches};
 
 use crate::app::AppState;
 use crate::problem::Problem;
@@ -149,15 +145,6 @@ impl Caller {
     }
 }
 
-/// CSRF token of a session token.
-pub fn csrf_token_for(token: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(b"sessiond csrf\0")
-        .chain_update(token.as_bytes())
-        .finalize();
-    URL_SAFE_NO_PAD.encode(&digest[..24])
-}
-
 fn same_origin(headers: &HeaderMap) -> bool {
     let (Some(origin), Some(host)) = (
         headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
@@ -213,8 +200,7 @@ impl FromRequestParts<AppState> for Caller {
         let changes_state = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if caller.via_cookie && changes_state {
             let presented = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes());
-            let token_ok =
-                presented.is_some_and(|p| bool::from(p.ct_eq(caller.csrf_token().as_bytes())));
+            let token_ok = presented.is_some_and(|p| csrf_token_matches(p, &caller.csrf_token()));
             if !token_ok && !same_origin(&parts.headers) {
                 return Err(Problem::csrf());
             }

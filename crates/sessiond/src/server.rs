@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use sessiond_engine::Store;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -65,13 +66,22 @@ impl RunningServer {
 
 /// Open everything `config` names and start serving in the background.
 pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
-    let metrics = Metrics::install().map_err(ServeError::Setup)?;
-    let key =
-        api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
     let store = stores::open(&config).await.map_err(|e| ServeError::Store {
         store: stores::describe(&config.store),
         reason: e.to_string(),
     })?;
+    start_with_store(config, store).await
+}
+
+/// [`start`] over a store opened by the caller (a decorated one, say);
+/// `config.store` only names it in logs.
+pub async fn start_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+) -> Result<RunningServer, ServeError> {
+    let metrics = Metrics::install().map_err(ServeError::Setup)?;
+    let key =
+        api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
     let tokens =
         AccessTokens::open(&config).map_err(|e| ServeError::Setup(format!("signing keys: {e}")))?;
     let metered = Arc::new(MeteredStore::new(store));
