@@ -1,0 +1,52 @@
+//! Sessions for axum and tower apps: one [`SessionLayer`] reads the session
+//! cookie (or `Authorization: Bearer`), loads the session once per request,
+//! and saves what the handler changed in at most one store write afterwards.
+//!
+//! Handlers take a [`Session`] (401 without one), an `Option<Session>`, or a
+//! [`SessionContext`] (always there: [`SessionContext::login`] starts a
+//! session). A session knows its user's other devices
+//! ([`Session::devices`], [`Session::sign_out_others`]) and carries a CSRF
+//! token ([`Session::csrf_token`]) that cookie-authenticated unsafe requests
+//! must present, as the `x-csrf-token` header or the `csrf_token` form field.
+//!
+//! Sessions live behind a [`SessionBackend`]: the engine in this process
+//! ([`EngineBackend`], over the embedded store or Redis) or a shared sessiond
+//! server ([`RemoteBackend`], through [`sessiond_client`]).
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use sessiond_axum::{EngineBackend, Session, SessionLayer};
+//!
+//! async fn counter(session: Session) -> Result<String, sessiond_axum::Error> {
+//!     let visits: u64 = session.get("visits")?.unwrap_or(0) + 1;
+//!     session.insert("visits", visits)?;
+//!     Ok(format!("{} has been here {visits} times", session.user_id()))
+//! }
+//!
+//! # fn app(engine: sessiond_engine::Engine) -> Router {
+//! Router::new()
+//!     .route("/", get(counter))
+//!     .layer(SessionLayer::new(EngineBackend::new(engine)))
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod backend;
+mod context;
+mod cookies;
+mod csrf;
+mod error;
+mod extract;
+mod service;
+mod settings;
+
+pub use backend::{BackendError, EngineBackend, LoggedIn, NewLogin, RemoteBackend, SessionBackend};
+pub use context::{Session, SessionContext};
+pub use csrf::{CSRF_FORM_FIELD, CSRF_HEADER};
+pub use error::Error;
+pub use extract::SessionRejection;
+pub use service::{SessionLayer, SessionService};
+pub use sessiond_client::SessionView;
+pub use sessiond_engine::{RevokeReason, SessionData, SessionId};
+pub use settings::{CookieSettings, InvalidSettings, SameSite};
