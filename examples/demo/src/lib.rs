@@ -1,0 +1,222 @@
+//! A small site on `sessiond-axum`: sign in as a demo user, count clicks in
+//! the session, and see and sign out your devices. Server-rendered HTML with
+//! plain CSS; every form carries the session's CSRF token.
+#![forbid(unsafe_code)]
+
+pub mod pages;
+pub mod users;
+
+use askama::Template;
+use axum::extract::{Path, Query};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use sessiond_axum::{Error, Session, SessionContext, SessionId, SessionLayer};
+use sessiond_engine::{Clock, Policy, RolePolicy, SystemClock};
+
+use crate::pages::{DeviceRow, Devices, Home, Login};
+use crate::users::USERS;
+
+/// Two roles, as in sessiond's example config: admins get shorter sessions
+/// and at most two devices.
+pub fn policy() -> Policy {
+    let mut policy = Policy::default();
+    policy.roles.insert(
+        "admin".into(),
+        RolePolicy {
+            idle_ttl: std::time::Duration::from_secs(15 * 60),
+            absolute_ttl: std::time::Duration::from_secs(12 * 3600),
+            max_sessions: 2,
+        },
+    );
+    policy
+}
+
+const STYLE: &str = include_str!("../static/style.css");
+
+/// The site, with sessions from `layer`.
+pub fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/count", post(count))
+        .route("/devices", get(devices))
+        .route("/devices/sign-out-others", post(sign_out_others))
+        .route("/devices/{id}/sign-out", post(sign_out))
+        .route("/style.css", get(style))
+        .layer(layer)
+}
+
+/// A page, or a failure shown as one.
+enum Page {
+    Html(String),
+    Redirect(&'static str),
+    Status(StatusCode, String),
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Html(body) => Html(body).into_response(),
+            // 303: the browser follows a form post with a GET.
+            Self::Redirect(to) => Redirect::to(to).into_response(),
+            Self::Status(status, body) => (status, Html(body)).into_response(),
+        }
+    }
+}
+
+fn render(t: impl Template) -> Page {
+    match t.render() {
+        Ok(html) => Page::Html(html),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page");
+            Page::Status(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        }
+    }
+}
+
+/// A session failure: signed out → the login page; anything else → its
+/// status.
+fn failed(e: Error) -> Page {
+    match e {
+        Error::NoSession => Page::Redirect("/login"),
+        other => {
+            let status = other.status();
+            Page::Status(status, format!("<h1>{status}</h1>"))
+        }
+    }
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+async fn home(session: Option<Session>) -> Page {
+    let Some(session) = session else {
+        return Page::Redirect("/login");
+    };
+    let view = match session.view() {
+        Ok(v) => v,
+        Err(e) => return failed(e),
+    };
+    let counter = session.get::<u64>("counter").ok().flatten().unwrap_or(0);
+    render(Home {
+        user: view.user_id.clone(),
+        role: view.role.clone().unwrap_or_else(|| "—".into()),
+        counter,
+        data_json: serde_json::to_string_pretty(&view.data).unwrap_or_default(),
+        csrf: session.csrf_token(),
+    })
+}
+
+async fn login_page(session: Option<Session>) -> Page {
+    if session.is_some() {
+        return Page::Redirect("/");
+    }
+    render(Login {
+        error: None,
+        users: &USERS,
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(ctx: SessionContext, Form(form): Form<LoginForm>) -> Page {
+    let (name, password) = (form.username.trim().to_owned(), form.password);
+    // argon2 is slow by design: keep it off the async workers.
+    let user = tokio::task::spawn_blocking(move || users::authenticate(&name, &password))
+        .await
+        .ok()
+        .flatten();
+    let Some(user) = user else {
+        let mut page = render(Login {
+            error: Some("Wrong user name or password.".into()),
+            users: &USERS,
+        });
+        if let Page::Html(body) = page {
+            page = Page::Status(StatusCode::UNAUTHORIZED, body);
+        }
+        return page;
+    };
+    match ctx.login(user.name, user.role).await {
+        Ok(_) => Page::Redirect("/"),
+        Err(e) => failed(e),
+    }
+}
+
+async fn logout(session: Option<Session>) -> Page {
+    if let Some(s) = session
+        && let Err(e) = s.logout().await
+    {
+        return failed(e);
+    }
+    Page::Redirect("/login")
+}
+
+async fn count(session: Option<Session>) -> Page {
+    let Some(session) = session else {
+        return Page::Redirect("/login");
+    };
+    let next = session.get::<u64>("counter").ok().flatten().unwrap_or(0) + 1;
+    match session.insert("counter", next) {
+        Ok(()) => Page::Redirect("/"),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DevicesQuery {
+    signed_out: Option<u64>,
+}
+
+async fn devices(session: Option<Session>, Query(q): Query<DevicesQuery>) -> Page {
+    let Some(session) = session else {
+        return Page::Redirect("/login");
+    };
+    let list = match session.devices().await {
+        Ok(list) => list,
+        Err(e) => return failed(e),
+    };
+    let now = SystemClock.now();
+    render(Devices {
+        user: session.user_id().to_owned(),
+        devices: list.into_iter().map(|s| DeviceRow::new(s, now)).collect(),
+        notice: q.signed_out.map(|n| match n {
+            1 => "Signed out 1 device.".to_owned(),
+            n => format!("Signed out {n} devices."),
+        }),
+        csrf: session.csrf_token(),
+    })
+}
+
+async fn sign_out(session: Option<Session>, Path(id): Path<String>) -> Page {
+    let Some(session) = session else {
+        return Page::Redirect("/login");
+    };
+    let Some(id) = SessionId::parse(&id) else {
+        return failed(Error::NotFound);
+    };
+    let own = id == *session.id();
+    match session.sign_out(&id).await {
+        Ok(()) if own => Page::Redirect("/login"),
+        Ok(()) => Page::Redirect("/devices?signed_out=1"),
+        Err(e) => failed(e),
+    }
+}
+
+async fn sign_out_others(session: Option<Session>) -> Response {
+    let Some(session) = session else {
+        return Page::Redirect("/login").into_response();
+    };
+    match session.sign_out_others().await {
+        Ok(n) => Redirect::to(&format!("/devices?signed_out={n}")).into_response(),
+        Err(e) => failed(e).into_response(),
+    }
+}
