@@ -43,8 +43,8 @@ pub struct Harness {
     pub store: Arc<CountingStore>,
     /// The engine over the same store, to act behind the layer's back.
     pub engine: Engine,
-    _redis: Option<RedisServer>,
-    _server: Option<sessiond::server::RunningServer>,
+    pub redis: Option<RedisServer>,
+    pub server: Option<sessiond::server::RunningServer>,
     _dir: TempDir,
 }
 
@@ -186,8 +186,8 @@ impl Harness {
             app,
             store,
             engine,
-            _redis: redis,
-            _server: server,
+            redis,
+            server,
             _dir: dir,
         }
     }
