@@ -32,7 +32,7 @@ pub struct SessionLayer {
     config: Arc<LayerConfig>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct LayerConfig {
     backend: Arc<dyn SessionBackend>,
     cookie: CookieSettings,
@@ -55,12 +55,7 @@ impl SessionLayer {
     }
 
     fn edit(mut self, f: impl FnOnce(&mut LayerConfig)) -> Self {
-        let mut config = LayerConfig {
-            backend: self.config.backend.clone(),
-            cookie: self.config.cookie.clone(),
-            max_form_bytes: self.config.max_form_bytes,
-            forwarded_for: self.config.forwarded_for,
-        };
+        let mut config = LayerConfig::clone(&self.config);
         f(&mut config);
         self.config = Arc::new(config);
         self
@@ -196,9 +191,13 @@ where
     if unsafe_method && from_cookie && csrf::cross_origin(req.headers()) {
         return forbidden("cross-origin request refused");
     }
-    let credential =
-        bearer.or_else(|| cookies::read(req.headers(), &config.cookie.name).map(str::to_owned));
-    let loaded = match credential {
+    let cookie = if from_cookie {
+        cookies::read(req.headers(), &config.cookie.name).map(str::to_owned)
+    } else {
+        None
+    };
+    let presented_cookie = cookie.is_some();
+    let loaded = match bearer.or(cookie) {
         None => None,
         Some(token) => match config.backend.load(&token).await {
             Ok(found) => found.map(|session| (session, token)),
@@ -206,9 +205,7 @@ where
             Err(e) => return Error::Backend(e).into_response(),
         },
     };
-    let stale_cookie = from_cookie
-        && loaded.is_none()
-        && cookies::read(req.headers(), &config.cookie.name).is_some();
+    let stale_cookie = presented_cookie && loaded.is_none();
     if unsafe_method
         && from_cookie
         && let Some((_, token)) = &loaded
