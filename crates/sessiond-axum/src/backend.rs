@@ -7,8 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sessiond_client::{Client, CreateSession, Error as ClientError, Secret, SessionView};
 use sessiond_engine::{
-    CreateRequest, DataUpdate, Engine, Error as EngineError, RevokeReason, Session as Record,
-    SessionData, SessionId,
+    CreateRequest, DataUpdate, Engine, Error as EngineError, RevokeReason, SessionData, SessionId,
 };
 
 /// A login to record: who, and on what device.
@@ -107,22 +106,6 @@ impl EngineBackend {
     }
 }
 
-fn view(s: Record) -> SessionView {
-    SessionView {
-        id: s.id,
-        user_id: s.user_id,
-        role: s.role,
-        data: s.data,
-        device: s.device,
-        created_at: s.created_at,
-        last_seen_at: s.last_seen_at,
-        expires_at: s.expires_at,
-        absolute_expires_at: s.absolute_expires_at,
-        mode: s.mode,
-        current: None,
-    }
-}
-
 impl From<EngineError> for BackendError {
     fn from(e: EngineError) -> Self {
         match e {
@@ -149,7 +132,7 @@ impl SessionBackend for EngineBackend {
     async fn load(&self, token: &str) -> Result<Option<SessionView>, BackendError> {
         Ok(found(self.engine.introspect(token, true).await)?
             .flatten()
-            .map(view))
+            .map(SessionView::from))
     }
 
     async fn create(&self, login: NewLogin) -> Result<LoggedIn, BackendError> {
@@ -165,14 +148,14 @@ impl SessionBackend for EngineBackend {
             })
             .await?;
         Ok(LoggedIn {
-            session: view(created.session),
+            session: created.session.into(),
             token: Secret::new(created.token.expose()),
             evicted: created.evicted,
         })
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionView>, BackendError> {
-        Ok(found(self.engine.get(id.as_str()).await)?.map(view))
+        Ok(found(self.engine.get(id.as_str()).await)?.map(SessionView::from))
     }
 
     async fn merge_data(
@@ -181,7 +164,7 @@ impl SessionBackend for EngineBackend {
         changes: SessionData,
     ) -> Result<Option<SessionView>, BackendError> {
         let update = DataUpdate::Merge(changes);
-        Ok(found(self.engine.update_data(id.as_str(), update).await)?.map(view))
+        Ok(found(self.engine.update_data(id.as_str(), update).await)?.map(SessionView::from))
     }
 
     async fn revoke(&self, id: &SessionId, reason: RevokeReason) -> Result<(), BackendError> {
@@ -190,7 +173,7 @@ impl SessionBackend for EngineBackend {
 
     async fn list_user(&self, user_id: &str) -> Result<Vec<SessionView>, BackendError> {
         let sessions = self.engine.list_user(user_id).await?;
-        Ok(sessions.into_iter().map(view).collect())
+        Ok(sessions.into_iter().map(SessionView::from).collect())
     }
 
     async fn revoke_user(

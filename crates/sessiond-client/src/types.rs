@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
-use sessiond_engine::{Device, Mode, SessionData, SessionId, Timestamp};
+use sessiond_engine::{Device, Mode, Session, SessionData, SessionId, Timestamp};
 
 use crate::secret::Secret;
 
@@ -96,6 +96,26 @@ pub struct SessionView {
     /// this is the caller's own session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<bool>,
+}
+
+/// The view the API gives of an engine session (the engine's own fields,
+/// less its idle timeout), for code that holds engine sessions.
+impl From<Session> for SessionView {
+    fn from(s: Session) -> Self {
+        Self {
+            id: s.id,
+            user_id: s.user_id,
+            role: s.role,
+            data: s.data,
+            device: s.device,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            absolute_expires_at: s.absolute_expires_at,
+            mode: s.mode,
+            current: None,
+        }
+    }
 }
 
 /// A new opaque-mode session and its token.

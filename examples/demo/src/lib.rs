@@ -53,8 +53,14 @@ pub fn app(layer: SessionLayer) -> Router {
 /// A page, or a failure shown as one.
 enum Page {
     Html(String),
-    Redirect(&'static str),
+    Redirect(String),
     Status(StatusCode, String),
+}
+
+impl Page {
+    fn redirect(to: impl Into<String>) -> Self {
+        Self::Redirect(to.into())
+    }
 }
 
 impl IntoResponse for Page {
@@ -62,7 +68,7 @@ impl IntoResponse for Page {
         match self {
             Self::Html(body) => Html(body).into_response(),
             // 303: the browser follows a form post with a GET.
-            Self::Redirect(to) => Redirect::to(to).into_response(),
+            Self::Redirect(to) => Redirect::to(&to).into_response(),
             Self::Status(status, body) => (status, Html(body)).into_response(),
         }
     }
@@ -82,7 +88,7 @@ fn render(t: impl Template) -> Page {
 /// status.
 fn failed(e: Error) -> Page {
     match e {
-        Error::NoSession => Page::Redirect("/login"),
+        Error::NoSession => Page::redirect("/login"),
         other => {
             let status = other.status();
             Page::Status(status, format!("<h1>{status}</h1>"))
@@ -96,7 +102,7 @@ async fn style() -> Response {
 
 async fn home(session: Option<Session>) -> Page {
     let Some(session) = session else {
-        return Page::Redirect("/login");
+        return Page::redirect("/login");
     };
     let view = match session.view() {
         Ok(v) => v,
@@ -114,7 +120,7 @@ async fn home(session: Option<Session>) -> Page {
 
 async fn login_page(session: Option<Session>) -> Page {
     if session.is_some() {
-        return Page::Redirect("/");
+        return Page::redirect("/");
     }
     render(Login {
         error: None,
@@ -146,7 +152,7 @@ async fn login(ctx: SessionContext, Form(form): Form<LoginForm>) -> Page {
         return page;
     };
     match ctx.login(user.name, user.role).await {
-        Ok(_) => Page::Redirect("/"),
+        Ok(_) => Page::redirect("/"),
         Err(e) => failed(e),
     }
 }
@@ -157,16 +163,16 @@ async fn logout(session: Option<Session>) -> Page {
     {
         return failed(e);
     }
-    Page::Redirect("/login")
+    Page::redirect("/login")
 }
 
 async fn count(session: Option<Session>) -> Page {
     let Some(session) = session else {
-        return Page::Redirect("/login");
+        return Page::redirect("/login");
     };
     let next = session.get::<u64>("counter").ok().flatten().unwrap_or(0) + 1;
     match session.insert("counter", next) {
-        Ok(()) => Page::Redirect("/"),
+        Ok(()) => Page::redirect("/"),
         Err(e) => failed(e),
     }
 }
@@ -178,7 +184,7 @@ struct DevicesQuery {
 
 async fn devices(session: Option<Session>, Query(q): Query<DevicesQuery>) -> Page {
     let Some(session) = session else {
-        return Page::Redirect("/login");
+        return Page::redirect("/login");
     };
     let list = match session.devices().await {
         Ok(list) => list,
@@ -198,25 +204,25 @@ async fn devices(session: Option<Session>, Query(q): Query<DevicesQuery>) -> Pag
 
 async fn sign_out(session: Option<Session>, Path(id): Path<String>) -> Page {
     let Some(session) = session else {
-        return Page::Redirect("/login");
+        return Page::redirect("/login");
     };
     let Some(id) = SessionId::parse(&id) else {
         return failed(Error::NotFound);
     };
     let own = id == *session.id();
     match session.sign_out(&id).await {
-        Ok(()) if own => Page::Redirect("/login"),
-        Ok(()) => Page::Redirect("/devices?signed_out=1"),
+        Ok(()) if own => Page::redirect("/login"),
+        Ok(()) => Page::redirect("/devices?signed_out=1"),
         Err(e) => failed(e),
     }
 }
 
-async fn sign_out_others(session: Option<Session>) -> Response {
+async fn sign_out_others(session: Option<Session>) -> Page {
     let Some(session) = session else {
-        return Page::Redirect("/login").into_response();
+        return Page::redirect("/login");
     };
     match session.sign_out_others().await {
-        Ok(n) => Redirect::to(&format!("/devices?signed_out={n}")).into_response(),
-        Err(e) => failed(e).into_response(),
+        Ok(n) => Page::redirect(format!("/devices?signed_out={n}")),
+        Err(e) => failed(e),
     }
 }

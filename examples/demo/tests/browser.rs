@@ -187,23 +187,35 @@ async fn count(browser: &Client, css: &str) -> usize {
         .unwrap_or(0)
 }
 
+async fn click(browser: &Client, css: &str) {
+    let element = browser.find(Locator::Css(css)).await.unwrap();
+    element.click().await.unwrap();
+}
+
+async fn submit_login(browser: &Client, user: &str, password: &str) {
+    let field = browser.find(Locator::Id("username")).await.unwrap();
+    field.send_keys(user).await.unwrap();
+    let field = browser.find(Locator::Id("password")).await.unwrap();
+    field.send_keys(password).await.unwrap();
+    click(browser, "#sign-in").await;
+}
+
+/// Go to the home page and wait until it shows `counter`.
+async fn open_home(browser: &Client, base: &str, counter: &str) {
+    browser.goto(&format!("{base}/")).await.unwrap();
+    eventually("the home page", || async {
+        text_of(browser, "#counter").await.as_deref() == Some(counter)
+    })
+    .await;
+}
+
 async fn sign_in(browser: &Client, base: &str, user: &str, password: &str) {
     browser.goto(&format!("{base}/")).await.unwrap();
     eventually("the login page", || async {
         path_of(browser).await == "/login"
     })
     .await;
-    let field = browser.find(Locator::Id("username")).await.unwrap();
-    field.send_keys(user).await.unwrap();
-    let field = browser.find(Locator::Id("password")).await.unwrap();
-    field.send_keys(password).await.unwrap();
-    browser
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_login(browser, user, password).await;
     eventually("the home page", || async {
         text_of(browser, "#user").await.as_deref() == Some(user)
     })
@@ -211,13 +223,7 @@ async fn sign_in(browser: &Client, base: &str, user: &str, password: &str) {
 }
 
 async fn click_count(browser: &Client, expect: &str) {
-    browser
-        .find(Locator::Id("count"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#count").await;
     eventually(&format!("counter {expect}"), || async {
         text_of(browser, "#counter").await.as_deref() == Some(expect)
     })
@@ -241,27 +247,7 @@ async fn scenario() {
 
     // A wrong password is refused.
     laptop.goto(&format!("{base}/login")).await.unwrap();
-    laptop
-        .find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    laptop
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("builder")
-        .await
-        .unwrap();
-    laptop
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_login(&laptop, "alice", "builder").await;
     eventually("the login error", || async {
         text_of(&laptop, "#error").await.is_some()
     })
@@ -297,13 +283,7 @@ async fn scenario() {
     let before = screenshot(&laptop, "devices-two-devices.png").await;
 
     // The laptop signs the phone out.
-    laptop
-        .find(Locator::Css("tr.device:not(.current) button.sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&laptop, "tr.device:not(.current) button.sign-out").await;
     eventually("one device left", || async {
         count(&laptop, "tr.device").await == 1 && text_of(&laptop, "#notice").await.is_some()
     })
@@ -312,13 +292,7 @@ async fn scenario() {
     let after = screenshot(&laptop, "devices-after-sign-out.png").await;
 
     // The phone's next click lands on the login page.
-    phone
-        .find(Locator::Id("devices-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&phone, "#devices-link").await;
     eventually("the phone bounced to /login", || async {
         path_of(&phone).await == "/login" && count(&phone, "#login-form").await == 1
     })
@@ -326,11 +300,7 @@ async fn scenario() {
     screenshot(&phone, "phone-signed-out.png").await;
 
     // A form post without the CSRF token: 403, and nothing changes.
-    laptop.goto(&format!("{base}/")).await.unwrap();
-    eventually("home", || async {
-        text_of(&laptop, "#counter").await.as_deref() == Some("2")
-    })
-    .await;
+    open_home(&laptop, &base, "2").await;
     let status = laptop
         .execute(
             "return fetch('/count', {method: 'POST', \
@@ -348,13 +318,7 @@ async fn scenario() {
         )
         .await
         .unwrap();
-    laptop
-        .find(Locator::Id("count"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&laptop, "#count").await;
     eventually("the refusal", || async {
         laptop
             .source()
@@ -363,11 +327,7 @@ async fn scenario() {
     })
     .await;
     screenshot(&laptop, "csrf-refused.png").await;
-    laptop.goto(&format!("{base}/")).await.unwrap();
-    eventually("home", || async {
-        text_of(&laptop, "#counter").await.as_deref() == Some("2")
-    })
-    .await;
+    open_home(&laptop, &base, "2").await;
 
     for shot in [before, after] {
         let size = std::fs::metadata(&shot).unwrap().len();
