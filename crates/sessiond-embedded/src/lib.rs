@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
+use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
     Clock, DataUpdate, NewSession, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget,
     Session, SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash,
@@ -183,13 +184,32 @@ impl EmbeddedStore {
 
 /// Create `dir`, open and migrate the database and open the readers.
 fn prepare(dir: &Path, readers: usize) -> Result<(Connection, ReaderPool, PathBuf), StoreError> {
-    let existed = dir.is_dir();
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-    if !existed && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+    let unavailable = |what: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("{}: {e}", what.display()))
+    };
+    // Sessions, user ids, IPs and token hashes: for the owner's eyes only.
+    let created = match private_files::ensure_dir(dir).map_err(|e| unavailable(dir, e))? {
+        Fix::Created => true,
+        Fix::Restricted(mode) => {
+            tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "store directory was open to other users; now mode 700");
+            false
+        }
+        Fix::None => false,
+    };
+    if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         schema::sync_dir(parent);
     }
     let path = dir.join(schema::DB_FILE);
+    for file in schema::files(dir) {
+        if let Fix::Restricted(mode) =
+            private_files::restrict_file(&file).map_err(|e| unavailable(&file, e))?
+        {
+            tracing::warn!(file = %file.display(), mode = format!("{mode:o}"), "store file was readable by other users; now mode 600");
+        }
+    }
+    // SQLite gives its -wal and -shm files the database file's mode: create
+    // that one private and the others follow.
+    private_files::create_file(&path).map_err(|e| unavailable(&path, e))?;
     let conn = schema::open_writer(&path)?;
     schema::migrate(&conn)?;
     schema::sync_dir(dir);

@@ -12,6 +12,16 @@ use crate::error::from_sqlite;
 /// Name of the database file inside the store's directory.
 pub(crate) const DB_FILE: &str = "sessions.db";
 
+/// The database file and the journal files SQLite keeps beside it in WAL
+/// mode.
+pub(crate) fn files(dir: &Path) -> [std::path::PathBuf; 3] {
+    [
+        dir.join(DB_FILE),
+        dir.join(format!("{DB_FILE}-wal")),
+        dir.join(format!("{DB_FILE}-shm")),
+    ]
+}
+
 /// How long a connection waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 

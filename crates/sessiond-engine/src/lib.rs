@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod id;
 pub mod policy;
+pub mod private_files;
 pub mod refresh;
 pub mod session;
 pub mod store;

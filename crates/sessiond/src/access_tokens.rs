@@ -48,7 +48,12 @@ pub fn algorithm(config: &Config) -> Result<Algorithm, KeyError> {
 
 /// The directory of generated signing keys.
 pub fn key_dir(config: &Config) -> PathBuf {
-    config.data_dir.join("keys")
+    key_dir_in(&config.data_dir)
+}
+
+/// The directory of generated signing keys inside `data_dir`.
+pub fn key_dir_in(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys")
 }
 
 impl AccessTokens {

@@ -5,13 +5,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::{Engine, Error as EngineError, Session};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::routes;
 
 use crate::access_tokens::{self, AccessTokens};
@@ -20,7 +18,9 @@ use crate::config::{Config, CookieConfig, Mode};
 use crate::metrics::{MeteredStore, Metrics};
 use crate::problem::Problem;
 use crate::ratelimit::FailedAuthLimiter;
-use crate::{head_limit, openapi, routes, telemetry};
+use crate::request_limits::{self, RequestLimits};
+use crate::{openapi, routes, telemetry};
+use sessiond_http::TrustedProxies;
 
 /// What every handler can reach; cloning it is one reference count.
 #[derive(Clone)]
@@ -44,8 +44,10 @@ pub struct Shared {
     pub api_key: ApiKey,
     /// Session cookie attributes.
     pub cookie: CookieConfig,
-    /// Throttles failed credential checks per client IP.
+    /// Throttles failed credential checks per client address.
     pub limiter: FailedAuthLimiter,
+    /// Peers whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
     /// Prometheus registry.
     pub metrics: Metrics,
     /// Mode of sessions created without one.
@@ -73,7 +75,8 @@ impl AppState {
             metered,
             api_key,
             cookie: config.cookie.clone(),
-            limiter: FailedAuthLimiter::new(config.limits.failed_auth_per_minute),
+            limiter: FailedAuthLimiter::per_minute(config.limits.failed_auth_per_minute),
+            trusted_proxies: config.trusted_proxies(),
             metrics,
             default_mode: config.default_mode,
             tokens,
@@ -127,21 +130,22 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         // One `layer` call for the whole stack: each `Router::layer` boxes
         // the route again, and every boxed layer clones the boxes beneath it
-        // on each request. Outermost first: access log, metrics, panic
-        // head limit, panic catcher, request timeout, body limit.
+        // on each request. Outermost first: access log, metrics, request
+        // limits (head size, declared body size, timeout), panic catcher,
+        // body limit.
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(telemetry::access_log))
                 .layer(middleware::from_fn(crate::metrics::track))
                 .layer(middleware::from_fn_with_state(
-                    config.limits.max_header_bytes,
-                    head_limit::enforce,
+                    RequestLimits {
+                        max_header_bytes: config.limits.max_header_bytes,
+                        max_body_bytes: config.limits.max_body_bytes,
+                        timeout: config.request_timeout,
+                    },
+                    request_limits::enforce,
                 ))
                 .layer(CatchPanicLayer::custom(|_| panic_response()))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    config.request_timeout,
-                ))
                 .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),
         )
         .with_state(state)

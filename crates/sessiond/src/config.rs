@@ -42,6 +42,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Reject roles that are not configured instead of using `default`.
     pub strict_roles: bool,
+    /// Reverse proxies (IP addresses or CIDR ranges) whose
+    /// `X-Forwarded-For`/`-Proto`/`-Host` or `Forwarded` headers name the
+    /// client; empty: the TCP peer is the client. A list, or one string
+    /// of comma-separated entries (handy in the environment).
+    #[serde(with = "string_list")]
+    pub trusted_proxies: Vec<String>,
     /// Size and rate limits.
     pub limits: Limits,
     /// Session cookie attributes.
@@ -80,8 +86,21 @@ pub struct Limits {
     pub max_data_bytes: usize,
     /// Largest request head: names and values of all headers (431 beyond).
     pub max_header_bytes: usize,
-    /// Failed credential checks allowed per client IP per minute (429 beyond).
+    /// Failed credential checks allowed per client address per minute, for
+    /// admin API keys and for session credentials separately (429 beyond);
+    /// 0 turns the limit off.
     pub failed_auth_per_minute: u32,
+    /// Longest time from the first byte of a request head to its end.
+    #[serde(with = "duration_text")]
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay idle before it is closed.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// At shutdown, how long requests in flight may take to finish.
+    #[serde(with = "duration_text")]
+    pub drain_timeout: Duration,
 }
 
 /// `SameSite` attribute of the session cookie.
@@ -292,6 +311,7 @@ impl Default for Config {
             store_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             strict_roles: false,
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
             cookie: CookieConfig::default(),
             jwt: JwtConfig::default(),
@@ -309,6 +329,10 @@ impl Default for Limits {
             max_data_bytes: 16_384,
             max_header_bytes: 16_384,
             failed_auth_per_minute: 30,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -423,6 +447,36 @@ pub mod duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+/// A list of strings, also read from one string of comma-separated entries.
+pub mod string_list {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    /// `serde(with)` serializer: a list.
+    pub fn serialize<S: Serializer>(list: &[String], s: S) -> Result<S::Ok, S::Error> {
+        list.serialize(s)
+    }
+
+    /// `serde(with)` deserializer: a list, or `"a, b"`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Written::deserialize(d)? {
+            Written::One(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Written::Many(list) => list,
+        })
     }
 }
 
@@ -557,6 +611,13 @@ impl Config {
             Duration::from_millis(10),
             Duration::from_secs(3600),
         )?;
+        if let Err(bad) = sessiond_http::TrustedProxies::parse(&self.trusted_proxies) {
+            return Err(ConfigError::invalid(
+                "trusted_proxies",
+                quoted(&bad.0),
+                "expected IP addresses or CIDR ranges like \"10.0.0.0/8\" or \"::1\"",
+            ));
+        }
         self.validate_limits()?;
         self.validate_cookie()?;
         self.validate_jwt()?;
@@ -578,14 +639,23 @@ impl Config {
             ("limits.max_body_bytes", l.max_body_bytes as u64),
             ("limits.max_data_bytes", l.max_data_bytes as u64),
             ("limits.max_header_bytes", l.max_header_bytes as u64),
-            (
-                "limits.failed_auth_per_minute",
-                u64::from(l.failed_auth_per_minute),
-            ),
+            ("limits.max_connections", l.max_connections as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "0", "expected a number above 0"));
             }
+        }
+        for (key, value) in [
+            ("limits.header_read_timeout", l.header_read_timeout),
+            ("limits.idle_timeout", l.idle_timeout),
+            ("limits.drain_timeout", l.drain_timeout),
+        ] {
+            check_range(
+                key,
+                value,
+                Duration::from_millis(10),
+                Duration::from_secs(3600),
+            )?;
         }
         if l.max_data_bytes > l.max_body_bytes {
             return Err(ConfigError::invalid(
@@ -660,6 +730,21 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The trusted proxies (validated by [`Config::validate`]).
+    pub fn trusted_proxies(&self) -> sessiond_http::TrustedProxies {
+        sessiond_http::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
+    }
+
+    /// How the server bounds its connections.
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            header_read_timeout: self.limits.header_read_timeout,
+            idle_timeout: self.limits.idle_timeout,
+            max_connections: self.limits.max_connections,
+            drain_timeout: self.limits.drain_timeout,
+        }
     }
 
     /// The engine policy this configuration describes.
@@ -849,6 +934,10 @@ fn expectation(key: &str) -> Option<&'static str> {
     let parts: Vec<&str> = key.split('.').collect();
     Some(match parts.as_slice() {
         ["touch_interval" | "store_timeout" | "request_timeout"]
+        | [
+            "limits",
+            "header_read_timeout" | "idle_timeout" | "drain_timeout",
+        ]
         | ["jwt", "access_ttl"]
         | ["refresh", "reuse_grace"]
         | ["roles", _, "idle_ttl" | "absolute_ttl"] => DURATION_EXPECTED,
@@ -858,10 +947,14 @@ fn expectation(key: &str) -> Option<&'static str> {
         ["log", "format"] => "expected one of text, json",
         [
             "limits",
-            "max_body_bytes" | "max_data_bytes" | "max_header_bytes" | "failed_auth_per_minute",
+            "max_body_bytes" | "max_data_bytes" | "max_header_bytes" | "max_connections",
         ]
         | ["roles", _, "max_sessions"] => "expected a whole number above 0",
+        ["limits", "failed_auth_per_minute"] => "expected a whole number (0 turns the limit off)",
         ["strict_roles"] | ["cookie", "secure"] => "expected true or false",
+        ["trusted_proxies"] => {
+            "expected a list of IP addresses or CIDR ranges, or one comma-separated string"
+        }
         ["limits" | "cookie" | "jwt" | "refresh" | "log"] => "expected a table",
         ["roles"] => "expected a table of roles",
         ["roles", _] => "expected a table with idle_ttl, absolute_ttl and max_sessions",
@@ -1263,9 +1356,14 @@ max_sessions = 2
                 "70000",
             ),
             (
-                "[limits]\nfailed_auth_per_minute = 0",
-                "limits.failed_auth_per_minute",
+                "[limits]\nmax_connections = 0",
+                "limits.max_connections",
                 "0",
+            ),
+            (
+                "[limits]\nidle_timeout = \"0s\"",
+                "limits.idle_timeout",
+                "\"0s\"",
             ),
             (
                 "[cookie]\nname = \"my cookie\"",

@@ -1,6 +1,6 @@
 //! Request extractors: JSON bodies whose rejections are problem+json, the
-//! admin API key, and the caller's own session credential (Bearer or cookie)
-//! with the CSRF check for cookie-authenticated changes.
+//! client behind trusted proxies, the admin API key, and the caller's own
+//! session credential (Bearer or cookie) under the CSRF policy.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -8,15 +8,14 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
 use serde::de::DeserializeOwned;
-use sessiond_engine::{Session, csrf_token_for, csrf_token_matches};
+use sessiond_engine::{Session, csrf_token_for};
+use sessiond_http::csrf::{self, Credential};
+use sessiond_http::{ClientInfo, bearer, cookie};
 
 use crate::app::AppState;
 use crate::problem::Problem;
-
-/// Header carrying the double-submit CSRF token.
-pub const CSRF_HEADER: &str = "x-csrf-token";
+use crate::ratelimit::FailureBudget;
 
 /// A JSON body: 400 on malformed JSON, wrong types or unknown fields, 413
 /// over the body limit, 415 without a JSON content type.
@@ -67,63 +66,56 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
-/// The client address (the TCP peer; proxies are not trusted by default).
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
+/// The client of a request: its address and the origin it used, read from
+/// forwarding headers only when the TCP peer is one of `trusted_proxies`.
+pub fn client_info(parts: &Parts, state: &AppState) -> ClientInfo {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    ClientInfo::from_request(peer, &parts.headers, &state.trusted_proxies)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+/// Count a failed check in `budget`: 401 with `detail` within the budget,
+/// 429 with `Retry-After` beyond it.
+pub fn failed_check(budget: &FailureBudget, ip: IpAddr, detail: &str) -> Problem {
+    match budget.record_failure(ip) {
+        Ok(()) => Problem::unauthorized(detail),
+        Err(wait) => Problem::rate_limited(wait.as_secs_f64().ceil() as u64),
+    }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'))
-}
-
-/// Proof of an admin caller: `Authorization: Bearer <api key>`.
+/// Proof of an admin caller: `Authorization: Bearer <api key>`. A valid key
+/// is never throttled; wrong keys count against the client's admin budget.
 pub struct AdminAuth;
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let ip = client_ip(parts);
-        if let Err(wait) = state.limiter.check(ip) {
-            return Err(Problem::rate_limited(wait.as_secs_f64().ceil() as u64));
+        if bearer(&parts.headers).is_some_and(|key| state.api_key.verify(key)) {
+            return Ok(Self);
         }
-        match bearer(&parts.headers) {
-            Some(key) if state.api_key.verify(key) => Ok(Self),
-            _ => {
-                state.limiter.record_failure(ip);
-                Err(Problem::unauthorized(
-                    "admin routes need Authorization: Bearer <api key>",
-                ))
-            }
-        }
+        let ip = client_info(parts, state).ip;
+        Err(failed_check(
+            &state.limiter.admin,
+            ip,
+            "admin routes need Authorization: Bearer <api key>",
+        ))
     }
 }
 
-/// The client's IP address (see [`client_ip`]).
-pub struct ClientIp(pub IpAddr);
+/// The client (see [`client_info`]).
+pub struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_ip(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_info(parts, state)))
     }
 }
 
@@ -145,26 +137,10 @@ impl Caller {
     }
 }
 
-fn same_origin(headers: &HeaderMap) -> bool {
-    let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) else {
-        return false;
-    };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let ip = client_ip(parts);
-        if let Err(wait) = state.limiter.check(ip) {
-            return Err(Problem::rate_limited(wait.as_secs_f64().ceil() as u64));
-        }
         let (token, via_cookie) = match bearer(&parts.headers) {
             Some(t) => (t, false),
             None => match cookie(&parts.headers, &state.cookie.name) {
@@ -182,74 +158,42 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             state.session_for(token, true).await
         };
+        let client = client_info(parts, state);
         let session = match found {
             Ok(Some(session)) => session,
             Ok(None) | Err(sessiond_engine::Error::Invalid { .. }) => {
-                state.limiter.record_failure(ip);
-                return Err(Problem::unauthorized(
+                return Err(failed_check(
+                    &state.limiter.credentials,
+                    client.ip,
                     "the session token is invalid, expired or revoked",
                 ));
             }
             Err(e) => return Err(e.into()),
         };
-        let caller = Caller {
+        let credential = if via_cookie {
+            Credential::Cookie(token)
+        } else {
+            Credential::Bearer
+        };
+        csrf::check(
+            &parts.method,
+            &parts.headers,
+            &client,
+            credential,
+            csrf::header_token(&parts.headers),
+        )
+        .map_err(Problem::csrf)?;
+        Ok(Caller {
             session,
             via_cookie,
             token: token.to_owned(),
-        };
-        let changes_state = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if caller.via_cookie && changes_state {
-            let presented = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes());
-            let token_ok = presented.is_some_and(|p| csrf_token_matches(p, &caller.csrf_token()));
-            if !token_ok && !same_origin(&parts.headers) {
-                return Err(Problem::csrf());
-            }
-        }
-        Ok(caller)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn parses_bearer_and_cookies() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer  abc "),
-        );
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; sessiond=tok; b=2"),
-        );
-        assert_eq!(cookie(&h, "sessiond"), Some("tok"));
-        assert_eq!(cookie(&h, "missing"), None);
-    }
-
-    #[test]
-    fn origin_must_match_host() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("app.example:8080"));
-        assert!(!same_origin(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://app.example:8080"),
-        );
-        assert!(same_origin(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://evil.example"),
-        );
-        assert!(!same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(!same_origin(&h));
-    }
 
     #[test]
     fn csrf_tokens_are_per_token() {

@@ -82,13 +82,13 @@ impl Problem {
         }
     }
 
-    /// 403: cookie-authenticated change without a CSRF proof.
-    pub fn csrf() -> Self {
+    /// 403: a change refused by the CSRF policy.
+    pub fn csrf(refusal: sessiond_http::CsrfRefusal) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "csrf",
             "CSRF check failed",
-            "cookie-authenticated changes need a same-origin Origin header or an X-CSRF-Token header",
+            refusal.detail(),
         )
     }
 
@@ -104,6 +104,19 @@ impl Problem {
             "method-not-allowed",
             "Method not allowed",
             "this path does not accept this method",
+        )
+    }
+
+    /// 408: the request was not received and answered in time.
+    pub fn timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "Request timeout",
+            format!(
+                "the request was not received and answered within {}",
+                crate::config::duration_text::format(limit)
+            ),
         )
     }
 

@@ -1,123 +1,138 @@
-//! Throttling of credential guessing: each client (an IPv4 address or an IPv6
-//! /64) has a budget of failed credential checks per minute, refilled
-//! steadily, kept in a map of bounded size.
+//! Throttling of credential guessing (with `governor`): each client address
+//! (an IPv4 address or an IPv6 /64) has a budget of *failed* credential
+//! checks per minute. A credential is always checked first and only a
+//! failure is counted, so a valid credential is never refused; a failure over
+//! the budget is answered 429 instead of 401. Admin API keys and session
+//! credentials have separate budgets.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Clients tracked at most by [`FailedAuthLimiter::new`].
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+
+/// Clients tracked at most per budget by [`FailureBudget::per_minute`].
 pub const DEFAULT_MAX_CLIENTS: usize = 100_000;
 
-/// The period the budget is stated over.
-const WINDOW: Duration = Duration::from_secs(60);
+/// Where clients go while the map is full of clients still in debt: one
+/// shared budget, so that a flood of new addresses is throttled as a whole.
+const OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
-/// Counts failed credential checks per client and refuses clients over their
-/// budget.
-///
-/// A leaky bucket per client: a client may fail `per_minute` times in a row,
-/// then once every `60 s / per_minute`; a minute without failures restores
-/// the whole budget. Each client is one timestamp, the moment its failures
-/// are forgiven, so an entry whose moment has passed can be dropped.
-#[derive(Debug)]
-pub struct FailedAuthLimiter {
-    per_minute: u32,
-    /// Debt one failure adds: `WINDOW / per_minute`.
-    cost: Duration,
+type Limiter<C> =
+    RateLimiter<IpAddr, DashMapStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// A budget of failed credential checks per client and minute.
+pub struct FailureBudget<C: Clock = DefaultClock> {
+    /// `None`: the limit is off.
+    limiter: Option<Limiter<C>>,
+    clock: C,
     max_clients: usize,
-    /// Client key → when its debt is paid off.
-    clients: Mutex<HashMap<IpAddr, Instant>>,
+    /// Nanoseconds (of `clock`, since `origin`) of the last pruning pass.
+    last_prune: AtomicU64,
+    origin: C::Instant,
 }
 
-impl FailedAuthLimiter {
-    /// A limiter allowing `per_minute` failed checks per client per minute,
-    /// tracking at most [`DEFAULT_MAX_CLIENTS`] clients. `0` disables it.
-    pub fn new(per_minute: u32) -> Self {
-        Self::with_max_clients(per_minute, DEFAULT_MAX_CLIENTS)
+impl<C: Clock> std::fmt::Debug for FailureBudget<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailureBudget")
+            .field("on", &self.limiter.is_some())
+            .field("max_clients", &self.max_clients)
+            .finish_non_exhaustive()
     }
+}
 
-    /// As [`new`](Self::new), tracking at most `max_clients` clients (at
-    /// least 1); beyond that, clients in good standing are forgotten first,
-    /// then those closest to it.
-    pub fn with_max_clients(per_minute: u32, max_clients: usize) -> Self {
+impl FailureBudget {
+    /// `per_minute` failures per client and minute, refilled steadily;
+    /// `0` turns the limit off.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self::with_clock(per_minute, DEFAULT_MAX_CLIENTS, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> FailureBudget<C> {
+    /// As [`FailureBudget::per_minute`], tracking at most `max_clients`
+    /// clients, on `clock`.
+    pub fn with_clock(per_minute: u32, max_clients: usize, clock: C) -> Self {
+        let limiter = NonZeroU32::new(per_minute)
+            .map(|n| RateLimiter::dashmap_with_clock(Quota::per_minute(n), clock.clone()));
         Self {
-            per_minute,
-            cost: WINDOW.checked_div(per_minute).unwrap_or(WINDOW),
+            limiter,
+            origin: clock.now(),
+            clock,
             max_clients: max_clients.max(1),
-            clients: Mutex::new(HashMap::new()),
+            last_prune: AtomicU64::new(0),
         }
     }
 
-    /// `Ok` if `ip` may attempt a credential check now; otherwise how long it
-    /// must wait.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.check_at(ip, Instant::now())
+    /// Whether the limit is on.
+    pub fn is_on(&self) -> bool {
+        self.limiter.is_some()
     }
 
-    /// [`check`](Self::check) at `now`.
-    pub fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        if self.per_minute == 0 {
-            return Ok(());
-        }
-        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(&paid_off) = clients.get(&client_key(ip)) else {
+    /// Count a failed credential check by `ip`: `Ok` while the client is
+    /// within its budget (answer 401), otherwise how long it must wait
+    /// (answer 429).
+    pub fn record_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        // Room for one more failure within the budget?
-        let debt_after = paid_off.saturating_duration_since(now) + self.cost;
-        match debt_after.checked_sub(WINDOW) {
-            Some(wait) if !wait.is_zero() => Err(wait),
-            _ => Ok(()),
+        let mut key = client_key(ip);
+        if limiter.len() >= self.max_clients {
+            self.prune(limiter);
+            if limiter.len() >= self.max_clients {
+                key = OVERFLOW;
+            }
         }
-    }
-
-    /// Count a failed credential check by `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
-        self.record_failure_at(ip, Instant::now());
-    }
-
-    /// [`record_failure`](Self::record_failure) at `now`.
-    pub fn record_failure_at(&self, ip: IpAddr, now: Instant) {
-        if self.per_minute == 0 {
-            return;
-        }
-        let key = client_key(ip);
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if !clients.contains_key(&key) && clients.len() >= self.max_clients {
-            self.make_room(&mut clients, now);
-        }
-        let paid_off = clients.entry(key).or_insert(now);
-        let from = (*paid_off).max(now);
-        // Failures racing past a refused check add no debt beyond one window.
-        let cap = now.checked_add(WINDOW).unwrap_or(from);
-        *paid_off = from.checked_add(self.cost).unwrap_or(from).min(cap);
+        limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Number of clients currently tracked.
     pub fn tracked_clients(&self) -> usize {
-        self.clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.limiter.as_ref().map_or(0, |l| l.len())
     }
 
-    /// Drop clients whose debt is paid off; if still near the bound, drop
-    /// the tenth of the map closest to being paid off, so that the scan is
-    /// paid for by many inserts.
-    fn make_room(&self, clients: &mut HashMap<IpAddr, Instant>, now: Instant) {
-        clients.retain(|_, paid_off| *paid_off > now);
-        let target = self
-            .max_clients
-            .saturating_sub((self.max_clients / 10).max(1));
-        let excess = clients.len().saturating_sub(target);
-        if excess == 0 {
+    /// Drop clients whose failures are forgiven, at most once a second (the
+    /// scan is paid for by the inserts in between).
+    fn prune(&self, limiter: &Limiter<C>) {
+        let now = u64::from(self.clock.now().duration_since(self.origin));
+        let last = self.last_prune.load(Ordering::Relaxed);
+        let second = 1_000_000_000;
+        if now.saturating_sub(last) < second && last != 0 {
             return;
         }
-        let mut by_age: Vec<(Instant, IpAddr)> = clients.iter().map(|(ip, t)| (*t, *ip)).collect();
-        by_age.select_nth_unstable(excess - 1);
-        for (_, ip) in &by_age[..excess] {
-            clients.remove(ip);
+        if self
+            .last_prune
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// The two budgets of the server.
+#[derive(Debug)]
+pub struct FailedAuthLimiter {
+    /// Wrong admin API keys.
+    pub admin: FailureBudget,
+    /// Invalid session tokens, access tokens and refresh tokens.
+    pub credentials: FailureBudget,
+}
+
+impl FailedAuthLimiter {
+    /// `per_minute` failures per client and minute in each budget; `0` turns
+    /// both off.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self {
+            admin: FailureBudget::per_minute(per_minute),
+            credentials: FailureBudget::per_minute(per_minute),
         }
     }
 }
@@ -137,120 +152,116 @@ fn client_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
     use std::net::Ipv4Addr;
 
     fn v4(last: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
     }
 
-    fn fail(limiter: &FailedAuthLimiter, ip: IpAddr, n: u32, now: Instant) {
-        for _ in 0..n {
-            limiter.record_failure_at(ip, now);
-        }
+    fn budget(
+        per_minute: u32,
+        max_clients: usize,
+    ) -> (FailureBudget<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        (
+            FailureBudget::with_clock(per_minute, max_clients, clock.clone()),
+            clock,
+        )
     }
 
     #[test]
-    fn budget_then_refusal_with_retry_after() {
-        let limiter = FailedAuthLimiter::new(10);
-        let t0 = Instant::now();
+    fn budget_then_refusal_with_a_wait() {
+        let (b, clock) = budget(10, 100);
         for _ in 0..10 {
-            assert_eq!(limiter.check_at(v4(1), t0), Ok(()));
-            limiter.record_failure_at(v4(1), t0);
+            assert_eq!(b.record_failure(v4(1)), Ok(()));
         }
-        let wait = limiter.check_at(v4(1), t0).unwrap_err();
+        let wait = b.record_failure(v4(1)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(6));
         // Another client is unaffected.
-        assert_eq!(limiter.check_at(v4(2), t0), Ok(()));
-        // Refill: one attempt after the wait, not before.
-        assert!(
-            limiter
-                .check_at(v4(1), t0 + wait - Duration::from_millis(1))
-                .is_err()
-        );
-        assert_eq!(limiter.check_at(v4(1), t0 + wait), Ok(()));
-        limiter.record_failure_at(v4(1), t0 + wait);
-        assert_eq!(
-            limiter.check_at(v4(1), t0 + wait),
-            Err(Duration::from_secs(6))
-        );
+        assert_eq!(b.record_failure(v4(2)), Ok(()));
+        // Refill: one more failure after the wait, not before.
+        clock.advance(wait - Duration::from_millis(1));
+        assert!(b.record_failure(v4(1)).is_err());
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(b.record_failure(v4(1)), Ok(()));
+        assert_eq!(b.record_failure(v4(1)), Err(Duration::from_secs(6)));
     }
 
     #[test]
     fn a_quiet_minute_restores_the_whole_budget() {
-        let limiter = FailedAuthLimiter::new(7);
-        let t0 = Instant::now();
-        fail(&limiter, v4(1), 7, t0);
-        assert!(limiter.check_at(v4(1), t0).is_err());
-        let t1 = t0 + WINDOW;
+        let (b, clock) = budget(7, 100);
         for _ in 0..7 {
-            assert_eq!(limiter.check_at(v4(1), t1), Ok(()));
-            limiter.record_failure_at(v4(1), t1);
+            b.record_failure(v4(1)).unwrap();
         }
-        assert!(limiter.check_at(v4(1), t1).is_err());
+        assert!(b.record_failure(v4(1)).is_err());
+        clock.advance(Duration::from_secs(60));
+        for _ in 0..7 {
+            assert_eq!(b.record_failure(v4(1)), Ok(()));
+        }
+        assert!(b.record_failure(v4(1)).is_err());
     }
 
     #[test]
-    fn failures_past_refusal_do_not_extend_the_wait_beyond_a_window() {
-        let limiter = FailedAuthLimiter::new(2);
-        let t0 = Instant::now();
-        fail(&limiter, v4(1), 50, t0);
-        assert_eq!(limiter.check_at(v4(1), t0), Err(Duration::from_secs(30)));
-        assert_eq!(limiter.check_at(v4(1), t0 + WINDOW), Ok(()));
+    fn refused_failures_do_not_extend_the_wait() {
+        let (b, clock) = budget(2, 100);
+        for _ in 0..50 {
+            let _ = b.record_failure(v4(1));
+        }
+        assert_eq!(b.record_failure(v4(1)), Err(Duration::from_secs(30)));
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(b.record_failure(v4(1)), Ok(()));
     }
 
     #[test]
     fn ipv6_clients_are_grouped_by_64() {
-        let limiter = FailedAuthLimiter::new(3);
-        let t0 = Instant::now();
+        let (b, _) = budget(3, 100);
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let same: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        fail(&limiter, a, 3, t0);
-        assert!(limiter.check_at(b, t0).is_err());
-        assert_eq!(limiter.check_at(other, t0), Ok(()));
+        for _ in 0..3 {
+            b.record_failure(a).unwrap();
+        }
+        assert!(b.record_failure(same).is_err());
+        assert_eq!(b.record_failure(other), Ok(()));
         // IPv4-mapped addresses count as their IPv4 address.
         let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
-        fail(&limiter, mapped, 3, t0);
-        assert!(limiter.check_at(v4(9), t0).is_err());
-        assert_eq!(limiter.check_at(v4(10), t0), Ok(()));
+        for _ in 0..3 {
+            b.record_failure(mapped).unwrap();
+        }
+        assert!(b.record_failure(v4(9)).is_err());
     }
 
     #[test]
-    fn zero_disables() {
-        let limiter = FailedAuthLimiter::new(0);
-        let t0 = Instant::now();
-        fail(&limiter, v4(1), 1_000, t0);
-        assert_eq!(limiter.check_at(v4(1), t0), Ok(()));
-        assert_eq!(limiter.tracked_clients(), 0);
+    fn zero_turns_it_off() {
+        let (b, _) = budget(0, 100);
+        assert!(!b.is_on());
+        for _ in 0..1_000 {
+            assert_eq!(b.record_failure(v4(1)), Ok(()));
+        }
+        assert_eq!(b.tracked_clients(), 0);
     }
 
     #[test]
     fn the_map_stays_bounded() {
-        let limiter = FailedAuthLimiter::with_max_clients(5, 100);
-        let t0 = Instant::now();
-        // Stale clients go first.
+        let (b, clock) = budget(5, 100);
         for i in 0..100u32 {
-            limiter.record_failure_at(IpAddr::V4(Ipv4Addr::from(i)), t0);
+            b.record_failure(IpAddr::V4(Ipv4Addr::from(i))).unwrap();
         }
-        assert_eq!(limiter.tracked_clients(), 100);
-        let t1 = t0 + WINDOW;
-        limiter.record_failure_at(v4(1), t1);
-        assert_eq!(limiter.tracked_clients(), 1);
-
-        // All in debt: those closest to paid off are dropped, never the
-        // newest, and the bound holds.
+        assert_eq!(b.tracked_clients(), 100);
+        // Forgiven clients are dropped to make room.
+        clock.advance(Duration::from_secs(61));
+        b.record_failure(v4(1)).unwrap();
+        assert!(b.tracked_clients() <= 2, "{}", b.tracked_clients());
+        // A flood of new addresses in debt: the map stays bounded and the
+        // newcomers share one budget.
         for i in 0..10_000u32 {
-            let ip = IpAddr::V4(Ipv4Addr::from(1_000_000 + i));
-            limiter.record_failure_at(ip, t1 + Duration::from_millis(u64::from(i)));
-            assert!(limiter.tracked_clients() <= 100);
+            let _ = b.record_failure(IpAddr::V4(Ipv4Addr::from(1_000_000 + i)));
+            assert!(b.tracked_clients() <= 101);
         }
-        let heavy = IpAddr::V4(Ipv4Addr::from(1_000_000 + 9_999));
-        fail(&limiter, heavy, 5, t1 + Duration::from_secs(10));
         assert!(
-            limiter
-                .check_at(heavy, t1 + Duration::from_secs(10))
+            b.record_failure(IpAddr::V4(Ipv4Addr::from(7_000_000)))
                 .is_err()
         );
-        assert!(limiter.tracked_clients() <= 100);
     }
 }

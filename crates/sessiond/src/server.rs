@@ -9,11 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::access_tokens::AccessTokens;
-use crate::api_key;
 use crate::app::{AppState, router};
 use crate::config::Config;
 use crate::metrics::{MeteredStore, Metrics};
 use crate::stores;
+use crate::{api_key, connections};
 
 /// How often the signing key file is checked for a rotation.
 const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -55,7 +55,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stop accepting, finish in-flight requests, close the store.
+    /// Stop accepting, finish in-flight requests (within the drain
+    /// timeout), close the store.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -64,13 +65,16 @@ impl RunningServer {
     }
 }
 
-/// Open everything `config` names and start serving in the background.
+/// Bind `config.listen`, open the store `config` names and start serving in
+/// the background. Nothing is written (data directory, API key, store) before
+/// the address is bound, so a busy port leaves no trace.
 pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
+    let listener = bind(&config).await?;
     let store = stores::open(&config).await.map_err(|e| ServeError::Store {
         store: stores::describe(&config.store),
         reason: e.to_string(),
     })?;
-    start_with_store(config, store).await
+    launch(config, listener, store).await
 }
 
 /// [`start`] over a store opened by the caller (a decorated one, say);
@@ -79,7 +83,42 @@ pub async fn start_with_store(
     config: Config,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
+    let listener = bind(&config).await?;
+    launch(config, listener, store).await
+}
+
+async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
+    let bind_error = |e: std::io::Error| ServeError::Bind {
+        addr: config.listen.clone(),
+        reason: e.to_string(),
+    };
+    let addrs = tokio::net::lookup_host(&config.listen)
+        .await
+        .map_err(bind_error)?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(bind_error(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address to bind")
+    })))
+}
+
+async fn launch(
+    config: Config,
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+) -> Result<RunningServer, ServeError> {
+    let addr = listener.local_addr().map_err(|e| ServeError::Bind {
+        addr: config.listen.clone(),
+        reason: e.to_string(),
+    })?;
     let metrics = Metrics::install().map_err(ServeError::Setup)?;
+    crate::data_dir::prepare(&config.data_dir)
+        .map_err(|e| ServeError::Setup(format!("data directory: {e}")))?;
     let key =
         api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
     let tokens =
@@ -106,28 +145,14 @@ pub async fn start_with_store(
         }
     });
     let app = router(state, &config);
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| ServeError::Bind {
-            addr: config.listen.clone(),
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| ServeError::Bind {
-        addr: config.listen.clone(),
-        reason: e.to_string(),
-    })?;
+    let limits = config.connection_limits();
     let (stop, stopped) = oneshot::channel::<()>();
     let store_desc = stores::describe(&config.store);
     let task = tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server error");
-        }
+        connections::serve(listener, app, limits, async {
+            let _ = stopped.await;
+        })
+        .await;
         gauge_task.abort();
         key_task.abort();
         if let Err(e) = sessiond_engine::Store::close(metered.as_ref()).await {

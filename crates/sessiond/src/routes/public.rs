@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::RevokeReason;
+use sessiond_http::CSRF_HEADER;
 
 use crate::app::AppState;
 use crate::config::{CookieConfig, SameSite};
-use crate::extract::{CSRF_HEADER, Caller, ClientIp, JsonBody, PathParam};
+use crate::extract::{Caller, Client, JsonBody, PathParam, failed_check};
 use crate::problem::{Problem, ProblemBody};
 use crate::telemetry::LoggedSession;
 use crate::wire::{RefreshBody, RevokedCount, SessionList, SessionView, TokenPair};
@@ -188,12 +189,9 @@ pub async fn forward_auth(caller: Caller) -> Response {
         (status = 503, body = ProblemBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    Client(client): Client,
     JsonBody(req): JsonBody<RefreshBody>,
 ) -> Result<Response, Problem> {
-    if let Err(wait) = state.limiter.check(ip) {
-        return Err(Problem::rate_limited(wait.as_secs_f64().ceil() as u64));
-    }
     let refreshed = match state
         .engine
         .refresh(&req.refresh_token, state.reuse_grace)
@@ -201,12 +199,14 @@ pub async fn refresh(
     {
         Ok(r) => r,
         Err(e @ sessiond_engine::Error::RefreshTokenReused) => {
-            state.limiter.record_failure(ip);
+            // Counted, but the reuse answer stays a 401 that says why.
+            let _ = state.limiter.credentials.record_failure(client.ip);
             return Err(e.into());
         }
         Err(sessiond_engine::Error::NotFound | sessiond_engine::Error::Invalid { .. }) => {
-            state.limiter.record_failure(ip);
-            return Err(Problem::unauthorized(
+            return Err(failed_check(
+                &state.limiter.credentials,
+                client.ip,
                 "the refresh token is invalid, expired or revoked",
             ));
         }
