@@ -89,8 +89,9 @@ impl AppState {
 impl Shared {
     /// The live session a credential proves: a session token (introspected,
     /// touched if `touch`), or a JWT access token (verified offline, then the
-    /// session behind `sid` must still be live and belong to `sub`, so a
-    /// revocation counts at once). `Ok(None)` for anything else.
+    /// session behind `sid` must still be live, belong to `sub` and still be
+    /// a JWT-mode session, so a revocation or a rotation counts at once).
+    /// `Ok(None)` for anything else.
     pub async fn session_for(
         &self,
         credential: &str,
@@ -106,7 +107,9 @@ impl Shared {
             return Ok(None);
         };
         match self.engine.get(&claims.sid).await {
-            Ok(s) if s.user_id == claims.sub => Ok(Some(s)),
+            // Rotating a JWT-mode session by id makes it an opaque one: the
+            // access tokens it had issued die with its refresh chain.
+            Ok(s) if s.user_id == claims.sub && s.mode == Mode::Jwt => Ok(Some(s)),
             Ok(_) | Err(EngineError::NotFound | EngineError::Invalid { .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 both_stores!(
     jwt_lifecycle,
+    rotation_by_id_kills_access_tokens_at_once,
     refresh_replays_within_grace_and_revokes_on_reuse,
     hostile_access_tokens_get_401,
 );
@@ -70,6 +71,44 @@ fn with_staff_role(c: &mut sessiond::config::Config) {
         },
     );
     c.limits.failed_auth_per_minute = 10_000;
+}
+
+/// Rotation is "the old credential is dead at once" (privilege change): for
+/// a JWT-mode session that includes its unexpired access tokens.
+async fn rotation_by_id_kills_access_tokens_at_once(backend: Backend) {
+    let s = TestServer::start_with(backend, with_staff_role).await;
+    let created = create_jwt(&s, "alice").await;
+    let access = created["access_token"].as_str().unwrap();
+    let id = created["session"]["id"].as_str().unwrap();
+    let me = || s.anon(Method::GET, "/v1/me").bearer_auth(access);
+    let auth = || s.anon(Method::GET, "/v1/auth").bearer_auth(access);
+    assert_eq!(me().send().await.unwrap().status(), 200);
+    assert_eq!(auth().send().await.unwrap().status(), 200);
+    assert_eq!(introspect(&s, access).await["active"], true);
+
+    let r = s
+        .admin(Method::POST, &format!("/v1/sessions/{id}/rotate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rotated: Value = r.json().await.unwrap();
+    let new_token = rotated["token"].as_str().unwrap();
+
+    problem(me().send().await.unwrap(), 401).await;
+    problem(auth().send().await.unwrap(), 401).await;
+    assert_eq!(introspect(&s, access).await, json!({"active": false}));
+    // The refresh chain ended too; the new credential works.
+    let r = refresh(&s, created["refresh_token"].as_str().unwrap()).await;
+    problem(r, 401).await;
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .bearer_auth(new_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.shutdown().await;
 }
 
 async fn jwt_lifecycle(backend: Backend) {
