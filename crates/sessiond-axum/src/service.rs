@@ -206,6 +206,7 @@ where
         },
     };
     let stale_cookie = presented_cookie && loaded.is_none();
+    let signed_in = loaded.is_some();
     if unsafe_method
         && from_cookie
         && let Some((_, token)) = &loaded
@@ -251,10 +252,14 @@ where
         CookieChange::Keep if stale_cookie => cookies::clearing(&config.cookie),
         CookieChange::Keep => None,
     };
+    let headers = response.headers_mut();
     if let Some(value) = set_cookie {
-        let headers = response.headers_mut();
         headers.append(header::SET_COOKIE, value);
         // A response that hands out or removes a credential is never cached.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else if signed_in && !headers.contains_key(header::CACHE_CONTROL) {
+        // Nor is a page rendered for a signed-in user (unless the handler
+        // says otherwise): after a sign-out, Back must not show it again.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response

@@ -28,6 +28,8 @@ async fn anonymous_requests_reach_handlers_without_a_session(h: Harness) {
     let plain = h.send(Call::get("/plain")).await;
     assert_eq!(plain.body, "plain");
     assert!(plain.set_cookies().is_empty());
+    // Anonymous pages stay cacheable (the app decides).
+    assert!(!plain.headers.contains_key("cache-control"));
     // No credential, no store call at all (a remote server's own statistics
     // gauge counts live sessions in the background).
     let calls = h.store.counts();
@@ -71,7 +73,11 @@ async fn login_sets_a_hardened_cookie_and_records_the_device(h: Harness) {
     assert!((30 * 86400 - 5..=30 * 86400).contains(&max_age), "{c}");
     assert_eq!(r.headers["cache-control"], "no-store");
 
-    let me = h.send(Call::get("/me").cookie(&token)).await.json();
+    let me = h.send(Call::get("/me").cookie(&token)).await;
+    // A page rendered for a signed-in user is not kept by any cache (after
+    // a sign-out, Back must not show it).
+    assert_eq!(me.headers["cache-control"], "no-store");
+    let me = me.json();
     assert_eq!(me["user"], "alice");
     assert_eq!(me["id"], r.body);
     let devices = h.send(Call::get("/devices").cookie(&token)).await.json();

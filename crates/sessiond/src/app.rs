@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::{Engine, Error as EngineError, Session};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::routes;
 
 use crate::access_tokens::{self, AccessTokens};
@@ -133,13 +135,19 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         // One `layer` call for the whole stack: each `Router::layer` boxes
         // the route again, and every boxed layer clones the boxes beneath it
-        // on each request. Outermost first: access log, metrics, request
-        // limits (head size, declared body size, timeout), panic catcher,
-        // body limit.
+        // on each request. Outermost first: access log, metrics, no-store,
+        // request limits (head size, declared body size, timeout), panic
+        // catcher, body limit.
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(telemetry::access_log))
                 .layer(middleware::from_fn(crate::metrics::track))
+                // Answers carry sessions, tokens and CSRF tokens: no cache
+                // keeps them, unless a route says otherwise (the JWKS).
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
                 .layer(middleware::from_fn_with_state(
                     RequestLimits {
                         max_header_bytes: config.limits.max_header_bytes,

@@ -15,7 +15,76 @@ both_stores!(
     public_errors_are_problems,
     limits_give_413_431_and_409,
     ops_routes_answer,
+    user_responses_are_never_cached,
 );
+
+/// Every answer that carries a session, a token or a CSRF token says
+/// `Cache-Control: no-store`; the JWKS stays cacheable.
+async fn user_responses_are_never_cached(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let created = s
+        .admin(Method::POST, "/v1/sessions")
+        .json(&serde_json::json!({"user_id": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    let no_store = |r: &reqwest::Response, what: &str| {
+        assert_eq!(
+            r.headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what}"
+        );
+    };
+    no_store(&created, "create");
+    let token = created.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cookie = format!("sessiond={token}");
+    let me = s
+        .anon(Method::GET, "/v1/me")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    no_store(&me, "/v1/me");
+    let csrf = me.headers()["x-csrf-token"].to_str().unwrap().to_owned();
+    for path in ["/v1/me/sessions", "/v1/auth"] {
+        let r = s
+            .anon(Method::GET, path)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        no_store(&r, path);
+    }
+    let r = s
+        .anon(Method::GET, "/v1/me")
+        .header("cookie", "sessiond=sds_wrong")
+        .send()
+        .await
+        .unwrap();
+    no_store(&r, "401");
+    let r = s
+        .anon(Method::POST, "/v1/me/logout")
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(r.headers().contains_key("set-cookie"));
+    no_store(&r, "logout");
+    let r = s
+        .anon(Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+    s.shutdown().await;
+}
 
 async fn full_lifecycle(backend: Backend) {
     let s = TestServer::start(backend).await;

@@ -1,7 +1,8 @@
 //! The demo site in a real headless Chromium, driven over WebDriver
 //! (chromedriver): two browsers are two devices of one user; one signs the
 //! other out, which lands on the login page at its next click; a form post
-//! without the CSRF token is refused. Screenshots go to
+//! without the CSRF token is refused; after signing out, Back shows no
+//! signed-in page. Screenshots go to
 //! `target/browser-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -328,6 +329,23 @@ async fn scenario() {
     .await;
     screenshot(&laptop, "csrf-refused.png").await;
     open_home(&laptop, &base, "2").await;
+
+    // Sign out, then Back: the signed-in page is not shown again from a
+    // cache (it was served no-store); the browser asks again and is sent to
+    // the login page.
+    click(&laptop, "#logout").await;
+    eventually("signed out", || async {
+        path_of(&laptop).await == "/login" && count(&laptop, "#login-form").await == 1
+    })
+    .await;
+    laptop.back().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown = laptop.source().await.unwrap();
+    assert!(
+        text_of(&laptop, "#user").await.is_none() && !shown.contains("id=\"logout\""),
+        "Back showed a signed-in page after sign-out"
+    );
+    screenshot(&laptop, "back-after-sign-out.png").await;
 
     for shot in [before, after] {
         let size = std::fs::metadata(&shot).unwrap().len();
