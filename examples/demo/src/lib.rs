@@ -4,19 +4,24 @@
 #![forbid(unsafe_code)]
 
 pub mod pages;
+pub mod throttle;
 pub mod users;
 
 use askama::Template;
-use axum::extract::{Path, Query};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use sessiond_axum::{Error, Session, SessionContext, SessionId, SessionLayer};
 use sessiond_engine::{Clock, Policy, RolePolicy, SystemClock};
 
 use crate::pages::{DeviceRow, Devices, Home, Login};
+use crate::throttle::{LoginGuard, LoginLimits, Refused};
 use crate::users::USERS;
 
 /// Two roles, as in sessiond's example config: admins get shorter sessions
@@ -36,8 +41,13 @@ pub fn policy() -> Policy {
 
 const STYLE: &str = include_str!("../static/style.css");
 
-/// The site, with sessions from `layer`.
+/// The site, with sessions from `layer` and the default sign-in limits.
 pub fn app(layer: SessionLayer) -> Router {
+    app_with_guard(layer, Arc::new(LoginGuard::new(LoginLimits::default())))
+}
+
+/// The site, with sessions from `layer` and sign-ins admitted by `guard`.
+pub fn app_with_guard(layer: SessionLayer, guard: Arc<LoginGuard>) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
@@ -47,6 +57,7 @@ pub fn app(layer: SessionLayer) -> Router {
         .route("/devices/sign-out-others", post(sign_out_others))
         .route("/devices/{id}/sign-out", post(sign_out))
         .route("/style.css", get(style))
+        .layer(Extension(guard))
         .layer(layer)
 }
 
@@ -134,26 +145,60 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(ctx: SessionContext, Form(form): Form<LoginForm>) -> Page {
+async fn login(
+    ctx: SessionContext,
+    Extension(guard): Extension<Arc<LoginGuard>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Page {
     let (name, password) = (form.username.trim().to_owned(), form.password);
-    // argon2 is slow by design: keep it off the async workers.
-    let user = tokio::task::spawn_blocking(move || users::authenticate(&name, &password))
-        .await
-        .ok()
-        .flatten();
-    let Some(user) = user else {
-        let mut page = render(Login {
-            error: Some("Wrong user name or password.".into()),
-            users: &USERS,
-        });
-        if let Page::Html(body) = page {
-            page = Page::Status(StatusCode::UNAUTHORIZED, body);
+    let slot = match guard.admit(&name, peer.ip()).await {
+        Ok(slot) => slot,
+        Err(Refused::TooMany(wait)) => {
+            return login_refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many sign-in attempts; try again in {} s.",
+                    wait.as_secs().max(1)
+                ),
+            );
         }
-        return page;
+        Err(Refused::Busy) => {
+            return login_refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy; try again in a moment.".into(),
+            );
+        }
+    };
+    // argon2 is slow by design: keep it off the async workers.
+    let user = tokio::task::spawn_blocking(move || {
+        let user = users::authenticate(&name, &password);
+        drop(slot);
+        user
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(user) = user else {
+        return login_refused(
+            StatusCode::UNAUTHORIZED,
+            "Wrong user name or password.".into(),
+        );
     };
     match ctx.login(user.name, user.role).await {
         Ok(_) => Page::redirect("/"),
         Err(e) => failed(e),
+    }
+}
+
+/// The login page again, with `message`, answered with `status`.
+fn login_refused(status: StatusCode, message: String) -> Page {
+    match render(Login {
+        error: Some(message),
+        users: &USERS,
+    }) {
+        Page::Html(body) => Page::Status(status, body),
+        other => other,
     }
 }
 
