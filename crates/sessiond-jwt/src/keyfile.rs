@@ -25,6 +25,9 @@ pub(crate) struct StoredKey {
     pub(crate) kid: String,
     pub(crate) alg: Algorithm,
     pub(crate) created_at: u64,
+    /// When it starts to sign (published before, so verifiers that cache
+    /// the JWKS know it first); `created_at` if the file does not say.
+    pub(crate) not_before: u64,
     pub(crate) retired_at: Option<u64>,
     pub(crate) pair: KeyPair,
     pub(crate) pem: Zeroizing<String>,
@@ -113,6 +116,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<StoredKey>, String> {
             }
             _ => {}
         }
+        if keys
+            .last()
+            .is_some_and(|prev: &StoredKey| prev.not_before > key.not_before)
+        {
+            return Err(format!(
+                "keys[{i}]: \"not_before\" is earlier than the key before it (keys are oldest first)"
+            ));
+        }
         keys.push(key);
     }
     Ok(keys)
@@ -120,7 +131,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<StoredKey>, String> {
 
 fn parse_key(entry: &Value) -> Result<StoredKey, String> {
     let obj = entry.as_object().ok_or("must be an object")?;
-    const KNOWN: [&str; 5] = ["kid", "alg", "created_at", "retired_at", "private_key_pem"];
+    const KNOWN: [&str; 6] = [
+        "kid",
+        "alg",
+        "created_at",
+        "not_before",
+        "retired_at",
+        "private_key_pem",
+    ];
     if let Some(extra) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!("unknown member {:?}", short(extra)));
     }
@@ -129,6 +147,10 @@ fn parse_key(entry: &Value) -> Result<StoredKey, String> {
         .parse()
         .map_err(|e| format!("\"alg\": {e}"))?;
     let created_at = number(obj, "created_at")?.ok_or("missing member \"created_at\"")?;
+    let not_before = number(obj, "not_before")?.unwrap_or(created_at);
+    if not_before < created_at {
+        return Err("\"not_before\" is before \"created_at\"".to_owned());
+    }
     let retired_at = number(obj, "retired_at")?;
     if let Some(retired) = retired_at
         && retired < created_at
@@ -148,6 +170,7 @@ fn parse_key(entry: &Value) -> Result<StoredKey, String> {
         kid,
         alg,
         created_at,
+        not_before,
         retired_at,
         pair,
         pem,
@@ -188,6 +211,7 @@ struct EntryOut<'a> {
     kid: &'a str,
     alg: &'static str,
     created_at: u64,
+    not_before: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     retired_at: Option<u64>,
     private_key_pem: &'a str,
@@ -202,6 +226,7 @@ pub(crate) fn render(keys: &[StoredKey]) -> Result<Zeroizing<Vec<u8>>, KeyError>
                 kid: &k.kid,
                 alg: k.alg.as_str(),
                 created_at: k.created_at,
+                not_before: k.not_before,
                 retired_at: k.retired_at,
                 private_key_pem: k.pem.as_str(),
             })
@@ -313,6 +338,42 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 }
 
 /// Create `dir` (and missing parents) with mode 0700 if it does not exist.
+/// Take the lock that serializes changes to the key file in `dir` (a
+/// `.signing_keys.lock` file beside it); held until the returned file is
+/// dropped. Waits for another holder to finish.
+pub(crate) fn lock(dir: &Path) -> Result<fs::File, KeyError> {
+    let path = dir.join(format!(".{KEY_FILE_NAME}.lock"));
+    let io_err = |e: io::Error| KeyError::Io {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let file = open_lock_file(&path).map_err(io_err)?;
+    file.lock().map_err(io_err)?;
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn open_lock_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_lock_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
     if dir.is_dir() {
         return Ok(());
@@ -341,6 +402,7 @@ mod tests {
             kid: pair.thumbprint(),
             alg,
             created_at,
+            not_before: created_at,
             retired_at,
             pem: pair.to_pem().unwrap(),
             pair,

@@ -21,7 +21,7 @@
 //! let token = ring.sign(&claims)?;
 //! assert_eq!(ring.verify(&token, "sessiond", "sessiond", now, ttl)?, claims);
 //! let jwks = ring.jwks(now, ttl); // serve as /.well-known/jwks.json
-//! assert_eq!(jwks["keys"][0]["kid"], ring.current_kid());
+//! assert_eq!(jwks["keys"][0]["kid"], ring.newest_kid());
 //! # Ok(())
 //! # }
 //! ```

@@ -21,14 +21,15 @@ use crate::keys::KeyPair;
 pub(crate) struct RingKey {
     pub(crate) kid: String,
     pub(crate) created_at: u64,
+    pub(crate) not_before: u64,
     pub(crate) retired_at: Option<u64>,
     pub(crate) pair: KeyPair,
 }
 
 impl RingKey {
-    /// Whether a verifier at `now` should still accept tokens signed by this key:
-    /// always for the current key, for a retired key while tokens it signed
-    /// before retirement may still be unexpired.
+    /// Whether a verifier at `now` should know this key: a key waiting to
+    /// sign (published ahead), the signer, and a retired key while tokens it
+    /// signed before retirement may still be unexpired.
     pub(crate) fn published_at(&self, now: u64, access_ttl: Duration) -> bool {
         match self.retired_at {
             None => true,
@@ -64,12 +65,13 @@ impl std::fmt::Debug for KeyRing {
                     .field("kid", &self.0.kid)
                     .field("alg", &self.0.pair.algorithm())
                     .field("created_at", &self.0.created_at)
+                    .field("not_before", &self.0.not_before)
                     .field("retired_at", &self.0.retired_at)
                     .finish_non_exhaustive()
             }
         }
         f.debug_struct("KeyRing")
-            .field("current_kid", &self.current_kid())
+            .field("newest_kid", &self.newest().kid)
             .field("keys", &self.keys.iter().map(Entry).collect::<Vec<_>>())
             .field("source", &self.source)
             .finish()
@@ -90,13 +92,14 @@ fn crypto(e: String) -> KeyError {
     KeyError::Crypto(e)
 }
 
-fn fresh_key(alg: Algorithm, now: u64) -> Result<StoredKey, KeyError> {
+fn fresh_key(alg: Algorithm, now: u64, not_before: u64) -> Result<StoredKey, KeyError> {
     let pair = KeyPair::generate(alg).map_err(crypto)?;
     let pem = pair.to_pem().map_err(crypto)?;
     Ok(StoredKey {
         kid: pair.thumbprint(),
         alg,
         created_at: now,
+        not_before,
         retired_at: None,
         pair,
         pem,
@@ -118,6 +121,7 @@ impl KeyRing {
                 .map(|k| RingKey {
                     kid: k.kid,
                     created_at: k.created_at,
+                    not_before: k.not_before,
                     retired_at: k.retired_at,
                     pair: k.pair,
                 })
@@ -146,7 +150,7 @@ impl KeyRing {
             Err(e) => return Err(e),
         }
         keyfile::ensure_dir(dir)?;
-        let key = fresh_key(alg, now)?;
+        let key = fresh_key(alg, now, now)?;
         let keys = vec![key];
         let contents = keyfile::render(&keys)?;
         match keyfile::write(&path, &contents, WriteMode::CreateNew)? {
@@ -180,6 +184,7 @@ impl KeyRing {
             keys: vec![RingKey {
                 kid: pair.thumbprint(),
                 created_at: 0,
+                not_before: 0,
                 retired_at: None,
                 pair,
             }],
@@ -187,29 +192,37 @@ impl KeyRing {
         })
     }
 
-    /// Add a new key of `alg` to the file in `dir` and make it the signer; the
-    /// previous signer is marked retired at `now`; keys retired before
-    /// `now - access_ttl` are dropped from the file. Returns the new ring and the kid.
+    /// Add a new key of `alg` to the file in `dir` that is published at once
+    /// and signs from `now + delay`, when the previous signer retires;
+    /// keys retired before `now - access_ttl` are dropped from the file.
+    /// Returns the new ring and the new kid.
     ///
-    /// The file is replaced atomically. Concurrent rotations of the same file
-    /// are not serialized: run rotation from one place.
+    /// The delay lets every verifier that caches the JWKS learn the new key
+    /// before the first token it signs. Concurrent rotations of the same
+    /// file are serialized by a lock file beside it, and the file is
+    /// replaced atomically.
     pub fn rotate(
         dir: &Path,
         alg: Algorithm,
         access_ttl: Duration,
         now: u64,
+        delay: Duration,
     ) -> Result<(KeyRing, String), KeyError> {
         let path = Self::path(dir);
+        let _lock = keyfile::lock(dir)?;
         let mut keys = keyfile::read(&path)?;
         let ttl = ttl_secs(access_ttl);
+        let starts = now.saturating_add(delay.as_secs());
         for key in &mut keys {
             if key.retired_at.is_none() {
-                // Never before its own creation, even if the clock went back.
-                key.retired_at = Some(now.max(key.created_at));
+                // It signs until the new key starts; never before its own
+                // start, even if the clock went back.
+                key.retired_at = Some(starts.max(key.not_before));
             }
         }
         keys.retain(|k| k.retired_at.is_some_and(|r| r.saturating_add(ttl) > now));
-        let new = fresh_key(alg, now)?;
+        let last_start = keys.iter().map(|k| k.not_before).max().unwrap_or(0);
+        let new = fresh_key(alg, now, starts.max(last_start))?;
         let kid = new.kid.clone();
         keys.push(new);
         let contents = keyfile::render(&keys)?;
@@ -217,14 +230,24 @@ impl KeyRing {
         Ok((Self::from_stored(keys), kid))
     }
 
-    /// The key id of the current signer.
-    pub fn current_kid(&self) -> &str {
-        &self.current().kid
+    /// The key id of the key that signs tokens issued at `now`.
+    pub fn signing_kid(&self, now: u64) -> &str {
+        &self.signer_at(now).kid
     }
 
-    /// The algorithm of the current signer.
+    /// The key id of the newest key (it may not sign yet).
+    pub fn newest_kid(&self) -> &str {
+        &self.newest().kid
+    }
+
+    /// When the newest key starts (or started) to sign, unix seconds.
+    pub fn newest_signs_from(&self) -> u64 {
+        self.newest().not_before
+    }
+
+    /// The algorithm of the newest key.
     pub fn algorithm(&self) -> Algorithm {
-        self.current().pair.algorithm()
+        self.newest().pair.algorithm()
     }
 
     /// Whether this ring comes from the key file (and so can be rotated)
@@ -233,20 +256,32 @@ impl KeyRing {
         self.source == Source::KeyFile
     }
 
-    fn current(&self) -> &RingKey {
+    fn newest(&self) -> &RingKey {
         // `keys` is never empty: every constructor pushes at least one key.
         &self.keys[self.keys.len() - 1]
+    }
+
+    /// The newest key whose signing has started at `at` (the oldest key if
+    /// none has, which a ring written by `rotate` never lacks).
+    fn signer_at(&self, at: u64) -> &RingKey {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.not_before <= at)
+            .unwrap_or(&self.keys[0])
     }
 
     pub(crate) fn find(&self, kid: &str) -> Option<&RingKey> {
         self.keys.iter().find(|k| k.kid == kid)
     }
 
-    /// Sign with the current key; the header has `alg`, `kid` and `typ: "JWT"`.
+    /// Sign with the key that signs at `claims.iat`; the header has `alg`,
+    /// `kid` and `typ: "JWT"`.
     ///
-    /// Deterministic: the same claims and key always give the same token.
+    /// Deterministic: the same claims always give the same token, also across
+    /// a key rollover (a replayed refresh re-signs with its original key).
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
-        let key = self.current();
+        let key = self.signer_at(claims.iat);
         let header = Header {
             typ: "JWT",
             alg: key.pair.algorithm().as_str(),
@@ -265,9 +300,10 @@ impl KeyRing {
         Ok(token)
     }
 
-    /// Public keys a verifier needs at `now`: the current key and every retired
-    /// key with `retired_at + access_ttl > now`, as `{"keys": [...]}` with
-    /// `kty`, `crv`, `x` (and `y`), `kid`, `alg` and `use: "sig"`; current key first.
+    /// Public keys a verifier needs at `now`: keys waiting to sign, the
+    /// signer, and every retired key with `retired_at + access_ttl > now`, as
+    /// `{"keys": [...]}` with `kty`, `crv`, `x` (and `y`), `kid`, `alg` and
+    /// `use: "sig"`; newest first.
     pub fn jwks(&self, now: u64, access_ttl: Duration) -> Value {
         let keys: Vec<Value> = self
             .keys
@@ -355,7 +391,7 @@ mod tests {
                 // jsonwebtoken 11 computes thumbprints for EC and RSA keys only.
                 assert_eq!(
                     jwk.thumbprint(ThumbprintHash::SHA256).unwrap(),
-                    ring.current_kid()
+                    ring.newest_kid()
                 );
             }
             let (enc, jalg) = their_key(dir.path(), alg);
@@ -391,7 +427,7 @@ mod tests {
             let (dir, ring) = ring(alg);
             let (enc, jalg) = their_key(dir.path(), alg);
             let mut header = jsonwebtoken::Header::new(jalg);
-            header.kid = Some(ring.current_kid().to_owned());
+            header.kid = Some(ring.newest_kid().to_owned());
             for i in 0..20 {
                 let c = claims(1_000 + i);
                 let ours = ring.sign(&c).unwrap();
@@ -422,7 +458,7 @@ mod tests {
                 serde_json::from_slice(&std::fs::read(KeyRing::path(dir.path())).unwrap()).unwrap();
             let pem = file["keys"][0]["private_key_pem"].as_str().unwrap();
             let debug = format!("{ring:?} {ring:#?}");
-            assert!(debug.contains(ring.current_kid()));
+            assert!(debug.contains(ring.newest_kid()));
             for line in pem.lines().filter(|l| !l.starts_with("-----")) {
                 assert!(!debug.contains(line));
             }

@@ -183,7 +183,7 @@ fn oversized_tokens_are_rejected_early() {
 fn alg_none_is_rejected() {
     for alg in Algorithm::ALL {
         let (_dir, ring) = new_ring(alg);
-        let kid = ring.current_kid().to_owned();
+        let kid = ring.newest_kid().to_owned();
         let payload = b64(&serde_json::to_vec(&claims_json()).unwrap());
         for none in ["none", "None", "NONE", "nOnE"] {
             for head in [
@@ -213,7 +213,7 @@ fn alg_none_is_rejected() {
 fn hs256_with_the_public_key_as_secret_is_rejected() {
     for alg in Algorithm::ALL {
         let (_dir, ring) = new_ring(alg);
-        let kid = ring.current_kid().to_owned();
+        let kid = ring.newest_kid().to_owned();
         let jwks = ring.jwks(NOW, TTL);
         let jwk = &jwks["keys"][0];
         let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
@@ -279,7 +279,7 @@ fn hs256_with_the_public_key_as_secret_is_rejected() {
 #[test]
 fn other_algorithms_are_rejected() {
     let (dir, ring) = new_ring(Algorithm::EdDSA);
-    let kid = ring.current_kid().to_owned();
+    let kid = ring.newest_kid().to_owned();
     let pem = pem_of(dir.path(), &kid);
     for other in [
         "RS256", "RS512", "PS256", "ES384", "ES512", "ES256K", "Ed25519", "EdDSA ", "eddsa", "",
@@ -306,7 +306,7 @@ fn algorithm_must_match_the_key() {
     // An ES256 header on an EdDSA key, and the reverse.
     for alg in Algorithm::ALL {
         let (dir, ring) = new_ring(alg);
-        let kid = ring.current_kid().to_owned();
+        let kid = ring.newest_kid().to_owned();
         let pem = pem_of(dir.path(), &kid);
         let other = match alg {
             Algorithm::EdDSA => Algorithm::ES256,
@@ -317,7 +317,7 @@ fn algorithm_must_match_the_key() {
         assert_eq!(verify(&ring, &token), Err(VerifyError::AlgorithmMismatch));
         // Signed by a key of the other algorithm, naming our kid.
         let (odir, oring) = new_ring(other);
-        let opem = pem_of(odir.path(), oring.current_kid());
+        let opem = pem_of(odir.path(), oring.newest_kid());
         let token = sign_raw(&opem, other, &header(other.as_str(), &kid), &claims_json());
         assert_eq!(verify(&ring, &token), Err(VerifyError::AlgorithmMismatch));
     }
@@ -327,7 +327,7 @@ fn algorithm_must_match_the_key() {
 fn key_id_problems() {
     for alg in Algorithm::ALL {
         let (dir, ring) = new_ring(alg);
-        let kid = ring.current_kid().to_owned();
+        let kid = ring.newest_kid().to_owned();
         let pem = pem_of(dir.path(), &kid);
         let a = alg.as_str();
         let cases = [
@@ -391,7 +391,7 @@ fn key_id_problems() {
         assert_eq!(verify(&ring, &token).unwrap(), claims());
         // An embedded jwk / jku never replaces our key.
         let (edir, ering) = new_ring(alg);
-        let epem = pem_of(edir.path(), ering.current_kid());
+        let epem = pem_of(edir.path(), ering.newest_kid());
         let jwk = ering.jwks(NOW, TTL)["keys"][0].clone();
         let head = json!({"alg": a, "kid": kid, "jwk": jwk, "jku": "https://evil.example/jwks"});
         let token = sign_raw(&epem, alg, &head, &claims_json());
@@ -404,11 +404,11 @@ fn same_kid_different_key_is_a_bad_signature() {
     for alg in Algorithm::ALL {
         let (_dir, ring) = new_ring(alg);
         let (odir, other) = new_ring(alg);
-        let opem = pem_of(odir.path(), other.current_kid());
+        let opem = pem_of(odir.path(), other.newest_kid());
         let token = sign_raw(
             &opem,
             alg,
-            &header(alg.as_str(), ring.current_kid()),
+            &header(alg.as_str(), ring.newest_kid()),
             &claims_json(),
         );
         assert_eq!(verify(&ring, &token), Err(VerifyError::BadSignature));
@@ -479,7 +479,7 @@ fn one_changed_payload_byte_is_a_bad_signature() {
 fn claim_checks() {
     for alg in Algorithm::ALL {
         let (dir, ring) = new_ring(alg);
-        let kid = ring.current_kid().to_owned();
+        let kid = ring.newest_kid().to_owned();
         let pem = pem_of(dir.path(), &kid);
         let head = header(alg.as_str(), &kid);
         let with = |edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {

@@ -43,7 +43,7 @@ fn round_trip_both_algorithms() {
 
         // A second process loading the same file verifies and signs the same way.
         let again = KeyRing::load(dir.path()).unwrap();
-        assert_eq!(again.current_kid(), ring.current_kid());
+        assert_eq!(again.newest_kid(), ring.newest_kid());
         assert_eq!(verify(&again, &token).unwrap(), with_role);
         assert_eq!(again.sign(&with_role).unwrap(), token);
 
@@ -53,7 +53,7 @@ fn round_trip_both_algorithms() {
             Algorithm::ES256 => Algorithm::EdDSA,
         };
         let loaded = KeyRing::load_or_create(dir.path(), other, NOW + 5).unwrap();
-        assert_eq!(loaded.current_kid(), ring.current_kid());
+        assert_eq!(loaded.newest_kid(), ring.newest_kid());
         assert_eq!(loaded.algorithm(), alg);
     }
 }
@@ -89,7 +89,7 @@ fn header_has_alg_kid_typ() {
         .unwrap();
         assert_eq!(
             head,
-            serde_json::json!({"typ": "JWT", "alg": alg.as_str(), "kid": ring.current_kid()})
+            serde_json::json!({"typ": "JWT", "alg": alg.as_str(), "kid": ring.newest_kid()})
         );
     }
 }
@@ -98,7 +98,7 @@ fn header_has_alg_kid_typ() {
 fn rotation_moves_the_jwks_window() {
     for alg in Algorithm::ALL {
         let (dir, ring) = new_ring(alg);
-        let k1 = ring.current_kid().to_owned();
+        let k1 = ring.newest_kid().to_owned();
         let t1 = ring.sign(&claims()).unwrap();
         assert_eq!(kids(&ring, NOW), set(&[&k1]));
         assert_eq!(
@@ -108,9 +108,9 @@ fn rotation_moves_the_jwks_window() {
 
         // Rotate at R: the new key signs, both are published.
         let r = NOW + 100;
-        let (ring2, k2) = KeyRing::rotate(dir.path(), alg, TTL, r).unwrap();
+        let (ring2, k2) = KeyRing::rotate(dir.path(), alg, TTL, r, Duration::ZERO).unwrap();
         assert_ne!(k1, k2);
-        assert_eq!(ring2.current_kid(), k2);
+        assert_eq!(ring2.newest_kid(), k2);
         assert_eq!(kids(&ring2, r), set(&[&k1, &k2]));
         let jwks = ring2.jwks(r, TTL);
         assert_eq!(jwks["keys"][0]["kid"], k2.as_str(), "current key first");
@@ -129,7 +129,7 @@ fn rotation_moves_the_jwks_window() {
 
         // The file on disk says the same.
         let loaded = KeyRing::load(dir.path()).unwrap();
-        assert_eq!(loaded.current_kid(), k2);
+        assert_eq!(loaded.newest_kid(), k2);
         assert_eq!(kids(&loaded, r), set(&[&k1, &k2]));
 
         // Published until retired_at + access_ttl, exclusive.
@@ -163,7 +163,7 @@ fn rotation_moves_the_jwks_window() {
 
         // A third rotation after the window drops k1 from the file.
         let r3 = edge + 1;
-        let (ring3, k3) = KeyRing::rotate(dir.path(), alg, TTL, r3).unwrap();
+        let (ring3, k3) = KeyRing::rotate(dir.path(), alg, TTL, r3, Duration::ZERO).unwrap();
         assert_eq!(kids(&ring3, r3), set(&[&k2, &k3]));
         let file: serde_json::Value =
             serde_json::from_slice(&std::fs::read(KeyRing::path(dir.path())).unwrap()).unwrap();
@@ -187,7 +187,8 @@ fn rotation_moves_the_jwks_window() {
 fn rotation_can_change_the_algorithm() {
     let (dir, ring) = new_ring(Algorithm::EdDSA);
     let t1 = ring.sign(&claims()).unwrap();
-    let (ring2, _) = KeyRing::rotate(dir.path(), Algorithm::ES256, TTL, NOW + 1).unwrap();
+    let (ring2, _) =
+        KeyRing::rotate(dir.path(), Algorithm::ES256, TTL, NOW + 1, Duration::ZERO).unwrap();
     assert_eq!(ring2.algorithm(), Algorithm::ES256);
     let t2 = ring2.sign(&claims()).unwrap();
     assert_eq!(verify(&ring2, &t1).unwrap(), claims());
@@ -204,8 +205,15 @@ fn rotation_can_change_the_algorithm() {
 #[test]
 fn rotation_with_zero_ttl_drops_the_old_key() {
     let (dir, ring) = new_ring(Algorithm::EdDSA);
-    let (ring2, k2) = KeyRing::rotate(dir.path(), Algorithm::EdDSA, Duration::ZERO, NOW).unwrap();
-    assert_ne!(ring.current_kid(), k2);
+    let (ring2, k2) = KeyRing::rotate(
+        dir.path(),
+        Algorithm::EdDSA,
+        Duration::ZERO,
+        NOW,
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert_ne!(ring.newest_kid(), k2);
     assert_eq!(
         ring2.jwks(NOW, Duration::ZERO)["keys"]
             .as_array()
@@ -219,7 +227,7 @@ fn rotation_with_zero_ttl_drops_the_old_key() {
 fn rotate_without_a_file_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(
-        KeyRing::rotate(dir.path(), Algorithm::EdDSA, TTL, NOW),
+        KeyRing::rotate(dir.path(), Algorithm::EdDSA, TTL, NOW, Duration::ZERO),
         Err(KeyError::Missing { .. })
     ));
     assert!(matches!(
@@ -239,15 +247,98 @@ fn file_is_0600_and_new_dir_is_0700() {
     assert_eq!(mode(&KeyRing::path(&dir)), 0o600);
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&root.path().join("data")), 0o700);
-    KeyRing::rotate(&dir, Algorithm::EdDSA, TTL, NOW + 1).unwrap();
+    KeyRing::rotate(&dir, Algorithm::EdDSA, TTL, NOW + 1, Duration::ZERO).unwrap();
     assert_eq!(mode(&KeyRing::path(&dir)), 0o600);
-    // No temporary files are left behind.
-    let names: Vec<String> = std::fs::read_dir(&dir)
+    // No temporary files are left behind; the lock file is private too.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["signing_keys.json".to_owned()]);
+    names.sort();
+    assert_eq!(names, [".signing_keys.json.lock", "signing_keys.json"]);
+    assert_eq!(mode(&dir.join(".signing_keys.json.lock")), 0o600);
     drop(ring);
+}
+
+/// A rotation with a delay publishes the new key at once and signs with it
+/// only from `now + delay`; until then the previous key signs.
+#[test]
+fn a_new_key_is_published_before_it_signs() {
+    for alg in Algorithm::ALL {
+        let (dir, ring) = new_ring(alg);
+        let k1 = ring.newest_kid().to_owned();
+        let delay = Duration::from_secs(90);
+        let r = NOW + 100;
+        let (ring2, k2) = KeyRing::rotate(dir.path(), alg, TTL, r, delay).unwrap();
+        assert_eq!(ring2.newest_kid(), k2);
+        assert_eq!(ring2.newest_signs_from(), r + 90);
+        // Published right away…
+        assert_eq!(kids(&ring2, r), set(&[&k1, &k2]));
+        // …but k1 signs until r + 90, k2 from then on.
+        assert_eq!(ring2.signing_kid(r), k1);
+        assert_eq!(ring2.signing_kid(r + 89), k1);
+        assert_eq!(ring2.signing_kid(r + 90), k2);
+        let kid_of = |iat: u64| {
+            let t = ring2
+                .sign(&AccessClaims {
+                    iat,
+                    exp: iat + 900,
+                    ..claims()
+                })
+                .unwrap();
+            jsonwebtoken::decode_header(&t).unwrap().kid.unwrap()
+        };
+        assert_eq!(kid_of(r + 89), k1);
+        assert_eq!(kid_of(r + 90), k2);
+        // k1 retires when k2 starts and stays published for the tokens it
+        // signed until then.
+        let edge = r + 90 + TTL.as_secs();
+        assert_eq!(kids(&ring2, edge - 1), set(&[&k1, &k2]));
+        assert_eq!(kids(&ring2, edge), set(&[&k2]));
+        // The file says the same after a reload.
+        let loaded = KeyRing::load(dir.path()).unwrap();
+        assert_eq!(loaded.signing_kid(r), k1);
+        assert_eq!(loaded.signing_kid(r + 90), k2);
+
+        // Rotating again before k2 starts: k2 signs from r + 90 to the new
+        // start, the third key after that.
+        let (ring3, k3) = KeyRing::rotate(dir.path(), alg, TTL, r + 30, delay).unwrap();
+        assert_eq!(ring3.signing_kid(r + 89), k1);
+        assert_eq!(ring3.signing_kid(r + 90), k2);
+        assert_eq!(ring3.signing_kid(r + 120), k3);
+        assert_eq!(kids(&ring3, r + 30), set(&[&k1, &k2, &k3]));
+    }
+}
+
+/// Rotations racing each other do not lose keys: each one reads what the
+/// previous one wrote.
+#[test]
+fn concurrent_rotations_are_serialized() {
+    let (dir, _) = new_ring(Algorithm::EdDSA);
+    let path = dir.path().to_owned();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                KeyRing::rotate(
+                    &path,
+                    Algorithm::EdDSA,
+                    Duration::from_secs(3600),
+                    NOW + i,
+                    Duration::from_secs(90),
+                )
+                .unwrap()
+                .1
+            })
+        })
+        .collect();
+    let new_kids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ring = KeyRing::load(&path).unwrap();
+    let published = kids(&ring, NOW + 8);
+    for kid in &new_kids {
+        assert!(published.contains(kid.as_str()), "a rotation was lost");
+    }
+    assert_eq!(published.len(), 9);
 }
 
 #[test]
@@ -261,7 +352,7 @@ fn concurrent_creation_agrees_on_one_key() {
                 std::thread::spawn(move || {
                     KeyRing::load_or_create(&path, Algorithm::EdDSA, NOW)
                         .unwrap()
-                        .current_kid()
+                        .newest_kid()
                         .to_owned()
                 })
             })
@@ -270,7 +361,7 @@ fn concurrent_creation_agrees_on_one_key() {
         assert_eq!(kids.len(), 1, "{kids:?}");
         let on_disk = KeyRing::load(&path).unwrap();
         assert_eq!(
-            Some(on_disk.current_kid()),
+            Some(on_disk.newest_kid()),
             kids.iter().next().map(String::as_str)
         );
     }
@@ -324,7 +415,7 @@ fn corrupt_files_give_key_errors() {
             }
         }
         assert!(matches!(
-            KeyRing::rotate(dir.path(), Algorithm::EdDSA, TTL, NOW),
+            KeyRing::rotate(dir.path(), Algorithm::EdDSA, TTL, NOW, Duration::ZERO),
             Err(KeyError::Corrupt { .. })
         ));
         // A corrupt file is reported, never replaced by a fresh key.
@@ -346,15 +437,15 @@ fn key_file_that_is_a_directory_is_reported() {
 fn operator_pem_files() {
     for alg in Algorithm::ALL {
         let (dir, ring) = new_ring(alg);
-        let pem = pem_of(dir.path(), ring.current_kid());
+        let pem = pem_of(dir.path(), ring.newest_kid());
         let pem_path = dir.path().join("operator.pem");
         std::fs::write(&pem_path, &pem).unwrap();
         let op = KeyRing::from_pem_file(&pem_path, alg).unwrap();
         assert!(!op.is_rotatable());
-        assert_eq!(op.current_kid(), ring.current_kid());
+        assert_eq!(op.newest_kid(), ring.newest_kid());
         let token = op.sign(&claims()).unwrap();
         assert_eq!(verify(&ring, &token).unwrap(), claims());
-        assert_eq!(kids(&op, NOW), set(&[ring.current_kid()]));
+        assert_eq!(kids(&op, NOW), set(&[ring.newest_kid()]));
 
         let other = match alg {
             Algorithm::EdDSA => Algorithm::ES256,
@@ -394,7 +485,7 @@ fn openssl_style_pem_files() {
     let ring = KeyRing::from_pem_file(&path, Algorithm::EdDSA).unwrap();
     // RFC 8037 Appendix A.3.
     assert_eq!(
-        ring.current_kid(),
+        ring.newest_kid(),
         "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
     );
 

@@ -23,7 +23,11 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl: Duration,
+    jwks_max_age: Duration,
 }
+
+/// The longest a JWKS answer may be cached.
+const JWKS_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Unix seconds of `t` (before 1970: 0).
 fn secs(t: Timestamp) -> u64 {
@@ -76,6 +80,9 @@ impl AccessTokens {
             issuer: config.jwt.issuer.clone(),
             audience: config.jwt.audience.clone(),
             ttl: config.jwt.access_ttl,
+            // A cache that honours max-age has refetched the JWKS before a
+            // key published by `keys rotate` signs its first token.
+            jwks_max_age: JWKS_MAX_AGE.min(config.jwt.rollover_delay / 2),
         })
     }
 
@@ -104,7 +111,11 @@ impl AccessTokens {
         }
         match KeyRing::load(dir) {
             Ok(ring) => {
-                tracing::info!(kid = ring.current_kid(), "signing keys reloaded");
+                tracing::info!(
+                    newest_kid = ring.newest_kid(),
+                    signs_from = ring.newest_signs_from(),
+                    "signing keys reloaded"
+                );
                 match self.ring.write() {
                     Ok(mut r) => *r = Arc::new(ring),
                     Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
@@ -153,10 +164,15 @@ impl AccessTokens {
             .verify(token, &self.issuer, &self.audience, now_secs(), self.ttl)
     }
 
-    /// The JWKS document: the current key and every retired key whose tokens
-    /// may still be live.
+    /// The JWKS document: keys about to sign, the signer, and every retired
+    /// key whose tokens may still be live.
     pub fn jwks(&self) -> serde_json::Value {
         self.ring().jwks(now_secs(), self.ttl)
+    }
+
+    /// How long the JWKS document may be cached, in seconds.
+    pub fn jwks_max_age_secs(&self) -> u64 {
+        self.jwks_max_age.as_secs()
     }
 }
 

@@ -63,10 +63,12 @@ pub enum Command {
 /// `sessiond keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a new signing key (of `jwt.algorithm`) and sign with it from now
-    /// on; the previous key stays in the JWKS until every token it signed
-    /// has expired (`jwt.access_ttl`). A running server picks it up within a
-    /// second.
+    /// Add a new signing key (of `jwt.algorithm`): published in the JWKS at
+    /// once, signing after `jwt.rollover_delay` (so verifiers that cache the
+    /// JWKS know it before its first token); the previous key then stays in
+    /// the JWKS until every token it signed has expired (`jwt.access_ttl`).
+    /// Running servers pick the change up within a second. Runs of this
+    /// command are serialized by a lock file.
     Rotate {
         /// TOML configuration file.
         #[arg(long, value_name = "FILE")]
@@ -74,6 +76,10 @@ pub enum KeysCommand {
         /// Directory of the API key file and signing keys.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Sign with the new key after this long instead of
+        /// `jwt.rollover_delay` (e.g. "0s" when no verifier caches the JWKS).
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_text::parse)]
+        delay: Option<std::time::Duration>,
     },
 }
 
@@ -315,7 +321,12 @@ fn execute(command: Command) -> Result<(), Failure> {
             }
         }
         Command::Keys {
-            command: KeysCommand::Rotate { config, data_dir },
+            command:
+                KeysCommand::Rotate {
+                    config,
+                    data_dir,
+                    delay,
+                },
         } => {
             let flags = Overrides {
                 data_dir,
@@ -331,12 +342,22 @@ fn execute(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::usage(format!("error: {e}")))?;
             let dir = crate::access_tokens::key_dir(&config);
             let now = crate::access_tokens::now_secs();
-            let (_, kid) = sessiond_jwt::KeyRing::rotate(&dir, alg, config.jwt.access_ttl, now)
-                .map_err(|e| Failure::runtime(format!("cannot rotate the signing keys: {e}")))?;
+            let delay = delay.unwrap_or(config.jwt.rollover_delay);
+            let (ring, kid) =
+                sessiond_jwt::KeyRing::rotate(&dir, alg, config.jwt.access_ttl, now, delay)
+                    .map_err(|e| {
+                        Failure::runtime(format!("cannot rotate the signing keys: {e}"))
+                    })?;
+            let starts =
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(ring.newest_signs_from());
             println!(
-                "new signing key {kid} ({}) in {}",
+                "new signing key {kid} ({}) in {}: in the JWKS now, signing from {} (in {})",
                 alg.as_str(),
-                dir.display()
+                dir.display(),
+                humantime::format_rfc3339_seconds(starts),
+                crate::config::duration_text::format(std::time::Duration::from_secs(
+                    ring.newest_signs_from().saturating_sub(now)
+                )),
             );
             Ok(())
         }

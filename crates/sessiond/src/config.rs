@@ -148,6 +148,11 @@ pub struct JwtConfig {
     /// A PEM (PKCS#8) private key to sign with instead of the keys generated
     /// into `data_dir` (then `sessiond keys rotate` does not apply).
     pub key_file: Option<PathBuf>,
+    /// How long after `sessiond keys rotate` the new key starts to sign. It
+    /// is in the JWKS from the start, so verifiers that cache the JWKS learn
+    /// it first; the JWKS is served with `max-age` of at most half of this.
+    #[serde(with = "duration_text")]
+    pub rollover_delay: Duration,
 }
 
 /// Refresh token settings.
@@ -357,6 +362,7 @@ impl Default for JwtConfig {
             access_ttl: Duration::from_secs(15 * 60),
             algorithm: "EdDSA".to_owned(),
             key_file: None,
+            rollover_delay: Duration::from_secs(120),
         }
     }
 }
@@ -722,6 +728,12 @@ impl Config {
             Duration::from_secs(1),
             Duration::from_secs(24 * 3600),
         )?;
+        check_range(
+            "jwt.rollover_delay",
+            j.rollover_delay,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
         if !matches!(j.algorithm.as_str(), "EdDSA" | "ES256") {
             return Err(ConfigError::invalid(
                 "jwt.algorithm",
@@ -938,7 +950,7 @@ fn expectation(key: &str) -> Option<&'static str> {
             "limits",
             "header_read_timeout" | "idle_timeout" | "drain_timeout",
         ]
-        | ["jwt", "access_ttl"]
+        | ["jwt", "access_ttl" | "rollover_delay"]
         | ["refresh", "reuse_grace"]
         | ["roles", _, "idle_ttl" | "absolute_ttl"] => DURATION_EXPECTED,
         ["default_mode"] => "expected one of opaque, jwt",

@@ -1,7 +1,8 @@
 //! A third-party verifier accepts sessiond's access tokens: PyJWT (from
 //! PyPI, installed by `scripts/test`) verifies them offline through the JWKS
-//! endpoint, for both algorithms; after `sessiond keys rotate` and the expiry
-//! of the old key's tokens, it rejects a token of the old key.
+//! endpoint, for both algorithms; a long-lived `PyJWKClient` never fails
+//! while `sessiond keys rotate` rolls the key over; after the expiry of the
+//! old key's tokens, it rejects a token of the old key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -82,9 +83,10 @@ async fn pyjwt_verifies_through_jwks_and_drops_the_old_key_after_rotation() {
     forged.push(if old.ends_with('A') { 'B' } else { 'A' });
     assert!(verify_blocking(&s, &forged, false).await.is_err());
 
-    // Rotate with the operator command, as on a production host.
+    // Rotate with the operator command, as on a production host, signing
+    // with the new key at once.
     let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args(["keys", "rotate", "--data-dir"])
+        .args(["keys", "rotate", "--delay", "0s", "--data-dir"])
         .arg(&data_dir)
         .env("SESSIOND_JWT__ACCESS_TTL", format!("{}s", TTL.as_secs()))
         .output()
@@ -139,5 +141,68 @@ async fn pyjwt_verifies_es256_tokens() {
     .unwrap();
     assert_eq!(h["alg"], "ES256");
     assert_eq!(verify_blocking(&s, &token, false).await, Ok(sid));
+    s.shutdown().await;
+}
+
+/// The rollover as a Python service sees it: one `PyJWKClient` (its JWKS
+/// cache and its 30 s cooldown on refetching for an unknown `kid`, scaled
+/// down here with the rollover delay) verifies fresh tokens continuously
+/// while `sessiond keys rotate` runs. The new key is published first and
+/// signs only after the delay, so no verification fails; with no delay the
+/// client meets an unknown kid inside its cooldown and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_lived_pyjwt_client_never_fails_across_a_key_rotation() {
+    let delay = Duration::from_secs(6);
+    let s = TestServer::start_with(Backend::Embedded, |c| {
+        c.jwt.rollover_delay = delay;
+        c.limits.failed_auth_per_minute = 10_000;
+    })
+    .await;
+    let r = s
+        .anon(Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyjwt/rollover.py");
+    let verifier = std::process::Command::new("python3")
+        .arg(script)
+        .arg(s.url(""))
+        .arg(common::API_KEY)
+        // Run 12 s; cache the JWKS 60 s (never expires here); refetch for
+        // an unknown kid at most every 5 s.
+        .args(["12", "60", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is required for this test (scripts/test installs PyJWT)");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["keys", "rotate", "--data-dir"])
+        .arg(s.data_dir())
+        .env("SESSIOND_JWT__ROLLOVER_DELAY", "6s")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("signing from"), "{said}");
+    let out = tokio::task::spawn_blocking(move || verifier.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("ModuleNotFoundError"),
+        "verifier failed (PyJWT missing? run scripts/test): {stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["ok"].as_u64().unwrap() > 20, "{report}");
+    // Both keys signed during the run: the rollover did happen.
+    assert_eq!(report["kids"].as_array().unwrap().len(), 2, "{report}");
     s.shutdown().await;
 }

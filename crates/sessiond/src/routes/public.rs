@@ -227,16 +227,18 @@ pub async fn refresh(
     Ok((Extension(LoggedSession(id)), axum::Json(body)).into_response())
 }
 
-/// The public keys that verify access tokens: the current signing key and
-/// the previous ones while tokens they signed may still be live.
+/// The public keys that verify access tokens: a key that is about to sign
+/// (published ahead of its first token), the signing key, and the previous
+/// ones while tokens they signed may still be live.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "public",
     responses((status = 200, description = "JSON Web Key Set (RFC 7517)", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    (
-        [(header::CACHE_CONTROL, "public, max-age=60")],
-        axum::Json(state.tokens.jwks()),
-    )
-        .into_response()
+    let cache = format!("public, max-age={}", state.tokens.jwks_max_age_secs());
+    let mut response = axum::Json(state.tokens.jwks()).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cache) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    response
 }
 
 #[cfg(test)]
