@@ -410,7 +410,7 @@ fn store_config(args: &StoreArgs) -> Result<Config, Failure> {
 }
 
 fn describe_store(args: &StoreArgs) -> Result<String, Failure> {
-    Ok(stores::describe(&store_config(args)?.store))
+    Ok(crate::config::describe_store(&store_config(args)?.store))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -440,7 +440,7 @@ where
         let store: Arc<dyn Store> = stores::open(&config).await.map_err(|e| {
             Failure::runtime(format!(
                 "cannot open the store {}: {e}",
-                stores::describe(&config.store)
+                crate::config::describe_store(&config.store)
             ))
         })?;
         let engine = Engine::new(Arc::clone(&store), config.policy());

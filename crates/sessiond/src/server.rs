@@ -71,7 +71,7 @@ impl RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
     let listener = bind(&config).await?;
     let store = stores::open(&config).await.map_err(|e| ServeError::Store {
-        store: stores::describe(&config.store),
+        store: crate::config::describe_store(&config.store),
         reason: e.to_string(),
     })?;
     launch(config, listener, store).await
@@ -147,7 +147,7 @@ async fn launch(
     let app = router(state, &config);
     let limits = config.connection_limits();
     let (stop, stopped) = oneshot::channel::<()>();
-    let store_desc = stores::describe(&config.store);
+    let store_desc = crate::config::describe_store(&config.store);
     let task = tokio::spawn(async move {
         connections::serve(listener, app, limits, async {
             let _ = stopped.await;

@@ -46,55 +46,13 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     }
     Err(StoreError::Unavailable(format!(
         "store {} is not supported; use embedded:PATH, redis:// or rediss://",
-        describe(url)
+        crate::config::describe_store(url)
     )))
-}
-
-/// `url` fit for logs: the user-info part of a Redis URL keeps its user name
-/// but its password becomes `***` (`redis://:***@host:6379/`). Other store
-/// names are returned as they are.
-pub fn describe(store_url: &str) -> String {
-    let Some(scheme_end) = store_url.find("://") else {
-        return store_url.to_owned();
-    };
-    let (scheme, rest) = store_url.split_at(scheme_end + 3);
-    // The last '@' ends the user info even if a password holds a raw '@'.
-    let Some(at) = rest.rfind('@') else {
-        return store_url.to_owned();
-    };
-    let (userinfo, host) = rest.split_at(at);
-    let masked = match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{user}:***"),
-        // `redis://secret@host` is read as a user name by some clients and as
-        // a password by people: never print it.
-        None if userinfo.is_empty() => String::new(),
-        None => "***".to_owned(),
-    };
-    format!("{scheme}{masked}{host}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn describe_masks_passwords_only() {
-        assert_eq!(describe("embedded:./data"), "embedded:./data");
-        assert_eq!(
-            describe("redis://127.0.0.1:6379/0"),
-            "redis://127.0.0.1:6379/0"
-        );
-        assert_eq!(
-            describe("redis://:hunter2@cache:6379/"),
-            "redis://:***@cache:6379/"
-        );
-        assert_eq!(
-            describe("rediss://app:p@ss@cache.example:6380/1"),
-            "rediss://app:***@cache.example:6380/1"
-        );
-        assert_eq!(describe("redis://token@cache/"), "redis://***@cache/");
-        assert!(!describe("redis://u:s3cret@h/").contains("s3cret"));
-    }
 
     #[tokio::test]
     async fn opens_an_embedded_store_relative_path() {

@@ -1,0 +1,199 @@
+//! Turning what the layering reports into one line that names the key, the
+//! value and what is accepted.
+
+use super::error::{one_line, quoted};
+use super::{ConfigError, DURATION_EXPECTED, describe_store};
+
+/// Turn an error of the `config` crate into one naming key, value and what is
+/// accepted; the value is read back from the merged tree.
+pub(super) fn explain(err: &config::ConfigError, tree: &config::Value) -> ConfigError {
+    let (key, inner) = unwrap_key(err);
+    let message = inner.to_string();
+    if let Some(field) = unknown_field(&message) {
+        let key = match key {
+            Some(k) if !k.is_empty() => format!("{k}.{field}"),
+            _ => field,
+        };
+        return ConfigError::UnknownKey { key };
+    }
+    if let config::ConfigError::NotFound(missing) = inner {
+        let key = match key {
+            Some(k) if !k.is_empty() && k != *missing => k,
+            _ => missing.clone(),
+        };
+        let reason = expectation(&key).unwrap_or("expected a value").to_owned();
+        return ConfigError::Missing { key, reason };
+    }
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return ConfigError::Other(one_line(&message));
+    };
+    let reason = match (expectation(&key), inner) {
+        (Some(e), _) => e.to_owned(),
+        (None, config::ConfigError::Type { expected, .. }) => format!("expected {expected}"),
+        (None, _) => one_line(&message),
+    };
+    let value = if key == "api_key" {
+        "\"***\"".to_owned()
+    } else if key == "store" {
+        lookup(tree, &key).map_or_else(
+            || "?".to_owned(),
+            |v| match &v.kind {
+                config::ValueKind::String(s) => quoted(&describe_store(s)),
+                _ => render(v),
+            },
+        )
+    } else {
+        lookup(tree, &key).map_or_else(|| "?".to_owned(), render)
+    };
+    ConfigError::invalid(key, value, reason)
+}
+
+/// The key an error is about and the error underneath the key annotations.
+fn unwrap_key(err: &config::ConfigError) -> (Option<String>, &config::ConfigError) {
+    match err {
+        config::ConfigError::At { error, key, .. } => {
+            let (inner_key, inner) = unwrap_key(error);
+            (key.clone().or(inner_key), inner)
+        }
+        config::ConfigError::Type { key, .. } => (key.clone(), err),
+        config::ConfigError::NotFound(key) => (Some(key.clone()), err),
+        other => (None, other),
+    }
+}
+
+/// `unknown field `x`, expected …` (serde's wording) → `x`.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest
+        .rfind("`, expected")
+        .or_else(|| rest.rfind("`, there are no fields"))?;
+    Some(rest[..end].to_owned())
+}
+
+fn lookup<'a>(tree: &'a config::Value, key: &str) -> Option<&'a config::Value> {
+    let mut node = tree;
+    for part in key.split('.') {
+        match &node.kind {
+            config::ValueKind::Table(t) => node = t.get(part)?,
+            _ => return None,
+        }
+    }
+    Some(node)
+}
+
+fn render(v: &config::Value) -> String {
+    match &v.kind {
+        config::ValueKind::String(s) => quoted(s),
+        config::ValueKind::Table(_) => "a table".to_owned(),
+        config::ValueKind::Array(_) => "a list".to_owned(),
+        config::ValueKind::Nil => "nothing".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// What a key accepts, for error messages.
+pub(super) fn expectation(key: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = key.split('.').collect();
+    Some(match parts.as_slice() {
+        ["touch_interval" | "store_timeout" | "request_timeout"]
+        | [
+            "limits",
+            "header_read_timeout" | "idle_timeout" | "drain_timeout",
+        ]
+        | ["jwt", "access_ttl" | "rollover_delay"]
+        | ["refresh", "reuse_grace"]
+        | ["roles", _, "idle_ttl" | "absolute_ttl"] => DURATION_EXPECTED,
+        ["default_mode"] => "expected one of opaque, jwt",
+        ["max_sessions_policy"] => "expected one of evict_oldest, reject",
+        ["cookie", "same_site"] => "expected one of strict, lax, none",
+        ["log", "format"] => "expected one of text, json",
+        [
+            "limits",
+            "max_body_bytes" | "max_data_bytes" | "max_header_bytes" | "max_connections",
+        ]
+        | ["roles", _, "max_sessions"] => "expected a whole number above 0",
+        ["limits", "failed_auth_per_minute"] => "expected a whole number (0 turns the limit off)",
+        ["strict_roles"] | ["cookie", "secure"] => "expected true or false",
+        ["trusted_proxies"] => {
+            "expected a list of IP addresses or CIDR ranges, or one comma-separated string"
+        }
+        ["limits" | "cookie" | "jwt" | "refresh" | "log"] => "expected a table",
+        ["roles"] => "expected a table of roles",
+        ["roles", _] => "expected a table with idle_ttl, absolute_ttl and max_sessions",
+        ["listen" | "store" | "data_dir" | "api_key" | "key_prefix" | "store_ca_file"]
+        | ["cookie", "name" | "domain" | "path"]
+        | ["jwt", "issuer" | "audience" | "algorithm" | "key_file"] => "expected a string",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{error, from};
+
+    #[test]
+    fn bad_values_name_key_value_and_what_is_accepted() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[jwt]\naccess_ttl = \"15 parsecs\"",
+                r#"invalid config: jwt.access_ttl = "15 parsecs": expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+            ),
+            (
+                "max_sessions_policy = \"random\"",
+                r#"invalid config: max_sessions_policy = "random": expected one of evict_oldest, reject"#,
+            ),
+            (
+                "default_mode = \"cookie\"",
+                r#"invalid config: default_mode = "cookie": expected one of opaque, jwt"#,
+            ),
+            (
+                "[cookie]\nsame_site = \"sometimes\"",
+                r#"invalid config: cookie.same_site = "sometimes": expected one of strict, lax, none"#,
+            ),
+            (
+                "[log]\nformat = \"xml\"",
+                r#"invalid config: log.format = "xml": expected one of text, json"#,
+            ),
+            (
+                "[limits]\nmax_body_bytes = \"lots\"",
+                r#"invalid config: limits.max_body_bytes = "lots": expected a whole number above 0"#,
+            ),
+            (
+                "[limits]\nmax_body_bytes = -5",
+                "invalid config: limits.max_body_bytes = -5: expected a whole number above 0",
+            ),
+            (
+                "touch_interval = 60",
+                r#"invalid config: touch_interval = 60: expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+            ),
+            (
+                "[cookie]\nsecure = \"maybe\"",
+                r#"invalid config: cookie.secure = "maybe": expected true or false"#,
+            ),
+            ("jwt = 5", "invalid config: jwt = 5: expected a table"),
+            (
+                "[roles.admin]\nidle_ttl = \"soon\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1",
+                r#"invalid config: roles.admin.idle_ttl = "soon": expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+            ),
+            (
+                "[roles.admin]\nidle_ttl = \"1m\"",
+                "invalid config: roles.admin.absolute_ttl is missing: expected a duration like \"900ms\", \"30s\", \"15m\", \"12h\", \"30d\"",
+            ),
+        ];
+        for (toml, expected) in cases {
+            assert_eq!(&error(toml), expected, "{toml}");
+        }
+        assert_eq!(
+            from("", &[("SESSIOND_JWT__ACCESS_TTL", "15 parsecs")])
+                .unwrap_err()
+                .to_string(),
+            r#"invalid config: jwt.access_ttl = "15 parsecs": expected a duration like "900ms", "30s", "15m", "12h", "30d""#
+        );
+        assert_eq!(
+            from("", &[("SESSIOND_LIMITS__MAX_DATA_BYTES", "many")])
+                .unwrap_err()
+                .to_string(),
+            r#"invalid config: limits.max_data_bytes = "many": expected a whole number above 0"#
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! Loading the configuration: defaults, then a TOML file, then `SESSIOND_*`
+//! environment variables, then flags (flags win).
+
+use std::path::Path;
+
+use super::error::one_line;
+use super::explain::explain;
+use super::{Config, ConfigError, ENV_PREFIX, LogFormat, Mode, Overrides};
+
+impl Config {
+    /// The effective configuration: defaults, then `file` (TOML), then the
+    /// `SESSIOND_*` environment, then `flags`; validated.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
+        let text = file.map(read_file).transpose()?;
+        let env = process_env()?;
+        let name = file.map(|p| p.display().to_string());
+        let toml = text
+            .as_deref()
+            .map(|t| (t, name.as_deref().unwrap_or("config")));
+        Self::layered(toml, &env, flags)
+    }
+
+    /// The defaults and `file` alone (no environment, no flags), validated:
+    /// what `sessiond config check FILE` reports on.
+    pub fn check_file(file: &Path) -> Result<Config, ConfigError> {
+        let text = read_file(file)?;
+        let name = file.display().to_string();
+        Self::layered(Some((&text, &name)), &[], &Overrides::default())
+    }
+
+    /// [`Config::load`] over explicit sources: the file's text, the
+    /// environment as `(name, value)` pairs (only `SESSIOND_*` names count),
+    /// and the flags; validated.
+    pub fn from_sources(
+        toml: Option<&str>,
+        env: &[(String, String)],
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        Self::layered(toml.map(|t| (t, "config file")), env, flags)
+    }
+
+    fn layered(
+        toml: Option<(&str, &str)>,
+        env: &[(String, String)],
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let other = |e: config::ConfigError| ConfigError::Other(one_line(&e.to_string()));
+        let defaults = config::Config::try_from(&Config::default()).map_err(other)?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some((text, name)) = toml {
+            check_toml(text, name)?;
+            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
+        }
+        let prefix = format!("{ENV_PREFIX}_");
+        let vars: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| {
+                k.len() > prefix.len() && k[..prefix.len()].eq_ignore_ascii_case(&prefix)
+            })
+            .cloned()
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .ignore_empty(true)
+                .source(Some(vars)),
+        );
+        let data_dir = flags.data_dir.as_ref().map(|d| d.display().to_string());
+        builder = builder
+            .set_override_option("listen", flags.listen.clone())
+            .and_then(|b| b.set_override_option("store", flags.store.clone()))
+            .and_then(|b| b.set_override_option("data_dir", data_dir))
+            .and_then(|b| {
+                b.set_override_option("log.format", flags.log_format.map(LogFormat::as_str))
+            })
+            .and_then(|b| {
+                b.set_override_option("default_mode", flags.default_mode.map(Mode::as_str))
+            })
+            .map_err(other)?;
+        let merged = builder.build().map_err(other)?;
+        let config: Config = merged
+            .clone()
+            .try_deserialize()
+            .map_err(|e| explain(&e, &merged.cache))?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// `SESSIOND_*` variables of the process (others are never read).
+fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
+    let prefix = format!("{ENV_PREFIX}_");
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        if !(name.len() > prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(&prefix)) {
+            continue;
+        }
+        let value = value.into_string().map_err(|_| {
+            ConfigError::invalid(name.clone(), "(not UTF-8)", "expected a UTF-8 value")
+        })?;
+        vars.push((name, value));
+    }
+    Ok(vars)
+}
+
+/// Reject a file that is not TOML with one line giving line and column.
+fn check_toml(text: &str, file: &str) -> Result<(), ConfigError> {
+    match text.parse::<toml::Table>() {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let at = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = text.get(..at).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            Err(ConfigError::Syntax {
+                file: file.to_owned(),
+                line,
+                column,
+                message: one_line(e.message()),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{env, error, from};
+    use crate::config::*;
+    use sessiond_engine::{LimitPolicy, RolePolicy};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = Config::from_sources(None, &[], &Overrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen, "127.0.0.1:7420");
+        assert_eq!(c.store, "embedded:./data");
+        assert_eq!(c.touch_interval, Duration::from_secs(60));
+        assert_eq!(c.jwt.access_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh.reuse_grace, Duration::from_secs(10));
+        assert_eq!(c.limits.max_body_bytes, 65_536);
+        assert_eq!(c.cookie.same_site, SameSite::Lax);
+        assert!(c.cookie.secure);
+        let d = &c.roles["default"];
+        assert_eq!(d.idle_ttl, Duration::from_secs(1800));
+        assert_eq!(d.absolute_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(d.max_sessions, 10);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_spec_example_file_loads() {
+        let c = from(
+            r#"
+listen = "0.0.0.0:8080"
+store = "redis://127.0.0.1:6379/"
+data_dir = "/var/lib/sessiond"
+default_mode = "jwt"
+touch_interval = "30s"
+max_sessions_policy = "reject"
+key_prefix = "app:"
+store_timeout = "900ms"
+
+[limits]
+max_body_bytes = 32768
+max_data_bytes = 8192
+
+[cookie]
+name = "sid"
+same_site = "strict"
+domain = "example.com"
+
+[jwt]
+access_ttl = "5m"
+algorithm = "ES256"
+
+[log]
+format = "json"
+
+[roles.admin]
+idle_ttl = "15m"
+absolute_ttl = "12h"
+max_sessions = 2
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.default_mode, Mode::Jwt);
+        assert_eq!(c.max_sessions_policy, MaxSessionsPolicy::Reject);
+        assert_eq!(c.store_timeout, Duration::from_millis(900));
+        assert_eq!(c.limits.max_body_bytes, 32_768);
+        assert_eq!(c.limits.failed_auth_per_minute, 30);
+        assert_eq!(c.cookie.domain.as_deref(), Some("example.com"));
+        assert_eq!(c.cookie.path, "/");
+        assert_eq!(c.log.format, LogFormat::Json);
+        // A file that adds a role keeps the default role.
+        assert_eq!(c.roles.len(), 2);
+        assert_eq!(c.roles["default"], RoleConfig::default());
+        let p = c.policy();
+        assert_eq!(p.limit_policy, LimitPolicy::Reject);
+        assert_eq!(p.default_role, RolePolicy::default());
+        assert_eq!(p.roles.len(), 1);
+        assert_eq!(p.roles["admin"].max_sessions, 2);
+        assert_eq!(
+            p.roles["admin"].absolute_ttl,
+            Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(p.touch_interval, Duration::from_secs(30));
+        assert_eq!(p.max_data_bytes, 8192);
+        assert_eq!(p.store_timeout, Duration::from_millis(900));
+    }
+
+    #[test]
+    fn a_partial_default_role_keeps_the_other_defaults() {
+        let c = from("[roles.default]\nmax_sessions = 3\n", &[]).unwrap();
+        assert_eq!(c.roles["default"].max_sessions, 3);
+        assert_eq!(c.roles["default"].idle_ttl, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let file = "listen = \"127.0.0.1:1\"\nstore = \"embedded:/file\"\ndata_dir = \"/file\"\n";
+        let vars = env(&[
+            ("SESSIOND_LISTEN", "127.0.0.1:2"),
+            ("SESSIOND_STORE", "embedded:/env"),
+            ("SESSIOND_LOG__FORMAT", "json"),
+        ]);
+        let flags = Overrides {
+            listen: Some("127.0.0.1:3".to_owned()),
+            default_mode: Some(Mode::Jwt),
+            ..Overrides::default()
+        };
+        let c = Config::from_sources(Some(file), &vars, &flags).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:3");
+        assert_eq!(c.store, "embedded:/env");
+        assert_eq!(c.data_dir, PathBuf::from("/file"));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.default_mode, Mode::Jwt);
+        assert_eq!(c.key_prefix, "sessiond:");
+
+        let flags = Overrides {
+            store: Some("redis://h:1/".to_owned()),
+            data_dir: Some(PathBuf::from("/flag")),
+            log_format: Some(LogFormat::Text),
+            ..Overrides::default()
+        };
+        let c = Config::from_sources(Some(file), &vars, &flags).unwrap();
+        assert_eq!(c.store, "redis://h:1/");
+        assert_eq!(c.data_dir, PathBuf::from("/flag"));
+        assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn env_reaches_nested_keys_with_typed_values() {
+        let c = from(
+            "",
+            &[
+                ("SESSIOND_JWT__ACCESS_TTL", "30s"),
+                ("SESSIOND_LIMITS__MAX_BODY_BYTES", "100000"),
+                ("SESSIOND_COOKIE__SECURE", "false"),
+                ("SESSIOND_COOKIE__SAME_SITE", "strict"),
+                ("SESSIOND_STRICT_ROLES", "true"),
+                ("SESSIOND_ROLES__DEFAULT__MAX_SESSIONS", "4"),
+                ("SESSIOND_API_KEY", "0123456789012345"),
+                ("SESSIOND_KEY_PREFIX", "007"),
+                ("SESSIOND_MAX_SESSIONS_POLICY", "reject"),
+                ("OTHER_LISTEN", "nonsense"),
+                ("SESSIOND_COOKIE__DOMAIN", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.jwt.access_ttl, Duration::from_secs(30));
+        assert_eq!(c.limits.max_body_bytes, 100_000);
+        assert!(!c.cookie.secure);
+        assert_eq!(c.cookie.same_site, SameSite::Strict);
+        assert!(c.strict_roles);
+        assert_eq!(c.roles["default"].max_sessions, 4);
+        // Strings that look like numbers stay exactly as written.
+        assert_eq!(c.api_key.as_deref(), Some("0123456789012345"));
+        assert_eq!(c.key_prefix, "007");
+        assert_eq!(c.max_sessions_policy, MaxSessionsPolicy::Reject);
+        assert_eq!(c.cookie.domain, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert_eq!(
+            error("listn = \"127.0.0.1:1\""),
+            r#"invalid config: unknown key "listn""#
+        );
+        assert_eq!(
+            error("[jwt]\naccess_tll = \"1m\""),
+            r#"invalid config: unknown key "jwt.access_tll""#
+        );
+        assert_eq!(
+            error(
+                "[roles.admin]\nidle_ttl = \"1m\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1\nmax = 2"
+            ),
+            r#"invalid config: unknown key "roles.admin.max""#
+        );
+        assert_eq!(
+            from("", &[("SESSIOND_LISTN", "x")])
+                .unwrap_err()
+                .to_string(),
+            r#"invalid config: unknown key "listn""#
+        );
+        assert_eq!(
+            from("", &[("SESSIOND_JWT__NOPE", "x")])
+                .unwrap_err()
+                .to_string(),
+            r#"invalid config: unknown key "jwt.nope""#
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line_with_position() {
+        let err = from("listen = \"a\"\n[jwt\n", &[]).unwrap_err();
+        let ConfigError::Syntax { line, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*line, 2);
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn load_reads_a_file_and_reports_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessiond.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\n").unwrap();
+        let c = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9999");
+        let missing = dir.path().join("nope.toml");
+        let text = Config::load(Some(&missing), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(text.starts_with("invalid config: cannot read "), "{text}");
+        assert!(text.contains("nope.toml"), "{text}");
+    }
+
+    #[test]
+    fn masked_toml_round_trips_without_secrets() {
+        let c = Config {
+            api_key: Some("sdk_supersecretsupersecret".to_owned()),
+            store: "redis://:pw123@cache:6379/".to_owned(),
+            ..Config::default()
+        };
+        let text = c.masked().to_toml();
+        assert!(!text.contains("supersecret"), "{text}");
+        assert!(!text.contains("pw123"), "{text}");
+        assert!(text.contains("api_key = \"***\""), "{text}");
+        assert!(text.contains("access_ttl = \"15m\""), "{text}");
+        assert!(text.contains("absolute_ttl = \"30d\""), "{text}");
+        let back = Config::from_sources(
+            Some(&Config::default().to_toml()),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(back, Config::default());
+    }
+}

@@ -1,0 +1,463 @@
+//! Configuration: the model of SPEC.md section 4 and its defaults. Loading
+//! it from a file, the environment and flags is in `load`, checking it in
+//! `validate`, and the one-line explanations of bad values in `explain`.
+
+mod error;
+mod explain;
+mod load;
+mod validate;
+
+pub mod duration_text;
+pub mod string_list;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sessiond_engine::{LimitPolicy, Policy, RolePolicy};
+
+pub use error::ConfigError;
+
+/// The whole configuration (SPEC.md section 4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// `embedded:PATH`, `redis://…`, `rediss://…`.
+    pub store: String,
+    /// API key file, signing keys.
+    pub data_dir: PathBuf,
+    /// Admin API key; generated into `data_dir` when absent.
+    pub api_key: Option<String>,
+    /// `opaque` or `jwt`.
+    pub default_mode: Mode,
+    /// Coalescing interval of activity writes.
+    #[serde(with = "duration_text")]
+    pub touch_interval: Duration,
+    /// `evict_oldest` or `reject`.
+    pub max_sessions_policy: MaxSessionsPolicy,
+    /// Redis key prefix.
+    pub key_prefix: String,
+    /// CA certificates (PEM file) trusted for `rediss://` instead of the
+    /// system's roots.
+    pub store_ca_file: Option<PathBuf>,
+    /// Bound on every store call.
+    #[serde(with = "duration_text")]
+    pub store_timeout: Duration,
+    /// Bound on every HTTP request.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+    /// Reject roles that are not configured instead of using `default`.
+    pub strict_roles: bool,
+    /// Reverse proxies (IP addresses or CIDR ranges) whose
+    /// `X-Forwarded-For`/`-Proto`/`-Host` or `Forwarded` headers name the
+    /// client; empty: the TCP peer is the client. A list, or one string
+    /// of comma-separated entries (handy in the environment).
+    #[serde(with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Size and rate limits.
+    pub limits: Limits,
+    /// Session cookie attributes.
+    pub cookie: CookieConfig,
+    /// JWT mode settings.
+    pub jwt: JwtConfig,
+    /// Refresh token settings.
+    pub refresh: RefreshConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Per-role policies; `default` applies to sessions without a known role.
+    pub roles: BTreeMap<String, RoleConfig>,
+}
+
+/// Token mode of a new session (the engine's).
+pub use sessiond_engine::Mode;
+
+/// What happens at `max_sessions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxSessionsPolicy {
+    /// Evict the oldest sessions.
+    #[default]
+    EvictOldest,
+    /// Refuse the new session (409).
+    Reject,
+}
+
+/// Size and rate limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest session `data` (413 beyond).
+    pub max_data_bytes: usize,
+    /// Largest request head: names and values of all headers (431 beyond).
+    pub max_header_bytes: usize,
+    /// Failed credential checks allowed per client address per minute, for
+    /// admin API keys and for session credentials separately (429 beyond);
+    /// 0 turns the limit off.
+    pub failed_auth_per_minute: u32,
+    /// Longest time from the first byte of a request head to its end.
+    #[serde(with = "duration_text")]
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay idle before it is closed.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// At shutdown, how long requests in flight may take to finish.
+    #[serde(with = "duration_text")]
+    pub drain_timeout: Duration,
+}
+
+/// `SameSite` attribute of the session cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    #[default]
+    Lax,
+    /// `SameSite=None` (requires `secure`).
+    None,
+}
+
+/// Session cookie attributes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieConfig {
+    /// Cookie name.
+    pub name: String,
+    /// `Secure` attribute.
+    pub secure: bool,
+    /// `SameSite` attribute.
+    pub same_site: SameSite,
+    /// `Domain` attribute, if any.
+    pub domain: Option<String>,
+    /// `Path` attribute.
+    pub path: String,
+}
+
+/// JWT mode settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Access token lifetime.
+    #[serde(with = "duration_text")]
+    pub access_ttl: Duration,
+    /// `EdDSA` or `ES256`.
+    pub algorithm: String,
+    /// A PEM (PKCS#8) private key to sign with instead of the keys generated
+    /// into `data_dir` (then `sessiond keys rotate` does not apply).
+    pub key_file: Option<PathBuf>,
+    /// How long after `sessiond keys rotate` the new key starts to sign. It
+    /// is in the JWKS from the start, so verifiers that cache the JWKS learn
+    /// it first; the JWKS is served with `max-age` of at most half of this.
+    #[serde(with = "duration_text")]
+    pub rollover_delay: Duration,
+}
+
+/// Refresh token settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshConfig {
+    /// Window in which a retired refresh token is not yet treated as reuse.
+    #[serde(with = "duration_text")]
+    pub reuse_grace: Duration,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Policy of one role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Idle timeout.
+    #[serde(with = "duration_text")]
+    pub idle_ttl: Duration,
+    /// Absolute lifetime.
+    #[serde(with = "duration_text")]
+    pub absolute_ttl: Duration,
+    /// Most live sessions per user.
+    pub max_sessions: u32,
+}
+
+/// Values given on the command line; each one overrides every other source.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+    /// `--store URL`.
+    pub store: Option<String>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--log-format text|json`.
+    pub log_format: Option<LogFormat>,
+    /// `--default-mode opaque|jwt`.
+    pub default_mode: Option<Mode>,
+}
+
+/// Prefix of the environment variables read.
+pub const ENV_PREFIX: &str = "SESSIOND";
+
+/// What a duration value must look like.
+pub const DURATION_EXPECTED: &str =
+    r#"expected a duration like "900ms", "30s", "15m", "12h", "30d""#;
+
+/// Longest TTL a role may have (400 days), as in the engine.
+const MAX_ROLE_TTL: Duration = sessiond_engine::engine::MAX_TTL;
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut roles = BTreeMap::new();
+        roles.insert("default".to_owned(), RoleConfig::default());
+        Self {
+            listen: "127.0.0.1:7420".to_owned(),
+            store: "embedded:./data".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            api_key: None,
+            default_mode: Mode::Opaque,
+            touch_interval: Duration::from_secs(60),
+            max_sessions_policy: MaxSessionsPolicy::EvictOldest,
+            key_prefix: "sessiond:".to_owned(),
+            store_ca_file: None,
+            store_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            strict_roles: false,
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+            cookie: CookieConfig::default(),
+            jwt: JwtConfig::default(),
+            refresh: RefreshConfig::default(),
+            log: LogConfig::default(),
+            roles,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 65_536,
+            max_data_bytes: 16_384,
+            max_header_bytes: 16_384,
+            failed_auth_per_minute: 30,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "sessiond".to_owned(),
+            secure: true,
+            same_site: SameSite::Lax,
+            domain: None,
+            path: "/".to_owned(),
+        }
+    }
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "sessiond".to_owned(),
+            audience: "sessiond".to_owned(),
+            access_ttl: Duration::from_secs(15 * 60),
+            algorithm: "EdDSA".to_owned(),
+            key_file: None,
+            rollover_delay: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            reuse_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for RoleConfig {
+    fn default() -> Self {
+        let p = RolePolicy::default();
+        Self {
+            idle_ttl: p.idle_ttl,
+            absolute_ttl: p.absolute_ttl,
+            max_sessions: p.max_sessions,
+        }
+    }
+}
+
+impl LogFormat {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl Config {
+    /// The trusted proxies (validated by [`Config::validate`]).
+    pub fn trusted_proxies(&self) -> sessiond_http::TrustedProxies {
+        sessiond_http::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
+    }
+
+    /// How the server bounds its connections.
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            header_read_timeout: self.limits.header_read_timeout,
+            idle_timeout: self.limits.idle_timeout,
+            max_connections: self.limits.max_connections,
+            drain_timeout: self.limits.drain_timeout,
+        }
+    }
+
+    /// The engine policy this configuration describes.
+    pub fn policy(&self) -> Policy {
+        let role = |r: &RoleConfig| RolePolicy {
+            idle_ttl: r.idle_ttl,
+            absolute_ttl: r.absolute_ttl,
+            max_sessions: r.max_sessions,
+        };
+        Policy {
+            default_role: self.roles.get("default").map(role).unwrap_or_default(),
+            roles: self
+                .roles
+                .iter()
+                .filter(|(name, _)| name.as_str() != "default")
+                .map(|(name, r)| (name.clone(), role(r)))
+                .collect(),
+            strict_roles: self.strict_roles,
+            limit_policy: match self.max_sessions_policy {
+                MaxSessionsPolicy::EvictOldest => LimitPolicy::EvictOldest,
+                MaxSessionsPolicy::Reject => LimitPolicy::Reject,
+            },
+            touch_interval: self.touch_interval,
+            max_data_bytes: self.limits.max_data_bytes,
+            store_timeout: self.store_timeout,
+        }
+    }
+
+    /// A copy safe to print: the API key and any store password are `***`.
+    pub fn masked(&self) -> Config {
+        let mut c = self.clone();
+        if c.api_key.is_some() {
+            c.api_key = Some("***".to_owned());
+        }
+        c.store = describe_store(&c.store);
+        c
+    }
+
+    /// The configuration as a TOML document (mask it first to print it).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// `url` fit for logs: the user-info part of a Redis URL keeps its user name
+/// but its password becomes `***` (`redis://:***@host:6379/`). Other store
+/// names are returned as they are.
+pub fn describe_store(store_url: &str) -> String {
+    let Some(scheme_end) = store_url.find("://") else {
+        return store_url.to_owned();
+    };
+    let (scheme, rest) = store_url.split_at(scheme_end + 3);
+    // The last '@' ends the user info even if a password holds a raw '@'.
+    let Some(at) = rest.rfind('@') else {
+        return store_url.to_owned();
+    };
+    let (userinfo, host) = rest.split_at(at);
+    let masked = match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        // `redis://secret@host` is read as a user name by some clients and as
+        // a password by people: never print it.
+        None if userinfo.is_empty() => String::new(),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}{masked}{host}")
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for the configuration's unit tests.
+    use super::*;
+
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    pub(crate) fn from(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_sources(Some(toml), &env(pairs), &Overrides::default())
+    }
+
+    pub(crate) fn error(toml: &str) -> String {
+        from(toml, &[]).unwrap_err().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_masks_passwords_only() {
+        assert_eq!(describe_store("embedded:./data"), "embedded:./data");
+        assert_eq!(
+            describe_store("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            describe_store("redis://:hunter2@cache:6379/"),
+            "redis://:***@cache:6379/"
+        );
+        assert_eq!(
+            describe_store("rediss://app:p@ss@cache.example:6380/1"),
+            "rediss://app:***@cache.example:6380/1"
+        );
+        assert_eq!(describe_store("redis://token@cache/"), "redis://***@cache/");
+        assert!(!describe_store("redis://u:s3cret@h/").contains("s3cret"));
+    }
+}

@@ -1,0 +1,415 @@
+//! Checking every value of a configuration and the rules between values.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::duration_text;
+use super::error::quoted;
+use super::{Config, ConfigError, MAX_ROLE_TTL, RoleConfig, SameSite, describe_store};
+
+impl Config {
+    /// Check every value and every rule between values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "listen",
+                quoted(&self.listen),
+                r#"expected an IP address and port like "127.0.0.1:7420" or "[::]:7420""#,
+            ));
+        }
+        validate_store(&self.store)?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "data_dir",
+                "\"\"",
+                "expected a directory path",
+            ));
+        }
+        if let Some(key) = &self.api_key
+            && (key.len() < 16 || !key.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError::invalid(
+                "api_key",
+                "\"***\"",
+                "expected at least 16 printable ASCII characters without spaces",
+            ));
+        }
+        if self.key_prefix.contains(['{', '}']) || self.key_prefix.chars().any(char::is_control) {
+            return Err(ConfigError::invalid(
+                "key_prefix",
+                quoted(&self.key_prefix),
+                "expected no '{', '}' or control characters (Redis takes braces as the hash tag)",
+            ));
+        }
+        check_range(
+            "touch_interval",
+            self.touch_interval,
+            Duration::ZERO,
+            MAX_ROLE_TTL,
+        )?;
+        check_range(
+            "store_timeout",
+            self.store_timeout,
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        )?;
+        check_range(
+            "request_timeout",
+            self.request_timeout,
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        )?;
+        if let Err(bad) = sessiond_http::TrustedProxies::parse(&self.trusted_proxies) {
+            return Err(ConfigError::invalid(
+                "trusted_proxies",
+                quoted(&bad.0),
+                "expected IP addresses or CIDR ranges like \"10.0.0.0/8\" or \"::1\"",
+            ));
+        }
+        self.validate_limits()?;
+        self.validate_cookie()?;
+        self.validate_jwt()?;
+        check_range(
+            "refresh.reuse_grace",
+            self.refresh.reuse_grace,
+            Duration::ZERO,
+            Duration::from_secs(600),
+        )?;
+        for (name, role) in &self.roles {
+            validate_role(name, role)?;
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.max_body_bytes", l.max_body_bytes as u64),
+            ("limits.max_data_bytes", l.max_data_bytes as u64),
+            ("limits.max_header_bytes", l.max_header_bytes as u64),
+            ("limits.max_connections", l.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "0", "expected a number above 0"));
+            }
+        }
+        for (key, value) in [
+            ("limits.header_read_timeout", l.header_read_timeout),
+            ("limits.idle_timeout", l.idle_timeout),
+            ("limits.drain_timeout", l.drain_timeout),
+        ] {
+            check_range(
+                key,
+                value,
+                Duration::from_millis(10),
+                Duration::from_secs(3600),
+            )?;
+        }
+        if l.max_data_bytes > l.max_body_bytes {
+            return Err(ConfigError::invalid(
+                "limits.max_data_bytes",
+                l.max_data_bytes.to_string(),
+                format!(
+                    "expected at most limits.max_body_bytes ({})",
+                    l.max_body_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_cookie(&self) -> Result<(), ConfigError> {
+        let c = &self.cookie;
+        if !is_token(&c.name) {
+            return Err(ConfigError::invalid(
+                "cookie.name",
+                quoted(&c.name),
+                "expected a cookie name: letters, digits and !#$%&'*+-.^_`|~",
+            ));
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            return Err(ConfigError::invalid(
+                "cookie.same_site",
+                "\"none\"",
+                "expected strict or lax unless cookie.secure = true (browsers drop SameSite=None cookies that are not Secure)",
+            ));
+        }
+        if !c.path.starts_with('/') || !is_attribute_value(&c.path) {
+            return Err(ConfigError::invalid(
+                "cookie.path",
+                quoted(&c.path),
+                "expected a path starting with '/' without ';', spaces or control characters",
+            ));
+        }
+        if let Some(domain) = &c.domain
+            && (domain.is_empty() || !is_attribute_value(domain))
+        {
+            return Err(ConfigError::invalid(
+                "cookie.domain",
+                quoted(domain),
+                "expected a domain name like \"example.com\"",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_jwt(&self) -> Result<(), ConfigError> {
+        let j = &self.jwt;
+        for (key, value) in [("jwt.issuer", &j.issuer), ("jwt.audience", &j.audience)] {
+            if value.trim().is_empty() || value.chars().any(char::is_control) {
+                return Err(ConfigError::invalid(
+                    key,
+                    quoted(value),
+                    "expected a non-empty string without control characters",
+                ));
+            }
+        }
+        check_range(
+            "jwt.access_ttl",
+            j.access_ttl,
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        )?;
+        check_range(
+            "jwt.rollover_delay",
+            j.rollover_delay,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+        if !matches!(j.algorithm.as_str(), "EdDSA" | "ES256") {
+            return Err(ConfigError::invalid(
+                "jwt.algorithm",
+                quoted(&j.algorithm),
+                "expected one of EdDSA, ES256",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate_store(store: &str) -> Result<(), ConfigError> {
+    const ACCEPTED: &str = "expected embedded:PATH, redis://HOST:PORT/ or rediss://HOST:PORT/";
+    let shown = || quoted(&describe_store(store));
+    if let Some(path) = store.strip_prefix("embedded:") {
+        if path.is_empty() {
+            return Err(ConfigError::invalid("store", shown(), ACCEPTED));
+        }
+        return Ok(());
+    }
+    let lower = store.to_ascii_lowercase();
+    if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        let rest = &store[store.find("://").map_or(0, |i| i + 3)..];
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(ConfigError::invalid(
+                "store",
+                shown(),
+                "expected a host after the scheme, e.g. redis://127.0.0.1:6379/",
+            ));
+        }
+        return Ok(());
+    }
+    for scheme in [
+        "redis+sentinel://",
+        "redis+cluster://",
+        "rediss+sentinel://",
+        "rediss+cluster://",
+    ] {
+        if lower.starts_with(scheme) {
+            return Err(ConfigError::invalid(
+                "store",
+                shown(),
+                format!("{scheme} is not supported yet; {ACCEPTED}"),
+            ));
+        }
+    }
+    Err(ConfigError::invalid("store", shown(), ACCEPTED))
+}
+
+fn check_range(key: &str, d: Duration, min: Duration, max: Duration) -> Result<(), ConfigError> {
+    if d < min || d > max {
+        let lower = if min.is_zero() {
+            "0s".to_owned()
+        } else {
+            duration_text::format(min)
+        };
+        return Err(ConfigError::invalid(
+            key,
+            quoted(&duration_text::format(d)),
+            format!(
+                "expected a duration from {lower} to {}",
+                duration_text::format(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_role(name: &str, role: &RoleConfig) -> Result<(), ConfigError> {
+    let max_len = sessiond_engine::engine::MAX_ROLE_BYTES;
+    if name.is_empty() || name.len() > max_len || name.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            "roles",
+            quoted(name),
+            format!("expected role names of 1 to {max_len} bytes without control characters"),
+        ));
+    }
+    let key = |field: &str| format!("roles.{name}.{field}");
+    let min = Duration::from_secs(1);
+    check_range(&key("idle_ttl"), role.idle_ttl, min, MAX_ROLE_TTL)?;
+    check_range(&key("absolute_ttl"), role.absolute_ttl, min, MAX_ROLE_TTL)?;
+    if role.idle_ttl > role.absolute_ttl {
+        return Err(ConfigError::invalid(
+            key("idle_ttl"),
+            quoted(&duration_text::format(role.idle_ttl)),
+            format!(
+                "expected at most roles.{name}.absolute_ttl ({})",
+                duration_text::format(role.absolute_ttl)
+            ),
+        ));
+    }
+    if role.max_sessions == 0 {
+        return Err(ConfigError::invalid(
+            key("max_sessions"),
+            "0",
+            "expected a whole number above 0",
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 7230 token, as a cookie name must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A cookie attribute value: visible ASCII without `;`.
+fn is_attribute_value(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::from;
+
+    #[test]
+    fn validation_names_key_and_value() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("listen = \"localhost\"", "listen", "\"localhost\""),
+            ("store = \"postgres://x\"", "store", "\"postgres://x\""),
+            ("store = \"embedded:\"", "store", "\"embedded:\""),
+            ("key_prefix = \"a{b}\"", "key_prefix", "\"a{b}\""),
+            ("store_timeout = \"5ms\"", "store_timeout", "\"5ms\""),
+            ("store_timeout = \"2m\"", "store_timeout", "\"2m\""),
+            ("request_timeout = \"0s\"", "request_timeout", "\"0s\""),
+            ("[jwt]\naccess_ttl = \"0s\"", "jwt.access_ttl", "\"0s\""),
+            ("[jwt]\nalgorithm = \"HS256\"", "jwt.algorithm", "\"HS256\""),
+            ("[jwt]\nissuer = \"\"", "jwt.issuer", "\"\""),
+            ("[limits]\nmax_body_bytes = 0", "limits.max_body_bytes", "0"),
+            (
+                "[limits]\nmax_data_bytes = 70000",
+                "limits.max_data_bytes",
+                "70000",
+            ),
+            (
+                "[limits]\nmax_connections = 0",
+                "limits.max_connections",
+                "0",
+            ),
+            (
+                "[limits]\nidle_timeout = \"0s\"",
+                "limits.idle_timeout",
+                "\"0s\"",
+            ),
+            (
+                "[cookie]\nname = \"my cookie\"",
+                "cookie.name",
+                "\"my cookie\"",
+            ),
+            ("[cookie]\nname = \"\"", "cookie.name", "\"\""),
+            (
+                "[cookie]\nsecure = false\nsame_site = \"none\"",
+                "cookie.same_site",
+                "\"none\"",
+            ),
+            ("[cookie]\npath = \"app\"", "cookie.path", "\"app\""),
+            ("[cookie]\ndomain = \"a;b\"", "cookie.domain", "\"a;b\""),
+            (
+                "[refresh]\nreuse_grace = \"1h\"",
+                "refresh.reuse_grace",
+                "\"1h\"",
+            ),
+            (
+                "[roles.default]\nmax_sessions = 0",
+                "roles.default.max_sessions",
+                "0",
+            ),
+            (
+                "[roles.default]\nidle_ttl = \"500ms\"",
+                "roles.default.idle_ttl",
+                "\"500ms\"",
+            ),
+            (
+                "[roles.default]\nabsolute_ttl = \"401d\"",
+                "roles.default.absolute_ttl",
+                "\"401d\"",
+            ),
+            (
+                "[roles.x]\nidle_ttl = \"2h\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1",
+                "roles.x.idle_ttl",
+                "\"2h\"",
+            ),
+        ];
+        for (toml, key, value) in cases {
+            let err = from(toml, &[]).unwrap_err();
+            assert_eq!(err.key(), Some(*key), "{toml}: {err}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("invalid config: {key} = {value}: ")),
+                "{toml}: {text}"
+            );
+            assert!(!text.contains('\n'), "{text}");
+        }
+    }
+
+    #[test]
+    fn cluster_and_sentinel_urls_are_not_supported_yet() {
+        for url in [
+            "redis+sentinel://h:26379/mymaster",
+            "redis+cluster://h:7000/",
+        ] {
+            let text = from(&format!("store = \"{url}\""), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.starts_with(&format!("invalid config: store = \"{url}\": ")),
+                "{text}"
+            );
+            assert!(text.contains("not supported yet"), "{text}");
+        }
+        for ok in [
+            "redis://127.0.0.1:6379/",
+            "rediss://:pw@cache:6380/0",
+            "embedded:/tmp/x",
+        ] {
+            from(&format!("store = \"{ok}\""), &[]).unwrap();
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let text = from("api_key = \"short\"", &[]).unwrap_err().to_string();
+        assert!(
+            text.starts_with("invalid config: api_key = \"***\": "),
+            "{text}"
+        );
+        assert!(!text.contains("short"));
+        let text = from("api_key = 12", &[]).unwrap_err().to_string();
+        assert!(!text.contains("12"), "{text}");
+        let text = from("store = \"ftp://u:hunter2@h/\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
