@@ -1,4 +1,5 @@
 //! A list of strings, also read from one string of comma-separated entries.
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Deserialize)]
