@@ -395,8 +395,13 @@ fn config_command(command: ConfigCommand) -> Result<(), Failure> {
     }
 }
 
+/// The effective configuration; what loading noticed goes to stderr.
 fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, Failure> {
-    Config::load(file, flags).map_err(|e| Failure::usage(e.to_string()))
+    let loaded = Config::load(file, flags).map_err(|e| Failure::usage(e.to_string()))?;
+    for warning in &loaded.warnings {
+        eprintln!("{warning}");
+    }
+    Ok(loaded.config)
 }
 
 fn store_config(args: &StoreArgs) -> Result<Config, Failure> {

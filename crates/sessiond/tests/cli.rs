@@ -67,18 +67,20 @@ fn config_check_names_key_and_value_and_exits_2() {
     let cases = [
         (
             "[jwt]\naccess_ttl = \"15 parsecs\"\n",
-            r#"invalid config: jwt.access_ttl = "15 parsecs": expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+            r#"invalid config: jwt.access_ttl = "15 parsecs" (from bad.toml): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
         ),
-        ("listn = \"1\"\n", r#"invalid config: unknown key "listn""#),
+        (
+            "listn = \"1\"\n",
+            r#"invalid config: unknown key "listn" in bad.toml"#,
+        ),
         (
             "max_sessions_policy = \"random\"\n",
-            r#"invalid config: max_sessions_policy = "random": expected one of evict_oldest, reject"#,
+            r#"invalid config: max_sessions_policy = "random" (from bad.toml): expected one of evict_oldest, reject"#,
         ),
     ];
     for (text, expected) in cases {
-        let file = dir.path().join("bad.toml");
-        std::fs::write(&file, text).unwrap();
-        let (code, out, err) = run(sessiond(dir.path(), &["config", "check"]).arg(&file));
+        std::fs::write(dir.path().join("bad.toml"), text).unwrap();
+        let (code, out, err) = run(&mut sessiond(dir.path(), &["config", "check", "bad.toml"]));
         assert_eq!(code, 2, "{text}");
         assert_eq!(out, "");
         assert_eq!(err, format!("{expected}\n"));
@@ -105,7 +107,40 @@ fn a_bad_environment_value_stops_any_command_with_status_2() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        "invalid config: limits.max_body_bytes = \"lots\": expected a whole number above 0\n"
+        "invalid config: limits.max_body_bytes = \"lots\" (from environment variable SESSIOND_LIMITS__MAX_BODY_BYTES): expected a whole number above 0\n"
+    );
+}
+
+/// An app's own `SESSIOND_URL` (or any variable that names no setting) is
+/// a warning, not a reason to refuse every command.
+#[test]
+fn stray_environment_variables_only_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    sessiond_jwt::KeyRing::load_or_create(
+        &dir.path().join("data/keys"),
+        sessiond_jwt::Algorithm::EdDSA,
+        1_700_000_000,
+    )
+    .unwrap();
+    let (code, out, err) = run(sessiond(
+        dir.path(),
+        &["keys", "rotate", "--data-dir", "data", "--delay", "0s"],
+    )
+    .env("SESSIOND_URL", "http://127.0.0.1:7420"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("new signing key "), "{out}");
+    assert_eq!(
+        err,
+        "warning: ignoring environment variable SESSIOND_URL: sessiond has no setting \"url\"\n"
+    );
+    let (code, out, err) = run(sessiond(dir.path(), &["config", "print"])
+        .env("SESSIOND_URL", "http://127.0.0.1:7420")
+        .env("SESSIOND_LISTEN", "127.0.0.1:9"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("listen = \"127.0.0.1:9\""), "{out}");
+    assert_eq!(
+        err,
+        "warning: ignoring environment variable SESSIOND_URL: sessiond has no setting \"url\"\n"
     );
 }
 
@@ -256,7 +291,7 @@ fn an_unreachable_store_is_a_runtime_error() {
     ));
     assert_eq!(code, 2);
     assert!(
-        err.starts_with("invalid config: store = \"embedded:\": "),
+        err.starts_with("invalid config: store = \"embedded:\" (from flag --store): "),
         "{err}"
     );
 }

@@ -6,7 +6,7 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// A key holds a value that is not accepted.
-    #[error("invalid config: {key} = {value}: {reason}")]
+    #[error("invalid config: {key} = {value}{}: {reason}", note(.origin))]
     Invalid {
         /// Dotted key, e.g. `jwt.access_ttl`.
         key: String,
@@ -14,20 +14,27 @@ pub enum ConfigError {
         value: String,
         /// What is accepted, e.g. `expected one of evict_oldest, reject`.
         reason: String,
+        /// Where the value came from, e.g. `environment variable
+        /// SESSIOND_JWT__ACCESS_TTL`; `None` for a default.
+        origin: Option<String>,
     },
-    /// A key that sessiond does not know (often a typo).
-    #[error("invalid config: unknown key {key:?}")]
+    /// A key in the file that sessiond does not know (often a typo).
+    #[error("invalid config: unknown key {key:?}{}", place(.origin))]
     UnknownKey {
         /// Dotted key.
         key: String,
+        /// Where it was written.
+        origin: Option<String>,
     },
     /// A key that has no default is absent.
-    #[error("invalid config: {key} is missing: {reason}")]
+    #[error("invalid config: {key} is missing{}: {reason}", note(.origin))]
     Missing {
         /// Dotted key.
         key: String,
         /// What is accepted.
         reason: String,
+        /// Where the table that lacks it was written.
+        origin: Option<String>,
     },
     /// The file is not valid TOML.
     #[error("invalid config: {file}: line {line}, column {column}: {message}")]
@@ -64,18 +71,49 @@ impl ConfigError {
             key: key.into(),
             value: value.into(),
             reason: reason.into(),
+            origin: None,
         }
+    }
+
+    /// The same error, saying where its key was set (`source_of` maps a
+    /// dotted key to its source, `None` for a default).
+    pub(super) fn located(mut self, source_of: impl Fn(&str) -> Option<String>) -> Self {
+        match &mut self {
+            Self::Invalid { key, origin, .. } | Self::UnknownKey { key, origin } => {
+                *origin = source_of(key);
+            }
+            Self::Missing { key, origin, .. } => {
+                let table = key.rsplit_once('.').map_or("", |(table, _)| table);
+                *origin = source_of(table);
+            }
+            _ => {}
+        }
+        self
     }
 
     /// The dotted key the error is about, if any.
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Invalid { key, .. } | Self::UnknownKey { key } | Self::Missing { key, .. } => {
-                Some(key)
-            }
+            Self::Invalid { key, .. }
+            | Self::UnknownKey { key, .. }
+            | Self::Missing { key, .. } => Some(key),
             _ => None,
         }
     }
+}
+
+/// ` (from SOURCE)`, or nothing for a default.
+fn note(origin: &Option<String>) -> String {
+    origin
+        .as_deref()
+        .map_or_else(String::new, |s| format!(" (from {s})"))
+}
+
+/// ` in SOURCE`, or nothing.
+fn place(origin: &Option<String>) -> String {
+    origin
+        .as_deref()
+        .map_or_else(String::new, |s| format!(" in {s}"))
 }
 
 /// `text` on one line, runs of white space made one space.

@@ -14,7 +14,7 @@ pub(super) fn explain(err: &config::ConfigError, tree: &config::Value) -> Config
             Some(k) if !k.is_empty() => format!("{k}.{field}"),
             _ => field,
         };
-        return ConfigError::UnknownKey { key };
+        return ConfigError::UnknownKey { key, origin: None };
     }
     if let config::ConfigError::NotFound(missing) = inner {
         let key = match key {
@@ -22,7 +22,11 @@ pub(super) fn explain(err: &config::ConfigError, tree: &config::Value) -> Config
             _ => missing.clone(),
         };
         let reason = expectation(&key).unwrap_or("expected a value").to_owned();
-        return ConfigError::Missing { key, reason };
+        return ConfigError::Missing {
+            key,
+            reason,
+            origin: None,
+        };
     }
     let Some(key) = key.filter(|k| !k.is_empty()) else {
         return ConfigError::Other(one_line(&message));
@@ -136,48 +140,51 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "[jwt]\naccess_ttl = \"15 parsecs\"",
-                r#"invalid config: jwt.access_ttl = "15 parsecs": expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+                r#"invalid config: jwt.access_ttl = "15 parsecs" (from the config file): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
             ),
             (
                 "max_sessions_policy = \"random\"",
-                r#"invalid config: max_sessions_policy = "random": expected one of evict_oldest, reject"#,
+                r#"invalid config: max_sessions_policy = "random" (from the config file): expected one of evict_oldest, reject"#,
             ),
             (
                 "default_mode = \"cookie\"",
-                r#"invalid config: default_mode = "cookie": expected one of opaque, jwt"#,
+                r#"invalid config: default_mode = "cookie" (from the config file): expected one of opaque, jwt"#,
             ),
             (
                 "[cookie]\nsame_site = \"sometimes\"",
-                r#"invalid config: cookie.same_site = "sometimes": expected one of strict, lax, none"#,
+                r#"invalid config: cookie.same_site = "sometimes" (from the config file): expected one of strict, lax, none"#,
             ),
             (
                 "[log]\nformat = \"xml\"",
-                r#"invalid config: log.format = "xml": expected one of text, json"#,
+                r#"invalid config: log.format = "xml" (from the config file): expected one of text, json"#,
             ),
             (
                 "[limits]\nmax_body_bytes = \"lots\"",
-                r#"invalid config: limits.max_body_bytes = "lots": expected a whole number above 0"#,
+                r#"invalid config: limits.max_body_bytes = "lots" (from the config file): expected a whole number above 0"#,
             ),
             (
                 "[limits]\nmax_body_bytes = -5",
-                "invalid config: limits.max_body_bytes = -5: expected a whole number above 0",
+                "invalid config: limits.max_body_bytes = -5 (from the config file): expected a whole number above 0",
             ),
             (
                 "touch_interval = 60",
-                r#"invalid config: touch_interval = 60: expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+                r#"invalid config: touch_interval = 60 (from the config file): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
             ),
             (
                 "[cookie]\nsecure = \"maybe\"",
-                r#"invalid config: cookie.secure = "maybe": expected true or false"#,
+                r#"invalid config: cookie.secure = "maybe" (from the config file): expected true or false"#,
             ),
-            ("jwt = 5", "invalid config: jwt = 5: expected a table"),
+            (
+                "jwt = 5",
+                "invalid config: jwt = 5 (from the config file): expected a table",
+            ),
             (
                 "[roles.admin]\nidle_ttl = \"soon\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1",
-                r#"invalid config: roles.admin.idle_ttl = "soon": expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+                r#"invalid config: roles.admin.idle_ttl = "soon" (from the config file): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
             ),
             (
                 "[roles.admin]\nidle_ttl = \"1m\"",
-                "invalid config: roles.admin.absolute_ttl is missing: expected a duration like \"900ms\", \"30s\", \"15m\", \"12h\", \"30d\"",
+                "invalid config: roles.admin.absolute_ttl is missing (from the config file): expected a duration like \"900ms\", \"30s\", \"15m\", \"12h\", \"30d\"",
             ),
         ];
         for (toml, expected) in cases {
@@ -187,13 +194,13 @@ mod tests {
             from("", &[("SESSIOND_JWT__ACCESS_TTL", "15 parsecs")])
                 .unwrap_err()
                 .to_string(),
-            r#"invalid config: jwt.access_ttl = "15 parsecs": expected a duration like "900ms", "30s", "15m", "12h", "30d""#
+            r#"invalid config: jwt.access_ttl = "15 parsecs" (from environment variable SESSIOND_JWT__ACCESS_TTL): expected a duration like "900ms", "30s", "15m", "12h", "30d""#
         );
         assert_eq!(
             from("", &[("SESSIOND_LIMITS__MAX_DATA_BYTES", "many")])
                 .unwrap_err()
                 .to_string(),
-            r#"invalid config: limits.max_data_bytes = "many": expected a whole number above 0"#
+            r#"invalid config: limits.max_data_bytes = "many" (from environment variable SESSIOND_LIMITS__MAX_DATA_BYTES): expected a whole number above 0"#
         );
     }
 }

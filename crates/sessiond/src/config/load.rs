@@ -4,13 +4,24 @@
 use std::path::Path;
 
 use super::error::one_line;
-use super::explain::explain;
+use super::explain::{expectation, explain};
 use super::{Config, ConfigError, ENV_PREFIX, LogFormat, Mode, Overrides};
+
+/// A loaded configuration and what was noticed on the way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    /// The effective, validated configuration.
+    pub config: Config,
+    /// One line each, for stderr: environment variables that name no
+    /// setting (they are ignored, so an app's own `SESSIOND_URL` cannot stop
+    /// sessiond).
+    pub warnings: Vec<String>,
+}
 
 impl Config {
     /// The effective configuration: defaults, then `file` (TOML), then the
     /// `SESSIOND_*` environment, then `flags`; validated.
-    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Loaded, ConfigError> {
         let text = file.map(read_file).transpose()?;
         let env = process_env()?;
         let name = file.map(|p| p.display().to_string());
@@ -25,7 +36,7 @@ impl Config {
     pub fn check_file(file: &Path) -> Result<Config, ConfigError> {
         let text = read_file(file)?;
         let name = file.display().to_string();
-        Self::layered(Some((&text, &name)), &[], &Overrides::default())
+        Self::layered(Some((&text, &name)), &[], &Overrides::default()).map(|l| l.config)
     }
 
     /// [`Config::load`] over explicit sources: the file's text, the
@@ -35,30 +46,40 @@ impl Config {
         toml: Option<&str>,
         env: &[(String, String)],
         flags: &Overrides,
-    ) -> Result<Config, ConfigError> {
-        Self::layered(toml.map(|t| (t, "config file")), env, flags)
+    ) -> Result<Loaded, ConfigError> {
+        Self::layered(toml.map(|t| (t, "the config file")), env, flags)
     }
 
     fn layered(
         toml: Option<(&str, &str)>,
         env: &[(String, String)],
         flags: &Overrides,
-    ) -> Result<Config, ConfigError> {
+    ) -> Result<Loaded, ConfigError> {
         let other = |e: config::ConfigError| ConfigError::Other(one_line(&e.to_string()));
+        let mut sources = Sources {
+            file: None,
+            env: Vec::new(),
+            flags,
+        };
         let defaults = config::Config::try_from(&Config::default()).map_err(other)?;
         let mut builder = config::Config::builder().add_source(defaults);
         if let Some((text, name)) = toml {
-            check_toml(text, name)?;
+            sources.file = Some((name, check_toml(text, name)?));
             builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
-        let prefix = format!("{ENV_PREFIX}_");
-        let vars: config::Map<String, String> = env
-            .iter()
-            .filter(|(k, _)| {
-                k.len() > prefix.len() && k[..prefix.len()].eq_ignore_ascii_case(&prefix)
-            })
-            .cloned()
-            .collect();
+        let mut warnings = Vec::new();
+        let mut vars = config::Map::new();
+        for (name, value) in env {
+            let Some(key) = env_key(name) else { continue };
+            if expectation(&key).is_none() {
+                warnings.push(format!(
+                    "warning: ignoring environment variable {name}: sessiond has no setting {key:?}"
+                ));
+                continue;
+            }
+            sources.env.push((name.clone(), key));
+            vars.insert(name.clone(), value.clone());
+        }
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
@@ -78,13 +99,72 @@ impl Config {
                 b.set_override_option("default_mode", flags.default_mode.map(Mode::as_str))
             })
             .map_err(other)?;
-        let merged = builder.build().map_err(other)?;
+        let located = |e: ConfigError| e.located(|key| sources.of(key));
+        let merged = builder.build().map_err(|e| located(other(e)))?;
         let config: Config = merged
             .clone()
             .try_deserialize()
-            .map_err(|e| explain(&e, &merged.cache))?;
-        config.validate()?;
-        Ok(config)
+            .map_err(|e| located(explain(&e, &merged.cache)))?;
+        config.validate().map_err(located)?;
+        Ok(Loaded { config, warnings })
+    }
+}
+
+/// The dotted key a `SESSIOND_*` variable sets (`SESSIOND_JWT__ACCESS_TTL`
+/// → `jwt.access_ttl`); `None` for other names.
+fn env_key(name: &str) -> Option<String> {
+    let prefix = format!("{ENV_PREFIX}_");
+    let rest = name
+        .get(..prefix.len())
+        .filter(|p| p.eq_ignore_ascii_case(&prefix))
+        .and_then(|_| name.get(prefix.len()..))
+        .filter(|rest| !rest.is_empty())?;
+    Some(rest.to_ascii_lowercase().replace("__", "."))
+}
+
+/// Where each setting of a configuration came from.
+struct Sources<'a> {
+    /// The file's name and contents.
+    file: Option<(&'a str, toml::Table)>,
+    /// Environment variables read, with the dotted key each sets.
+    env: Vec<(String, String)>,
+    flags: &'a Overrides,
+}
+
+impl Sources<'_> {
+    /// The source of `key` (or of a table above or below it): a flag, an
+    /// environment variable or the file, in that order; `None` for defaults.
+    fn of(&self, key: &str) -> Option<String> {
+        let flag = match key {
+            "listen" if self.flags.listen.is_some() => Some("--listen"),
+            "store" if self.flags.store.is_some() => Some("--store"),
+            "data_dir" if self.flags.data_dir.is_some() => Some("--data-dir"),
+            "log.format" if self.flags.log_format.is_some() => Some("--log-format"),
+            "default_mode" if self.flags.default_mode.is_some() => Some("--default-mode"),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            return Some(format!("flag {flag}"));
+        }
+        let related = |set: &str| {
+            set == key
+                || key.strip_prefix(set).is_some_and(|r| r.starts_with('.'))
+                || set.strip_prefix(key).is_some_and(|r| r.starts_with('.'))
+        };
+        if let Some((name, _)) = self.env.iter().rev().find(|(_, set)| related(set)) {
+            return Some(format!("environment variable {name}"));
+        }
+        let (file, table) = self.file.as_ref()?;
+        let mut node: Option<&toml::Value> = None;
+        for part in key.split('.').filter(|p| !p.is_empty()) {
+            node = match node {
+                None => table.get(part),
+                Some(toml::Value::Table(t)) => t.get(part),
+                Some(_) => break,
+            };
+            node?;
+        }
+        (node.is_some() || key.is_empty()).then(|| (*file).to_owned())
     }
 }
 
@@ -95,29 +175,34 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// `SESSIOND_*` variables of the process (others are never read).
+/// `SESSIOND_*` variables of the process (others are never read). A value
+/// that is not UTF-8 is an error for a setting and ignored otherwise.
 fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
-    let prefix = format!("{ENV_PREFIX}_");
     let mut vars = Vec::new();
     for (name, value) in std::env::vars_os() {
-        let Ok(name) = name.into_string() else {
+        let Some(key) = name.to_str().and_then(env_key) else {
             continue;
         };
-        if !(name.len() > prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(&prefix)) {
-            continue;
-        }
-        let value = value.into_string().map_err(|_| {
-            ConfigError::invalid(name.clone(), "(not UTF-8)", "expected a UTF-8 value")
-        })?;
+        let name = name.to_string_lossy().into_owned();
+        let value = match value.into_string() {
+            Ok(value) => value,
+            Err(raw) if expectation(&key).is_none() => raw.to_string_lossy().into_owned(),
+            Err(_) => {
+                return Err(
+                    ConfigError::invalid(key, "(not UTF-8)", "expected a UTF-8 value")
+                        .located(|_| Some(format!("environment variable {name}"))),
+                );
+            }
+        };
         vars.push((name, value));
     }
     Ok(vars)
 }
 
 /// Reject a file that is not TOML with one line giving line and column.
-fn check_toml(text: &str, file: &str) -> Result<(), ConfigError> {
+fn check_toml(text: &str, file: &str) -> Result<toml::Table, ConfigError> {
     match text.parse::<toml::Table>() {
-        Ok(_) => Ok(()),
+        Ok(table) => Ok(table),
         Err(e) => {
             let at = e.span().map_or(0, |s| s.start).min(text.len());
             let before = text.get(..at).unwrap_or("");
@@ -143,7 +228,9 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_spec() {
-        let c = Config::from_sources(None, &[], &Overrides::default()).unwrap();
+        let c = Config::from_sources(None, &[], &Overrides::default())
+            .unwrap()
+            .config;
         assert_eq!(c, Config::default());
         assert_eq!(c.listen, "127.0.0.1:7420");
         assert_eq!(c.store, "embedded:./data");
@@ -242,7 +329,9 @@ max_sessions = 2
             default_mode: Some(Mode::Jwt),
             ..Overrides::default()
         };
-        let c = Config::from_sources(Some(file), &vars, &flags).unwrap();
+        let c = Config::from_sources(Some(file), &vars, &flags)
+            .unwrap()
+            .config;
         assert_eq!(c.listen, "127.0.0.1:3");
         assert_eq!(c.store, "embedded:/env");
         assert_eq!(c.data_dir, PathBuf::from("/file"));
@@ -256,7 +345,9 @@ max_sessions = 2
             log_format: Some(LogFormat::Text),
             ..Overrides::default()
         };
-        let c = Config::from_sources(Some(file), &vars, &flags).unwrap();
+        let c = Config::from_sources(Some(file), &vars, &flags)
+            .unwrap()
+            .config;
         assert_eq!(c.store, "redis://h:1/");
         assert_eq!(c.data_dir, PathBuf::from("/flag"));
         assert_eq!(c.log.format, LogFormat::Text);
@@ -295,32 +386,80 @@ max_sessions = 2
     }
 
     #[test]
-    fn unknown_keys_are_rejected() {
+    fn unknown_keys_in_the_file_are_rejected() {
         assert_eq!(
             error("listn = \"127.0.0.1:1\""),
-            r#"invalid config: unknown key "listn""#
+            r#"invalid config: unknown key "listn" in the config file"#
         );
         assert_eq!(
             error("[jwt]\naccess_tll = \"1m\""),
-            r#"invalid config: unknown key "jwt.access_tll""#
+            r#"invalid config: unknown key "jwt.access_tll" in the config file"#
         );
         assert_eq!(
             error(
                 "[roles.admin]\nidle_ttl = \"1m\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1\nmax = 2"
             ),
-            r#"invalid config: unknown key "roles.admin.max""#
+            r#"invalid config: unknown key "roles.admin.max" in the config file"#
         );
+    }
+
+    /// An app's own `SESSIOND_URL` in the environment must not stop sessiond:
+    /// variables that name no setting are ignored with a warning.
+    #[test]
+    fn unknown_environment_variables_are_warnings() {
+        let loaded = Config::from_sources(
+            None,
+            &env(&[
+                ("SESSIOND_URL", "http://127.0.0.1:7420"),
+                ("SESSIOND_JWT__NOPE", "x"),
+                ("SESSIOND_LISTEN", "127.0.0.1:9"),
+                ("SESSIOND_", "x"),
+                ("OTHER_THING", "x"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.listen, "127.0.0.1:9");
         assert_eq!(
-            from("", &[("SESSIOND_LISTN", "x")])
-                .unwrap_err()
-                .to_string(),
-            r#"invalid config: unknown key "listn""#
+            loaded.warnings,
+            [
+                r#"warning: ignoring environment variable SESSIOND_URL: sessiond has no setting "url""#,
+                r#"warning: ignoring environment variable SESSIOND_JWT__NOPE: sessiond has no setting "jwt.nope""#,
+            ]
         );
-        assert_eq!(
-            from("", &[("SESSIOND_JWT__NOPE", "x")])
-                .unwrap_err()
-                .to_string(),
-            r#"invalid config: unknown key "jwt.nope""#
+    }
+
+    /// Every error says where the bad value came from.
+    #[test]
+    fn errors_name_their_source() {
+        let flags = Overrides {
+            listen: Some("nowhere".into()),
+            ..Overrides::default()
+        };
+        let text = Config::from_sources(Some("listen = \"127.0.0.1:1\""), &[], &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with(r#"invalid config: listen = "nowhere" (from flag --listen): "#),
+            "{text}"
+        );
+        let text = from(
+            "[limits]\nmax_body_bytes = 100",
+            &[("SESSIOND_LIMITS__MAX_DATA_BYTES", "200")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.starts_with(
+                "invalid config: limits.max_data_bytes = 200 (from environment variable SESSIOND_LIMITS__MAX_DATA_BYTES): "
+            ),
+            "{text}"
+        );
+        // A rule broken by a default names no source.
+        let text = error("[limits]\nmax_body_bytes = 100");
+        assert!(
+            text.starts_with("invalid config: limits.max_data_bytes = 16384: "),
+            "{text}"
         );
     }
 
@@ -340,7 +479,7 @@ max_sessions = 2
         let path = dir.path().join("sessiond.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:9999\"\n").unwrap();
         let c = Config::load(Some(&path), &Overrides::default()).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:9999");
+        assert_eq!(c.config.listen, "127.0.0.1:9999");
         let missing = dir.path().join("nope.toml");
         let text = Config::load(Some(&missing), &Overrides::default())
             .unwrap_err()
@@ -368,6 +507,6 @@ max_sessions = 2
             &Overrides::default(),
         )
         .unwrap();
-        assert_eq!(back, Config::default());
+        assert_eq!(back.config, Config::default());
     }
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sessiond_engine::{LimitPolicy, Policy, RolePolicy};
 
 pub use error::ConfigError;
+pub use load::Loaded;
 
 /// The whole configuration (SPEC.md section 4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -430,7 +431,7 @@ pub(crate) mod testing {
     }
 
     pub(crate) fn from(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_sources(Some(toml), &env(pairs), &Overrides::default())
+        Config::from_sources(Some(toml), &env(pairs), &Overrides::default()).map(|l| l.config)
     }
 
     pub(crate) fn error(toml: &str) -> String {

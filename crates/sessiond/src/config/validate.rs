@@ -366,7 +366,9 @@ mod tests {
             assert_eq!(err.key(), Some(*key), "{toml}: {err}");
             let text = err.to_string();
             assert!(
-                text.starts_with(&format!("invalid config: {key} = {value}: ")),
+                text.starts_with(&format!(
+                    "invalid config: {key} = {value} (from the config file): "
+                )),
                 "{toml}: {text}"
             );
             assert!(!text.contains('\n'), "{text}");
@@ -383,7 +385,9 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(
-                text.starts_with(&format!("invalid config: store = \"{url}\": ")),
+                text.starts_with(&format!(
+                    "invalid config: store = \"{url}\" (from the config file): "
+                )),
                 "{text}"
             );
             assert!(text.contains("not supported yet"), "{text}");
@@ -401,7 +405,7 @@ mod tests {
     fn secrets_never_appear_in_errors() {
         let text = from("api_key = \"short\"", &[]).unwrap_err().to_string();
         assert!(
-            text.starts_with("invalid config: api_key = \"***\": "),
+            text.starts_with("invalid config: api_key = \"***\" (from the config file): "),
             "{text}"
         );
         assert!(!text.contains("short"));
