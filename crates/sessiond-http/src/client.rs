@@ -238,16 +238,8 @@ fn parse_node(text: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::test_support::headers;
     use proptest::prelude::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -390,8 +382,8 @@ mod tests {
             fwd in "[a-z0-9=;,:.\" \\[\\]]{0,60}",
         ) {
             let mut h = HeaderMap::new();
-            if let Ok(v) = HeaderValue::from_str(&xff) { h.append("x-forwarded-for", v); }
-            if let Ok(v) = HeaderValue::from_str(&fwd) { h.append("forwarded", v); }
+            if let Ok(v) = http::HeaderValue::from_str(&xff) { h.append("x-forwarded-for", v); }
+            if let Ok(v) = http::HeaderValue::from_str(&fwd) { h.append("forwarded", v); }
             let t = proxies(&["10.0.0.0/8"]);
             // From an untrusted peer, the peer is the client.
             let c = ClientInfo::from_request(ip("198.51.100.1"), &h, &t);

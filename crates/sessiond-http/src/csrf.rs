@@ -117,15 +117,7 @@ pub fn header_token(headers: &HeaderMap) -> Option<&[u8]> {
 mod tests {
     use super::*;
     use crate::client::TrustedProxies;
-    use http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use crate::test_support::headers;
 
     fn client(h: &HeaderMap) -> ClientInfo {
         ClientInfo::from_request(

@@ -309,22 +309,19 @@ fn temp_path(path: &Path) -> Result<PathBuf, KeyError> {
     Ok(path.with_file_name(format!(".{name}.{}.{hex}.tmp", std::process::id())))
 }
 
-#[cfg(unix)]
-fn open_private(path: &Path) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+/// Options that create files readable by their owner only (0600 on unix).
+fn private_options() -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options
 }
 
-#[cfg(not(unix))]
 fn open_private(path: &Path) -> io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    private_options().write(true).create_new(true).open(path)
 }
 
 #[cfg(unix)]
@@ -337,43 +334,27 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Create `dir` (and missing parents) with mode 0700 if it does not exist.
 /// Take the lock that serializes changes to the key file in `dir` (a
-/// `.signing_keys.lock` file beside it); held until the returned file is
-/// dropped. Waits for another holder to finish.
+/// `.signing_keys.json.lock` file beside it); held until the returned file
+/// is dropped. Waits for another holder to finish.
 pub(crate) fn lock(dir: &Path) -> Result<fs::File, KeyError> {
     let path = dir.join(format!(".{KEY_FILE_NAME}.lock"));
     let io_err = |e: io::Error| KeyError::Io {
         path: path.clone(),
         reason: e.to_string(),
     };
-    let file = open_lock_file(&path).map_err(io_err)?;
+    let file = private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err)?;
     file.lock().map_err(io_err)?;
     Ok(file)
 }
 
-#[cfg(unix)]
-fn open_lock_file(path: &Path) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_lock_file(path: &Path) -> io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-}
-
+/// Create `dir` (and missing parents) with mode 0700 if it does not exist.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
     if dir.is_dir() {
         return Ok(());

@@ -2,6 +2,8 @@
 //! commands on an embedded store in a temporary directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -15,14 +17,7 @@ const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.
 fn sessiond(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiond"));
     cmd.current_dir(dir).args(args);
-    for (name, _) in std::env::vars_os() {
-        if name
-            .to_str()
-            .is_some_and(|n| n.to_ascii_uppercase().starts_with("SESSIOND_"))
-        {
-            cmd.env_remove(name);
-        }
-    }
+    common::without_our_env(&mut cmd);
     cmd
 }
 

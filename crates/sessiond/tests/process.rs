@@ -3,6 +3,8 @@
 //! on SIGTERM even with a client stuck mid-request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -21,14 +23,7 @@ fn serve(dir: &Path, args: &[&str]) -> Command {
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (name, _) in std::env::vars_os() {
-        if name
-            .to_str()
-            .is_some_and(|n| n.to_ascii_uppercase().starts_with("SESSIOND_"))
-        {
-            cmd.env_remove(name);
-        }
-    }
+    common::without_our_env(&mut cmd);
     cmd
 }
 

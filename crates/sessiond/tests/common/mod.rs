@@ -13,6 +13,20 @@ use tempfile::TempDir;
 
 pub const API_KEY: &str = "sdk_test-api-key-0123456789";
 
+/// `cmd` without any `SESSIOND_*` variable of this process (a developer's
+/// own settings must not leak into the binary under test).
+pub fn without_our_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|n| n.to_ascii_uppercase().starts_with("SESSIOND_"))
+        {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// Which store a test server runs on.
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
