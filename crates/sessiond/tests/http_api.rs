@@ -177,14 +177,7 @@ async fn full_lifecycle(backend: Backend) {
     assert_eq!(r.status(), 200);
 
     // Rotate: the old token is dead at once.
-    let r = s
-        .admin(Method::POST, &format!("/v1/sessions/{id}/rotate"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let rotated: Value = r.json().await.unwrap();
-    let laptop_token2 = rotated["token"].as_str().unwrap().to_owned();
+    let laptop_token2 = s.rotate(id).await;
     let r = s
         .anon(Method::GET, "/v1/me")
         .bearer_auth(&laptop_token)

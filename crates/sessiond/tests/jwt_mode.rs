@@ -86,14 +86,7 @@ async fn rotation_by_id_kills_access_tokens_at_once(backend: Backend) {
     assert_eq!(auth().send().await.unwrap().status(), 200);
     assert_eq!(introspect(&s, access).await["active"], true);
 
-    let r = s
-        .admin(Method::POST, &format!("/v1/sessions/{id}/rotate"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let rotated: Value = r.json().await.unwrap();
-    let new_token = rotated["token"].as_str().unwrap();
+    let new_token = s.rotate(id).await;
 
     problem(me().send().await.unwrap(), 401).await;
     problem(auth().send().await.unwrap(), 401).await;
@@ -103,7 +96,7 @@ async fn rotation_by_id_kills_access_tokens_at_once(backend: Backend) {
     problem(r, 401).await;
     let r = s
         .anon(Method::GET, "/v1/me")
-        .bearer_auth(new_token)
+        .bearer_auth(&new_token)
         .send()
         .await
         .unwrap();

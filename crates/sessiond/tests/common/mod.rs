@@ -122,6 +122,18 @@ impl TestServer {
         (body["session"].clone(), token)
     }
 
+    /// Rotate session `id` by id (admin); returns its new token.
+    pub async fn rotate(&self, id: &str) -> String {
+        let r = self
+            .admin(Method::POST, &format!("/v1/sessions/{id}/rotate"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let rotated: Value = r.json().await.unwrap();
+        rotated["token"].as_str().unwrap().to_owned()
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await;
