@@ -6,6 +6,7 @@ mod common;
 
 use common::{Call, DESKTOP_UA, Harness, MOBILE_UA};
 use serde_json::json;
+use sessiond_engine::Op;
 
 layer_tests!(
     anonymous_requests_reach_handlers_without_a_session,
@@ -32,7 +33,7 @@ async fn anonymous_requests_reach_handlers_without_a_session(h: Harness) {
     assert!(!plain.headers.contains_key("cache-control"));
     // No credential, no store call at all (a remote server's own statistics
     // gauge counts live sessions in the background).
-    let calls = h.store.counts();
+    let calls = h.store.observer().counts();
     let session_calls: u64 = calls
         .iter()
         .filter(|(op, _)| !matches!(**op, "count_live" | "ping"))
@@ -132,8 +133,8 @@ async fn data_survives_between_requests(h: Harness) {
 
 async fn a_handler_that_changes_nothing_writes_nothing(h: Harness) {
     let (token, csrf) = h.login("carol", DESKTOP_UA).await;
-    let before = h.store.counts();
-    let writes = h.store.writes();
+    let before = h.store.observer().counts();
+    let writes = h.store.observer().writes();
 
     // Reading the session: one introspection (its touch is coalesced: none
     // is due within the touch interval), no write.
@@ -142,28 +143,51 @@ async fn a_handler_that_changes_nothing_writes_nothing(h: Harness) {
     assert!(r.set_cookies().is_empty());
     let r = h.send(Call::get("/plain").cookie(&token)).await;
     assert_eq!(r.status, 200);
-    assert_eq!(h.store.writes(), writes, "{:?}", h.store.counts());
-    assert_eq!(h.store.calls("introspect"), before["introspect"] + 2);
+    assert_eq!(
+        h.store.observer().writes(),
+        writes,
+        "{:?}",
+        h.store.observer().counts()
+    );
+    assert_eq!(
+        h.store.observer().calls(Op::Introspect),
+        before["introspect"] + 2
+    );
 
     // Three changes in one handler: exactly one write.
     let r = h.send(Call::post("/set3").cookie(&token).csrf(&csrf)).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(h.store.writes(), writes + 1, "{:?}", h.store.counts());
     assert_eq!(
-        h.store.calls("update_data"),
+        h.store.observer().writes(),
+        writes + 1,
+        "{:?}",
+        h.store.observer().counts()
+    );
+    assert_eq!(
+        h.store.observer().calls(Op::UpdateData),
         before.get("update_data").copied().unwrap_or(0) + 1
     );
 
     // Setting a value it already has is no change: no write.
     let r = h.send(Call::post("/same").cookie(&token).csrf(&csrf)).await;
     assert_eq!(r.status, 200);
-    assert_eq!(h.store.writes(), writes + 1, "{:?}", h.store.counts());
+    assert_eq!(
+        h.store.observer().writes(),
+        writes + 1,
+        "{:?}",
+        h.store.observer().counts()
+    );
     // Removing a key that is not there is no change either.
     h.send(Call::post("/remove/zzz").cookie(&token).csrf(&csrf))
         .await;
-    assert_eq!(h.store.writes(), writes + 1, "{:?}", h.store.counts());
+    assert_eq!(
+        h.store.observer().writes(),
+        writes + 1,
+        "{:?}",
+        h.store.observer().counts()
+    );
     // And nothing but introspections was called on the way.
-    let after = h.store.counts();
+    let after = h.store.observer().counts();
     for (op, n) in &after {
         let was = before.get(op).copied().unwrap_or(0);
         if !matches!(*op, "introspect" | "update_data" | "count_live" | "ping") {
@@ -280,7 +304,7 @@ async fn devices_and_signing_out_other_devices(h: Harness) {
 
 async fn unsafe_cookie_requests_need_the_csrf_token(h: Harness) {
     let (token, csrf) = h.login("heidi", DESKTOP_UA).await;
-    let writes = h.store.writes();
+    let writes = h.store.observer().writes();
     let refused = [
         Call::post("/count").cookie(&token),
         Call::post("/count").cookie(&token).csrf("wrong"),
@@ -300,7 +324,11 @@ async fn unsafe_cookie_requests_need_the_csrf_token(h: Harness) {
         let r = h.send(call).await;
         assert_eq!(r.status, 403, "{}", r.body);
     }
-    assert_eq!(h.store.writes(), writes, "refused requests change nothing");
+    assert_eq!(
+        h.store.observer().writes(),
+        writes,
+        "refused requests change nothing"
+    );
 
     // Header, or form field (the handler still reads the whole form).
     let r = h

@@ -13,8 +13,8 @@ use crate::id::{SessionId, ShardTag};
 use crate::policy::Policy;
 use crate::refresh::RefreshToken;
 use crate::session::Mode;
-use crate::session::{DataUpdate, RevokeReason, Session, SessionData, data_size};
-use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store, TouchRule};
+use crate::session::{DataUpdate, RevokeReason, Session, SessionData, TouchRule, data_size};
+use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
 use crate::token::SessionToken;
 
 /// Longest user id accepted, in bytes.

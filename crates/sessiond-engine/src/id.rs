@@ -7,7 +7,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::token::random_bytes;
+/// `N` bytes from the operating system's CSPRNG.
+///
+/// # Panics
+/// When the OS has no randomness to give; continuing would issue guessable
+/// tokens, so there is nothing safe to fall back to.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut buf).expect("the OS random number generator failed");
+    buf
+}
 
 /// Length in characters of a [`ShardTag`].
 pub const SHARD_TAG_LEN: usize = 11;

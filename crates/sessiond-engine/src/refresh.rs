@@ -13,8 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::id::{SHARD_TAG_LEN, ShardTag, is_canonical_base64url};
-use crate::token::{TokenDigest, TokenHash, random_bytes};
+use crate::id::{SHARD_TAG_LEN, ShardTag, is_canonical_base64url, random_bytes};
+use crate::token::{TokenDigest, TokenHash};
 
 /// Prefix of every refresh token.
 pub const REFRESH_PREFIX: &str = "sdr_";

@@ -10,10 +10,19 @@ use crate::clock::Timestamp;
 use crate::device::Device;
 use crate::id::SessionId;
 use crate::policy::effective_touch_interval_ms;
-use crate::store::TouchRule;
 
 /// App-owned JSON object stored with a session.
 pub type SessionData = Map<String, Value>;
+
+/// How an introspection records activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TouchRule {
+    /// Configured touch interval in ms. A session is touched only when
+    /// `now - last_seen_at >= effective_touch_interval_ms(interval_ms, idle_ttl_ms)`;
+    /// a touch sets `last_seen_at = now` and
+    /// `expires_at = max(expires_at, min(now + idle_ttl_ms, absolute_expires_at))`.
+    pub interval_ms: u64,
+}
 
 /// How a session's client proves it: SPEC's modes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::policy::LimitPolicy;
-use crate::session::{DataUpdate, RevokeReason, Session};
+use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::token::{TokenDigest, TokenHash};
 
 /// A session to insert, with everything the engine decided about it.
@@ -34,16 +34,6 @@ pub struct NewSession {
     pub max_sessions: u32,
     /// What to do when the user is at the limit.
     pub limit_policy: LimitPolicy,
-}
-
-/// How an introspection records activity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TouchRule {
-    /// Configured touch interval in ms. A session is touched only when
-    /// `now - last_seen_at >= effective_touch_interval_ms(interval_ms, idle_ttl_ms)`;
-    /// a touch sets `last_seen_at = now` and
-    /// `expires_at = max(expires_at, min(now + idle_ttl_ms, absolute_expires_at))`.
-    pub interval_ms: u64,
 }
 
 /// Which session a rotation applies to.

@@ -9,25 +9,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::id::{SHARD_TAG_LEN, ShardTag, is_canonical_base64url};
+use crate::id::{SHARD_TAG_LEN, ShardTag, is_canonical_base64url, random_bytes};
 
 /// Prefix of every session token, so secret scanners can recognize leaked ones.
 pub const TOKEN_PREFIX: &str = "sds_";
 const SECRET_LEN: usize = 43; // 32 bytes, base64url without padding
 /// Length in characters of a session token.
 pub const TOKEN_LEN: usize = TOKEN_PREFIX.len() + SHARD_TAG_LEN + SECRET_LEN;
-
-/// `N` bytes from the operating system's CSPRNG.
-///
-/// # Panics
-/// When the OS has no randomness to give; continuing would issue guessable
-/// tokens, so there is nothing safe to fall back to.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    #[allow(clippy::expect_used)]
-    getrandom::fill(&mut buf).expect("the OS random number generator failed");
-    buf
-}
 
 /// A session token as handed to a client. Shaped
 /// `sds_<shard tag><43 chars of secret>`. Deliberately not `PartialEq`:

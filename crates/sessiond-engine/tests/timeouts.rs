@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sessiond_engine::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, TouchRule};
+use sessiond_engine::TouchRule;
+use sessiond_engine::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget};
 use sessiond_engine::{
     CreateRequest, DataUpdate, Engine, Error, Policy, RefreshToken, RevokeReason, Session,
     SessionId, SessionToken, ShardTag, Store, StoreError, Timestamp, TokenDigest, TokenHash,

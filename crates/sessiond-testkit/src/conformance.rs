@@ -12,7 +12,7 @@ use sessiond_engine::{
     RevokeReason, RolePolicy, Session, SessionData, SessionId, Store,
 };
 
-use crate::Fixture;
+use crate::fixture::Fixture;
 pub use crate::refresh_rotation::*;
 
 const MIN: Duration = Duration::from_secs(60);

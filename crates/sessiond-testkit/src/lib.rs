@@ -19,32 +19,13 @@
 
 pub mod conformance;
 pub mod counting;
+pub mod fixture;
 pub mod redis_server;
 pub mod refresh_rotation;
 
-use std::any::Any;
-use std::sync::Arc;
-
-pub use counting::CountingStore;
+pub use counting::{CallCounter, CountingStore, counting};
+pub use fixture::Fixture;
 pub use sessiond_engine::ManualClock;
-use sessiond_engine::Store;
-
-/// A store under test and whatever must outlive it.
-pub struct Fixture {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    _guard: Box<dyn Any + Send>,
-}
-
-impl Fixture {
-    /// Wrap `store`, keeping `guard` alive until the case ends.
-    pub fn new(store: Arc<dyn Store>, guard: impl Any + Send) -> Self {
-        Self {
-            store,
-            _guard: Box::new(guard),
-        }
-    }
-}
 
 /// Expands to one `#[tokio::test]` per conformance case, each with a fresh
 /// store from `$factory` (a closure `ManualClock -> impl Future<Output = Fixture>`).

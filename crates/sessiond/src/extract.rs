@@ -13,9 +13,9 @@ use sessiond_engine::{Session, csrf_token_for};
 use sessiond_http::csrf::{self, Credential};
 use sessiond_http::{ClientInfo, bearer, cookie};
 
-use crate::app::AppState;
 use crate::problem::Problem;
 use crate::ratelimit::FailureBudget;
+use crate::state::AppState;
 
 /// A JSON body: 400 on malformed JSON, wrong types or unknown fields, 413
 /// over the body limit, 415 without a JSON content type.

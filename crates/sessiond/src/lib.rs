@@ -18,6 +18,7 @@ pub mod ratelimit;
 pub mod request_limits;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod stores;
 pub mod telemetry;
 pub mod wire;

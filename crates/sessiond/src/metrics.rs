@@ -1,15 +1,13 @@
 //! Prometheus metrics: the process-wide recorder and its text rendering, the
-//! HTTP request middleware, and [`MeteredStore`], a [`Store`] decorator that
+//! HTTP request middleware, and [`StoreMetrics`], the store observer that
 //! times every operation and counts creations, revocations and store errors.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -17,10 +15,7 @@ use axum::response::Response;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
-use sessiond_engine::{
-    DataUpdate, NewSession, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
-    SessionId, Store, StoreError, Timestamp, TokenDigest, TokenHash, TouchRule,
-};
+use sessiond_engine::{Op, Outcome, RevokeReason, StoreError, StoreObserver};
 
 /// Histogram of HTTP request latency, labelled `route`, `method`.
 pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
@@ -246,7 +241,7 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Counters of one [`MeteredStore`], for the `/v1/stats` endpoint.
+/// Counters of one [`StoreMetrics`], for the `/v1/stats` endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StatsSnapshot {
     /// Sessions created since start.
@@ -265,26 +260,18 @@ struct Revocations {
     custom: HashSet<String>,
 }
 
-/// A [`Store`] decorator recording Prometheus metrics and plain counters.
-#[derive(Debug)]
-pub struct MeteredStore {
-    inner: Arc<dyn Store>,
+/// The store's observer: Prometheus metrics (latency per operation, errors,
+/// creations, revocations by reason, the live-sessions gauge) and the plain
+/// counters `/v1/stats` shows. The server wraps its store in
+/// `ObservedStore<StoreMetrics>`.
+#[derive(Debug, Default)]
+pub struct StoreMetrics {
     created: AtomicU64,
     store_errors: AtomicU64,
     revocations: Mutex<Revocations>,
 }
 
-impl MeteredStore {
-    /// Wrap `inner`.
-    pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self {
-            inner,
-            created: AtomicU64::new(0),
-            store_errors: AtomicU64::new(0),
-            revocations: Mutex::new(Revocations::default()),
-        }
-    }
-
+impl StoreMetrics {
     /// The counters so far.
     pub fn counts(&self) -> StatsSnapshot {
         let revocations = self
@@ -298,33 +285,11 @@ impl MeteredStore {
         }
     }
 
-    /// Run one store operation, timing it and counting its failure.
-    async fn observe<T>(
-        &self,
-        op: &'static str,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let start = Instant::now();
-        let result = call.await;
-        store_duration(op).record(start.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            let kind = match e {
-                StoreError::Unavailable(_) => Some("unavailable"),
-                StoreError::Corrupt(_) => Some("corrupt"),
-                StoreError::LimitReached { .. } | StoreError::DataTooLarge { .. } => None,
-            };
-            if let Some(kind) = kind {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(STORE_ERRORS, "op" => op, "kind" => kind).increment(1);
-            }
-        }
-        result
-    }
-
-    fn count_revoked(&self, reason: &RevokeReason, n: u64) {
+    fn count_revoked(&self, reason: &RevokeReason, n: usize) {
         if n == 0 {
             return;
         }
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
         let label = {
             let mut revocations = self
                 .revocations
@@ -335,6 +300,32 @@ impl MeteredStore {
             label
         };
         metrics::counter!(SESSIONS_REVOKED, "reason" => label).increment(n);
+    }
+}
+
+impl StoreObserver for StoreMetrics {
+    fn observe(&self, op: Op, elapsed: Duration, outcome: Outcome<'_>) {
+        store_duration(op.as_str()).record(elapsed.as_secs_f64());
+        match outcome {
+            Outcome::Failed(e) => {
+                let kind = match e {
+                    StoreError::Unavailable(_) => "unavailable",
+                    StoreError::Corrupt(_) => "corrupt",
+                    // The caller's limits, not a failing store.
+                    StoreError::LimitReached { .. } | StoreError::DataTooLarge { .. } => return,
+                };
+                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(STORE_ERRORS, "op" => op.as_str(), "kind" => kind).increment(1);
+            }
+            Outcome::Created { evicted } => {
+                self.created.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(SESSIONS_CREATED).increment(1);
+                self.count_revoked(&RevokeReason::EvictedMaxSessions, evicted);
+            }
+            Outcome::Revoked { reason, count } => self.count_revoked(reason, count),
+            Outcome::Counted(live) => metrics::gauge!(LIVE_SESSIONS).set(live as f64),
+            Outcome::Done => {}
+        }
     }
 }
 
@@ -363,302 +354,33 @@ fn reason_label(custom: &mut HashSet<String>, reason: &RevokeReason) -> String {
     OTHER_REASON.to_owned()
 }
 
-fn count_u64(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-#[async_trait]
-impl Store for MeteredStore {
-    async fn create(&self, new: &NewSession, now: Timestamp) -> Result<Vec<SessionId>, StoreError> {
-        let evicted = self.observe("create", self.inner.create(new, now)).await?;
-        self.created.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(SESSIONS_CREATED).increment(1);
-        self.count_revoked(&RevokeReason::EvictedMaxSessions, count_u64(evicted.len()));
-        Ok(evicted)
-    }
-
-    async fn introspect(
-        &self,
-        token: &TokenDigest,
-        touch: Option<TouchRule>,
-        now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
-        self.observe("introspect", self.inner.introspect(token, touch, now))
-            .await
-    }
-
-    async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        self.observe("get", self.inner.get(id, now)).await
-    }
-
-    async fn update_data(
-        &self,
-        id: &SessionId,
-        update: &DataUpdate,
-        max_data_bytes: usize,
-        now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
-        self.observe(
-            "update_data",
-            self.inner.update_data(id, update, max_data_bytes, now),
-        )
-        .await
-    }
-
-    async fn extend(
-        &self,
-        id: &SessionId,
-        idle_ttl_ms: Option<u64>,
-        now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
-        self.observe("extend", self.inner.extend(id, idle_ttl_ms, now))
-            .await
-    }
-
-    async fn rotate(
-        &self,
-        target: &RotateTarget,
-        new_token: &TokenHash,
-        now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
-        self.observe("rotate", self.inner.rotate(target, new_token, now))
-            .await
-    }
-
-    async fn refresh(
-        &self,
-        request: &RefreshRequest,
-        now: Timestamp,
-    ) -> Result<RefreshOutcome, StoreError> {
-        let outcome = self
-            .observe("refresh", self.inner.refresh(request, now))
-            .await?;
-        if matches!(outcome, RefreshOutcome::Reused { .. }) {
-            self.count_revoked(&RevokeReason::RefreshTokenReuse, 1);
-        }
-        Ok(outcome)
-    }
-
-    async fn revoke(
-        &self,
-        id: &SessionId,
-        reason: &RevokeReason,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let removed = self
-            .observe("revoke", self.inner.revoke(id, reason, now))
-            .await?;
-        if removed {
-            self.count_revoked(reason, 1);
-        }
-        Ok(removed)
-    }
-
-    async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
-        self.observe("list_user", self.inner.list_user(user_id, now))
-            .await
-    }
-
-    async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
-        self.observe("count_user", self.inner.count_user(user_id, now))
-            .await
-    }
-
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        except: Option<&SessionId>,
-        reason: &RevokeReason,
-        now: Timestamp,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        let removed = self
-            .observe(
-                "revoke_user",
-                self.inner.revoke_user(user_id, except, reason, now),
-            )
-            .await?;
-        self.count_revoked(reason, count_u64(removed.len()));
-        Ok(removed)
-    }
-
-    async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let live = self
-            .observe("count_live", self.inner.count_live(now))
-            .await?;
-        metrics::gauge!(LIVE_SESSIONS).set(live as f64);
-        Ok(live)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.observe("ping", self.inner.ping()).await
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        self.inner.close().await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sessiond_engine::{Device, LimitPolicy, SessionToken, ShardTag};
 
-    /// Answers every call from a script: `evict` ids on create, `removed` on
-    /// revoke, `fail` as the error of every call when set.
-    #[derive(Debug, Default)]
-    struct FakeStore {
-        evict: Vec<SessionId>,
-        removed: Vec<SessionId>,
-        fail: Option<StoreError>,
+    const MS: Duration = Duration::from_millis(1);
+
+    fn revoked(m: &StoreMetrics, reason: &RevokeReason, count: usize) {
+        m.observe(Op::Revoke, MS, Outcome::Revoked { reason, count });
     }
 
-    impl FakeStore {
-        fn answer<T>(&self, ok: T) -> Result<T, StoreError> {
-            match &self.fail {
-                Some(e) => Err(e.clone()),
-                None => Ok(ok),
-            }
-        }
-    }
-
-    #[async_trait]
-    impl Store for FakeStore {
-        async fn create(&self, _: &NewSession, _: Timestamp) -> Result<Vec<SessionId>, StoreError> {
-            self.answer(self.evict.clone())
-        }
-        async fn introspect(
-            &self,
-            _: &TokenDigest,
-            _: Option<TouchRule>,
-            _: Timestamp,
-        ) -> Result<Option<Session>, StoreError> {
-            self.answer(None)
-        }
-        async fn get(&self, _: &SessionId, _: Timestamp) -> Result<Option<Session>, StoreError> {
-            self.answer(None)
-        }
-        async fn update_data(
-            &self,
-            _: &SessionId,
-            _: &DataUpdate,
-            _: usize,
-            _: Timestamp,
-        ) -> Result<Option<Session>, StoreError> {
-            self.answer(None)
-        }
-        async fn extend(
-            &self,
-            _: &SessionId,
-            _: Option<u64>,
-            _: Timestamp,
-        ) -> Result<Option<Session>, StoreError> {
-            self.answer(None)
-        }
-        async fn rotate(
-            &self,
-            _: &RotateTarget,
-            _: &TokenHash,
-            _: Timestamp,
-        ) -> Result<Option<Session>, StoreError> {
-            self.answer(None)
-        }
-        async fn refresh(
-            &self,
-            _: &RefreshRequest,
-            _: Timestamp,
-        ) -> Result<RefreshOutcome, StoreError> {
-            self.answer(RefreshOutcome::Unknown)
-        }
-        async fn revoke(
-            &self,
-            _: &SessionId,
-            _: &RevokeReason,
-            _: Timestamp,
-        ) -> Result<bool, StoreError> {
-            self.answer(!self.removed.is_empty())
-        }
-        async fn list_user(&self, _: &str, _: Timestamp) -> Result<Vec<Session>, StoreError> {
-            self.answer(Vec::new())
-        }
-        async fn count_user(&self, _: &str, _: Timestamp) -> Result<u64, StoreError> {
-            self.answer(0)
-        }
-        async fn revoke_user(
-            &self,
-            _: &str,
-            _: Option<&SessionId>,
-            _: &RevokeReason,
-            _: Timestamp,
-        ) -> Result<Vec<SessionId>, StoreError> {
-            self.answer(self.removed.clone())
-        }
-        async fn count_live(&self, _: Timestamp) -> Result<u64, StoreError> {
-            Ok(0)
-        }
-
-        async fn ping(&self) -> Result<(), StoreError> {
-            self.answer(())
-        }
-    }
-
-    fn ids(n: usize) -> Vec<SessionId> {
-        let shard = ShardTag::of_user("u1");
-        (0..n).map(|_| SessionId::generate(&shard)).collect()
-    }
-
-    fn new_session() -> NewSession {
-        let shard = ShardTag::of_user("u1");
-        let now = Timestamp::from_millis(1_000);
-        NewSession {
-            session: Session {
-                id: SessionId::generate(&shard),
-                user_id: "u1".to_owned(),
-                role: None,
-                data: Default::default(),
-                device: Device::default(),
-                created_at: now,
-                last_seen_at: now,
-                expires_at: Timestamp::from_millis(61_000),
-                absolute_expires_at: Timestamp::from_millis(121_000),
-                idle_ttl_ms: 60_000,
-                mode: sessiond_engine::Mode::Opaque,
-            },
-            token: SessionToken::generate(&shard).digest(),
-            refresh: None,
-            max_sessions: 2,
-            limit_policy: LimitPolicy::EvictOldest,
-        }
-    }
-
-    fn metered(fake: FakeStore) -> MeteredStore {
-        MeteredStore::new(Arc::new(fake))
-    }
-
-    const NOW: Timestamp = Timestamp::from_millis(2_000);
-
-    #[tokio::test]
-    async fn counts_creations_evictions_and_revocations() {
-        let store = metered(FakeStore {
-            evict: ids(2),
-            removed: ids(3),
-            fail: None,
-        });
-        let evicted = store.create(&new_session(), NOW).await.unwrap();
-        assert_eq!(evicted.len(), 2);
-        let id = &ids(1)[0];
-        assert!(store.revoke(id, &RevokeReason::Logout, NOW).await.unwrap());
+    #[test]
+    fn counts_creations_evictions_and_revocations() {
+        let m = StoreMetrics::default();
+        m.observe(Op::Create, MS, Outcome::Created { evicted: 2 });
+        revoked(&m, &RevokeReason::Logout, 1);
         let reason = RevokeReason::parse("password_changed").unwrap();
-        assert_eq!(
-            store
-                .revoke_user("u1", None, &reason, NOW)
-                .await
-                .unwrap()
-                .len(),
-            3
+        m.observe(
+            Op::RevokeUser,
+            MS,
+            Outcome::Revoked {
+                reason: &reason,
+                count: 3,
+            },
         );
-        store.get(id, NOW).await.unwrap();
+        m.observe(Op::Get, MS, Outcome::Done);
 
-        let counts = store.counts();
+        let counts = m.counts();
         assert_eq!(counts.created, 1);
         assert_eq!(counts.store_errors, 0);
         let expected: BTreeMap<String, u64> = [
@@ -672,61 +394,45 @@ mod tests {
         assert_eq!(json["revoked_by_reason"]["logout"], 1);
     }
 
-    #[tokio::test]
-    async fn nothing_removed_counts_nothing() {
-        let store = metered(FakeStore::default());
-        let id = &ids(1)[0];
-        assert!(!store.revoke(id, &RevokeReason::Logout, NOW).await.unwrap());
-        assert!(
-            store
-                .revoke_user("u1", None, &RevokeReason::RevokedByAdmin, NOW)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(store.counts(), StatsSnapshot::default());
+    #[test]
+    fn nothing_removed_counts_nothing() {
+        let m = StoreMetrics::default();
+        revoked(&m, &RevokeReason::Logout, 0);
+        m.observe(Op::Create, MS, Outcome::Created { evicted: 0 });
+        assert_eq!(m.counts().revoked_by_reason, BTreeMap::new());
     }
 
-    #[tokio::test]
-    async fn only_unavailable_and_corrupt_are_store_errors() {
+    #[test]
+    fn only_unavailable_and_corrupt_are_store_errors() {
         for (fail, counted) in [
             (StoreError::Unavailable("down".into()), true),
             (StoreError::Corrupt("bad".into()), true),
             (StoreError::LimitReached { max: 2 }, false),
             (StoreError::DataTooLarge { size: 9, max: 1 }, false),
         ] {
-            let store = metered(FakeStore {
-                fail: Some(fail.clone()),
-                ..FakeStore::default()
-            });
-            assert_eq!(store.create(&new_session(), NOW).await, Err(fail.clone()));
-            assert_eq!(store.ping().await, Err(fail));
-            let counts = store.counts();
+            let m = StoreMetrics::default();
+            m.observe(Op::Create, MS, Outcome::Failed(&fail));
+            m.observe(Op::Ping, MS, Outcome::Failed(&fail));
+            let counts = m.counts();
             assert_eq!(counts.store_errors, if counted { 2 } else { 0 });
             assert_eq!(counts.created, 0);
         }
     }
 
-    #[tokio::test]
-    async fn custom_reasons_are_bounded() {
-        let store = metered(FakeStore {
-            removed: ids(1),
-            ..FakeStore::default()
-        });
-        let id = &ids(1)[0];
+    #[test]
+    fn custom_reasons_are_bounded() {
+        let m = StoreMetrics::default();
         for i in 0..MAX_CUSTOM_REASONS + 10 {
             let reason = RevokeReason::parse(&format!("app_reason_{i}")).unwrap();
-            store.revoke(id, &reason, NOW).await.unwrap();
+            revoked(&m, &reason, 1);
         }
         // A reason already labelled keeps its label; a known one always does.
-        let first = RevokeReason::parse("app_reason_0").unwrap();
-        store.revoke(id, &first, NOW).await.unwrap();
-        store.revoke(id, &RevokeReason::Expired, NOW).await.unwrap();
+        revoked(&m, &RevokeReason::parse("app_reason_0").unwrap(), 1);
+        revoked(&m, &RevokeReason::Expired, 1);
         // Built without parsing: not a safe label.
-        let junk = RevokeReason::Other("has space\n".to_owned());
-        store.revoke(id, &junk, NOW).await.unwrap();
+        revoked(&m, &RevokeReason::Other("has space\n".to_owned()), 1);
 
-        let revoked = store.counts().revoked_by_reason;
+        let revoked = m.counts().revoked_by_reason;
         assert_eq!(revoked.len(), MAX_CUSTOM_REASONS + 2);
         assert_eq!(revoked["other"], 11);
         assert_eq!(revoked["app_reason_0"], 2);
@@ -740,21 +446,14 @@ mod tests {
         // A second install returns the same recorder.
         let again = Metrics::install().unwrap();
 
-        let store = metered(FakeStore {
-            evict: ids(1),
-            removed: ids(1),
-            fail: None,
-        });
-        store.create(&new_session(), NOW).await.unwrap();
-        store
-            .revoke(&ids(1)[0], &RevokeReason::Logout, NOW)
-            .await
-            .unwrap();
-        let failing = metered(FakeStore {
-            fail: Some(StoreError::Unavailable("down".into())),
-            ..FakeStore::default()
-        });
-        failing.ping().await.unwrap_err();
+        let m = StoreMetrics::default();
+        m.observe(Op::Create, MS, Outcome::Created { evicted: 1 });
+        revoked(&m, &RevokeReason::Logout, 1);
+        m.observe(
+            Op::Ping,
+            MS,
+            Outcome::Failed(&StoreError::Unavailable("down".into())),
+        );
 
         let app = axum::Router::new()
             .route("/v1/sessions/{id}", axum::routing::get(|| async { "ok" }))

@@ -1,13 +1,13 @@
 //! The OpenAPI 3.1 document: generated from the route handlers' annotations
 //! (see `routes`), plus the security schemes and `/openapi.json` itself.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use crate::app::AppState;
 
 /// Top-level description of the API.
 #[derive(OpenApi)]
@@ -42,10 +42,14 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The document, serialized once when the router is built.
+#[derive(Clone, Debug)]
+pub struct OpenApiJson(pub Arc<str>);
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
-pub async fn document(State(state): State<AppState>) -> Response {
-    let mut r = state.openapi.clone().into_response();
+pub async fn document(Extension(OpenApiJson(json)): Extension<OpenApiJson>) -> Response {
+    let mut r = json.to_string().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -9,9 +9,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::access_tokens::AccessTokens;
-use crate::app::{AppState, router};
+use crate::app::router;
 use crate::config::Config;
-use crate::metrics::{MeteredStore, Metrics};
+use crate::metrics::{Metrics, StoreMetrics};
+use crate::state::{AppState, MeteredStore};
 use crate::stores;
 use crate::{api_key, connections};
 
@@ -123,7 +124,7 @@ async fn launch(
         api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
     let tokens =
         AccessTokens::open(&config).map_err(|e| ServeError::Setup(format!("signing keys: {e}")))?;
-    let metered = Arc::new(MeteredStore::new(store));
+    let metered = Arc::new(MeteredStore::new(store, StoreMetrics::default()));
     let state = AppState::new(&config, metered.clone(), key, metrics, tokens);
     // `sessiond keys rotate` rewrites the key file: pick the change up.
     let key_state = state.clone();

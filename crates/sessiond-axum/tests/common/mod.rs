@@ -154,7 +154,7 @@ impl Harness {
                 (Arc::new(store), None)
             }
         };
-        let store = Arc::new(CountingStore::new(inner));
+        let store = Arc::new(sessiond_testkit::counting(inner));
         let engine = Engine::new(store.clone(), Policy::default());
         let (layer, server) = match backend {
             Backend::Embedded | Backend::Redis => {

@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::{CreateRequest, DataUpdate, RevokeReason};
 
-use crate::app::AppState;
 use crate::config::Mode;
 use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
 use crate::problem::{Problem, ProblemBody};
+use crate::state::AppState;
 use crate::telemetry::LoggedSession;
 use crate::wire::{
     CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, RevokeQuery,
@@ -247,7 +247,7 @@ pub async fn stats(State(state): State<AppState>, _: AdminAuth) -> Response {
         Ok(()) => "ok",
         Err(_) => "unavailable",
     };
-    let counts = state.metered.counts();
+    let counts = state.store.observer().counts();
     let live_sessions = state.engine.count_live().await.ok();
     axum::Json(Stats {
         live_sessions,

@@ -8,8 +8,8 @@ pub mod public;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::openapi::ApiDoc;
+use crate::state::AppState;
 
 /// All routes and their OpenAPI document (without `/openapi.json` itself).
 pub fn all() -> OpenApiRouter<AppState> {

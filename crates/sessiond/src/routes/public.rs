@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use sessiond_engine::RevokeReason;
 use sessiond_http::CSRF_HEADER;
 
-use crate::app::AppState;
 use crate::config::{CookieConfig, SameSite};
 use crate::extract::{Caller, Client, JsonBody, PathParam, failed_check};
 use crate::problem::{Problem, ProblemBody};
+use crate::state::AppState;
 use crate::telemetry::LoggedSession;
 use crate::wire::{RefreshBody, RevokedCount, SessionList, SessionView, TokenPair};
 

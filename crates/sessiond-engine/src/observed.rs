@@ -1,0 +1,346 @@
+//! [`ObservedStore`]: the one [`Store`] decorator. It forwards every
+//! operation to the store it wraps and tells a [`StoreObserver`] which
+//! operation ran, how long it took and what it did; metrics and call counting
+//! are observers.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+use crate::id::SessionId;
+use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
+use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
+use crate::token::{TokenDigest, TokenHash};
+
+/// A [`Store`] operation. Its name is the metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    /// [`Store::create`].
+    Create,
+    /// [`Store::introspect`].
+    Introspect,
+    /// [`Store::get`].
+    Get,
+    /// [`Store::update_data`].
+    UpdateData,
+    /// [`Store::extend`].
+    Extend,
+    /// [`Store::rotate`].
+    Rotate,
+    /// [`Store::refresh`].
+    Refresh,
+    /// [`Store::revoke`].
+    Revoke,
+    /// [`Store::list_user`].
+    ListUser,
+    /// [`Store::count_user`].
+    CountUser,
+    /// [`Store::revoke_user`].
+    RevokeUser,
+    /// [`Store::count_live`].
+    CountLive,
+    /// [`Store::ping`].
+    Ping,
+    /// [`Store::close`].
+    Close,
+}
+
+impl Op {
+    /// Every operation.
+    pub const ALL: [Op; 14] = [
+        Op::Create,
+        Op::Introspect,
+        Op::Get,
+        Op::UpdateData,
+        Op::Extend,
+        Op::Rotate,
+        Op::Refresh,
+        Op::Revoke,
+        Op::ListUser,
+        Op::CountUser,
+        Op::RevokeUser,
+        Op::CountLive,
+        Op::Ping,
+        Op::Close,
+    ];
+
+    /// The operation's name, as the trait method is called.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Introspect => "introspect",
+            Op::Get => "get",
+            Op::UpdateData => "update_data",
+            Op::Extend => "extend",
+            Op::Rotate => "rotate",
+            Op::Refresh => "refresh",
+            Op::Revoke => "revoke",
+            Op::ListUser => "list_user",
+            Op::CountUser => "count_user",
+            Op::RevokeUser => "revoke_user",
+            Op::CountLive => "count_live",
+            Op::Ping => "ping",
+            Op::Close => "close",
+        }
+    }
+
+    /// Whether the operation changes stored sessions (an introspection may
+    /// also record activity, coalesced by the touch interval; it is not
+    /// counted as a write).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Op::Create
+                | Op::UpdateData
+                | Op::Extend
+                | Op::Rotate
+                | Op::Refresh
+                | Op::Revoke
+                | Op::RevokeUser
+        )
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an observed operation did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome<'a> {
+    /// It failed.
+    Failed(&'a StoreError),
+    /// It succeeded without creating or ending sessions.
+    Done,
+    /// A session was created; `evicted` others were revoked to make room
+    /// (reason `evicted_max_sessions`).
+    Created {
+        /// Sessions evicted by the limit.
+        evicted: usize,
+    },
+    /// `count` sessions were revoked for `reason` (a refresh that found a
+    /// reused token revokes one, reason `refresh_token_reuse`).
+    Revoked {
+        /// Why.
+        reason: &'a RevokeReason,
+        /// How many (0 when the sessions were already gone).
+        count: usize,
+    },
+    /// The store counted this many live sessions.
+    Counted(u64),
+}
+
+/// Told about every operation an [`ObservedStore`] forwards.
+pub trait StoreObserver: Send + Sync + fmt::Debug {
+    /// `op` finished after `elapsed` with `outcome`.
+    fn observe(&self, op: Op, elapsed: Duration, outcome: Outcome<'_>);
+}
+
+/// A store that forwards every operation to `inner` and reports it to its
+/// observer.
+#[derive(Debug)]
+pub struct ObservedStore<O> {
+    inner: Arc<dyn Store>,
+    observer: O,
+}
+
+impl<O: StoreObserver> ObservedStore<O> {
+    /// Observe the operations of `inner` with `observer`.
+    pub fn new(inner: Arc<dyn Store>, observer: O) -> Self {
+        Self { inner, observer }
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// Run `call` as `op`, then report it with the outcome `effect` reads
+    /// from its result.
+    async fn run<'a, T>(
+        &self,
+        op: Op,
+        call: impl Future<Output = Result<T, StoreError>>,
+        effect: impl FnOnce(&T) -> Outcome<'a>,
+    ) -> Result<T, StoreError> {
+        let start = Instant::now();
+        let result = call.await;
+        let elapsed = start.elapsed();
+        match &result {
+            Ok(value) => self.observer.observe(op, elapsed, effect(value)),
+            Err(e) => self.observer.observe(op, elapsed, Outcome::Failed(e)),
+        }
+        result
+    }
+}
+
+fn done<T>(_: &T) -> Outcome<'static> {
+    Outcome::Done
+}
+
+const REUSE: RevokeReason = RevokeReason::RefreshTokenReuse;
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<O: StoreObserver> Store for ObservedStore<O> {
+    async fn create(&self, new: &NewSession, now: Timestamp) -> Result<Vec<SessionId>, StoreError> {
+        self.run(Op::Create, self.inner.create(new, now), |evicted| {
+            Outcome::Created {
+                evicted: evicted.len(),
+            }
+        })
+        .await
+    }
+
+    async fn introspect(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let call = self.inner.introspect(token, touch, now);
+        self.run(Op::Introspect, call, done).await
+    }
+
+    async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        self.run(Op::Get, self.inner.get(id, now), done).await
+    }
+
+    async fn update_data(
+        &self,
+        id: &SessionId,
+        update: &DataUpdate,
+        max_data_bytes: usize,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let call = self.inner.update_data(id, update, max_data_bytes, now);
+        self.run(Op::UpdateData, call, done).await
+    }
+
+    async fn extend(
+        &self,
+        id: &SessionId,
+        idle_ttl_ms: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let call = self.inner.extend(id, idle_ttl_ms, now);
+        self.run(Op::Extend, call, done).await
+    }
+
+    async fn rotate(
+        &self,
+        target: &RotateTarget,
+        new_token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let call = self.inner.rotate(target, new_token, now);
+        self.run(Op::Rotate, call, done).await
+    }
+
+    async fn refresh(
+        &self,
+        request: &RefreshRequest,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let call = self.inner.refresh(request, now);
+        self.run(Op::Refresh, call, |outcome| match outcome {
+            RefreshOutcome::Reused { .. } => Outcome::Revoked {
+                reason: &REUSE,
+                count: 1,
+            },
+            _ => Outcome::Done,
+        })
+        .await
+    }
+
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.revoke(id, reason, now);
+        self.run(Op::Revoke, call, |removed| Outcome::Revoked {
+            reason,
+            count: usize::from(*removed),
+        })
+        .await
+    }
+
+    async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+        let call = self.inner.list_user(user_id, now);
+        self.run(Op::ListUser, call, done).await
+    }
+
+    async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
+        let call = self.inner.count_user(user_id, now);
+        self.run(Op::CountUser, call, done).await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let call = self.inner.revoke_user(user_id, except, reason, now);
+        self.run(Op::RevokeUser, call, |removed| Outcome::Revoked {
+            reason,
+            count: removed.len(),
+        })
+        .await
+    }
+
+    async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let call = self.inner.count_live(now);
+        self.run(Op::CountLive, call, |live| Outcome::Counted(*live))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(Op::Ping, self.inner.ping(), done).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.run(Op::Close, self.inner.close(), done).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_has_its_method_name() {
+        let names: Vec<&str> = Op::ALL.iter().map(|op| op.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "create",
+                "introspect",
+                "get",
+                "update_data",
+                "extend",
+                "rotate",
+                "refresh",
+                "revoke",
+                "list_user",
+                "count_user",
+                "revoke_user",
+                "count_live",
+                "ping",
+                "close"
+            ]
+        );
+        let writes: Vec<Op> = Op::ALL.into_iter().filter(|op| op.writes()).collect();
+        assert_eq!(writes.len(), 7);
+    }
+}

@@ -1,0 +1,108 @@
+//! What every handler can reach: the engine over the observed store, the
+//! API key, the limiter, the access-token keys and the settings requests
+//! need; and the one way to resolve a session credential.
+
+use std::sync::Arc;
+
+use sessiond_engine::{Engine, Error as EngineError, ObservedStore, Session};
+use sessiond_http::TrustedProxies;
+
+use crate::access_tokens::{self, AccessTokens};
+use crate::api_key::ApiKey;
+use crate::config::{Config, CookieConfig, Mode};
+use crate::metrics::{Metrics, StoreMetrics};
+use crate::ratelimit::FailedAuthLimiter;
+
+/// The server's store: the configured one, observed by the metrics.
+pub type MeteredStore = ObservedStore<StoreMetrics>;
+
+/// What every handler can reach; cloning it is one reference count.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
+    /// The engine over the observed store.
+    pub engine: Engine,
+    /// The store, observed by the metrics (counters for `/v1/stats`).
+    pub store: Arc<MeteredStore>,
+    /// Verifies admin API keys.
+    pub api_key: ApiKey,
+    /// Session cookie attributes.
+    pub cookie: CookieConfig,
+    /// Throttles failed credential checks per client address.
+    pub limiter: FailedAuthLimiter,
+    /// Peers whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Prometheus registry.
+    pub metrics: Metrics,
+    /// Mode of sessions created without one.
+    pub default_mode: Mode,
+    /// Signs and verifies JWT-mode access tokens.
+    pub tokens: AccessTokens,
+    /// How long a retired refresh token still gets its successor back.
+    pub reuse_grace: std::time::Duration,
+}
+
+impl AppState {
+    /// State for `config` over `store`.
+    pub fn new(
+        config: &Config,
+        store: Arc<MeteredStore>,
+        api_key: ApiKey,
+        metrics: Metrics,
+        tokens: AccessTokens,
+    ) -> Self {
+        let engine = Engine::new(store.clone(), config.policy());
+        Self(Arc::new(Shared {
+            engine,
+            store,
+            api_key,
+            cookie: config.cookie.clone(),
+            limiter: FailedAuthLimiter::per_minute(config.limits.failed_auth_per_minute),
+            trusted_proxies: config.trusted_proxies(),
+            metrics,
+            default_mode: config.default_mode,
+            tokens,
+            reuse_grace: config.refresh.reuse_grace,
+        }))
+    }
+}
+
+impl Shared {
+    /// The live session a credential proves: a session token (introspected,
+    /// touched if `touch`), or a JWT access token (verified offline, then the
+    /// session behind `sid` must still be live, belong to `sub` and still be
+    /// a JWT-mode session, so a revocation or a rotation counts at once).
+    /// `Ok(None)` for anything else.
+    pub async fn session_for(
+        &self,
+        credential: &str,
+        touch: bool,
+    ) -> Result<Option<Session>, EngineError> {
+        if !access_tokens::is_jwt(credential) {
+            return match self.engine.introspect(credential, touch).await {
+                Err(EngineError::Invalid { .. }) => Ok(None),
+                other => other,
+            };
+        }
+        let Ok(claims) = self.tokens.verify(credential) else {
+            return Ok(None);
+        };
+        match self.engine.get(&claims.sid).await {
+            // Rotating a JWT-mode session by id makes it an opaque one: the
+            // access tokens it had issued die with its refresh chain.
+            Ok(s) if s.user_id == claims.sub && s.mode == Mode::Jwt => Ok(Some(s)),
+            Ok(_) | Err(EngineError::NotFound | EngineError::Invalid { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
