@@ -99,3 +99,8 @@ mod tests {
         }
     }
 }
+
+/// Layer settings that cannot work, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid session layer settings: {0}")]
+pub struct InvalidSettings(pub String);

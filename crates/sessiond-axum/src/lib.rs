@@ -34,19 +34,15 @@
 
 mod backend;
 mod context;
-mod cookies;
-mod csrf;
 mod error;
 mod extract;
 mod service;
-mod settings;
 
 pub use backend::{BackendError, EngineBackend, LoggedIn, NewLogin, RemoteBackend, SessionBackend};
 pub use context::{Session, SessionContext};
-pub use csrf::{CSRF_FORM_FIELD, CSRF_HEADER};
-pub use error::Error;
+pub use error::{Error, InvalidSettings};
 pub use extract::SessionRejection;
 pub use service::{SessionLayer, SessionService};
 pub use sessiond_client::SessionView;
 pub use sessiond_engine::{RevokeReason, SessionData, SessionId};
-pub use settings::{CookieSettings, InvalidSettings, SameSite};
+pub use sessiond_http::{CSRF_FORM_FIELD, CSRF_HEADER, CookieSettings, SameSite, TrustedProxies};

@@ -4,24 +4,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sessiond_engine::{csrf_token_for, csrf_token_matches};
+use sessiond_http::csrf::{self, Credential, CsrfRefusal};
+use sessiond_http::{ClientInfo, CookieSettings, TrustedProxies};
 use tower::{Layer, Service};
 
 use crate::backend::SessionBackend;
 use crate::context::{CookieChange, SessionContext};
-use crate::cookies;
-use crate::csrf::{self, CSRF_HEADER};
-use crate::error::Error;
-use crate::settings::{CookieSettings, InvalidSettings};
+use crate::error::{Error, InvalidSettings};
 
 /// Default cap on a form body read for its CSRF field.
 pub const DEFAULT_MAX_FORM_BYTES: usize = 64 * 1024;
@@ -37,7 +35,7 @@ struct LayerConfig {
     backend: Arc<dyn SessionBackend>,
     cookie: CookieSettings,
     max_form_bytes: usize,
-    forwarded_for: bool,
+    trusted_proxies: TrustedProxies,
 }
 
 impl SessionLayer {
@@ -49,7 +47,7 @@ impl SessionLayer {
                 backend: Arc::new(backend),
                 cookie: CookieSettings::default(),
                 max_form_bytes: DEFAULT_MAX_FORM_BYTES,
-                forwarded_for: false,
+                trusted_proxies: TrustedProxies::none(),
             }),
         }
     }
@@ -63,7 +61,9 @@ impl SessionLayer {
 
     /// Use these cookie attributes.
     pub fn with_cookie(self, cookie: CookieSettings) -> Result<Self, InvalidSettings> {
-        cookie.validate().map_err(InvalidSettings)?;
+        cookie
+            .validate()
+            .map_err(|bad| InvalidSettings(bad.to_string()))?;
         Ok(self.edit(|c| c.cookie = cookie))
     }
 
@@ -73,11 +73,13 @@ impl SessionLayer {
         self.edit(|c| c.max_form_bytes = max)
     }
 
-    /// Take the client IP recorded at login from the last `X-Forwarded-For`
-    /// entry (the one your reverse proxy added) instead of the peer address.
-    /// Only behind exactly one trusted proxy: clients can send the header.
-    pub fn with_forwarded_for(self, trusted: bool) -> Self {
-        self.edit(|c| c.forwarded_for = trusted)
+    /// Believe the forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`,
+    /// or `Forwarded`) of requests from these reverse proxies: the client
+    /// address recorded at login, and the origin the CSRF check compares
+    /// `Origin` with, then come from them (see [`TrustedProxies`]). By
+    /// default no proxy is trusted.
+    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.edit(|c| c.trusted_proxies = proxies)
     }
 }
 
@@ -121,107 +123,84 @@ where
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+fn forbidden(refusal: CsrfRefusal) -> Response {
+    (StatusCode::FORBIDDEN, refusal.detail()).into_response()
 }
 
-fn forbidden(why: &'static str) -> Response {
-    (StatusCode::FORBIDDEN, why).into_response()
-}
-
-fn client_ip(req: &Request<Body>, forwarded_for: bool) -> Option<String> {
-    if forwarded_for
-        && let Some(last) = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|v| v.parse::<std::net::IpAddr>().is_ok())
-    {
-        return Some(last.to_owned());
-    }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-}
-
-/// Check the CSRF proof of a cookie-authenticated unsafe request: the header,
-/// or else the form field (the body is read, up to the limit, and put back).
-async fn check_csrf(
+/// The CSRF token an unsafe request presents: its header, or else (for an
+/// urlencoded form) its form field, read from the body up to `max_form_bytes`
+/// and put back for the handler.
+async fn presented_token(
     req: Request<Body>,
-    token: &str,
+    credential: Credential<'_>,
     max_form_bytes: usize,
-) -> Result<Request<Body>, Response> {
-    let expected = csrf_token_for(token);
-    if let Some(presented) = req.headers().get(CSRF_HEADER) {
-        return if csrf_token_matches(presented.as_bytes(), &expected) {
-            Ok(req)
-        } else {
-            Err(forbidden("wrong CSRF token"))
-        };
-    }
-    if !csrf::is_form(req.headers()) {
-        return Err(forbidden("missing CSRF token"));
+) -> Result<(Request<Body>, Option<Vec<u8>>), Response> {
+    if !csrf::token_may_be_in_form(req.method(), req.headers(), credential) {
+        let token = csrf::header_token(req.headers()).map(<[u8]>::to_vec);
+        return Ok((req, token));
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, max_form_bytes).await else {
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response());
     };
-    match csrf::form_field(&bytes) {
-        Some(v) if csrf_token_matches(v.as_bytes(), &expected) => {
-            Ok(Request::from_parts(parts, Body::from(bytes)))
-        }
-        Some(_) => Err(forbidden("wrong CSRF token")),
-        None => Err(forbidden("missing CSRF token")),
-    }
+    let token = csrf::form_token(&bytes).map(String::into_bytes);
+    Ok((Request::from_parts(parts, Body::from(bytes)), token))
 }
 
-async fn handle<S>(config: &LayerConfig, mut inner: S, mut req: Request<Body>) -> Response
+async fn handle<S>(config: &LayerConfig, mut inner: S, req: Request<Body>) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible>,
 {
-    let unsafe_method = csrf::is_unsafe(req.method());
-    let bearer = bearer(req.headers());
-    let from_cookie = bearer.is_none();
-    if unsafe_method && from_cookie && csrf::cross_origin(req.headers()) {
-        return forbidden("cross-origin request refused");
-    }
-    let cookie = if from_cookie {
-        cookies::read(req.headers(), &config.cookie.name).map(str::to_owned)
-    } else {
-        None
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let client = ClientInfo::from_request(
+        peer.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        req.headers(),
+        &config.trusted_proxies,
+    );
+    let bearer = sessiond_http::bearer(req.headers()).map(str::to_owned);
+    let cookie = match bearer {
+        Some(_) => None,
+        None => sessiond_http::cookie(req.headers(), &config.cookie.name).map(str::to_owned),
     };
     let presented_cookie = cookie.is_some();
-    let loaded = match bearer.or(cookie) {
+    let loaded = match bearer.as_ref().or(cookie.as_ref()) {
         None => None,
-        Some(token) => match config.backend.load(&token).await {
-            Ok(found) => found.map(|session| (session, token)),
+        Some(token) => match config.backend.load(token).await {
+            Ok(found) => found.map(|session| (session, token.clone())),
             // Fail closed: no session is assumed while the store is down.
             Err(e) => return Error::Backend(e).into_response(),
         },
     };
     let stale_cookie = presented_cookie && loaded.is_none();
     let signed_in = loaded.is_some();
-    if unsafe_method
-        && from_cookie
-        && let Some((_, token)) = &loaded
-    {
-        req = match check_csrf(req, token, config.max_form_bytes).await {
-            Ok(req) => req,
-            Err(refused) => return refused,
-        };
+    let credential = match (&bearer, &loaded) {
+        (Some(_), _) => Credential::Bearer,
+        (None, Some((_, token))) => Credential::Cookie(token),
+        (None, None) => Credential::None,
+    };
+    let (mut req, presented) = match presented_token(req, credential, config.max_form_bytes).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
+    if let Err(refusal) = csrf::check(
+        req.method(),
+        req.headers(),
+        &client,
+        credential,
+        presented.as_deref(),
+    ) {
+        return forbidden(refusal);
     }
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let ip = client_ip(&req, config.forwarded_for);
+    // Without a known peer (no ConnectInfo), record no address.
+    let ip = peer.map(|_| client.ip.to_string());
     let ctx = SessionContext::new(config.backend.clone(), loaded, user_agent, ip);
     req.extensions_mut().insert(ctx.clone());
     let mut response = match inner.call(req).await {
@@ -230,7 +209,7 @@ where
     };
 
     let pending = ctx.take_pending();
-    let mut cookie = pending.cookie;
+    let mut cookie_change = pending.cookie;
     if let Some((id, changes)) = pending.save {
         match config.backend.merge_data(&id, changes).await {
             Ok(Some(_)) => {}
@@ -238,18 +217,18 @@ where
             // went with it, and this client is signed out.
             Ok(None) => {
                 response = Error::NoSession.into_response();
-                cookie = CookieChange::Clear;
+                cookie_change = CookieChange::Clear;
             }
             Err(e) => response = Error::Backend(e).into_response(),
         }
     }
-    let set_cookie = match cookie {
+    let set_cookie = match cookie_change {
         CookieChange::Set {
             token,
             max_age_secs,
-        } => cookies::setting(&config.cookie, &token, max_age_secs),
-        CookieChange::Clear => cookies::clearing(&config.cookie),
-        CookieChange::Keep if stale_cookie => cookies::clearing(&config.cookie),
+        } => config.cookie.set(&token, max_age_secs),
+        CookieChange::Clear => config.cookie.clear(),
+        CookieChange::Keep if stale_cookie => config.cookie.clear(),
         CookieChange::Keep => None,
     };
     let headers = response.headers_mut();
@@ -263,42 +242,4 @@ where
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_parsing() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc"),
-        );
-        assert_eq!(bearer(&h).as_deref(), Some("abc"));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer  abc "),
-        );
-        assert_eq!(bearer(&h).as_deref(), Some("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer(&h), None);
-    }
-
-    #[test]
-    fn client_ip_prefers_the_proxy_entry_only_when_trusted() {
-        let mut req = Request::new(Body::empty());
-        req.headers_mut().insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.1.1.1, not-an-ip, 2.2.2.2"),
-        );
-        req.extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
-        assert_eq!(client_ip(&req, false).as_deref(), Some("127.0.0.1"));
-        assert_eq!(client_ip(&req, true).as_deref(), Some("2.2.2.2"));
-    }
 }

@@ -371,12 +371,22 @@ async fn cross_origin_changes_are_refused(h: Harness) {
         assert_eq!(r.status, 403, "{}", r.body);
         assert!(r.set_cookies().is_empty());
     }
+    // Another scheme is another origin: this http app refuses an https page.
+    let https = h
+        .send(
+            Call::post("/count")
+                .cookie(&token)
+                .csrf(&csrf)
+                .header("origin", "https://app.test"),
+        )
+        .await;
+    assert_eq!(https.status, 403, "{}", https.body);
     let same = h
         .send(
             Call::post("/count")
                 .cookie(&token)
                 .csrf(&csrf)
-                .header("origin", "https://app.test")
+                .header("origin", "http://app.test")
                 .header("sec-fetch-site", "same-origin"),
         )
         .await;

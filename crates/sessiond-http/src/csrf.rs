@@ -41,11 +41,11 @@ impl CsrfRefusal {
     /// What went wrong, for the problem detail.
     pub fn detail(self) -> &'static str {
         match self {
-            Self::CrossSite => "cross-site requests may not change state",
+            Self::CrossSite => "cross-site request refused: it may not change state",
             Self::MissingToken => {
-                "cookie-authenticated changes need the session's CSRF token in X-CSRF-Token"
+                "missing CSRF token: cookie-authenticated changes need the session's CSRF token (X-CSRF-Token header or csrf_token form field)"
             }
-            Self::WrongToken => "the CSRF token does not belong to this session",
+            Self::WrongToken => "wrong CSRF token: it does not belong to this session",
         }
     }
 }
@@ -113,6 +113,39 @@ pub fn header_token(headers: &HeaderMap) -> Option<&[u8]> {
     headers.get(CSRF_HEADER).map(|v| v.as_bytes())
 }
 
+/// Whether the request may carry the token as a form field instead: an
+/// `application/x-www-form-urlencoded` body without the header, changing
+/// state with the session cookie (read the body only then).
+pub fn token_may_be_in_form(
+    method: &Method,
+    headers: &HeaderMap,
+    credential: Credential<'_>,
+) -> bool {
+    is_unsafe(method)
+        && matches!(credential, Credential::Cookie(_))
+        && header_token(headers).is_none()
+        && is_form(headers)
+}
+
+/// Whether the body is an urlencoded HTML form.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The [`CSRF_FORM_FIELD`] of an urlencoded form body.
+pub fn form_token(body: &[u8]) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == CSRF_FORM_FIELD)
+        .map(|(_, v)| v.into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +201,38 @@ mod tests {
             let h = headers(pairs);
             assert_eq!(cross_site(&h, &client(&h)), *expected, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn forms() {
+        let form = headers(&[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )]);
+        let cookie = Credential::Cookie("sds_x");
+        assert!(token_may_be_in_form(&Method::POST, &form, cookie));
+        assert!(!token_may_be_in_form(&Method::GET, &form, cookie));
+        assert!(!token_may_be_in_form(
+            &Method::POST,
+            &form,
+            Credential::Bearer
+        ));
+        let json = headers(&[("content-type", "application/json")]);
+        assert!(!token_may_be_in_form(&Method::POST, &json, cookie));
+        let both = headers(&[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-csrf-token", "t"),
+        ]);
+        assert!(
+            !token_may_be_in_form(&Method::POST, &both, cookie),
+            "the header wins"
+        );
+        assert_eq!(
+            form_token(b"a=1&csrf_token=x%2By&b=2").as_deref(),
+            Some("x+y")
+        );
+        assert_eq!(form_token(b"a=1"), None);
+        assert_eq!(form_token(&[0xff, 0xfe, b'=']), None);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 pub mod conformance;
 pub mod counting;
+pub mod csrf_cases;
 pub mod fixture;
 pub mod redis_server;
 pub mod refresh_rotation;

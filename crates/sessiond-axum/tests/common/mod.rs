@@ -243,7 +243,7 @@ struct NoteForm {
     csrf_token: Option<String>,
 }
 
-fn routes() -> Router {
+pub fn routes() -> Router {
     Router::new()
         .route("/plain", get(|| async { "plain" }))
         .route(

@@ -113,34 +113,8 @@ pub struct Limits {
     pub drain_timeout: Duration,
 }
 
-/// `SameSite` attribute of the session cookie.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SameSite {
-    /// `SameSite=Strict`.
-    Strict,
-    /// `SameSite=Lax`.
-    #[default]
-    Lax,
-    /// `SameSite=None` (requires `secure`).
-    None,
-}
-
-/// Session cookie attributes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CookieConfig {
-    /// Cookie name.
-    pub name: String,
-    /// `Secure` attribute.
-    pub secure: bool,
-    /// `SameSite` attribute.
-    pub same_site: SameSite,
-    /// `Domain` attribute, if any.
-    pub domain: Option<String>,
-    /// `Path` attribute.
-    pub path: String,
-}
+/// Session cookie attributes: the same type the axum layer takes.
+pub use sessiond_http::{CookieSettings as CookieConfig, SameSite};
 
 /// JWT mode settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,18 +245,6 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30),
             max_connections: 4096,
             drain_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Default for CookieConfig {
-    fn default() -> Self {
-        Self {
-            name: "sessiond".to_owned(),
-            secure: true,
-            same_site: SameSite::Lax,
-            domain: None,
-            path: "/".to_owned(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::duration_text;
 use super::error::quoted;
-use super::{Config, ConfigError, MAX_ROLE_TTL, RoleConfig, SameSite, describe_store};
+use super::{Config, ConfigError, MAX_ROLE_TTL, RoleConfig, describe_store};
 
 impl Config {
     /// Check every value and every rule between values.
@@ -119,38 +119,9 @@ impl Config {
     }
 
     fn validate_cookie(&self) -> Result<(), ConfigError> {
-        let c = &self.cookie;
-        if !is_token(&c.name) {
-            return Err(ConfigError::invalid(
-                "cookie.name",
-                quoted(&c.name),
-                "expected a cookie name: letters, digits and !#$%&'*+-.^_`|~",
-            ));
-        }
-        if c.same_site == SameSite::None && !c.secure {
-            return Err(ConfigError::invalid(
-                "cookie.same_site",
-                "\"none\"",
-                "expected strict or lax unless cookie.secure = true (browsers drop SameSite=None cookies that are not Secure)",
-            ));
-        }
-        if !c.path.starts_with('/') || !is_attribute_value(&c.path) {
-            return Err(ConfigError::invalid(
-                "cookie.path",
-                quoted(&c.path),
-                "expected a path starting with '/' without ';', spaces or control characters",
-            ));
-        }
-        if let Some(domain) = &c.domain
-            && (domain.is_empty() || !is_attribute_value(domain))
-        {
-            return Err(ConfigError::invalid(
-                "cookie.domain",
-                quoted(domain),
-                "expected a domain name like \"example.com\"",
-            ));
-        }
-        Ok(())
+        self.cookie.validate().map_err(|bad| {
+            ConfigError::invalid(format!("cookie.{}", bad.field), bad.value, bad.expected)
+        })
     }
 
     fn validate_jwt(&self) -> Result<(), ConfigError> {
@@ -275,18 +246,6 @@ fn validate_role(name: &str, role: &RoleConfig) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// An RFC 7230 token, as a cookie name must be.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// A cookie attribute value: visible ASCII without `;`.
-fn is_attribute_value(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use sessiond_engine::RevokeReason;
 use sessiond_http::CSRF_HEADER;
 
-use crate::config::{CookieConfig, SameSite};
 use crate::extract::{Caller, Client, JsonBody, PathParam, failed_check};
 use crate::problem::{Problem, ProblemBody};
 use crate::state::AppState;
@@ -125,28 +124,10 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Res
         .revoke(caller.session.id.as_str(), RevokeReason::Logout)
         .await?;
     let mut response = (logged(&caller), StatusCode::NO_CONTENT).into_response();
-    if let Ok(v) = HeaderValue::from_str(&clearing_cookie(&state.cookie)) {
+    if let Some(v) = state.cookie.clear() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
-}
-
-/// A `Set-Cookie` value that removes the session cookie, with the attributes
-/// it was set with (browsers match on name, domain and path).
-pub fn clearing_cookie(c: &CookieConfig) -> String {
-    let mut v = format!("{}=; Path={}; Max-Age=0; HttpOnly", c.name, c.path);
-    if let Some(domain) = &c.domain {
-        v.push_str(&format!("; Domain={domain}"));
-    }
-    if c.secure {
-        v.push_str("; Secure");
-    }
-    v.push_str(match c.same_site {
-        SameSite::Strict => "; SameSite=Strict",
-        SameSite::Lax => "; SameSite=Lax",
-        SameSite::None => "; SameSite=None",
-    });
-    v
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -239,24 +220,4 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clearing_cookie_repeats_the_attributes() {
-        let c = CookieConfig {
-            name: "sid".into(),
-            secure: true,
-            same_site: SameSite::Strict,
-            domain: Some("example.com".into()),
-            path: "/app".into(),
-        };
-        assert_eq!(
-            clearing_cookie(&c),
-            "sid=; Path=/app; Max-Age=0; HttpOnly; Domain=example.com; Secure; SameSite=Strict"
-        );
-    }
 }
