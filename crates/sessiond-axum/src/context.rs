@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sessiond_client::SessionView;
+use sessiond_api::SessionView;
 use sessiond_engine::{RevokeReason, SessionData, SessionId, Timestamp, csrf_token_for};
 
 use crate::backend::{BackendError, NewLogin, SessionBackend};

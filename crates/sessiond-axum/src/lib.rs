@@ -11,7 +11,8 @@
 //!
 //! Sessions live behind a [`SessionBackend`]: the engine in this process
 //! ([`EngineBackend`], over the embedded store or Redis) or a shared sessiond
-//! server ([`RemoteBackend`], through [`sessiond_client`]).
+//! server (`RemoteBackend`, through `sessiond-client`; the `remote`
+//! feature).
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -36,13 +37,17 @@ mod backend;
 mod context;
 mod error;
 mod extract;
+#[cfg(feature = "remote")]
+mod remote;
 mod service;
 
-pub use backend::{BackendError, EngineBackend, LoggedIn, NewLogin, RemoteBackend, SessionBackend};
+pub use backend::{BackendError, EngineBackend, LoggedIn, NewLogin, SessionBackend};
 pub use context::{Session, SessionContext};
 pub use error::{Error, InvalidSettings};
 pub use extract::SessionRejection;
+#[cfg(feature = "remote")]
+pub use remote::RemoteBackend;
 pub use service::{SessionLayer, SessionService};
-pub use sessiond_client::SessionView;
+pub use sessiond_api::SessionView;
 pub use sessiond_engine::{RevokeReason, SessionData, SessionId};
 pub use sessiond_http::{CSRF_FORM_FIELD, CSRF_HEADER, CookieSettings, SameSite, TrustedProxies};

@@ -10,15 +10,12 @@ use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 use sessiond_engine::{Mode, SessionData, SessionId};
 
+use sessiond_api::{
+    CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, Readiness,
+    RefreshBody, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats, TokenPair,
+};
+
 use crate::error::Error;
-use crate::types::{
-    CreateSession, Created, CreatedJwt, Readiness, Rotated, SessionView, Stats, TokenPair,
-    seconds_ceil,
-};
-use crate::wire::{
-    CreateBody, ExtendBody, IntrospectBody, Introspection, PatchBody, RefreshBody, RevokedCount,
-    SessionList,
-};
 
 /// Per-request timeout unless [`Client::with_timeout`] sets another.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,9 +91,9 @@ impl Client {
 
     /// Create an opaque-mode session (`POST /v1/sessions`).
     pub async fn create(&self, req: &CreateSession) -> Result<Created, Error> {
-        let body = CreateBody {
-            request: req,
-            mode: Mode::Opaque,
+        let body = CreateSession {
+            mode: Some(Mode::Opaque),
+            ..req.clone()
         };
         let url = self.url(&["v1", "sessions"])?;
         self.json(self.admin(Method::POST, url).json(&body)).await
@@ -104,9 +101,9 @@ impl Client {
 
     /// Create a JWT-mode session: an access token and a refresh token.
     pub async fn create_jwt(&self, req: &CreateSession) -> Result<CreatedJwt, Error> {
-        let body = CreateBody {
-            request: req,
-            mode: Mode::Jwt,
+        let body = CreateSession {
+            mode: Some(Mode::Jwt),
+            ..req.clone()
         };
         let url = self.url(&["v1", "sessions"])?;
         self.json(self.admin(Method::POST, url).json(&body)).await
@@ -117,7 +114,10 @@ impl Client {
     /// deadline, coalesced by the server).
     pub async fn introspect(&self, token: &str, touch: bool) -> Result<Option<SessionView>, Error> {
         let url = self.url(&["v1", "sessions", "introspect"])?;
-        let body = IntrospectBody { token, touch };
+        let body = Introspect {
+            token: Secret::new(token),
+            touch: Some(touch),
+        };
         let answer: Introspection = self.json(self.admin(Method::POST, url).json(&body)).await?;
         match (answer.active, answer.session) {
             (true, Some(session)) => Ok(Some(session)),
@@ -143,7 +143,10 @@ impl Client {
         merge: bool,
     ) -> Result<SessionView, Error> {
         let url = self.url(&["v1", "sessions", id.as_str()])?;
-        let body = PatchBody { data, merge };
+        let body = PatchData {
+            data: data.clone(),
+            merge: Some(merge),
+        };
         self.json(self.admin(Method::PATCH, url).json(&body)).await
     }
 
@@ -156,9 +159,7 @@ impl Client {
         idle_ttl: Option<Duration>,
     ) -> Result<SessionView, Error> {
         let url = self.url(&["v1", "sessions", id.as_str(), "extend"])?;
-        let body = ExtendBody {
-            idle_ttl_seconds: idle_ttl.map(seconds_ceil),
-        };
+        let body = Extend { idle_ttl };
         self.json(self.admin(Method::POST, url).json(&body)).await
     }
 
@@ -203,7 +204,7 @@ impl Client {
             }
         }
         let count: RevokedCount = self.json(self.admin(Method::DELETE, url)).await?;
-        Ok(count.revoked)
+        Ok(u64::try_from(count.revoked).unwrap_or(u64::MAX))
     }
 
     /// Counters since the server started and the store's status.
@@ -219,7 +220,9 @@ impl Client {
     /// revokes the session and fails with [`Error::Unauthorized`].
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
         let url = self.url(&["v1", "tokens", "refresh"])?;
-        let body = RefreshBody { refresh_token };
+        let body = RefreshBody {
+            refresh_token: Secret::new(refresh_token),
+        };
         self.json(self.http.post(url).json(&body)).await
     }
 
@@ -252,7 +255,7 @@ impl Client {
         let count: RevokedCount = self
             .json(self.public(Method::DELETE, url, credential)?)
             .await?;
-        Ok(count.revoked)
+        Ok(u64::try_from(count.revoked).unwrap_or(u64::MAX))
     }
 
     /// End the caller's session.

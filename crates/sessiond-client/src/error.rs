@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use serde::Deserialize;
+use sessiond_api::ProblemBody;
 
 /// Longest detail kept from an error body that is not problem+json.
 const MAX_DETAIL_CHARS: usize = 256;
@@ -125,18 +125,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-#[derive(Deserialize)]
-struct ProblemDetail {
-    detail: Option<String>,
-}
-
 /// The problem's `detail`, else the start of the body, else the status text.
 fn detail(status: StatusCode, body: &[u8]) -> String {
-    if let Ok(ProblemDetail {
-        detail: Some(detail),
-    }) = serde_json::from_slice(body)
-    {
-        return detail;
+    if let Ok(problem) = serde_json::from_slice::<ProblemBody>(body) {
+        return problem.detail;
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

@@ -56,15 +56,11 @@
 
 mod client;
 mod error;
-mod secret;
-mod types;
-mod wire;
 
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::Error;
-pub use secret::Secret;
-pub use types::{
-    CreateSession, Created, CreatedJwt, Readiness, Rotated, SessionView, Stats, TokenPair,
+pub use sessiond_api::{
+    CreateSession, Created, CreatedJwt, Readiness, Rotated, Secret, SessionView, Stats, TokenPair,
 };
 
 pub use sessiond_engine::{Device, DeviceKind, Mode, SessionData, SessionId, Timestamp};

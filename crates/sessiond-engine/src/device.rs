@@ -9,6 +9,7 @@ pub const MAX_USER_AGENT_BYTES: usize = 512;
 /// Broad class of device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeviceKind {
     /// Desktop or laptop browser.
     Desktop,
@@ -25,6 +26,7 @@ pub enum DeviceKind {
 
 /// Device facts of a session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     /// User agent as sent by the client (truncated to 512 bytes).
     pub user_agent: Option<String>,

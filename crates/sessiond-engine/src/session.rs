@@ -27,6 +27,7 @@ pub struct TouchRule {
 /// How a session's client proves it: SPEC's modes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Mode {
     /// One opaque session token, checked by introspection.
     #[default]

@@ -21,4 +21,3 @@ pub mod server;
 pub mod state;
 pub mod stores;
 pub mod telemetry;
-pub mod wire;

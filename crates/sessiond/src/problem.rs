@@ -3,23 +3,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use sessiond_api::ProblemBody;
 use sessiond_engine::Error;
-use utoipa::ToSchema;
-
-/// Body of every error response.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ProblemBody {
-    /// A URI naming the kind of problem.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Short, fixed summary of the kind.
-    pub title: String,
-    /// HTTP status code.
-    pub status: u16,
-    /// What went wrong with this request.
-    pub detail: String,
-}
 
 /// An error answer, ready to send.
 #[derive(Debug, Clone)]

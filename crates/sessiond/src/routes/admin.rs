@@ -1,7 +1,5 @@
 //! Admin routes: the app's backend manages sessions with its API key.
 
-use std::time::Duration;
-
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,12 +8,12 @@ use sessiond_engine::{CreateRequest, DataUpdate, RevokeReason};
 
 use crate::config::Mode;
 use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
-use crate::problem::{Problem, ProblemBody};
+use crate::problem::Problem;
 use crate::state::AppState;
 use crate::telemetry::LoggedSession;
-use crate::wire::{
-    CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, RevokeQuery,
-    RevokeUserQuery, RevokedCount, Rotated, SessionList, SessionView, Stats,
+use sessiond_api::{
+    CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, ProblemBody,
+    RevokeQuery, RevokeUserQuery, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats,
 };
 
 fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
@@ -51,8 +49,8 @@ pub async fn create(
         data: req.data.unwrap_or_default(),
         user_agent: req.user_agent,
         ip: req.ip,
-        idle_ttl: req.idle_ttl_seconds.map(Duration::from_secs),
-        absolute_ttl: req.absolute_ttl_seconds.map(Duration::from_secs),
+        idle_ttl: req.idle_ttl,
+        absolute_ttl: req.absolute_ttl,
     };
     if mode == Mode::Jwt {
         let created = state.engine.create_jwt(request).await?;
@@ -60,10 +58,10 @@ pub async fn create(
         let (access_token, expires_in) = state.tokens.issue(s, 0, s.created_at)?;
         let id = s.id.to_string();
         let body = CreatedJwt {
-            access_token,
-            refresh_token: created.refresh_token.expose().to_owned(),
+            access_token: Secret::new(access_token),
+            refresh_token: Secret::new(created.refresh_token.expose()),
             expires_in,
-            evicted: created.evicted.iter().map(ToString::to_string).collect(),
+            evicted: created.evicted,
             session: created.session.into(),
         };
         return Ok(logged(&id, (StatusCode::CREATED, axum::Json(body))));
@@ -71,9 +69,9 @@ pub async fn create(
     let created = state.engine.create(request).await?;
     let id = created.session.id.to_string();
     let body = Created {
-        token: created.token.expose().to_owned(),
+        token: Secret::new(created.token.expose()),
         session: created.session.into(),
-        evicted: created.evicted.iter().map(ToString::to_string).collect(),
+        evicted: created.evicted,
     };
     Ok(logged(&id, (StatusCode::CREATED, axum::Json(body))))
 }
@@ -89,7 +87,7 @@ pub async fn introspect(
     JsonBody(req): JsonBody<Introspect>,
 ) -> Result<Response, Problem> {
     match state
-        .session_for(&req.token, req.touch.unwrap_or(true))
+        .session_for(req.token.expose(), req.touch.unwrap_or(true))
         .await
     {
         Ok(Some(session)) => {
@@ -155,10 +153,7 @@ pub async fn extend(
     PathParam(id): PathParam,
     JsonBody(req): JsonBody<Extend>,
 ) -> Result<Response, Problem> {
-    let session = state
-        .engine
-        .extend(&id, req.idle_ttl_seconds.map(Duration::from_secs))
-        .await?;
+    let session = state.engine.extend(&id, req.idle_ttl).await?;
     Ok(logged(&id, axum::Json(SessionView::from(session))))
 }
 
@@ -174,7 +169,7 @@ pub async fn rotate(
 ) -> Result<Response, Problem> {
     let rotated = state.engine.rotate(&id).await?;
     let body = Rotated {
-        token: rotated.token.expose().to_owned(),
+        token: Secret::new(rotated.token.expose()),
         session: rotated.session.into(),
     };
     Ok(logged(&id, axum::Json(body)))

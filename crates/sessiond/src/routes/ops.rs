@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
-use crate::wire::Readiness;
+use sessiond_api::Readiness;
 
 /// 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]

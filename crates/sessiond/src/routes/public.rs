@@ -9,10 +9,12 @@ use sessiond_engine::RevokeReason;
 use sessiond_http::CSRF_HEADER;
 
 use crate::extract::{Caller, Client, JsonBody, PathParam, failed_check};
-use crate::problem::{Problem, ProblemBody};
+use crate::problem::Problem;
 use crate::state::AppState;
 use crate::telemetry::LoggedSession;
-use crate::wire::{RefreshBody, RevokedCount, SessionList, SessionView, TokenPair};
+use sessiond_api::{
+    ProblemBody, RefreshBody, RevokedCount, Secret, SessionList, SessionView, TokenPair,
+};
 
 fn logged(caller: &Caller) -> Extension<LoggedSession> {
     Extension(LoggedSession(caller.session.id.to_string()))
@@ -175,7 +177,7 @@ pub async fn refresh(
 ) -> Result<Response, Problem> {
     let refreshed = match state
         .engine
-        .refresh(&req.refresh_token, state.reuse_grace)
+        .refresh(req.refresh_token.expose(), state.reuse_grace)
         .await
     {
         Ok(r) => r,
@@ -200,8 +202,8 @@ pub async fn refresh(
     )?;
     let id = refreshed.session.id.to_string();
     let body = TokenPair {
-        access_token,
-        refresh_token: refreshed.refresh_token.expose().to_owned(),
+        access_token: Secret::new(access_token),
+        refresh_token: Secret::new(refreshed.refresh_token.expose()),
         expires_in,
         session: refreshed.session.into(),
     };

@@ -1,5 +1,5 @@
 //! [`Secret`]: a token or key that never shows in `Debug` output, so logging a
-//! response struct with `{:?}` cannot leak a credential.
+//! request or response with `{:?}` cannot leak a credential.
 
 use std::fmt;
 

@@ -1,0 +1,220 @@
+//! Request bodies and query strings. Unknown fields are rejected.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sessiond_engine::{Mode, SessionData};
+
+use crate::secret::Secret;
+
+/// `POST /v1/sessions`: a session for a user the app has authenticated.
+///
+/// Durations travel as whole seconds (`idle_ttl_seconds`,
+/// `absolute_ttl_seconds`), rounded up when sent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateSession {
+    /// The app's user id (1..=256 bytes).
+    pub user_id: String,
+    /// Role whose policy applies (none: the default role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Initial app data (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub data: Option<SessionData>,
+    /// The end user's user agent, parsed into the session's device facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The end user's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// `opaque` or `jwt` (default: the server's `default_mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Idle timeout instead of the role's.
+    #[serde(
+        rename = "idle_ttl_seconds",
+        default,
+        with = "whole_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub idle_ttl: Option<Duration>,
+    /// Absolute lifetime instead of the role's.
+    #[serde(
+        rename = "absolute_ttl_seconds",
+        default,
+        with = "whole_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub absolute_ttl: Option<Duration>,
+}
+
+impl CreateSession {
+    /// A request for `user_id` with everything else left to the server.
+    pub fn new(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Durations as whole seconds on the wire, rounded up when written (a
+/// requested lifetime is never cut short).
+mod whole_seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// `d` in whole seconds, rounded up.
+    pub(crate) fn ceil(d: Duration) -> u64 {
+        d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+    }
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(ceil(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
+    }
+}
+
+/// `POST /v1/sessions/introspect`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Introspect {
+    /// A session token or a JWT access token.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub token: Secret,
+    /// Record activity (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touch: Option<bool>,
+}
+
+/// `PATCH /v1/sessions/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PatchData {
+    /// Data to merge (top-level keys; `null` removes a key) or replace with.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: SessionData,
+    /// Merge (default) or replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<bool>,
+}
+
+/// `POST /v1/sessions/{id}/extend` (whole seconds on the wire, rounded up
+/// when sent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Extend {
+    /// Push the idle deadline this far from now (default: the session's idle
+    /// timeout).
+    #[serde(
+        rename = "idle_ttl_seconds",
+        default,
+        with = "whole_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub idle_ttl: Option<Duration>,
+}
+
+/// `POST /v1/tokens/refresh`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshBody {
+    /// The current refresh token.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub refresh_token: Secret,
+}
+
+/// Query of `DELETE /v1/sessions/{id}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct RevokeQuery {
+    /// Revocation reason (default `revoked_by_admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Query of `DELETE /v1/users/{user_id}/sessions`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct RevokeUserQuery {
+    /// A session id to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
+    /// Revocation reason (default `revoked_by_admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn create_session_omits_unset_fields_and_rounds_durations_up() {
+        let req = CreateSession::new("alice");
+        assert_eq!(
+            serde_json::to_value(&req).ok(),
+            Some(json!({"user_id": "alice"}))
+        );
+        let req = CreateSession {
+            role: Some("admin".into()),
+            mode: Some(Mode::Jwt),
+            idle_ttl: Some(Duration::from_millis(1500)),
+            absolute_ttl: Some(Duration::from_secs(60)),
+            ..CreateSession::new("bob")
+        };
+        let wire = json!({
+            "user_id": "bob",
+            "role": "admin",
+            "mode": "jwt",
+            "idle_ttl_seconds": 2,
+            "absolute_ttl_seconds": 60
+        });
+        assert_eq!(serde_json::to_value(&req).ok(), Some(wire.clone()));
+        let back: CreateSession = serde_json::from_value(wire).unwrap_or_default();
+        assert_eq!(back.idle_ttl, Some(Duration::from_secs(2)));
+        assert_eq!(back.mode, Some(Mode::Jwt));
+        assert_eq!(whole_seconds::ceil(Duration::MAX), u64::MAX);
+        assert_eq!(whole_seconds::ceil(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn requests_reject_unknown_fields() {
+        assert!(
+            serde_json::from_value::<CreateSession>(json!({"user_id": "a", "nope": 1})).is_err()
+        );
+        assert!(serde_json::from_value::<Introspect>(json!({"token": "t", "x": 1})).is_err());
+        assert!(serde_json::from_value::<Extend>(json!({"idle_ttl": 1})).is_err());
+    }
+
+    #[test]
+    fn debug_of_requests_hides_tokens() {
+        let body = Introspect {
+            token: Secret::new("sds_secret-token"),
+            touch: None,
+        };
+        assert!(!format!("{body:?}").contains("secret-token"));
+    }
+}

@@ -1,0 +1,213 @@
+//! Response bodies. Unknown fields are ignored when parsing (a newer server
+//! may add some).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sessiond_engine::SessionId;
+
+use crate::secret::Secret;
+use crate::session::SessionView;
+
+/// `201` of `POST /v1/sessions` in opaque mode: the session and its token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Created {
+    /// The new session.
+    pub session: SessionView,
+    /// Its token: give it to the end user (cookie or Bearer).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub token: Secret,
+    /// Sessions of the user evicted to respect `max_sessions`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub evicted: Vec<SessionId>,
+}
+
+/// `201` of `POST /v1/sessions` in JWT mode: a signed access token and a
+/// rotating refresh token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedJwt {
+    /// The new session.
+    pub session: SessionView,
+    /// Signed access token (JWT), verifiable offline through the JWKS.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub access_token: Secret,
+    /// Refresh token: trade it at `POST /v1/tokens/refresh`; it rotates.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub refresh_token: Secret,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Sessions of the user evicted to respect `max_sessions`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub evicted: Vec<SessionId>,
+}
+
+/// `200` of a rotation: the old token is dead.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Rotated {
+    /// The session.
+    pub session: SessionView,
+    /// The new token.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub token: Secret,
+}
+
+/// `200` of `POST /v1/tokens/refresh`: a new access token and the next
+/// refresh token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenPair {
+    /// Signed access token (JWT).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub access_token: Secret,
+    /// The next refresh token; the presented one is retired.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub refresh_token: Secret,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The session.
+    pub session: SessionView,
+}
+
+/// `200` of introspection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Introspection {
+    /// Whether the token proves a live session.
+    pub active: bool,
+    /// The session, when active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionView>,
+}
+
+/// A user's sessions, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionView>,
+    /// How many.
+    pub count: usize,
+}
+
+/// How many sessions a bulk revocation removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevokedCount {
+    /// Number revoked.
+    pub revoked: usize,
+}
+
+/// `GET /readyz` and the store part of `/v1/stats`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Readiness {
+    /// `ok` or `degraded`.
+    pub status: String,
+    /// `ok` or `unavailable`.
+    pub store: String,
+}
+
+impl Readiness {
+    /// Whether the server and its store are ready.
+    pub fn is_ready(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// `GET /v1/stats`: counters since the server started and the store's
+/// status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Stats {
+    /// Live sessions of all users (absent when the store is unreachable).
+    pub live_sessions: Option<u64>,
+    /// Sessions created since start.
+    pub created: u64,
+    /// Sessions revoked since start, by reason.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub revoked_by_reason: BTreeMap<String, u64>,
+    /// Store errors since start.
+    pub store_errors: u64,
+    /// `ok` or `unavailable`.
+    pub store: String,
+}
+
+/// Body of every error answer (`application/problem+json`, RFC 9457).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProblemBody {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short, fixed summary of the kind.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn session_json() -> serde_json::Value {
+        json!({
+            "id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "user_id": "alice",
+            "role": null,
+            "data": {},
+            "device": {"user_agent": null, "ip": null, "kind": "unknown", "os": null, "browser": null},
+            "created_at": "2026-01-02T03:04:05.678Z",
+            "last_seen_at": "2026-01-02T03:04:05.678Z",
+            "expires_at": "2026-01-02T03:34:05.678Z",
+            "absolute_expires_at": "2026-02-01T03:04:05.678Z",
+            "mode": "opaque"
+        })
+    }
+
+    #[test]
+    fn debug_of_responses_hides_tokens() {
+        let created: Result<Created, _> = serde_json::from_value(json!({
+            "session": session_json(),
+            "token": "sdt_secret-session-token",
+            "evicted": []
+        }));
+        let Ok(created) = created else {
+            panic!("Created did not decode")
+        };
+        assert_eq!(created.token.expose(), "sdt_secret-session-token");
+        assert!(!format!("{created:?}").contains("secret-session-token"));
+        let pair: Result<TokenPair, _> = serde_json::from_value(json!({
+            "session": session_json(),
+            "access_token": "eyJ.secret-access.sig",
+            "refresh_token": "sdr_secret-refresh",
+            "expires_in": 900
+        }));
+        let Ok(pair) = pair else {
+            panic!("TokenPair did not decode")
+        };
+        let debug = format!("{pair:#?}");
+        assert!(!debug.contains("secret-access") && !debug.contains("secret-refresh"));
+    }
+
+    #[test]
+    fn problem_bodies_use_the_rfc_names() {
+        let p = ProblemBody {
+            kind: "https://sessiond.dev/problems/not-found".into(),
+            title: "Not found".into(),
+            status: 404,
+            detail: "no live session with this id".into(),
+        };
+        let wire = serde_json::to_value(&p).unwrap_or_default();
+        assert_eq!(wire["type"], "https://sessiond.dev/problems/not-found");
+        assert_eq!(serde_json::from_value::<ProblemBody>(wire).ok(), Some(p));
+    }
+}
