@@ -45,8 +45,8 @@ impl TestServer {
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
             store: match &redis {
-                Some(r) => r.url(),
-                None => format!("embedded:{}", dir.path().join("store").display()),
+                Some(r) => Some(r.url()),
+                None => Some(format!("embedded:{}", dir.path().join("store").display())),
             },
             data_dir: dir.path().join("data"),
             api_key: Some(API_KEY.into()),

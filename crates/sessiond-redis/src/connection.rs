@@ -106,7 +106,13 @@ impl Connection {
                 other => other,
             }
         };
-        self.call(script.name, retry, attempt).await
+        self.call(script.name, retry, attempt)
+            .await
+            .map_err(|e| match e {
+                StoreError::Unavailable(m) => StoreError::Unavailable(script.locate(&m)),
+                StoreError::Corrupt(m) => StoreError::Corrupt(script.locate(&m)),
+                other => other,
+            })
     }
 
     /// Count the keys matching `pattern`, one SCAN page (1000 keys) per

@@ -14,6 +14,9 @@ pub(crate) struct LuaScript {
     pub(crate) hash: String,
 }
 
+/// The helpers every script starts with.
+const COMMON: &str = include_str!("lua/common.lua");
+
 impl LuaScript {
     fn new(name: &'static str, code: &'static str) -> Self {
         Self {
@@ -22,12 +25,43 @@ impl LuaScript {
             hash: redis::Script::new(code).get_hash().to_owned(),
         }
     }
+
+    /// `message` (an error Redis reported for this script) with every
+    /// `user_script:N` position turned into the file and line it comes from:
+    /// `common.lua:N` in the helpers, else `NAME.lua:M` counted from the
+    /// start of the script's own file.
+    pub(crate) fn locate(&self, message: &str) -> String {
+        const MARK: &str = "user_script:";
+        let common_lines = COMMON.matches('\n').count();
+        let mut out = String::with_capacity(message.len() + 16);
+        let mut rest = message;
+        while let Some(at) = rest.find(MARK) {
+            let (before, after) = rest.split_at(at);
+            out.push_str(before);
+            let digits = after[MARK.len()..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let number = &after[MARK.len()..MARK.len() + digits];
+            match number.parse::<usize>() {
+                Ok(n) if n > common_lines => {
+                    out.push_str(&format!("{}.lua:{}", self.name, n - common_lines));
+                }
+                Ok(n) => out.push_str(&format!("common.lua:{n}")),
+                Err(_) => out.push_str(&after[..MARK.len() + digits]),
+            }
+            rest = &after[MARK.len() + digits..];
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 macro_rules! script {
     ($name:literal) => {
         LuaScript::new(
             $name,
+            // `COMMON`, then the script's own file.
             concat!(
                 include_str!("lua/common.lua"),
                 include_str!(concat!("lua/", $name, ".lua"))
@@ -89,6 +123,35 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_positions_name_the_real_file_and_line() {
+        let common = COMMON.matches('\n').count();
+        let s = &SCRIPTS.create;
+        assert!(s.code.starts_with(COMMON));
+        let message = format!(
+            "ERR user_script:{}: boom script: 5e9c, on @user_script:{}.",
+            common + 12,
+            common + 12
+        );
+        assert_eq!(
+            s.locate(&message),
+            "ERR create.lua:12: boom script: 5e9c, on @create.lua:12."
+        );
+        assert_eq!(
+            s.locate("WRONGTYPE Operation script: 1, on @user_script:3."),
+            "WRONGTYPE Operation script: 1, on @common.lua:3."
+        );
+        assert_eq!(s.locate("no position"), "no position");
+        assert_eq!(s.locate("user_script:x"), "user_script:x");
+        // The line really is that file's line.
+        let line = s.code.lines().nth(common + 11).unwrap_or_default();
+        let own = include_str!("lua/create.lua")
+            .lines()
+            .nth(11)
+            .unwrap_or_default();
+        assert_eq!(line, own);
+    }
 
     #[test]
     fn every_script_has_the_helpers_and_a_distinct_hash() {

@@ -93,10 +93,12 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:7420.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Session store: embedded:PATH, redis://… or rediss://….
+    /// Session store: embedded:PATH, redis://… or rediss://… [default: the
+    /// embedded store in the data directory]
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
-    /// Directory of the API key file and signing keys.
+    /// Directory of the API key file, the signing keys and, unless --store
+    /// (or `store`) names another, the embedded store [default: ./data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Log format.
@@ -415,7 +417,9 @@ fn store_config(args: &StoreArgs) -> Result<Config, Failure> {
 }
 
 fn describe_store(args: &StoreArgs) -> Result<String, Failure> {
-    Ok(crate::config::describe_store(&store_config(args)?.store))
+    Ok(crate::config::describe_store(
+        &store_config(args)?.store_url(),
+    ))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -445,7 +449,7 @@ where
         let store: Arc<dyn Store> = stores::open(&config).await.map_err(|e| {
             Failure::runtime(format!(
                 "cannot open the store {}: {e}",
-                crate::config::describe_store(&config.store)
+                crate::config::describe_store(&config.store_url())
             ))
         })?;
         let engine = Engine::new(Arc::clone(&store), config.policy());

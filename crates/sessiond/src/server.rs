@@ -72,14 +72,14 @@ impl RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
     let listener = bind(&config).await?;
     let store = stores::open(&config).await.map_err(|e| ServeError::Store {
-        store: crate::config::describe_store(&config.store),
+        store: crate::config::describe_store(&config.store_url()),
         reason: e.to_string(),
     })?;
     launch(config, listener, store).await
 }
 
 /// [`start`] over a store opened by the caller (a decorated one, say);
-/// `config.store` only names it in logs.
+/// `config.store_url()` only names it in logs.
 pub async fn start_with_store(
     config: Config,
     store: Arc<dyn Store>,
@@ -148,7 +148,7 @@ async fn launch(
     let app = router(state, &config);
     let limits = config.connection_limits();
     let (stop, stopped) = oneshot::channel::<()>();
-    let store_desc = crate::config::describe_store(&config.store);
+    let store_desc = crate::config::describe_store(&config.store_url());
     let task = tokio::spawn(async move {
         connections::serve(listener, app, limits, async {
             let _ = stopped.await;

@@ -15,7 +15,8 @@ use crate::config::Config;
 /// `redis://` and `rediss://` with `key_prefix`, `store_timeout` and
 /// `store_ca_file`.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    let url = config.store.as_str();
+    let url = config.store_url();
+    let url = url.as_str();
     if let Some(path) = url.strip_prefix("embedded:") {
         if path.is_empty() {
             return Err(StoreError::Unavailable(
@@ -58,7 +59,7 @@ mod tests {
     async fn opens_an_embedded_store_relative_path() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
-            store: format!("embedded:{}", dir.path().join("db").display()),
+            store: Some(format!("embedded:{}", dir.path().join("db").display())),
             ..Config::default()
         };
         let store = open(&config).await.unwrap();
@@ -69,7 +70,7 @@ mod tests {
     #[tokio::test]
     async fn unsupported_schemes_fail() {
         let config = Config {
-            store: "memcached://x".to_owned(),
+            store: Some("memcached://x".to_owned()),
             ..Config::default()
         };
         let err = open(&config).await.unwrap_err();

@@ -183,3 +183,18 @@ fn sigterm_exits_within_the_drain_even_with_a_half_sent_head() {
     let took = exited.expect("still running 10 s after SIGTERM");
     assert!(took < Duration::from_millis(3500), "exit took {took:?}");
 }
+
+#[test]
+fn data_dir_moves_the_embedded_store_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _) = start(&mut serve(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--data-dir", "state"],
+    ));
+    term(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).is_some());
+    for file in ["api_key", "sessions.db", "keys/signing_keys.json"] {
+        assert!(dir.path().join("state").join(file).exists(), "{file}");
+    }
+    assert!(!dir.path().join("data").exists());
+}

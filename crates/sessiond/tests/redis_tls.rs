@@ -17,7 +17,7 @@ async fn serves_over_a_tls_redis_with_a_private_ca() {
         .unwrap();
     let (url, ca) = (redis.tls_url(), redis.ca_file());
     let s = TestServer::start_with(Backend::Embedded, |c| {
-        c.store = url.clone();
+        c.store = Some(url.clone());
         c.store_ca_file = Some(ca.clone());
     })
     .await;
@@ -46,7 +46,7 @@ async fn an_untrusted_redis_certificate_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         listen: "127.0.0.1:0".into(),
-        store: redis.tls_url(),
+        store: Some(redis.tls_url()),
         data_dir: dir.path().join("data"),
         api_key: Some(common::API_KEY.into()),
         store_timeout: std::time::Duration::from_millis(500),

@@ -163,7 +163,7 @@ impl Harness {
             Backend::Remote => {
                 let config = sessiond::config::Config {
                     listen: "127.0.0.1:0".into(),
-                    store: format!("embedded:{}", dir.path().join("store").display()),
+                    store: Some(format!("embedded:{}", dir.path().join("store").display())),
                     data_dir: dir.path().join("data"),
                     api_key: Some(API_KEY.into()),
                     ..sessiond::config::Config::default()

@@ -233,7 +233,8 @@ mod tests {
             .config;
         assert_eq!(c, Config::default());
         assert_eq!(c.listen, "127.0.0.1:7420");
-        assert_eq!(c.store, "embedded:./data");
+        assert_eq!(c.store, None);
+        assert_eq!(c.store_url(), "embedded:./data");
         assert_eq!(c.touch_interval, Duration::from_secs(60));
         assert_eq!(c.jwt.access_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh.reuse_grace, Duration::from_secs(10));
@@ -333,7 +334,7 @@ max_sessions = 2
             .unwrap()
             .config;
         assert_eq!(c.listen, "127.0.0.1:3");
-        assert_eq!(c.store, "embedded:/env");
+        assert_eq!(c.store.as_deref(), Some("embedded:/env"));
         assert_eq!(c.data_dir, PathBuf::from("/file"));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.default_mode, Mode::Jwt);
@@ -348,7 +349,7 @@ max_sessions = 2
         let c = Config::from_sources(Some(file), &vars, &flags)
             .unwrap()
             .config;
-        assert_eq!(c.store, "redis://h:1/");
+        assert_eq!(c.store.as_deref(), Some("redis://h:1/"));
         assert_eq!(c.data_dir, PathBuf::from("/flag"));
         assert_eq!(c.log.format, LogFormat::Text);
     }
@@ -492,7 +493,7 @@ max_sessions = 2
     fn masked_toml_round_trips_without_secrets() {
         let c = Config {
             api_key: Some("sdk_supersecretsupersecret".to_owned()),
-            store: "redis://:pw123@cache:6379/".to_owned(),
+            store: Some("redis://:pw123@cache:6379/".to_owned()),
             ..Config::default()
         };
         let text = c.masked().to_toml();

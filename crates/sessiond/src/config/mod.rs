@@ -26,9 +26,12 @@ pub use load::Loaded;
 pub struct Config {
     /// Address to listen on.
     pub listen: String,
-    /// `embedded:PATH`, `redis://…`, `rediss://…`.
-    pub store: String,
-    /// API key file, signing keys.
+    /// `embedded:PATH`, `redis://…`, `rediss://…`; unset: the embedded store
+    /// in `data_dir` (see [`Config::store_url`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// API key file, signing keys, and the embedded store unless `store`
+    /// names another.
     pub data_dir: PathBuf,
     /// Admin API key; generated into `data_dir` when absent.
     pub api_key: Option<String>,
@@ -212,7 +215,7 @@ impl Default for Config {
         roles.insert("default".to_owned(), RoleConfig::default());
         Self {
             listen: "127.0.0.1:7420".to_owned(),
-            store: "embedded:./data".to_owned(),
+            store: None,
             data_dir: PathBuf::from("./data"),
             api_key: None,
             default_mode: Mode::Opaque,
@@ -300,6 +303,14 @@ impl LogFormat {
 }
 
 impl Config {
+    /// The store to open: `store`, or else the embedded store in `data_dir`
+    /// (`embedded:./data` by default).
+    pub fn store_url(&self) -> String {
+        self.store
+            .clone()
+            .unwrap_or_else(|| format!("embedded:{}", self.data_dir.display()))
+    }
+
     /// The trusted proxies (validated by [`Config::validate`]).
     pub fn trusted_proxies(&self) -> sessiond_http::TrustedProxies {
         sessiond_http::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
@@ -347,7 +358,7 @@ impl Config {
         if c.api_key.is_some() {
             c.api_key = Some("***".to_owned());
         }
-        c.store = describe_store(&c.store);
+        c.store = Some(describe_store(&self.store_url()));
         c
     }
 

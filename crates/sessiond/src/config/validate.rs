@@ -17,7 +17,7 @@ impl Config {
                 r#"expected an IP address and port like "127.0.0.1:7420" or "[::]:7420""#,
             ));
         }
-        validate_store(&self.store)?;
+        validate_store(&self.store_url())?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid(
                 "data_dir",
