@@ -201,13 +201,13 @@ mod tests {
     #[test]
     fn problem_bodies_use_the_rfc_names() {
         let p = ProblemBody {
-            kind: "https://sessiond.dev/problems/not-found".into(),
+            kind: "urn:sessiond:problem:not-found".into(),
             title: "Not found".into(),
             status: 404,
             detail: "no live session with this id".into(),
         };
         let wire = serde_json::to_value(&p).unwrap_or_default();
-        assert_eq!(wire["type"], "https://sessiond.dev/problems/not-found");
+        assert_eq!(wire["type"], "urn:sessiond:problem:not-found");
         assert_eq!(serde_json::from_value::<ProblemBody>(wire).ok(), Some(p));
     }
 }

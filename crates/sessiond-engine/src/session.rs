@@ -24,7 +24,7 @@ pub struct TouchRule {
     pub interval_ms: u64,
 }
 
-/// How a session's client proves it: SPEC's modes.
+/// How a session's client proves it (docs/concepts.md, "Modes").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,5 +1,5 @@
 //! The store conformance suite: every case drives a store through the engine
-//! and asserts what SPEC.md promises. Each store runs all of it through
+//! and asserts what docs/store-contract.md promises. Each store runs all of it through
 //! [`crate::conformance_tests!`].
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! sessiond, the service: the HTTP/JSON API of SPEC.md over the engine, its
+//! sessiond, the service: the HTTP/JSON API (docs/http-api.md) over the engine, its
 //! layered configuration, and the command line (`sessiond serve`, operator
 //! commands).
 #![forbid(unsafe_code)]

@@ -1,4 +1,4 @@
-//! The HTTP API of SPEC.md section 2 against both stores, with a real HTTP
+//! The HTTP API of docs/http-api.md against both stores, with a real HTTP
 //! client on a real socket: the full lifecycle and every status code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -787,7 +787,7 @@ async fn ops_routes_answer(backend: Backend) {
     let r = s.anon(Method::GET, "/openapi.json").send().await.unwrap();
     let doc: Value = r.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    // Every route of SPEC.md section 2 is documented, with its methods.
+    // Every route of docs/http-api.md is documented, with its methods.
     let expected = [
         ("post", "/v1/sessions"),
         ("post", "/v1/sessions/introspect"),

@@ -2,7 +2,7 @@
 //! value and what is accepted.
 
 use super::error::{one_line, quoted};
-use super::{ConfigError, DURATION_EXPECTED, describe_store};
+use super::{ConfigError, describe_store};
 
 /// Turn an error of the `config` crate into one naming key, value and what is
 /// accepted; the value is read back from the merged tree.
@@ -95,40 +95,9 @@ fn render(v: &config::Value) -> String {
     }
 }
 
-/// What a key accepts, for error messages.
+/// What a key accepts, for error messages (from the reference).
 pub(super) fn expectation(key: &str) -> Option<&'static str> {
-    let parts: Vec<&str> = key.split('.').collect();
-    Some(match parts.as_slice() {
-        ["touch_interval" | "store_timeout" | "request_timeout"]
-        | [
-            "limits",
-            "header_read_timeout" | "idle_timeout" | "drain_timeout",
-        ]
-        | ["jwt", "access_ttl" | "rollover_delay"]
-        | ["refresh", "reuse_grace"]
-        | ["roles", _, "idle_ttl" | "absolute_ttl"] => DURATION_EXPECTED,
-        ["default_mode"] => "expected one of opaque, jwt",
-        ["max_sessions_policy"] => "expected one of evict_oldest, reject",
-        ["cookie", "same_site"] => "expected one of strict, lax, none",
-        ["log", "format"] => "expected one of text, json",
-        [
-            "limits",
-            "max_body_bytes" | "max_data_bytes" | "max_header_bytes" | "max_connections",
-        ]
-        | ["roles", _, "max_sessions"] => "expected a whole number above 0",
-        ["limits", "failed_auth_per_minute"] => "expected a whole number (0 turns the limit off)",
-        ["strict_roles"] | ["cookie", "secure"] => "expected true or false",
-        ["trusted_proxies"] => {
-            "expected a list of IP addresses or CIDR ranges, or one comma-separated string"
-        }
-        ["limits" | "cookie" | "jwt" | "refresh" | "log"] => "expected a table",
-        ["roles"] => "expected a table of roles",
-        ["roles", _] => "expected a table with idle_ttl, absolute_ttl and max_sessions",
-        ["listen" | "store" | "data_dir" | "api_key" | "key_prefix" | "store_ca_file"]
-        | ["cookie", "name" | "domain" | "path"]
-        | ["jwt", "issuer" | "audience" | "algorithm" | "key_file"] => "expected a string",
-        _ => return None,
-    })
+    super::reference::lookup(key).map(|doc| doc.expected)
 }
 
 #[cfg(test)]

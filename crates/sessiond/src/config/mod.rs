@@ -1,10 +1,11 @@
-//! Configuration: the model of SPEC.md section 4 and its defaults. Loading
+//! Configuration: the model (docs/configuration.md) and its defaults. Loading
 //! it from a file, the environment and flags is in `load`, checking it in
 //! `validate`, and the one-line explanations of bad values in `explain`.
 
 mod error;
 mod explain;
 mod load;
+pub mod reference;
 mod validate;
 
 pub mod duration_text;
@@ -20,7 +21,7 @@ use sessiond_engine::{LimitPolicy, Policy, RolePolicy};
 pub use error::ConfigError;
 pub use load::Loaded;
 
-/// The whole configuration (SPEC.md section 4).
+/// The whole configuration (docs/configuration.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

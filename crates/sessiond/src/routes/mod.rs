@@ -1,4 +1,4 @@
-//! The route table: every path of SPEC.md section 2, registered together with
+//! The route table: every path of docs/http-api.md, registered together with
 //! its OpenAPI description so the document always matches the routes.
 
 pub mod admin;

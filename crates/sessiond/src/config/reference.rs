@@ -1,0 +1,379 @@
+//! Every configuration key, once: what a bad value is told it should be,
+//! what the key means, its flag. Error messages read it, and
+//! `docs/configuration.md` and the README's table are generated from it (a
+//! test keeps them equal), so the reference cannot drift from the model.
+
+use super::{Config, DURATION_EXPECTED};
+
+/// One key of the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyDoc {
+    /// Dotted key; `*` stands for any one name (a role).
+    pub key: &'static str,
+    /// What a value of the wrong type is told is accepted.
+    pub expected: &'static str,
+    /// What the key does (empty for tables, which are not listed).
+    pub meaning: &'static str,
+    /// The command-line flag that also sets it.
+    pub flag: Option<&'static str>,
+    /// The default when it is not the model's own value (a key without one).
+    pub default: Option<&'static str>,
+}
+
+const STRING: &str = "expected a string";
+const TABLE: &str = "expected a table";
+const WHOLE_NUMBER: &str = "expected a whole number above 0";
+const BOOLEAN: &str = "expected true or false";
+
+const fn key(key: &'static str, expected: &'static str, meaning: &'static str) -> KeyDoc {
+    KeyDoc {
+        key,
+        expected,
+        meaning,
+        flag: None,
+        default: None,
+    }
+}
+
+const fn table(key: &'static str) -> KeyDoc {
+    KeyDoc {
+        key,
+        expected: TABLE,
+        meaning: "",
+        flag: None,
+        default: None,
+    }
+}
+
+/// The keys, in the order the reference lists them.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        flag: Some("--listen"),
+        ..key("listen", STRING, "address and port to serve on")
+    },
+    KeyDoc {
+        flag: Some("--store"),
+        default: Some("the embedded store in `data_dir`"),
+        ..key(
+            "store",
+            STRING,
+            "`embedded:PATH`, `redis://…` or `rediss://…` (TLS)",
+        )
+    },
+    KeyDoc {
+        flag: Some("--data-dir"),
+        ..key(
+            "data_dir",
+            STRING,
+            "directory (mode 0700) of the generated API key and signing keys, and of the embedded store unless `store` names another",
+        )
+    },
+    KeyDoc {
+        default: Some("generated into `data_dir/api_key` (mode 0600)"),
+        ..key(
+            "api_key",
+            STRING,
+            "admin API key (at least 16 printable characters); usually set as `SESSIOND_API_KEY`",
+        )
+    },
+    KeyDoc {
+        flag: Some("--default-mode"),
+        ..key(
+            "default_mode",
+            "expected one of opaque, jwt",
+            "mode of sessions created without one: `opaque` or `jwt`",
+        )
+    },
+    key(
+        "touch_interval",
+        DURATION_EXPECTED,
+        "activity is recorded at most this often per session (capped at a quarter of its idle timeout)",
+    ),
+    key(
+        "max_sessions_policy",
+        "expected one of evict_oldest, reject",
+        "at a role's `max_sessions`: `evict_oldest` (the evicted ids are returned) or `reject` (409)",
+    ),
+    key(
+        "key_prefix",
+        STRING,
+        "prefix of every Redis key (no `{` or `}`)",
+    ),
+    KeyDoc {
+        default: Some("the system's roots (which honour `SSL_CERT_FILE`)"),
+        ..key(
+            "store_ca_file",
+            STRING,
+            "PEM file of the CA certificates trusted for `rediss://`",
+        )
+    },
+    key(
+        "store_timeout",
+        DURATION_EXPECTED,
+        "bound on every store call; past it the request answers 503 (10ms to 60s)",
+    ),
+    key(
+        "request_timeout",
+        DURATION_EXPECTED,
+        "bound on a request from the end of its head to the end of its answer; past it: 408",
+    ),
+    key(
+        "strict_roles",
+        BOOLEAN,
+        "refuse roles that are not configured instead of applying `default`",
+    ),
+    key(
+        "trusted_proxies",
+        "expected a list of IP addresses or CIDR ranges, or one comma-separated string",
+        "reverse proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For`/`-Proto`/`-Host` or `Forwarded` headers name the client",
+    ),
+    table("limits"),
+    key(
+        "limits.max_body_bytes",
+        WHOLE_NUMBER,
+        "largest request body; beyond: 413 (a larger declared `Content-Length` at once)",
+    ),
+    key(
+        "limits.max_data_bytes",
+        WHOLE_NUMBER,
+        "largest session `data` (at most `max_body_bytes`); beyond: 413",
+    ),
+    key(
+        "limits.max_header_bytes",
+        WHOLE_NUMBER,
+        "largest request head (target and all headers); beyond: 431",
+    ),
+    key(
+        "limits.failed_auth_per_minute",
+        "expected a whole number (0 turns the limit off)",
+        "failed credential checks per client address and minute, for API keys and session credentials separately; beyond: 429; a valid credential is never refused; 0 turns it off",
+    ),
+    key(
+        "limits.header_read_timeout",
+        DURATION_EXPECTED,
+        "a client must send a whole request head within this from its first byte, or it is disconnected",
+    ),
+    key(
+        "limits.idle_timeout",
+        DURATION_EXPECTED,
+        "keep-alive connections with no request for this long are closed",
+    ),
+    key(
+        "limits.max_connections",
+        WHOLE_NUMBER,
+        "connections open at once; more wait to be accepted (keep it below `ulimit -n`)",
+    ),
+    key(
+        "limits.drain_timeout",
+        DURATION_EXPECTED,
+        "on SIGTERM, how long requests in flight may take to finish before their connections are closed",
+    ),
+    table("cookie"),
+    key(
+        "cookie.name",
+        STRING,
+        "name of the session cookie (always HttpOnly)",
+    ),
+    key(
+        "cookie.secure",
+        BOOLEAN,
+        "`Secure` attribute (browsers also send Secure cookies to `http://localhost`)",
+    ),
+    key(
+        "cookie.same_site",
+        "expected one of strict, lax, none",
+        "`SameSite` attribute: `strict`, `lax` or `none` (needs `secure`)",
+    ),
+    KeyDoc {
+        default: Some("none (host-only cookie)"),
+        ..key("cookie.domain", STRING, "`Domain` attribute")
+    },
+    key("cookie.path", STRING, "`Path` attribute"),
+    table("jwt"),
+    key("jwt.issuer", STRING, "`iss` of access tokens"),
+    key("jwt.audience", STRING, "`aud` of access tokens"),
+    key(
+        "jwt.access_ttl",
+        DURATION_EXPECTED,
+        "lifetime of access tokens (1s to 24h)",
+    ),
+    key(
+        "jwt.algorithm",
+        STRING,
+        "signing algorithm: `EdDSA` or `ES256`",
+    ),
+    KeyDoc {
+        default: Some("keys generated into `data_dir/keys`"),
+        ..key(
+            "jwt.key_file",
+            STRING,
+            "PEM (PKCS#8) private key to sign with; then `sessiond keys rotate` does not apply",
+        )
+    },
+    key(
+        "jwt.rollover_delay",
+        DURATION_EXPECTED,
+        "after `sessiond keys rotate`, how long the new key is published before it signs (the JWKS `max-age` is at most half of it)",
+    ),
+    table("refresh"),
+    key(
+        "refresh.reuse_grace",
+        DURATION_EXPECTED,
+        "how long a retired refresh token still returns its successor (racing tabs); after it, presenting it revokes the session",
+    ),
+    table("log"),
+    KeyDoc {
+        flag: Some("--log-format"),
+        ..key(
+            "log.format",
+            "expected one of text, json",
+            "`text` or `json` (the level comes from `RUST_LOG`)",
+        )
+    },
+    KeyDoc {
+        expected: "expected a table of roles",
+        ..table("roles")
+    },
+    KeyDoc {
+        expected: "expected a table with idle_ttl, absolute_ttl and max_sessions",
+        ..table("roles.*")
+    },
+    key(
+        "roles.*.idle_ttl",
+        DURATION_EXPECTED,
+        "idle timeout of the role's sessions; slides with activity (1s to 400d)",
+    ),
+    key(
+        "roles.*.absolute_ttl",
+        DURATION_EXPECTED,
+        "absolute lifetime of the role's sessions; never slides (1s to 400d)",
+    ),
+    key(
+        "roles.*.max_sessions",
+        WHOLE_NUMBER,
+        "most live sessions a user may hold when the new session has this role",
+    ),
+];
+
+/// The entry of dotted `key` (a role's keys match `roles.*`).
+pub fn lookup(key: &str) -> Option<&'static KeyDoc> {
+    let parts: Vec<&str> = key.split('.').collect();
+    KEYS.iter().find(|doc| {
+        let pattern: Vec<&str> = doc.key.split('.').collect();
+        pattern.len() == parts.len() && pattern.iter().zip(&parts).all(|(p, k)| *p == "*" || p == k)
+    })
+}
+
+/// The environment variable that sets `key` (`NAME` for a role).
+pub fn env_var(key: &str) -> String {
+    format!(
+        "{}_{}",
+        super::ENV_PREFIX,
+        key.replace('*', "NAME")
+            .replace('.', "__")
+            .to_ascii_uppercase()
+    )
+}
+
+/// The reference as a Markdown table: key, default, environment variable
+/// and flag, meaning.
+pub fn markdown() -> String {
+    let defaults = toml::Value::try_from(Config::default()).unwrap_or(toml::Value::Boolean(false));
+    let mut out =
+        String::from("| key | default | environment / flag | meaning |\n|---|---|---|---|\n");
+    for doc in KEYS.iter().filter(|d| !d.meaning.is_empty()) {
+        let default = doc
+            .default
+            .map(str::to_owned)
+            .or_else(|| default_of(&defaults, doc.key))
+            .unwrap_or_else(|| "none".to_owned());
+        let mut set_by = format!("`{}`", env_var(doc.key));
+        if let Some(flag) = doc.flag {
+            set_by.push_str(&format!(", `{flag}`"));
+        }
+        out.push_str(&format!(
+            "| `{}` | {default} | {set_by} | {} |\n",
+            doc.key, doc.meaning
+        ));
+    }
+    out
+}
+
+/// The default of `key` in the serialized defaults (a role's keys: those of
+/// the `default` role).
+fn default_of(defaults: &toml::Value, key: &str) -> Option<String> {
+    let mut node = defaults;
+    for part in key.split('.') {
+        let part = if part == "*" { "default" } else { part };
+        node = node.get(part)?;
+    }
+    Some(match node {
+        toml::Value::Array(items) if items.is_empty() => "none".to_owned(),
+        other => format!("`{other}`"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of the model is documented, and every documented key is
+    /// one of the model (or an optional key, which has no default).
+    #[test]
+    fn the_reference_covers_the_model_exactly() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut leaves = Vec::new();
+        collect(&defaults, String::new(), &mut leaves);
+        for leaf in &leaves {
+            let documented = lookup(leaf).is_some_and(|d| !d.meaning.is_empty());
+            assert!(documented, "{leaf} is not in config/reference.rs");
+        }
+        for doc in KEYS.iter().filter(|d| !d.meaning.is_empty()) {
+            let concrete = doc.key.replace('*', "default");
+            assert!(
+                leaves.contains(&concrete) || doc.default.is_some(),
+                "{} is documented but not in the model",
+                doc.key
+            );
+        }
+    }
+
+    fn collect(node: &toml::Value, prefix: String, out: &mut Vec<String>) {
+        match node {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    collect(v, key, out);
+                }
+            }
+            _ => out.push(prefix),
+        }
+    }
+
+    #[test]
+    fn lookup_and_env_names() {
+        assert_eq!(
+            lookup("roles.admin.idle_ttl").unwrap().key,
+            "roles.*.idle_ttl"
+        );
+        assert_eq!(lookup("roles.admin").unwrap().key, "roles.*");
+        assert!(lookup("roles.admin.nope").is_none());
+        assert!(lookup("url").is_none());
+        assert_eq!(env_var("jwt.access_ttl"), "SESSIOND_JWT__ACCESS_TTL");
+        assert_eq!(
+            env_var("roles.*.max_sessions"),
+            "SESSIOND_ROLES__NAME__MAX_SESSIONS"
+        );
+        let table = markdown();
+        assert!(
+            table.contains("| `jwt.access_ttl` | `\"15m\"` | `SESSIOND_JWT__ACCESS_TTL` |"),
+            "{table}"
+        );
+        assert!(table.contains("`--data-dir`"), "{table}");
+        assert!(!table.contains("| `limits` |"), "tables are not listed");
+    }
+}
