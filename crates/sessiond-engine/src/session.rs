@@ -24,7 +24,8 @@ pub struct TouchRule {
     pub interval_ms: u64,
 }
 
-/// How a session's client proves it (docs/concepts.md, "Modes").
+/// How a session's client proves it: `opaque` (one session token) or `jwt`
+/// (short-lived access tokens and a rotating refresh token).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
