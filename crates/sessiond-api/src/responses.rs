@@ -156,22 +156,8 @@ pub struct ProblemBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::session_json;
     use serde_json::json;
-
-    fn session_json() -> serde_json::Value {
-        json!({
-            "id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-            "user_id": "alice",
-            "role": null,
-            "data": {},
-            "device": {"user_agent": null, "ip": null, "kind": "unknown", "os": null, "browser": null},
-            "created_at": "2026-01-02T03:04:05.678Z",
-            "last_seen_at": "2026-01-02T03:04:05.678Z",
-            "expires_at": "2026-01-02T03:34:05.678Z",
-            "absolute_expires_at": "2026-02-01T03:04:05.678Z",
-            "mode": "opaque"
-        })
-    }
 
     #[test]
     fn debug_of_responses_hides_tokens() {

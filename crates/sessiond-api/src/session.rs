@@ -59,25 +59,27 @@ impl From<Session> for SessionView {
     }
 }
 
+/// The wire shape of a session, for this crate's tests.
+#[cfg(test)]
+pub(crate) fn session_json() -> serde_json::Value {
+    serde_json::json!({
+        "id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "user_id": "alice",
+        "role": null,
+        "data": {"theme": "dark"},
+        "device": {"user_agent": "curl/8", "ip": "192.0.2.1", "kind": "unknown", "os": null, "browser": null},
+        "created_at": "2026-01-02T03:04:05.678Z",
+        "last_seen_at": "2026-01-02T03:04:05.678Z",
+        "expires_at": "2026-01-02T03:34:05.678Z",
+        "absolute_expires_at": "2026-02-01T03:04:05.678Z",
+        "mode": "opaque"
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
-
-    pub(crate) fn session_json() -> Value {
-        json!({
-            "id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-            "user_id": "alice",
-            "role": null,
-            "data": {"theme": "dark"},
-            "device": {"user_agent": "curl/8", "ip": "192.0.2.1", "kind": "unknown", "os": null, "browser": null},
-            "created_at": "2026-01-02T03:04:05.678Z",
-            "last_seen_at": "2026-01-02T03:04:05.678Z",
-            "expires_at": "2026-01-02T03:34:05.678Z",
-            "absolute_expires_at": "2026-02-01T03:04:05.678Z",
-            "mode": "opaque"
-        })
-    }
+    use serde_json::json;
 
     #[test]
     fn round_trips_the_wire_shape() {

@@ -140,6 +140,22 @@ pub const CASES: &[CsrfCase] = &[
     },
 ];
 
+impl CsrfCase {
+    /// Whether `status` is the answer this case must get: a 2xx when
+    /// allowed, 403 when refused; otherwise a line saying what went wrong.
+    pub fn judge(&self, status: u16) -> Result<(), String> {
+        let right = if self.allowed {
+            (200..300).contains(&status)
+        } else {
+            status == 403
+        };
+        match right {
+            true => Ok(()),
+            false => Err(format!("{}: got {status}", self.name)),
+        }
+    }
+}
+
 /// `value` with `{host}` replaced.
 pub fn with_host(value: &str, host: &str) -> String {
     value.replace("{host}", host)
