@@ -110,6 +110,32 @@ impl RedisServer {
         }
     }
 
+    /// Stop the server with SIGSTOP: connections stay open and accept bytes,
+    /// but nothing answers (a frozen or overloaded host).
+    ///
+    /// # Panics
+    /// When the signal cannot be sent.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Let a frozen server go on (SIGCONT).
+    ///
+    /// # Panics
+    /// When the signal cannot be sent.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server is running").id();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// Start the server again on the same port (after [`RedisServer::kill`]).
     ///
     /// # Panics
