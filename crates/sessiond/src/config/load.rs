@@ -430,6 +430,31 @@ max_sessions = 2
         );
     }
 
+    #[test]
+    fn trusted_proxies_are_a_list_or_one_comma_separated_string() {
+        let c = from("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]", &[]).unwrap();
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        let c = from(
+            "",
+            &[("SESSIOND_TRUSTED_PROXIES", "127.0.0.1, 192.0.2.0/24 ,")],
+        )
+        .unwrap();
+        assert_eq!(c.trusted_proxies, ["127.0.0.1", "192.0.2.0/24"]);
+        assert!(c.trusted_proxies().contains("192.0.2.9".parse().unwrap()));
+        let text = from(
+            "",
+            &[("SESSIOND_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.starts_with(
+                "invalid config: trusted_proxies = \"proxy.local\" (from environment variable SESSIOND_TRUSTED_PROXIES): "
+            ),
+            "{text}"
+        );
+    }
+
     /// Every error says where the bad value came from.
     #[test]
     fn errors_name_their_source() {
