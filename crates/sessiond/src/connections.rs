@@ -22,7 +22,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
@@ -53,8 +53,6 @@ struct Activity {
     idle_since: AtomicU64,
     /// When the first byte of a not yet complete head arrived; 0 if none.
     head_since: AtomicU64,
-    /// Wakes the supervisor when a deadline may have moved earlier.
-    changed: Notify,
 }
 
 impl Activity {
@@ -64,7 +62,6 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             idle_since: AtomicU64::new(1),
             head_since: AtomicU64::new(0),
-            changed: Notify::new(),
         }
     }
 
@@ -84,7 +81,6 @@ impl Activity {
             && self.head_since.load(Ordering::Acquire) == 0
         {
             self.head_since.store(self.now_mark(), Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -97,25 +93,34 @@ impl Activity {
         self.idle_since.store(self.now_mark(), Ordering::Release);
         self.head_since.store(0, Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.changed.notify_one();
     }
 
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) > 0
     }
 
-    /// When the connection is next due to be closed, if nothing changes.
+    /// When the supervisor must look at the connection next, and what
+    /// expires then if nothing changes. Nothing wakes the supervisor when a
+    /// request starts or ends (that would cost a task wake-up per request);
+    /// instead it never sleeps longer than the head timeout, so a head that
+    /// starts while it sleeps is still caught at its exact deadline.
     fn deadline(&self, limits: &ConnectionLimits) -> Deadline {
+        let now = Instant::now();
         if self.busy() {
-            // The request timeout bounds handlers; look again later.
-            return Deadline::Recheck(
-                Instant::now() + limits.idle_timeout.min(limits.header_read_timeout),
-            );
+            // The request timeout bounds handlers.
+            return Deadline::Recheck(now + limits.idle_timeout.min(limits.header_read_timeout));
         }
         match self.head_since.load(Ordering::Acquire) {
-            0 => Deadline::Idle(
-                self.instant(self.idle_since.load(Ordering::Acquire)) + limits.idle_timeout,
-            ),
+            0 => {
+                let idle =
+                    self.instant(self.idle_since.load(Ordering::Acquire)) + limits.idle_timeout;
+                let look_again = now + limits.header_read_timeout;
+                if idle <= look_again {
+                    Deadline::Idle(idle)
+                } else {
+                    Deadline::Recheck(look_again)
+                }
+            }
             since => Deadline::Head(self.instant(since) + limits.header_read_timeout),
         }
     }
@@ -304,7 +309,6 @@ async fn serve_connection(
         let deadline = activity.deadline(&limits);
         tokio::select! {
             _ = connection.as_mut() => return,
-            () = activity.changed.notified() => {}
             () = tokio::time::sleep_until(deadline.at()) => {
                 // Requests may have come and gone while this slept.
                 let deadline = activity.deadline(&limits);
@@ -349,10 +353,19 @@ mod tests {
     async fn deadlines_follow_the_connection_state() {
         let a = Activity::new();
         let start = Instant::now();
+        // Idle for 30 s, but looked at again within the head timeout.
+        let Deadline::Recheck(t) = a.deadline(&limits()) else {
+            panic!("a new idle connection is rechecked")
+        };
+        assert_eq!(t, start + Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(25)).await;
         let Deadline::Idle(t) = a.deadline(&limits()) else {
-            panic!("a new connection is idle")
+            panic!("idle expiry within reach")
         };
         assert!(t >= start + Duration::from_secs(30) - Duration::from_millis(1));
+
+        let a = Activity::new();
+        let start = Instant::now();
         tokio::time::advance(Duration::from_secs(3)).await;
         a.bytes_read();
         let Deadline::Head(t) = a.deadline(&limits()) else {
@@ -368,6 +381,7 @@ mod tests {
         // Body bytes of a request in flight are not a new head.
         a.bytes_read();
         a.request_finished();
+        tokio::time::advance(Duration::from_secs(25)).await;
         let Deadline::Idle(t) = a.deadline(&limits()) else {
             panic!("idle after the response")
         };
