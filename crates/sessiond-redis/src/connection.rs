@@ -86,7 +86,7 @@ impl Connection {
         &self,
         script: &LuaScript,
         keys: &[String],
-        args: &[String],
+        args: &[Vec<u8>],
         retry: Retry,
     ) -> Result<Value, StoreError> {
         let attempt = || async {
@@ -141,6 +141,25 @@ impl Connection {
                 return Ok(total);
             }
             cursor = next;
+        }
+    }
+
+    /// GET `key`: its bytes, or `None` if it does not exist. A plain read,
+    /// retried once on a dropped connection.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let attempt = || async {
+            let mut conn = self.manager.clone();
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Value>(&mut conn)
+                .await
+        };
+        match self.call("get", Retry::Once, attempt).await? {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(bytes)),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected reply to GET: {other:?}"
+            ))),
         }
     }
 

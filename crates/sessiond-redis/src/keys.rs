@@ -1,14 +1,39 @@
-//! The key schema. Every key of a user carries the user's shard tag as its
-//! Redis Cluster hash tag, so each operation touches one hash slot.
+//! The key schema (version 2). Every key of a user carries the user's shard
+//! tag as its Redis Cluster hash tag, so each operation touches one hash slot:
+//!
+//! - `<prefix>v2:{<tag>}:r:<th>`: the session record (a [`crate::record`]
+//!   value) of the token whose hash is `th` (for a JWT-mode session, of its
+//!   refresh family), so that an introspection is one `GET`;
+//! - `<prefix>v2:{<tag>}:i`: the tag's index, a sorted set whose members are
+//!   a session id's random part followed by `th` (so that by-id operations
+//!   find the record), scored by the session's idle deadline.
+//!
+//! `th` is the first 32 characters (192 bits) of the base64url SHA-256 of the
+//! token: enough to name a record, and short enough that index members stay
+//! within Redis's compact (listpack) encoding. Keys of the first layout
+//! (`<prefix>{<tag>}:s:…`) are not read; they expire by their own TTLs.
 
 use sessiond_engine::{SessionId, ShardTag, TokenDigest, TokenHash};
 
-/// Builds keys under one prefix. Keys of a user share the base
-/// `<prefix>{<shard tag>}:`, which the Lua scripts also receive to build keys
-/// of other sessions of the same user (same slot).
+/// Characters of the token hash used in keys and index members.
+pub(crate) const TH_LEN: usize = 32;
+
+/// Characters of a session id's random part (after its 11-character tag).
+pub(crate) const ID_RANDOM_LEN: usize = 22;
+
+/// Builds keys under one prefix. Keys of a tag share the base
+/// `<prefix>v2:{<tag>}:`, which the Lua scripts also receive to build the
+/// record keys of an index's members (same slot).
 #[derive(Clone, Debug)]
 pub(crate) struct KeySchema {
     prefix: String,
+}
+
+/// `th` of a token hash.
+pub(crate) fn th(hash: &TokenHash) -> String {
+    let mut text = hash.to_base64();
+    text.truncate(TH_LEN);
+    text
 }
 
 impl KeySchema {
@@ -25,7 +50,7 @@ impl KeySchema {
         &self.prefix
     }
 
-    /// `<prefix>{<tag>}:`, the start of every key of the tag's users.
+    /// `<prefix>v2:{<tag>}:`, the start of every key of the tag's users.
     pub(crate) fn base(&self, tag: &ShardTag) -> String {
         self.base_with_room(tag, 0)
     }
@@ -34,17 +59,17 @@ impl KeySchema {
     /// on every call, so without `format!` and regrowth).
     fn base_with_room(&self, tag: &ShardTag, extra: usize) -> String {
         let tag = tag.as_str();
-        let mut key = String::with_capacity(self.prefix.len() + tag.len() + 3 + extra);
+        let mut key = String::with_capacity(self.prefix.len() + tag.len() + 6 + extra);
         key.push_str(&self.prefix);
-        key.push('{');
+        key.push_str("v2:{");
         key.push_str(tag);
         key.push_str("}:");
         key
     }
 
-    /// SCAN pattern of every session hash under this prefix (glob
+    /// SCAN pattern of every session record under this prefix (glob
     /// characters in the prefix escaped).
-    pub(crate) fn all_sessions_pattern(&self) -> String {
+    pub(crate) fn all_records_pattern(&self) -> String {
         let mut pattern = String::new();
         for c in self.prefix.chars() {
             if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -52,41 +77,45 @@ impl KeySchema {
             }
             pattern.push(c);
         }
-        pattern.push_str("{*}:s:*");
+        pattern.push_str("v2:{*}:r:*");
         pattern
     }
 
-    /// The session hash: `<base>s:<id>`.
-    pub(crate) fn session(&self, id: &SessionId) -> String {
-        let mut key = self.base_with_room(&id.shard(), 2 + id.as_str().len());
-        key.push_str("s:");
-        key.push_str(id.as_str());
+    /// The record of the token (or refresh family) with digest `digest`.
+    pub(crate) fn record(&self, digest: &TokenDigest) -> String {
+        self.record_in(&digest.shard, &digest.hash)
+    }
+
+    /// The record of token hash `hash` of a user with tag `tag`.
+    pub(crate) fn record_in(&self, tag: &ShardTag, hash: &TokenHash) -> String {
+        let mut key = self.base_with_room(tag, 2 + TH_LEN);
+        key.push_str("r:");
+        key.push_str(&th(hash));
         key
     }
 
-    /// The token key: `<base>t:<token hash, base64url>`.
-    pub(crate) fn token(&self, digest: &TokenDigest) -> String {
-        self.token_in(&digest.shard, &digest.hash)
-    }
-
-    /// The key of token hash `hash` of a user with tag `tag`.
-    pub(crate) fn token_in(&self, tag: &ShardTag, hash: &TokenHash) -> String {
-        let hash = hash.to_base64();
-        let mut key = self.base_with_room(tag, 2 + hash.len());
-        key.push_str("t:");
-        key.push_str(&hash);
+    /// The index of tag `tag`.
+    pub(crate) fn index(&self, tag: &ShardTag) -> String {
+        let mut key = self.base_with_room(tag, 1);
+        key.push('i');
         key
     }
+}
 
-    /// The user's index of session ids: `<base>u:<user id>`.
-    pub(crate) fn user(&self, user_id: &str) -> String {
-        self.user_in(&ShardTag::of_user(user_id), user_id)
-    }
+/// The random part of a session id: how the index names it.
+pub(crate) fn id_random(id: &SessionId) -> &str {
+    let s = id.as_str();
+    &s[s.len() - ID_RANDOM_LEN..]
+}
 
-    /// The index of `user_id` under tag `tag` (the tag of all its sessions).
-    pub(crate) fn user_in(&self, tag: &ShardTag, user_id: &str) -> String {
-        format!("{}u:{}", self.base(tag), user_id)
-    }
+/// The index member of session `id` whose record is under token hash `hash`
+/// (the scripts build it; this states the format for the tests).
+#[cfg(test)]
+pub(crate) fn member(id: &SessionId, hash: &TokenHash) -> String {
+    let mut m = String::with_capacity(ID_RANDOM_LEN + TH_LEN);
+    m.push_str(id_random(id));
+    m.push_str(&th(hash));
+    m
 }
 
 #[cfg(test)]
@@ -100,16 +129,22 @@ mod tests {
         let tag = ShardTag::of_user("alice");
         let id = SessionId::generate(&tag);
         let token = SessionToken::generate(&tag).digest();
-        let base = format!("app:{{{tag}}}:");
-        assert_eq!(keys.session(&id), format!("{base}s:{id}"));
-        assert_eq!(
-            keys.token(&token),
-            format!("{base}t:{}", token.hash.to_base64())
-        );
-        assert_eq!(keys.user("alice"), format!("{base}u:alice"));
+        let base = format!("app:v2:{{{tag}}}:");
+        let th = &token.hash.to_base64()[..TH_LEN];
+        assert_eq!(keys.record(&token), format!("{base}r:{th}"));
+        assert_eq!(keys.index(&tag), format!("{base}i"));
+        let m = member(&id, &token.hash);
+        assert_eq!(m.len(), 54, "fits a listpack entry (64 bytes)");
+        assert!(id.as_str().ends_with(&m[..ID_RANDOM_LEN]));
+        assert!(m.ends_with(th));
         // A user id with braces cannot move the hash tag: the first `{` is ours.
-        let odd = keys.user("{x}");
-        assert!(odd.starts_with(&format!("app:{{{}}}:", ShardTag::of_user("{x}"))));
+        let odd = keys.index(&ShardTag::of_user("{x}"));
+        assert!(odd.starts_with(&format!("app:v2:{{{}}}:", ShardTag::of_user("{x}"))));
+        assert_eq!(keys.all_records_pattern(), "app:v2:{*}:r:*");
+        assert_eq!(
+            KeySchema::new("a*b:").unwrap().all_records_pattern(),
+            "a\\*b:v2:{*}:r:*"
+        );
     }
 
     #[test]

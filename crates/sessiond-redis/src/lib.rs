@@ -1,6 +1,8 @@
-//! A Redis [`Store`] for sessiond: every operation is one Lua script run in one
-//! round trip, every key of an operation sits in the user's Cluster hash slot,
-//! and Redis TTLs back up the liveness rules the scripts apply.
+//! A Redis [`Store`] for sessiond: an introspection is one plain `GET` (plus
+//! a script when a touch is due), every write is one Lua script run in one
+//! round trip, every key of an operation sits in the user's Cluster hash
+//! slot, and Redis TTLs back up the liveness rules the engine and the scripts
+//! apply.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sessiond_engine::StoreError> {
@@ -9,17 +11,17 @@
 //! # drop(store); Ok(()) }
 //! ```
 //!
-//! Key schema (`P` = key prefix, `T` = the user's shard tag):
-//! - `P{T}:s:<session id>`: hash of the session's fields, data keys as `.<key>`
-//!   fields of compact JSON;
-//! - `P{T}:t:<token hash>`: the session id of a token (only its hash is kept);
-//! - `P{T}:u:<user id>`: sorted set of the user's session ids by idle deadline.
+//! Key schema (`P` = key prefix, `T` = the user's shard tag, `th` = the
+//! start of a token hash; see `keys`):
+//! - `Pv2:{T}:r:<th>`: the session record of a token, one MessagePack value;
+//! - `Pv2:{T}:i`: the tag's index of sessions, scored by idle deadline.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod codec;
 mod connection;
 mod keys;
+mod record;
 mod scripts;
 
 use std::fmt;
@@ -28,7 +30,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use redis::Value;
 use sessiond_engine::{
     DataUpdate, LimitPolicy, NewSession, RefreshOutcome, RefreshRequest, RevokeReason,
     RotateTarget, Session, SessionId, ShardTag, Store, StoreError, Timestamp, TokenDigest,
@@ -37,7 +38,7 @@ use sessiond_engine::{
 
 use crate::codec::Reply;
 use crate::connection::{Connection, Retry};
-use crate::keys::KeySchema;
+use crate::keys::{KeySchema, id_random};
 use crate::scripts::SCRIPTS;
 
 /// Settings of a [`RedisStore`].
@@ -103,17 +104,22 @@ impl RedisStore {
         Ok(Self { conn, keys })
     }
 
-    /// The reply of a script returning `{'session', ...}` or `{'none'}`.
-    fn maybe_session(reply: &Value) -> Result<Option<Session>, StoreError> {
-        match codec::tagged(reply)? {
-            Reply::Session(s) => Ok(Some(*s)),
-            Reply::None => Ok(None),
-            other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
-        }
+    /// Script arguments that start with the tag's base and the time.
+    fn args(&self, tag: &ShardTag, now: Timestamp) -> Args {
+        let mut a = Args(Vec::with_capacity(8));
+        a.push(self.keys.base(tag));
+        a.push(now.as_millis().to_string());
+        a
     }
+}
 
-    fn time(now: Timestamp) -> String {
-        now.as_millis().to_string()
+/// Arguments of a script call.
+struct Args(Vec<Vec<u8>>);
+
+impl Args {
+    fn push(&mut self, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.0.push(value.into());
+        self
     }
 }
 
@@ -123,30 +129,21 @@ impl Store for RedisStore {
         let s = &new.session;
         let tag = s.id.shard();
         let keys = [
-            self.keys.session(&s.id),
-            self.keys.token_in(&tag, &new.token.hash),
-            self.keys.user_in(&tag, &s.user_id),
+            self.keys.record_in(&tag, &new.token.hash),
+            self.keys.index(&tag),
         ];
         let policy = match new.limit_policy {
             LimitPolicy::EvictOldest => "evict",
             LimitPolicy::Reject => "reject",
         };
-        let mut args = vec![
-            self.keys.base(&tag),
-            Self::time(now),
-            s.id.as_str().to_owned(),
-            s.expires_at.as_millis().to_string(),
-            new.max_sessions.max(1).to_string(),
-            policy.to_owned(),
-        ];
-        args.extend(codec::session_fields(
-            s,
-            &new.token.hash.to_base64(),
-            new.refresh.as_ref(),
-        )?);
+        let mut args = self.args(&tag, now);
+        args.push(s.user_id.as_str())
+            .push(new.max_sessions.max(1).to_string())
+            .push(policy)
+            .push(record::encode(s, new.refresh.as_ref())?);
         let reply = self
             .conn
-            .eval(&SCRIPTS.create, &keys, &args, Retry::Never)
+            .eval(&SCRIPTS.create, &keys, &args.0, Retry::Never)
             .await?;
         match codec::tagged(&reply)? {
             Reply::Rest(evicted) => codec::id_list(evicted),
@@ -163,40 +160,37 @@ impl Store for RedisStore {
         touch: Option<TouchRule>,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
-        let keys = [self.keys.token(token)];
-        let args = [
-            self.keys.base(&token.shard),
-            Self::time(now),
-            token.hash.to_base64(),
-            touch.map(|t| t.interval_ms.to_string()).unwrap_or_default(),
-        ];
-        let retry = if touch.is_some() {
-            Retry::Never
-        } else {
-            Retry::Once
+        let key = self.keys.record(token);
+        let raw = self.conn.get(&key).await.inspect_err(|e| {
+            tracing::debug!(token_hash = %token.hash.short(), error = %e, "introspection failed");
+        })?;
+        let Some(raw) = raw else { return Ok(None) };
+        let (session, _) = record::decode(&raw, &token.shard)?;
+        // Liveness is decided here, from the fields the one read returned.
+        if !session.is_live(now) {
+            return Ok(None);
+        }
+        let Some(rule) = touch.filter(|rule| session.touch_due(*rule, now)) else {
+            return Ok(Some(session));
         };
+        let mut args = self.args(&token.shard, now);
+        args.push(rule.interval_ms.to_string());
         let reply = self
             .conn
-            .eval(&SCRIPTS.introspect, &keys, &args, retry)
-            .await;
-        if let Err(e) = &reply {
-            tracing::debug!(token_hash = %token.hash.short(), error = %e, "introspection failed");
-        }
-        Self::maybe_session(&reply?)
+            .eval(&SCRIPTS.touch, &[key], &args.0, Retry::Never)
+            .await?;
+        codec::maybe_session(&reply, &token.shard)
     }
 
     async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        let keys = [self.keys.session(id)];
-        let args = [
-            self.keys.base(&id.shard()),
-            Self::time(now),
-            id.as_str().to_owned(),
-        ];
+        let tag = id.shard();
+        let mut args = self.args(&tag, now);
+        args.push(id_random(id));
         let reply = self
             .conn
-            .eval(&SCRIPTS.get, &keys, &args, Retry::Once)
+            .eval(&SCRIPTS.get, &[self.keys.index(&tag)], &args.0, Retry::Once)
             .await?;
-        Self::maybe_session(&reply)
+        codec::maybe_session(&reply, &tag)
     }
 
     async fn update_data(
@@ -206,25 +200,27 @@ impl Store for RedisStore {
         max_data_bytes: usize,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
-        let keys = [self.keys.session(id)];
+        let tag = id.shard();
         let (mode, data, null_deletes) = match update {
             DataUpdate::Merge(d) => ("merge", d, true),
             DataUpdate::Replace(d) => ("replace", d, false),
         };
-        let mut args = vec![
-            self.keys.base(&id.shard()),
-            Self::time(now),
-            id.as_str().to_owned(),
-            max_data_bytes.to_string(),
-            mode.to_owned(),
-        ];
-        codec::push_data_fields(&mut args, data, null_deletes)?;
+        let mut args = self.args(&tag, now);
+        args.push(id_random(id))
+            .push(max_data_bytes.to_string())
+            .push(mode);
+        codec::push_data_pairs(&mut args.0, data, null_deletes)?;
         let reply = self
             .conn
-            .eval(&SCRIPTS.update_data, &keys, &args, Retry::Never)
+            .eval(
+                &SCRIPTS.update_data,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Never,
+            )
             .await?;
         match codec::tagged(&reply)? {
-            Reply::Session(s) => Ok(Some(*s)),
+            Reply::Record(raw) => Ok(Some(codec::session(raw, &tag)?)),
             Reply::None => Ok(None),
             Reply::TooLarge(size) => Err(StoreError::DataTooLarge {
                 size,
@@ -240,18 +236,20 @@ impl Store for RedisStore {
         idle_ttl_ms: Option<u64>,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
-        let keys = [self.keys.session(id)];
-        let args = [
-            self.keys.base(&id.shard()),
-            Self::time(now),
-            id.as_str().to_owned(),
-            idle_ttl_ms.map(|t| t.to_string()).unwrap_or_default(),
-        ];
+        let tag = id.shard();
+        let mut args = self.args(&tag, now);
+        args.push(id_random(id))
+            .push(idle_ttl_ms.map(|t| t.to_string()).unwrap_or_default());
         let reply = self
             .conn
-            .eval(&SCRIPTS.extend, &keys, &args, Retry::Never)
+            .eval(
+                &SCRIPTS.extend,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Never,
+            )
             .await?;
-        Self::maybe_session(&reply)
+        codec::maybe_session(&reply, &tag)
     }
 
     async fn rotate(
@@ -260,33 +258,18 @@ impl Store for RedisStore {
         new_token: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
-        let (tag, second_key, mode, target_arg) = match target {
-            RotateTarget::Id(id) => (
-                id.shard(),
-                self.keys.session(id),
-                "id",
-                id.as_str().to_owned(),
-            ),
-            RotateTarget::Token(old) => (
-                old.shard.clone(),
-                self.keys.token(old),
-                "token",
-                old.hash.to_base64(),
-            ),
+        let (tag, mode, which) = match target {
+            RotateTarget::Id(id) => (id.shard(), "id", id_random(id).to_owned()),
+            RotateTarget::Token(old) => (old.shard.clone(), "token", keys::th(&old.hash)),
         };
-        let keys = [self.keys.token_in(&tag, new_token), second_key];
-        let args = [
-            self.keys.base(&tag),
-            Self::time(now),
-            new_token.to_base64(),
-            mode.to_owned(),
-            target_arg,
-        ];
+        let keys = [self.keys.record_in(&tag, new_token), self.keys.index(&tag)];
+        let mut args = self.args(&tag, now);
+        args.push(mode).push(which);
         let reply = self
             .conn
-            .eval(&SCRIPTS.rotate, &keys, &args, Retry::Never)
+            .eval(&SCRIPTS.rotate, &keys, &args.0, Retry::Never)
             .await?;
-        Self::maybe_session(&reply)
+        codec::maybe_session(&reply, &tag)
     }
 
     async fn refresh(
@@ -295,21 +278,21 @@ impl Store for RedisStore {
         now: Timestamp,
     ) -> Result<RefreshOutcome, StoreError> {
         let family = &request.family;
-        let keys = [self.keys.token(family)];
-        let args = [
-            self.keys.base(&family.shard),
-            Self::time(now),
-            family.hash.to_base64(),
-            request.presented.to_base64(),
-            request.successor.to_base64(),
-            URL_SAFE_NO_PAD.encode(request.wrapped_successor),
-            request.reuse_grace_ms.to_string(),
-        ];
+        let mut args = self.args(&family.shard, now);
+        args.push(request.presented.to_base64())
+            .push(request.successor.to_base64())
+            .push(URL_SAFE_NO_PAD.encode(request.wrapped_successor))
+            .push(request.reuse_grace_ms.to_string());
         let reply = self
             .conn
-            .eval(&SCRIPTS.refresh, &keys, &args, Retry::Never)
+            .eval(
+                &SCRIPTS.refresh,
+                &[self.keys.record(family)],
+                &args.0,
+                Retry::Never,
+            )
             .await?;
-        codec::refresh_outcome(&reply)
+        codec::refresh_outcome(&reply, &family.shard)
     }
 
     async fn revoke(
@@ -318,15 +301,17 @@ impl Store for RedisStore {
         reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let keys = [self.keys.session(id)];
-        let args = [
-            self.keys.base(&id.shard()),
-            Self::time(now),
-            id.as_str().to_owned(),
-        ];
+        let tag = id.shard();
+        let mut args = self.args(&tag, now);
+        args.push(id_random(id));
         let reply = self
             .conn
-            .eval(&SCRIPTS.revoke, &keys, &args, Retry::Never)
+            .eval(
+                &SCRIPTS.revoke,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Never,
+            )
             .await?;
         let removed = codec::integer(&reply)? == 1;
         if removed {
@@ -336,35 +321,32 @@ impl Store for RedisStore {
     }
 
     async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
-        let keys = [self.keys.user(user_id)];
-        let args = [self.keys.base(&ShardTag::of_user(user_id)), Self::time(now)];
+        let tag = ShardTag::of_user(user_id);
+        let args = self.args(&tag, now);
         let reply = self
             .conn
-            .eval(&SCRIPTS.list_user, &keys, &args, Retry::Once)
+            .eval(
+                &SCRIPTS.list_tag,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Once,
+            )
             .await?;
         match codec::tagged(&reply)? {
-            Reply::Rest(items) => codec::session_list(items),
+            Reply::Rest(records) => codec::user_sessions(records, user_id, &tag),
             other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
         }
     }
 
     async fn count_live(&self, _now: Timestamp) -> Result<u64, StoreError> {
-        // Session hashes expire with their idle deadline (Redis TTL), so the
-        // keys present are the live sessions, give or take the last second.
-        self.conn
-            .count_keys(&self.keys.all_sessions_pattern())
-            .await
+        // Records expire with their idle deadline (Redis TTL), so the keys
+        // present are the live sessions, give or take the last second.
+        self.conn.count_keys(&self.keys.all_records_pattern()).await
     }
 
     async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
-        let keys = [self.keys.user(user_id)];
-        let args = [self.keys.base(&ShardTag::of_user(user_id)), Self::time(now)];
-        let reply = self
-            .conn
-            .eval(&SCRIPTS.count_user, &keys, &args, Retry::Once)
-            .await?;
-        u64::try_from(codec::integer(&reply)?)
-            .map_err(|_| StoreError::Corrupt("negative count".into()))
+        let n = self.list_user(user_id, now).await?.len();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 
     async fn revoke_user(
@@ -374,15 +356,18 @@ impl Store for RedisStore {
         _reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let keys = [self.keys.user(user_id)];
-        let args = [
-            self.keys.base(&ShardTag::of_user(user_id)),
-            Self::time(now),
-            except.map(|id| id.as_str().to_owned()).unwrap_or_default(),
-        ];
+        let tag = ShardTag::of_user(user_id);
+        let mut args = self.args(&tag, now);
+        args.push(user_id)
+            .push(except.map(|id| id.as_str().to_owned()).unwrap_or_default());
         let reply = self
             .conn
-            .eval(&SCRIPTS.revoke_user, &keys, &args, Retry::Never)
+            .eval(
+                &SCRIPTS.revoke_user,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Never,
+            )
             .await?;
         codec::id_list(codec::array(&reply)?)
     }

@@ -74,32 +74,30 @@ macro_rules! script {
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) create: LuaScript,
-    pub(crate) introspect: LuaScript,
+    pub(crate) touch: LuaScript,
     pub(crate) get: LuaScript,
     pub(crate) update_data: LuaScript,
     pub(crate) extend: LuaScript,
     pub(crate) rotate: LuaScript,
     pub(crate) refresh: LuaScript,
     pub(crate) revoke: LuaScript,
-    pub(crate) list_user: LuaScript,
-    pub(crate) count_user: LuaScript,
+    pub(crate) list_tag: LuaScript,
     pub(crate) revoke_user: LuaScript,
 }
 
 impl Scripts {
     /// All of them, to load into a server ahead of use.
-    pub(crate) fn all(&self) -> [&LuaScript; 11] {
+    pub(crate) fn all(&self) -> [&LuaScript; 10] {
         [
             &self.create,
-            &self.introspect,
+            &self.touch,
             &self.get,
             &self.update_data,
             &self.extend,
             &self.rotate,
             &self.refresh,
             &self.revoke,
-            &self.list_user,
-            &self.count_user,
+            &self.list_tag,
             &self.revoke_user,
         ]
     }
@@ -108,15 +106,14 @@ impl Scripts {
 /// The scripts, hashed once per process.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     create: script!("create"),
-    introspect: script!("introspect"),
+    touch: script!("touch"),
     get: script!("get"),
     update_data: script!("update_data"),
     extend: script!("extend"),
     rotate: script!("rotate"),
     refresh: script!("refresh"),
     revoke: script!("revoke"),
-    list_user: script!("list_user"),
-    count_user: script!("count_user"),
+    list_tag: script!("list_tag"),
     revoke_user: script!("revoke_user"),
 });
 

@@ -59,19 +59,19 @@ async fn dbsize(admin: &mut MultiplexedConnection) -> u64 {
 }
 
 /// Every key is the user's: prefixed, in the slot of the user's shard tag,
-/// with a TTL; the index lives at least as long as each session hash.
+/// with a TTL; the index lives at least as long as each session record.
 async fn check_keys(admin: &mut MultiplexedConnection, user: &str, step: &str) {
     let keys = all_keys(admin).await;
-    let base = format!("{PREFIX}{{{}}}:", ShardTag::of_user(user));
+    let base = format!("{PREFIX}v2:{{{}}}:", ShardTag::of_user(user));
     let slot = key_slot(&base);
-    let index = format!("{base}u:{user}");
+    let index = format!("{base}i");
     let index_ttl = pttl(admin, &index).await;
     for key in &keys {
         assert!(key.starts_with(&base), "{step}: {key} is not under {base}");
         assert_eq!(key_slot(key), slot, "{step}: {key} is in another slot");
         let ttl = pttl(admin, key).await;
         assert!(ttl > 0, "{step}: {key} has no TTL ({ttl})");
-        if key.starts_with(&format!("{base}s:")) {
+        if key.starts_with(&format!("{base}r:")) {
             assert!(
                 index_ttl >= ttl - 50,
                 "{step}: index ttl {index_ttl} < {key} ttl {ttl}"
@@ -100,11 +100,7 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
     let a = e.create(request(user, None)).await.unwrap();
     let b = e.create(request(user, None)).await.unwrap();
     check_keys(&mut admin, user, "create").await;
-    assert_eq!(
-        all_keys(&mut admin).await.len(),
-        5,
-        "2 hashes, 2 token keys, 1 index"
-    );
+    assert_eq!(all_keys(&mut admin).await.len(), 3, "2 records, 1 index");
     let id = a.session.id.as_str();
 
     clock.advance(Duration::from_secs(120));
@@ -130,8 +126,8 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
     check_keys(&mut admin, user, "rotate by token").await;
     assert_eq!(
         all_keys(&mut admin).await.len(),
-        5,
-        "old token keys are gone"
+        3,
+        "records under old tokens are gone"
     );
     e.list_user(user).await.unwrap();
     e.count_user(user).await.unwrap();
@@ -142,7 +138,7 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
             .unwrap()
     );
     check_keys(&mut admin, user, "revoke").await;
-    assert_eq!(all_keys(&mut admin).await.len(), 3);
+    assert_eq!(all_keys(&mut admin).await.len(), 2);
     e.create(request(user, None)).await.unwrap();
     e.revoke_user(user, Some(id), RevokeReason::RevokedByUser)
         .await
@@ -158,7 +154,7 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
     );
 }
 
-/// Every key and every value on the server, as text.
+/// Every key and every value on the server, as text (binary values lossily).
 async fn dump(admin: &mut MultiplexedConnection) -> Vec<String> {
     let mut out = Vec::new();
     for key in all_keys(admin).await {
@@ -168,13 +164,14 @@ async fn dump(admin: &mut MultiplexedConnection) -> Vec<String> {
             .await
             .unwrap();
         let values: Vec<String> = match kind.as_str() {
-            "string" => vec![
-                redis::cmd("GET")
+            "string" => {
+                let raw: Vec<u8> = redis::cmd("GET")
                     .arg(&key)
                     .query_async(admin)
                     .await
-                    .unwrap(),
-            ],
+                    .unwrap();
+                vec![String::from_utf8_lossy(&raw).into_owned()]
+            }
             "hash" => redis::cmd("HGETALL")
                 .arg(&key)
                 .query_async(admin)
@@ -216,9 +213,9 @@ async fn no_key_or_value_holds_a_token() {
         assert!(!everything.contains(token.expose()), "a token is stored");
         assert!(!everything.contains(secret), "a token's secret is stored");
     }
-    // What is stored instead: the hash of each current token.
+    // What is stored instead: (the start of) the hash of each current token.
     for current in [&tokens[2], &tokens[5]] {
-        assert!(everything.contains(&current.digest().hash.to_base64()));
+        assert!(everything.contains(&current.digest().hash.to_base64()[..32]));
     }
 }
 
@@ -229,7 +226,7 @@ async fn the_user_index_sheds_dead_members_and_everything_expires() {
     let store = store(&server, PREFIX, Duration::from_secs(2)).await;
     let e = Engine::new(Arc::new(store), Policy::default()); // the real clock
     let user = "carol";
-    let index = format!("{PREFIX}{{{}}}:u:{user}", ShardTag::of_user(user));
+    let index = format!("{PREFIX}v2:{{{}}}:i", ShardTag::of_user(user));
 
     for _ in 0..3 {
         e.create(request(user, Some(Duration::from_secs(1))))
@@ -259,22 +256,22 @@ async fn the_user_index_sheds_dead_members_and_everything_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_sessions_are_deleted_on_sight_before_redis_expires_them() {
-    // The engine's clock runs ahead of Redis: the scripts' own liveness rule
-    // removes what is dead by it, whatever Redis's TTLs say.
+    // The engine's clock runs ahead of Redis: reads judge liveness by it,
+    // and the scripts remove what is dead by it, whatever Redis's TTLs say.
     let server = RedisServer::start();
     let mut admin = admin(&server).await;
     let store = store(&server, PREFIX, Duration::from_secs(2)).await;
     let clock = ManualClock::new();
     let e = engine(&store, Policy::default(), &clock);
     let user = "dave";
-    let index = format!("{PREFIX}{{{}}}:u:{user}", ShardTag::of_user(user));
+    let index = format!("{PREFIX}v2:{{{}}}:i", ShardTag::of_user(user));
     let short = Some(Duration::from_secs(60));
     let old: Vec<_> = [
         e.create(request(user, short)).await.unwrap(),
         e.create(request(user, short)).await.unwrap(),
     ]
     .into_iter()
-    .map(|c| c.session.id)
+    .map(|c| c.token)
     .collect();
     let long = e
         .create(request(user, Some(Duration::from_secs(3600))))
@@ -282,18 +279,17 @@ async fn dead_sessions_are_deleted_on_sight_before_redis_expires_them() {
         .unwrap();
     clock.advance(Duration::from_secs(61));
 
+    // A read (one GET) sees them dead at once…
+    for token in &old {
+        assert!(e.introspect(token.expose(), false).await.unwrap().is_none());
+    }
+    // …and the next script that looks at the index deletes them.
     assert_eq!(e.count_user(user).await.unwrap(), 1);
     assert_eq!(zcard(&mut admin, &index).await, 1);
     let keys: BTreeSet<String> = all_keys(&mut admin).await.into_iter().collect();
-    assert_eq!(
-        keys.len(),
-        3,
-        "one hash, one token key, the index: {keys:?}"
-    );
-    for id in &old {
-        assert!(!keys.iter().any(|k| k.ends_with(id.as_str())));
-    }
-    assert!(keys.iter().any(|k| k.ends_with(long.session.id.as_str())));
+    assert_eq!(keys.len(), 2, "one record, the index: {keys:?}");
+    let th = &long.token.digest().hash.to_base64()[..32];
+    assert!(keys.iter().any(|k| k.ends_with(th)));
     // Past the last deadline, one look removes the rest.
     clock.advance(Duration::from_secs(3600));
     assert!(
@@ -302,13 +298,14 @@ async fn dead_sessions_are_deleted_on_sight_before_redis_expires_them() {
             .unwrap()
             .is_none()
     );
+    assert_eq!(e.count_user(user).await.unwrap(), 0);
     assert_eq!(dbsize(&mut admin).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_data_key_with_a_nul_byte_survives_the_packed_reply() {
-    // Scripts join a session's fields with NUL bytes for a compact reply,
-    // and fall back to the plain field array when a field holds one.
+async fn a_data_key_with_a_nul_byte_survives_the_record() {
+    // Records are MessagePack: any bytes in keys and values survive, through
+    // the scripts' rewrites too.
     let server = RedisServer::start();
     let store = store(&server, PREFIX, Duration::from_secs(2)).await;
     let e = Engine::new(Arc::new(store), Policy::default());
@@ -323,4 +320,13 @@ async fn a_data_key_with_a_nul_byte_survives_the_packed_reply() {
         .unwrap()
         .unwrap();
     assert_eq!(seen.data, created.session.data);
+    let merged = e
+        .update_data(
+            created.session.id.as_str(),
+            DataUpdate::Merge(data(json!({"more\u{0}": [0]}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged.data.len(), 3);
+    assert_eq!(merged.data["a\u{0}b"], "x\u{0}y");
 }

@@ -1,8 +1,9 @@
-//! Every store operation is exactly one command on the wire: one EVALSHA (or,
-//! once after the server lost its scripts, a refused EVALSHA and one EVAL).
-//! Checked two ways: a proxy logging each command the store sends, and the
-//! server's INFO commandstats (which also counts commands run inside scripts,
-//! so only its EVALSHA/EVAL lines are compared).
+//! Every write is exactly one command on the wire: one EVALSHA (or, once
+//! after the server lost its scripts, a refused EVALSHA and one EVAL); an
+//! introspection is one plain GET, followed by one EVALSHA only when a touch
+//! is due. Checked two ways: a proxy logging each command the store sends,
+//! and the server's INFO commandstats (which also counts commands run inside
+//! scripts, so only its EVALSHA/EVAL lines are compared).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -69,24 +70,66 @@ async fn every_operation_is_one_command() {
         }};
     }
 
+    // Runs `op` once and checks it cost exactly `wire` and no script.
+    macro_rules! reads {
+        ($name:literal, $wire:expr, $scripts:expr, $op:expr) => {{
+            reset_stats(&mut admin).await;
+            log.clear();
+            let out = $op.await;
+            assert_eq!(log.take(), $wire, "{} on the wire", $name);
+            assert_eq!(
+                script_calls(&mut admin).await,
+                ($scripts, 0),
+                "{} by the server",
+                $name
+            );
+            out
+        }};
+    }
+
     let created = once!("create", e.create(user())).unwrap();
     let other = e.create(user()).await.unwrap();
     let token = created.token.expose().to_owned();
     let id = created.session.id.as_str().to_owned();
 
     clock.advance(Duration::from_secs(61));
-    let touched = once!("introspect, touch due", e.introspect(&token, true))
-        .unwrap()
-        .unwrap();
+    let touched = reads!(
+        "introspect, touch due",
+        ["GET", "EVALSHA"],
+        1,
+        e.introspect(&token, true)
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(touched.last_seen_at, clock.now(), "the touch was due");
     clock.advance(Duration::from_secs(1));
-    let untouched = once!("introspect, touch not due", e.introspect(&token, true))
-        .unwrap()
-        .unwrap();
+    let untouched = reads!(
+        "introspect, touch not due",
+        ["GET"],
+        0,
+        e.introspect(&token, true)
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(untouched.last_seen_at, touched.last_seen_at, "no touch due");
-    once!("introspect, no touch", e.introspect(&token, false))
-        .unwrap()
-        .unwrap();
+    reads!(
+        "introspect, no touch",
+        ["GET"],
+        0,
+        e.introspect(&token, false)
+    )
+    .unwrap()
+    .unwrap();
+    reads!(
+        "introspect, unknown token",
+        ["GET"],
+        0,
+        e.introspect(
+            sessiond_engine::SessionToken::generate(&created.session.id.shard()).expose(),
+            true
+        )
+    )
+    .unwrap();
     once!("get", e.get(&id)).unwrap();
     let merge = DataUpdate::Merge(data(json!({"b": 2, "a": null})));
     let merged = once!("update merge", e.update_data(&id, merge)).unwrap();

@@ -25,16 +25,16 @@ async fn script_errors_point_at_the_real_file_and_line() {
         })
         .await
         .unwrap();
-    // Damage the session record: a string where a hash belongs.
+    // Damage the index: a string where a sorted set belongs.
     let mut admin = common::admin(&server).await;
     let key = common::all_keys(&mut admin)
         .await
         .into_iter()
-        .find(|k| k.contains(":s:"))
+        .find(|k| k.ends_with(":i"))
         .unwrap();
     let _: () = redis::cmd("SET")
         .arg(&key)
-        .arg("not a hash")
+        .arg("not a sorted set")
         .query_async(&mut admin)
         .await
         .unwrap();

@@ -1,31 +1,31 @@
--- Create a session within the user's limit.
--- KEYS: session hash, token key, user index.
--- ARGV: base, now, id, exp, max, policy ('evict' | 'reject'), then the
--- hash's field/value pairs.
+-- Create a session within its user's limit.
+-- KEYS: record key, tag index.
+-- ARGV: base, now, user id, max, policy ('evict' | 'reject'), record.
 -- Returns {'created', evicted id...} or {'limit'}.
-local base, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local exp, max, policy = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local s, t, u = KEYS[1], KEYS[2], KEYS[3]
+local base, now, uid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local max, policy, raw = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 
-local live = prune(base, u, now)
+local mine = {}
+for _, s in ipairs(live(base, now)) do
+  if s.r[F_UID] == uid then mine[#mine + 1] = s end
+end
 local out = { 'created' }
-if #live >= max then
+if #mine >= max then
   if policy == 'reject' then return { 'limit' } end
-  table.sort(live, function(a, b)
-    if a.ca ~= b.ca then return a.ca < b.ca end
-    return a.id < b.id
+  table.sort(mine, function(a, b)
+    if a.r[F_CA] ~= b.r[F_CA] then return a.r[F_CA] < b.r[F_CA] end
+    return full_id(base, a.r) < full_id(base, b.r)
   end)
-  for i = 1, #live - max + 1 do
-    remove(base, live[i].id, live[i].th, u)
-    out[#out + 1] = live[i].id
+  for n = 1, #mine - max + 1 do
+    remove(base, mine[n].key, mine[n].r)
+    out[#out + 1] = full_id(base, mine[n].r)
   end
 end
 
-local ttl = exp - now
+local r = cmsgpack.unpack(raw)
+local ttl = r[F_EXP] - now
 if ttl <= 0 then return out end -- born dead: nothing to keep
-call_chunked('HSET', s, ARGV, 7)
-redis.call('PEXPIRE', s, ttl)
-redis.call('SET', t, id, 'PX', ttl)
-redis.call('ZADD', u, exp, id)
-stretch_index(u, ttl)
+redis.call('SET', KEYS[1], raw, 'PX', ttl)
+redis.call('ZADD', KEYS[2], r[F_EXP], member_of(r, KEYS[1]))
+stretch_index(KEYS[2], ttl)
 return out

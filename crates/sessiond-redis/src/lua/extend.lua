@@ -1,14 +1,17 @@
 -- Push a session's idle deadline to max(exp, min(now + idle, abs)), where
 -- idle is the given ttl or, if none, the session's own.
--- KEYS: session hash. ARGV: base, now, id, idle ttl ms ('' = the session's).
--- Returns {'session', id, packed fields} or {'none'}.
-local base, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+-- KEYS: tag index. ARGV: base, now, the id's random part, idle ttl ms ('' =
+-- the session's).
+-- Returns {'record', bytes} or {'none'}.
+local base, now = ARGV[1], tonumber(ARGV[2])
 
-local rec = load(base, id, now)
-if not rec then return { 'none' } end
-local idle = tonumber(ARGV[4]) or tonumber(rec.h.ttl)
-if rec.exp and idle then
-  local exp = math.max(rec.exp, math.min(now + idle, rec.abs))
-  if exp ~= rec.exp then set_deadline(base, id, rec, exp, now) end
-end
-return { 'session', id, packed(rec.flat) }
+local m = find(base, ARGV[3])
+if not m then return { 'none' } end
+local k = rkey(base, th_of_member(m))
+local r = load(base, k, now)
+if not r then return { 'none' } end
+if r.bad then return { 'record', r.raw } end
+local idle = tonumber(ARGV[4]) or r[F_TTL]
+local exp = math.max(r[F_EXP], math.min(now + idle, r[F_ABS]))
+if exp == r[F_EXP] then return { 'record', r.raw } end
+return { 'record', save_with_deadline(base, k, r, exp, now) }

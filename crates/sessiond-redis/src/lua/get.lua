@@ -1,6 +1,10 @@
 -- A live session by id.
--- KEYS: session hash. ARGV: base, now, id.
--- Returns {'session', id, packed fields} or {'none'}.
-local rec = load(ARGV[1], ARGV[3], tonumber(ARGV[2]))
-if not rec then return { 'none' } end
-return { 'session', ARGV[3], packed(rec.flat) }
+-- KEYS: tag index. ARGV: base, now, the id's random part.
+-- Returns {'record', bytes} or {'none'}.
+local base, now = ARGV[1], tonumber(ARGV[2])
+
+local m = find(base, ARGV[3])
+if not m then return { 'none' } end
+local r = load(base, rkey(base, th_of_member(m)), now)
+if not r then return { 'none' } end
+return { 'record', r.raw }

@@ -1,9 +1,16 @@
 -- Remove a session.
--- KEYS: session hash. ARGV: base, now, id.
+-- KEYS: tag index. ARGV: base, now, the id's random part.
 -- Returns 1 if a live session was removed, else 0.
-local base, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local base, now = ARGV[1], tonumber(ARGV[2])
 
-local rec = load(base, id, now)
-if not rec then return 0 end
-remove(base, id, rec.h.th, rec.h.uid and ukey(base, rec.h.uid))
+local m = find(base, ARGV[3])
+if not m then return 0 end
+local k = rkey(base, th_of_member(m))
+local r = load(base, k, now)
+if not r then
+  redis.call('ZREM', KEYS[1], m)
+  return 0
+end
+redis.call('DEL', k)
+redis.call('ZREM', KEYS[1], m)
 return 1

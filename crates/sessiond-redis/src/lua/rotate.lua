@@ -1,28 +1,28 @@
--- Give a session a new token hash; the old token key goes at once. A
--- JWT-mode session becomes opaque: its refresh state goes too.
--- KEYS: new token key, then the session hash (mode 'id') or the presented
--- token's key (mode 'token').
--- ARGV: base, now, new token hash, mode, session id (mode 'id') or the
--- presented token hash (mode 'token': compare-and-swap on `th`).
--- Returns {'session', id, packed fields} or {'none'}.
-local base, now, new_th, mode, target = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+-- Move a session to a new token: its record goes to the new token's key and
+-- the old key is deleted at once. A JWT-mode session becomes opaque: its
+-- refresh state goes too.
+-- KEYS: new record key, tag index.
+-- ARGV: base, now, mode ('id' | 'token'), then the id's random part (mode
+-- 'id') or the presented token's th (mode 'token': the record must still be
+-- under it, so of concurrent rotations presenting it exactly one wins).
+-- Returns {'record', bytes} or {'none'}.
+local base, now, mode, target = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 
-local id = target
+local old
 if mode == 'token' then
-  id = redis.call('GET', KEYS[2])
-  if not id then return { 'none' } end
+  old = rkey(base, target)
+else
+  local m = find(base, target)
+  if not m then return { 'none' } end
+  old = rkey(base, th_of_member(m))
 end
-local rec = load(base, id, now)
-if not rec then return { 'none' } end
-if mode == 'token' and rec.h.th ~= target then return { 'none' } end
-if not rec.exp then return { 'session', id, packed(rec.flat) } end
+local r = load(base, old, now)
+if not r then return { 'none' } end
+if r.bad then return { 'record', r.raw } end
 
-if rec.h.th then redis.call('DEL', tkey(base, rec.h.th)) end
-redis.call('HSET', skey(base, id), 'th', new_th)
-redis.call('SET', KEYS[1], id, 'PX', rec.exp - now)
-if rec.h.md then
-  redis.call('HDEL', skey(base, id), 'md', 'rh', 'rp', 'rw', 'rg', 'rt')
-  return { 'session', id, packed(redis.call('HGETALL', skey(base, id))) }
+remove(base, old, r)
+if r[F_MODE] ~= '' then
+  r[F_MODE] = ''
+  for f = F_RT, F_RH, -1 do r[f] = nil end
 end
-patch(rec.flat, 'th', new_th)
-return { 'session', id, packed(rec.flat) }
+return { 'record', save_with_deadline(base, KEYS[1], r, r[F_EXP], now) }

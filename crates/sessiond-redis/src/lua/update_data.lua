@@ -1,43 +1,40 @@
--- Merge into or replace a session's data, within a size limit. Data lives in
--- '.<key>' fields holding compact JSON; size = key bytes + value bytes, as
--- sessiond_engine::data_size measures it. HSET/HDEL keep the key's TTL.
--- KEYS: session hash. ARGV: base, now, id, max bytes, mode ('merge' |
--- 'replace'), then field/value pairs (in a merge, '' deletes the field).
--- Returns {'session', id, packed fields}, {'none'} or {'too_large', size}.
-local base, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+-- Merge into or replace a session's data, within a size limit. Data is the
+-- record's flat list of keys and compact-JSON values; size = key bytes +
+-- value bytes, as sessiond_engine::data_size measures it. Expiry and TTL
+-- are unchanged.
+-- KEYS: tag index. ARGV: base, now, the id's random part, max bytes, mode
+-- ('merge' | 'replace'), then key/value pairs (in a merge, '' deletes the
+-- key).
+-- Returns {'record', bytes}, {'none'} or {'too_large', size}.
+local base, now = ARGV[1], tonumber(ARGV[2])
 local max, mode = tonumber(ARGV[4]), ARGV[5]
-local s = KEYS[1]
-local first = 6
 
-local rec = load(base, id, now)
-if not rec then return { 'none' } end
-if not rec.exp then return { 'session', id, packed(rec.flat) } end
+local m = find(base, ARGV[3])
+if not m then return { 'none' } end
+local k = rkey(base, th_of_member(m))
+local r = load(base, k, now)
+if not r then return { 'none' } end
+if r.bad then return { 'record', r.raw } end
 
-local current, result = {}, {}
-for i = 1, #rec.flat, 2 do
-  local f = rec.flat[i]
-  if string.sub(f, 1, 1) == '.' then
-    current[#current + 1] = f
-    if mode == 'merge' then result[f] = #rec.flat[i + 1] end
-  end
+local data = {}
+if mode == 'merge' then
+  local pairs_ = r[F_DATA]
+  for n = 1, #pairs_, 2 do data[pairs_[n]] = pairs_[n + 1] end
 end
-local sets, dels = {}, {}
-for i = first, #ARGV, 2 do
-  local f, v = ARGV[i], ARGV[i + 1]
-  if v == '' then
-    result[f] = nil
-    dels[#dels + 1] = f
-  else
-    result[f] = #v
-    sets[#sets + 1] = f
-    sets[#sets + 1] = v
-  end
+for n = 6, #ARGV, 2 do
+  if ARGV[n + 1] == '' then data[ARGV[n]] = nil else data[ARGV[n]] = ARGV[n + 1] end
 end
-local size = 0
-for f, n in pairs(result) do size = size + #f - 1 + n end
+local keys, size = {}, 0
+for key, value in pairs(data) do
+  keys[#keys + 1] = key
+  size = size + #key + #value
+end
 if size > max then return { 'too_large', size } end
-
-if mode == 'replace' then call_chunked('HDEL', s, current, 1) end
-call_chunked('HDEL', s, dels, 1)
-call_chunked('HSET', s, sets, 1)
-return { 'session', id, packed(redis.call('HGETALL', s)) }
+table.sort(keys)
+local flat = {}
+for _, key in ipairs(keys) do
+  flat[#flat + 1] = key
+  flat[#flat + 1] = data[key]
+end
+r[F_DATA] = flat
+return { 'record', save(k, r, now) }
