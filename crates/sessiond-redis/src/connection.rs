@@ -24,6 +24,7 @@ pub(crate) enum Retry {
 /// A multiplexed, self-healing connection with a bound on every call.
 #[derive(Clone)]
 pub(crate) struct Connection {
+    client: redis::Client,
     manager: ConnectionManager,
     timeout: Duration,
 }
@@ -53,15 +54,15 @@ impl Connection {
             .set_max_delay(Duration::from_millis(500))
             .set_exponent_base(2.0)
             .set_number_of_retries(20);
-        let mut manager =
-            tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client, config))
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable(format!(
-                        "could not connect to redis within {timeout:?}"
-                    ))
-                })?
-                .map_err(unavailable)?;
+        let mut manager = tokio::time::timeout_at(
+            deadline,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!("could not connect to redis within {timeout:?}"))
+        })?
+        .map_err(unavailable)?;
         let mut load = redis::pipe();
         for s in scripts {
             load.cmd("SCRIPT").arg("LOAD").arg(s.code).ignore();
@@ -72,7 +73,16 @@ impl Connection {
         ) {
             tracing::debug!("could not preload the Lua scripts; they load on first use");
         }
-        Ok(Self { manager, timeout })
+        Ok(Self {
+            client,
+            manager,
+            timeout,
+        })
+    }
+
+    /// The client the connection was made with (its URL and TLS settings).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     /// The per-call bound.
@@ -205,7 +215,7 @@ async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, S
 
 /// Whether `e` means the connection itself failed (so a retry goes out on a
 /// fresh one).
-fn is_connection_error(e: &RedisError) -> bool {
+pub(crate) fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 

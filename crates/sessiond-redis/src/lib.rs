@@ -23,23 +23,27 @@ mod connection;
 mod keys;
 mod record;
 mod scripts;
+mod tracking;
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sessiond_engine::{
-    DataUpdate, LimitPolicy, NewSession, RefreshOutcome, RefreshRequest, RevokeReason,
-    RotateTarget, Session, SessionId, ShardTag, Store, StoreError, Timestamp, TokenDigest,
-    TokenHash, TouchRule,
+    CacheSource, DataUpdate, LimitPolicy, NearCache, NewSession, RefreshOutcome, RefreshRequest,
+    RevokeReason, RotateTarget, Session, SessionId, ShardTag, Store, StoreError, Timestamp,
+    TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::codec::Reply;
 use crate::connection::{Connection, Retry};
 use crate::keys::{KeySchema, id_random};
 use crate::scripts::SCRIPTS;
+pub use crate::tracking::CONNECTION_NAME as NEAR_CACHE_CONNECTION_NAME;
+use crate::tracking::Tracking;
 
 /// Settings of a [`RedisStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,11 +70,13 @@ impl Default for RedisOptions {
 }
 
 /// Sessions in Redis. Cheap to clone; clones share one multiplexed connection
-/// that reconnects by itself after Redis restarts.
+/// that reconnects by itself after Redis restarts (and, once a near-cache is
+/// attached, its invalidation channel).
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Connection,
     keys: KeySchema,
+    tracking: Arc<OnceLock<Tracking>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -101,7 +107,11 @@ impl RedisStore {
             &SCRIPTS.all(),
         )
         .await?;
-        Ok(Self { conn, keys })
+        Ok(Self {
+            conn,
+            keys,
+            tracking: Arc::new(OnceLock::new()),
+        })
     }
 
     /// Script arguments that start with the tag's base and the time.
@@ -111,6 +121,56 @@ impl RedisStore {
         a.push(now.as_millis().to_string());
         a
     }
+}
+
+impl RedisStore {
+    /// Judge the record `raw` read for `token`: liveness is decided here,
+    /// from the fields of the one read.
+    fn live(
+        &self,
+        raw: Option<&[u8]>,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<Found, StoreError> {
+        let Some(raw) = raw else {
+            return Ok(Found::None);
+        };
+        let (session, _) = record::decode(raw, &token.shard)?;
+        if !session.is_live(now) {
+            return Ok(Found::None);
+        }
+        Ok(match touch.filter(|rule| session.touch_due(*rule, now)) {
+            Some(rule) => Found::TouchDue(rule),
+            None => Found::Live(session),
+        })
+    }
+
+    /// Record activity on the record at `key` (the touch script re-checks
+    /// liveness and the interval).
+    async fn touch(
+        &self,
+        key: String,
+        token: &TokenDigest,
+        rule: TouchRule,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut args = self.args(&token.shard, now);
+        args.push(rule.interval_ms.to_string());
+        let reply = self
+            .conn
+            .eval(&SCRIPTS.touch, &[key], &args.0, Retry::Never)
+            .await?;
+        codec::maybe_session(&reply, &token.shard)
+    }
+}
+
+/// What one read of a token's record found.
+#[allow(clippy::large_enum_variant)] // lives on the stack for one call; a box would allocate per read
+enum Found {
+    None,
+    Live(Session),
+    TouchDue(TouchRule),
 }
 
 /// Arguments of a script call.
@@ -164,22 +224,11 @@ impl Store for RedisStore {
         let raw = self.conn.get(&key).await.inspect_err(|e| {
             tracing::debug!(token_hash = %token.hash.short(), error = %e, "introspection failed");
         })?;
-        let Some(raw) = raw else { return Ok(None) };
-        let (session, _) = record::decode(&raw, &token.shard)?;
-        // Liveness is decided here, from the fields the one read returned.
-        if !session.is_live(now) {
-            return Ok(None);
+        match self.live(raw.as_deref(), token, touch, now)? {
+            Found::None => Ok(None),
+            Found::Live(session) => Ok(Some(session)),
+            Found::TouchDue(rule) => self.touch(key, token, rule, now).await,
         }
-        let Some(rule) = touch.filter(|rule| session.touch_due(*rule, now)) else {
-            return Ok(Some(session));
-        };
-        let mut args = self.args(&token.shard, now);
-        args.push(rule.interval_ms.to_string());
-        let reply = self
-            .conn
-            .eval(&SCRIPTS.touch, &[key], &args.0, Retry::Never)
-            .await?;
-        codec::maybe_session(&reply, &token.shard)
     }
 
     async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError> {
@@ -374,5 +423,70 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.conn.ping().await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        if let Some(tracking) = self.tracking.get() {
+            tracking.stop();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CacheSource for RedisStore {
+    fn cache_key(&self, token: &TokenDigest) -> Vec<u8> {
+        self.keys.record(token).into_bytes()
+    }
+
+    fn start_invalidations(&self, cache: Arc<NearCache>) {
+        match Tracking::start(self.conn.client(), self.conn.timeout(), cache) {
+            Ok(tracking) => {
+                if self.tracking.set(tracking).is_err() {
+                    tracing::warn!("the near-cache invalidation channel was already started");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the near-cache invalidation channel");
+            }
+        }
+    }
+
+    async fn introspect_tracked(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<TrackedRead, StoreError> {
+        let key = self.keys.record(token);
+        let tracked = match self.tracking.get() {
+            Some(tracking) => tracking.get(&key).await,
+            None => None,
+        };
+        let Some(raw) = tracked else {
+            // No channel to follow the read: an ordinary introspection.
+            let session = self.introspect(token, touch, now).await?;
+            return Ok(TrackedRead {
+                session,
+                cacheable: false,
+            });
+        };
+        let raw = raw.inspect_err(|e| {
+            tracing::debug!(token_hash = %token.hash.short(), error = %e, "introspection failed");
+        })?;
+        Ok(match self.live(raw.as_deref(), token, touch, now)? {
+            Found::None => TrackedRead {
+                session: None,
+                cacheable: true,
+            },
+            Found::Live(session) => TrackedRead {
+                session: Some(session),
+                cacheable: true,
+            },
+            Found::TouchDue(rule) => TrackedRead {
+                session: self.touch(key, token, rule, now).await?,
+                cacheable: false,
+            },
+        })
     }
 }

@@ -1,11 +1,15 @@
 //! The store conformance suite against a private redis-server: cases share one
-//! server while any of them runs, each under its own key prefix.
+//! server while any of them runs, each under its own key prefix. Run twice:
+//! the store as it is, and behind its near-cache (channel up before the case
+//! starts), which must change nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
+use sessiond_engine::{CacheOptions, CachedStore};
 use sessiond_redis::{RedisOptions, RedisStore};
 use sessiond_testkit::redis_server::RedisServer;
 use sessiond_testkit::{Fixture, ManualClock};
@@ -26,14 +30,39 @@ fn shared_server() -> Arc<RedisServer> {
     server
 }
 
-async fn fixture(_clock: ManualClock) -> Fixture {
+async fn store() -> (RedisStore, Arc<RedisServer>) {
     let server = tokio::task::spawn_blocking(shared_server).await.unwrap();
     let options = RedisOptions {
         key_prefix: format!("case{}:", CASE.fetch_add(1, Ordering::Relaxed)),
         ..RedisOptions::default()
     };
     let store = RedisStore::connect(&server.url(), options).await.unwrap();
+    (store, server)
+}
+
+async fn fixture(_clock: ManualClock) -> Fixture {
+    let (store, server) = store().await;
     Fixture::new(Arc::new(store), server)
 }
 
-sessiond_testkit::conformance_tests!(fixture);
+async fn cached_fixture(_clock: ManualClock) -> Fixture {
+    let (store, server) = store().await;
+    let cached = CachedStore::new(store, CacheOptions::default());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cached.cache().serving() {
+        assert!(
+            Instant::now() < deadline,
+            "the invalidation channel never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Fixture::new(Arc::new(cached), server)
+}
+
+mod bare {
+    sessiond_testkit::conformance_tests!(super::fixture);
+}
+
+mod cached {
+    sessiond_testkit::conformance_tests!(super::cached_fixture);
+}

@@ -446,12 +446,15 @@ where
 {
     let config = store_config(args)?;
     runtime()?.block_on(async {
-        let store: Arc<dyn Store> = stores::open(&config).await.map_err(|e| {
-            Failure::runtime(format!(
-                "cannot open the store {}: {e}",
-                crate::config::describe_store(&config.store_url())
-            ))
-        })?;
+        let opened = stores::open(&config, stores::Caching::Off).await;
+        let store: Arc<dyn Store> = opened
+            .map_err(|e| {
+                Failure::runtime(format!(
+                    "cannot open the store {}: {e}",
+                    crate::config::describe_store(&config.store_url())
+                ))
+            })?
+            .store;
         let engine = Engine::new(Arc::clone(&store), config.policy());
         let result = work(engine).await;
         if let Err(e) = store.close().await {

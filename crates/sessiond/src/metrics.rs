@@ -31,6 +31,16 @@ pub const SESSIONS_CREATED: &str = "sessiond_sessions_created_total";
 pub const LIVE_SESSIONS: &str = "sessiond_live_sessions";
 /// Counter of sessions revoked, by reason.
 pub const SESSIONS_REVOKED: &str = "sessiond_sessions_revoked_total";
+/// Counter of near-cache lookups, labelled `result` (`hit`, `miss`).
+pub const CACHE_LOOKUPS: &str = "sessiond_cache_lookups_total";
+/// Counter of near-cache records dropped because they changed.
+pub const CACHE_INVALIDATIONS: &str = "sessiond_cache_invalidations_total";
+/// Counter of times the whole near-cache was dropped.
+pub const CACHE_FLUSHES: &str = "sessiond_cache_flushes_total";
+/// Gauge of sessions held by the near-cache.
+pub const CACHE_ENTRIES: &str = "sessiond_cache_entries";
+/// Gauge of bytes held by the near-cache (estimated).
+pub const CACHE_BYTES: &str = "sessiond_cache_bytes";
 
 /// Histogram bucket bounds in seconds, shared by both latency histograms.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -121,6 +131,35 @@ fn describe() {
     metrics::describe_counter!(STORE_ERRORS, "Store operations that failed");
     metrics::describe_counter!(SESSIONS_CREATED, "Sessions created");
     metrics::describe_counter!(SESSIONS_REVOKED, "Sessions revoked, by reason");
+    metrics::describe_counter!(
+        CACHE_LOOKUPS,
+        "Near-cache lookups, by result (hit: served from memory)"
+    );
+    metrics::describe_counter!(
+        CACHE_INVALIDATIONS,
+        "Near-cache records dropped because the store reported a change"
+    );
+    metrics::describe_counter!(
+        CACHE_FLUSHES,
+        "Times the whole near-cache was dropped (invalidation channel lost, or a flush)"
+    );
+    metrics::describe_gauge!(CACHE_ENTRIES, "Sessions held by the near-cache");
+    metrics::describe_gauge!(
+        CACHE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes held by the near-cache (estimated)"
+    );
+}
+
+/// Publish the near-cache's counters (read at scrape time: the cache
+/// counts with plain atomics on its hot path).
+pub fn record_cache(stats: &sessiond_engine::CacheStats) {
+    metrics::counter!(CACHE_LOOKUPS, "result" => "hit").absolute(stats.hits);
+    metrics::counter!(CACHE_LOOKUPS, "result" => "miss").absolute(stats.misses);
+    metrics::counter!(CACHE_INVALIDATIONS).absolute(stats.invalidations);
+    metrics::counter!(CACHE_FLUSHES).absolute(stats.flushes);
+    metrics::gauge!(CACHE_ENTRIES).set(stats.entries as f64);
+    metrics::gauge!(CACHE_BYTES).set(stats.bytes as f64);
 }
 
 /// Axum middleware: count each request by route, method and status, and

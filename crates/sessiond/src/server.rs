@@ -71,11 +71,13 @@ impl RunningServer {
 /// the address is bound, so a busy port leaves no trace.
 pub async fn start(config: Config) -> Result<RunningServer, ServeError> {
     let listener = bind(&config).await?;
-    let store = stores::open(&config).await.map_err(|e| ServeError::Store {
-        store: crate::config::describe_store(&config.store_url()),
-        reason: e.to_string(),
-    })?;
-    launch(config, listener, store).await
+    let opened = stores::open(&config, stores::Caching::AsConfigured)
+        .await
+        .map_err(|e| ServeError::Store {
+            store: crate::config::describe_store(&config.store_url()),
+            reason: e.to_string(),
+        })?;
+    launch(config, listener, opened).await
 }
 
 /// [`start`] over a store opened by the caller (a decorated one, say);
@@ -85,7 +87,8 @@ pub async fn start_with_store(
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
     let listener = bind(&config).await?;
-    launch(config, listener, store).await
+    let opened = stores::Opened { store, cache: None };
+    launch(config, listener, opened).await
 }
 
 async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
@@ -111,7 +114,7 @@ async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
 async fn launch(
     config: Config,
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    opened: stores::Opened,
 ) -> Result<RunningServer, ServeError> {
     let addr = listener.local_addr().map_err(|e| ServeError::Bind {
         addr: config.listen.clone(),
@@ -124,8 +127,8 @@ async fn launch(
         api_key::load_or_create(&config).map_err(|e| ServeError::Setup(format!("API key: {e}")))?;
     let tokens =
         AccessTokens::open(&config).map_err(|e| ServeError::Setup(format!("signing keys: {e}")))?;
-    let metered = Arc::new(MeteredStore::new(store, StoreMetrics::default()));
-    let state = AppState::new(&config, metered.clone(), key, metrics, tokens);
+    let metered = Arc::new(MeteredStore::new(opened.store, StoreMetrics::default()));
+    let state = AppState::new(&config, metered.clone(), opened.cache, key, metrics, tokens);
     // `sessiond keys rotate` rewrites the key file: pick the change up.
     let key_state = state.clone();
     let key_task = tokio::spawn(async move {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sessiond_engine::{Engine, Error as EngineError, ObservedStore, Session};
+use sessiond_engine::{Engine, Error as EngineError, NearCache, ObservedStore, Session};
 use sessiond_http::TrustedProxies;
 
 use crate::access_tokens::{self, AccessTokens};
@@ -34,6 +34,8 @@ pub struct Shared {
     pub engine: Engine,
     /// The store, observed by the metrics (counters for `/v1/stats`).
     pub store: Arc<MeteredStore>,
+    /// The near-cache in front of the store, if any (its counters).
+    pub cache: Option<Arc<NearCache>>,
     /// Verifies admin API keys.
     pub api_key: ApiKey,
     /// Session cookie attributes.
@@ -53,10 +55,11 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// State for `config` over `store`.
+    /// State for `config` over `store` (with `cache` in front of it).
     pub fn new(
         config: &Config,
         store: Arc<MeteredStore>,
+        cache: Option<Arc<NearCache>>,
         api_key: ApiKey,
         metrics: Metrics,
         tokens: AccessTokens,
@@ -65,6 +68,7 @@ impl AppState {
         Self(Arc::new(Shared {
             engine,
             store,
+            cache,
             api_key,
             cookie: config.cookie.clone(),
             limiter: FailedAuthLimiter::per_minute(config.limits.failed_auth_per_minute),

@@ -1,20 +1,46 @@
 //! Picks the session store named by the configuration (`embedded:PATH`,
-//! `redis://`, `rediss://`) and describes store URLs for logs without secrets.
+//! `redis://`, `rediss://`), with the near-cache in front of Redis when the
+//! configuration keeps it on.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
-use sessiond_engine::{Store, StoreError};
+use sessiond_engine::{CachedStore, NearCache, Store, StoreError};
 use sessiond_redis::{RedisOptions, RedisStore};
 
 use crate::config::Config;
 
+/// Whether the store is opened with the near-cache `[cache]` describes: a
+/// server wants it; a one-shot command does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// As `[cache]` says.
+    AsConfigured,
+    /// Never.
+    Off,
+}
+
+/// An open store and its near-cache, if it has one.
+pub struct Opened {
+    /// The store (the cached one when there is a cache).
+    pub store: Arc<dyn Store>,
+    /// The near-cache in front of it.
+    pub cache: Option<Arc<NearCache>>,
+}
+
+impl Opened {
+    fn plain(store: Arc<dyn Store>) -> Self {
+        Self { store, cache: None }
+    }
+}
+
 /// Open the store of `config.store`: an [`EmbeddedStore`] in `PATH` (relative
 /// to the working directory) for `embedded:PATH`, a [`RedisStore`] for
 /// `redis://` and `rediss://` with `key_prefix`, `store_timeout` and
-/// `store_ca_file`.
-pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+/// `store_ca_file`, behind a [`CachedStore`] when `caching` and `[cache]`
+/// allow.
+pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreError> {
     let url = config.store_url();
     let url = url.as_str();
     if let Some(path) = url.strip_prefix("embedded:") {
@@ -24,7 +50,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
             ));
         }
         let store = EmbeddedStore::open(PathBuf::from(path), EmbeddedOptions::default()).await?;
-        return Ok(Arc::new(store));
+        return Ok(Opened::plain(Arc::new(store)));
     }
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("redis://") || lower.starts_with("rediss://") {
@@ -43,7 +69,17 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
             tls_ca_pem,
         };
         let store = RedisStore::connect(url, options).await?;
-        return Ok(Arc::new(store));
+        return Ok(match config.cache.options() {
+            Some(options) if caching == Caching::AsConfigured => {
+                let cached = CachedStore::new(store, options);
+                let cache = cached.cache().clone();
+                Opened {
+                    store: Arc::new(cached),
+                    cache: Some(cache),
+                }
+            }
+            _ => Opened::plain(Arc::new(store)),
+        });
     }
     Err(StoreError::Unavailable(format!(
         "store {} is not supported; use embedded:PATH, redis:// or rediss://",
@@ -62,8 +98,12 @@ mod tests {
             store: Some(format!("embedded:{}", dir.path().join("db").display())),
             ..Config::default()
         };
-        let store = open(&config).await.unwrap();
-        store.ping().await.unwrap();
+        let opened = open(&config, Caching::AsConfigured).await.unwrap();
+        assert!(
+            opened.cache.is_none(),
+            "the embedded store has no near-cache"
+        );
+        opened.store.ping().await.unwrap();
         assert!(dir.path().join("db").join("sessions.db").exists());
     }
 
@@ -73,7 +113,9 @@ mod tests {
             store: Some("memcached://x".to_owned()),
             ..Config::default()
         };
-        let err = open(&config).await.unwrap_err();
+        let Err(err) = open(&config, Caching::Off).await else {
+            panic!("opened memcached://")
+        };
         assert!(err.to_string().contains("memcached://x"));
     }
 }

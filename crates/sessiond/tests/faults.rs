@@ -34,7 +34,7 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
                 while Instant::now() < end {
                     let started = Instant::now();
                     let r = client.get(&url).bearer_auth(&token).send().await.unwrap();
-                    statuses.push((r.status().as_u16(), started.elapsed()));
+                    statuses.push((r.status().as_u16(), started, started.elapsed()));
                 }
                 statuses
             })
@@ -42,6 +42,7 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.redis.as_mut().unwrap().kill();
+    let killed = Instant::now();
 
     // While down: 503 problem+json with Retry-After, within the 500 ms store timeout.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -67,8 +68,15 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
     assert_eq!(r.status(), 503);
 
     for task in load {
-        for (status, took) in task.await.unwrap() {
+        for (status, started, took) in task.await.unwrap() {
             assert!(status == 200 || status == 503, "status {status} under load");
+            // The session was in the near-cache: once Redis is dead (and the
+            // kernel has told sessiond so), nothing may come from memory.
+            assert!(
+                status == 503 || started < killed + Duration::from_millis(20),
+                "a 200 for a request sent {:?} after Redis died",
+                started.saturating_duration_since(killed)
+            );
             assert!(
                 took < Duration::from_millis(1500),
                 "a request took {took:?}"

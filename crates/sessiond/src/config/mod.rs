@@ -64,6 +64,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Size and rate limits.
     pub limits: Limits,
+    /// The near-cache in front of a Redis store.
+    pub cache: CacheConfig,
     /// Session cookie attributes.
     pub cookie: CookieConfig,
     /// JWT mode settings.
@@ -115,6 +117,40 @@ pub struct Limits {
     /// At shutdown, how long requests in flight may take to finish.
     #[serde(with = "duration_text")]
     pub drain_timeout: Duration,
+}
+
+/// The near-cache: introspections served from memory, invalidated by the
+/// store (Redis CLIENT TRACKING). The embedded store has none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// On for Redis stores unless turned off.
+    pub enabled: bool,
+    /// Most sessions held.
+    pub max_entries: usize,
+    /// Most bytes held (estimated per session).
+    pub max_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let d = sessiond_engine::CacheOptions::default();
+        Self {
+            enabled: true,
+            max_entries: d.max_entries,
+            max_bytes: d.max_bytes,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The cache's bounds, when it is on.
+    pub fn options(&self) -> Option<sessiond_engine::CacheOptions> {
+        self.enabled.then_some(sessiond_engine::CacheOptions {
+            max_entries: self.max_entries,
+            max_bytes: self.max_bytes,
+        })
+    }
 }
 
 /// Session cookie attributes: the same type the axum layer takes.
@@ -229,6 +265,7 @@ impl Default for Config {
             strict_roles: false,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
+            cache: CacheConfig::default(),
             cookie: CookieConfig::default(),
             jwt: JwtConfig::default(),
             refresh: RefreshConfig::default(),

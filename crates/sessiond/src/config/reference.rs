@@ -168,6 +168,22 @@ pub const KEYS: &[KeyDoc] = &[
         DURATION_EXPECTED,
         "on SIGTERM, how long requests in flight may take to finish before their connections are closed",
     ),
+    table("cache"),
+    key(
+        "cache.enabled",
+        BOOLEAN,
+        "near-cache of a Redis store: introspections served from memory, invalidated by Redis (CLIENT TRACKING); no effect on the embedded store",
+    ),
+    key(
+        "cache.max_entries",
+        WHOLE_NUMBER,
+        "most sessions the near-cache holds; the least recently used go first",
+    ),
+    key(
+        "cache.max_bytes",
+        WHOLE_NUMBER,
+        "most bytes the near-cache holds (estimated per session)",
+    ),
     table("cookie"),
     key(
         "cookie.name",

@@ -66,7 +66,7 @@ impl Config {
                 "expected IP addresses or CIDR ranges like \"10.0.0.0/8\" or \"::1\"",
             ));
         }
-        self.validate_limits()?;
+        self.validate_limits_and_cache()?;
         self.validate_cookie()?;
         self.validate_jwt()?;
         check_range(
@@ -81,13 +81,15 @@ impl Config {
         Ok(())
     }
 
-    fn validate_limits(&self) -> Result<(), ConfigError> {
+    fn validate_limits_and_cache(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         for (key, value) in [
             ("limits.max_body_bytes", l.max_body_bytes as u64),
             ("limits.max_data_bytes", l.max_data_bytes as u64),
             ("limits.max_header_bytes", l.max_header_bytes as u64),
             ("limits.max_connections", l.max_connections as u64),
+            ("cache.max_entries", self.cache.max_entries as u64),
+            ("cache.max_bytes", self.cache.max_bytes as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "0", "expected a number above 0"));

@@ -43,6 +43,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(cache) = &state.cache {
+        crate::metrics::record_cache(&cache.stats());
+    }
     let mut r = state.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

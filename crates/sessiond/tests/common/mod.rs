@@ -50,7 +50,6 @@ impl TestServer {
 
     /// Start with the test defaults, adjusted by `tweak`.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let redis = match backend {
             Backend::Redis => Some(
                 tokio::task::spawn_blocking(RedisServer::start)
@@ -59,12 +58,33 @@ impl TestServer {
             ),
             Backend::Embedded => None,
         };
+        let store = redis.as_ref().map(RedisServer::url);
+        Self::start_on(store, redis, tweak).await
+    }
+
+    /// A second server on the same store as `other` (its own data
+    /// directory, the same API key), adjusted by `tweak`.
+    pub async fn beside(other: &TestServer, tweak: impl FnOnce(&mut Config)) -> Self {
+        let store = match &other.redis {
+            Some(redis) => redis.url(),
+            None => format!("embedded:{}", other._dir.path().join("store").display()),
+        };
+        Self::start_on(Some(store), None, tweak).await
+    }
+
+    /// A server on `store` (none: a fresh embedded store), keeping `redis`.
+    async fn start_on(
+        store: Option<String>,
+        redis: Option<RedisServer>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let on_redis = store.as_deref().is_some_and(|s| s.starts_with("redis"));
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
-            store: match &redis {
-                Some(r) => Some(r.url()),
-                None => Some(format!("embedded:{}", dir.path().join("store").display())),
-            },
+            store: Some(
+                store.unwrap_or_else(|| format!("embedded:{}", dir.path().join("store").display())),
+            ),
             data_dir: dir.path().join("data"),
             api_key: Some(API_KEY.into()),
             ..Config::default()
@@ -73,7 +93,7 @@ impl TestServer {
         // Redis outages (the fault tests) must turn into 503s quickly. An
         // embedded write is an fsync, which can stall for seconds while the
         // kernel writes back a fresh build's binaries: keep the default there.
-        if redis.is_some() {
+        if on_redis {
             config.store_timeout = std::time::Duration::from_millis(500);
         }
         tweak(&mut config);
@@ -85,6 +105,34 @@ impl TestServer {
             server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// `POST /v1/sessions/introspect` of `token`: whether it is active.
+    pub async fn active(&self, token: &str) -> bool {
+        let r = self
+            .admin(Method::POST, "/v1/sessions/introspect")
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["active"].as_bool().unwrap()
+    }
+
+    /// The value of the sample `series` (name and labels as printed) in
+    /// `/metrics`, if present.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .anon(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// The server's data directory (API key, signing keys).
