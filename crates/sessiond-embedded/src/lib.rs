@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod changes;
 mod codec;
 mod error;
 mod ops;
@@ -43,11 +44,12 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
-    Clock, DataUpdate, NewSession, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget,
-    Session, SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash,
-    TouchRule,
+    CacheSource, Clock, DataUpdate, NearCache, NewSession, RefreshOutcome, RefreshRequest,
+    RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock, Timestamp,
+    TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
+use crate::changes::ChangeLog;
 use crate::error::closed;
 use crate::reader::ReaderPool;
 use crate::writer::{Writer, WriterConfig};
@@ -91,6 +93,7 @@ struct Inner {
     path: PathBuf,
     writer: Writer,
     readers: Arc<ReaderPool>,
+    changes: Arc<ChangeLog>,
     clock: Arc<dyn Clock>,
     closed: AtomicBool,
 }
@@ -110,19 +113,21 @@ impl EmbeddedStore {
     pub async fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         let readers = options.readers;
-        let (conn, readers, path) = tokio::task::spawn_blocking(move || prepare(&dir, readers))
-            .await
-            .unwrap_or_else(|e| {
-                Err(StoreError::Unavailable(format!(
-                    "opening the store failed: {e}"
-                )))
-            })?;
+        let (conn, readers, changes, path) =
+            tokio::task::spawn_blocking(move || prepare(&dir, readers))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(StoreError::Unavailable(format!(
+                        "opening the store failed: {e}"
+                    )))
+                })?;
         let writer = Writer::spawn(
             conn,
             WriterConfig {
                 clock: Arc::clone(&options.clock),
                 sweep_interval: options.sweep_interval,
                 max_batch: options.max_batch,
+                changes: Arc::clone(&changes),
             },
         )?;
         tracing::info!(path = %path.display(), "embedded store open");
@@ -131,6 +136,7 @@ impl EmbeddedStore {
                 path,
                 writer,
                 readers: Arc::new(readers),
+                changes,
                 clock: options.clock,
                 closed: AtomicBool::new(false),
             }),
@@ -142,6 +148,7 @@ impl EmbeddedStore {
     /// [`StoreError::Unavailable`].
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.changes.close();
         self.inner.readers.close();
         self.inner.writer.shutdown().await;
     }
@@ -182,8 +189,42 @@ impl EmbeddedStore {
     }
 }
 
+/// What opening the database yields.
+type Prepared = (Connection, ReaderPool, Arc<ChangeLog>, PathBuf);
+
+impl EmbeddedStore {
+    /// An introspection: a read, and a write only when the touch is due.
+    /// The session is as stored (cacheable) unless it was touched.
+    async fn introspect_read(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<TrackedRead, StoreError> {
+        let digest = token.clone();
+        let seen = self.read(move |c| ops::by_token(c, &digest, now)).await?;
+        Ok(match (seen, touch) {
+            // Only a due touch goes to the writer, which looks again.
+            (Some(s), Some(rule)) if s.touch_due(rule, now) => {
+                let digest = token.clone();
+                let touched = self
+                    .write(move |c| ops::introspect_touch(c, &digest, rule, now))
+                    .await?;
+                TrackedRead {
+                    session: touched,
+                    cacheable: false,
+                }
+            }
+            (seen, _) => TrackedRead {
+                session: seen,
+                cacheable: true,
+            },
+        })
+    }
+}
+
 /// Create `dir`, open and migrate the database and open the readers.
-fn prepare(dir: &Path, readers: usize) -> Result<(Connection, ReaderPool, PathBuf), StoreError> {
+fn prepare(dir: &Path, readers: usize) -> Result<Prepared, StoreError> {
     let unavailable = |what: &Path, e: std::io::Error| {
         StoreError::Unavailable(format!("{}: {e}", what.display()))
     };
@@ -214,7 +255,8 @@ fn prepare(dir: &Path, readers: usize) -> Result<(Connection, ReaderPool, PathBu
     schema::migrate(&conn)?;
     schema::sync_dir(dir);
     let readers = ReaderPool::open(path.clone(), readers)?;
-    Ok((conn, readers, path))
+    let changes = ChangeLog::open(&path, changes::current(&conn)?)?;
+    Ok((conn, readers, Arc::new(changes), path))
 }
 
 #[async_trait]
@@ -234,17 +276,7 @@ impl Store for EmbeddedStore {
         touch: Option<TouchRule>,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
-        let digest = token.clone();
-        let seen = self.read(move |c| ops::by_token(c, &digest, now)).await?;
-        match (seen, touch) {
-            // Only a due touch goes to the writer, which looks again.
-            (Some(s), Some(rule)) if s.touch_due(rule, now) => {
-                let digest = token.clone();
-                self.write(move |c| ops::introspect_touch(c, &digest, rule, now))
-                    .await
-            }
-            (seen, _) => Ok(seen),
-        }
+        Ok(self.introspect_read(token, touch, now).await?.session)
     }
 
     async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError> {
@@ -343,6 +375,35 @@ impl Store for EmbeddedStore {
     async fn close(&self) -> Result<(), StoreError> {
         EmbeddedStore::close(self).await;
         Ok(())
+    }
+}
+
+/// The near-cache's channel is the change generation (see `changes`):
+/// changes by this process are dropped by the caching decorator, changes by
+/// any other process are noticed before the next lookup.
+#[async_trait]
+impl CacheSource for EmbeddedStore {
+    fn cache_key(&self, token: &TokenDigest) -> Vec<u8> {
+        token.hash.as_bytes().to_vec()
+    }
+
+    fn start_invalidations(&self, cache: Arc<NearCache>) {
+        if !self.inner.changes.attach(cache) {
+            tracing::warn!("the near-cache was already attached to this store");
+        }
+    }
+
+    fn sync_channel(&self) -> bool {
+        self.inner.changes.check()
+    }
+
+    async fn introspect_tracked(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<TrackedRead, StoreError> {
+        self.introspect_read(token, touch, now).await
     }
 }
 

@@ -29,7 +29,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -61,6 +61,12 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      ALTER TABLE sessions ADD COLUMN refresh_wrapped BLOB;
      ALTER TABLE sessions ADD COLUMN refresh_generation INTEGER;
      ALTER TABLE sessions ADD COLUMN refresh_rotated_at INTEGER;",
+    // Bumped by every write transaction that changes rows (see `changes`).
+    "CREATE TABLE changes (
+        id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        generation INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO changes (id, generation) VALUES (1, 0);",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.

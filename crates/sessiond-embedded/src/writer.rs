@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use sessiond_engine::{Clock, StoreError};
 use tokio::sync::oneshot;
 
+use crate::changes::{self, ChangeLog};
 use crate::error::{closed, from_sqlite};
 use crate::sweeper::{self, SweepSchedule};
 
@@ -85,6 +86,8 @@ pub(crate) struct WriterConfig {
     pub(crate) sweep_interval: Duration,
     /// Most operations per transaction.
     pub(crate) max_batch: usize,
+    /// Where committed generations are reported.
+    pub(crate) changes: Arc<ChangeLog>,
 }
 
 /// Handle to the writer thread. Dropping every handle stops the thread once
@@ -144,7 +147,7 @@ fn writer_loop(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
     let mut shutdown = None;
     while shutdown.is_none() {
         if schedule.is_due() {
-            background_sweep(&conn, config.clock.as_ref(), &mut schedule);
+            background_sweep(&conn, &config, &mut schedule);
         }
         let first = match schedule.wait() {
             Some(wait) => match rx.recv_timeout(wait) {
@@ -172,7 +175,7 @@ fn writer_loop(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
             }
         }
         if !batch.is_empty() {
-            run_batch(&conn, batch);
+            run_batch(&conn, &config.changes, batch);
         }
     }
     // Close before acknowledging, so a reopen after `close` finds the file
@@ -187,8 +190,8 @@ fn writer_loop(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
 }
 
 /// Run `batch` in one transaction and answer every job after the commit.
-fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
-    let commit = in_transaction(conn, |conn| {
+fn run_batch(conn: &Connection, changes: &ChangeLog, mut batch: Vec<Box<dyn Job>>) {
+    let commit = in_transaction(conn, changes, |conn| {
         for job in &mut batch {
             conn.execute_batch("SAVEPOINT op").map_err(from_sqlite)?;
             let ok = job.run(conn);
@@ -216,17 +219,34 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
     }
 }
 
-/// `BEGIN IMMEDIATE`, `body`, then `COMMIT`, or `ROLLBACK` if anything failed.
+/// `BEGIN IMMEDIATE`, `body`, then `COMMIT`, or `ROLLBACK` if anything
+/// failed. A transaction that changed rows also bumps the change generation
+/// and reports it to `changes` once committed.
 fn in_transaction<T>(
     conn: &Connection,
+    changes: &ChangeLog,
     body: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(from_sqlite)?;
-    let outcome = body(conn).and_then(|v| {
-        conn.execute_batch("COMMIT")
-            .map_err(from_sqlite)
-            .map(|()| v)
-    });
+    let before = conn.total_changes();
+    let mut generation = None;
+    let outcome = body(conn)
+        .and_then(|v| {
+            if conn.total_changes() != before {
+                generation = Some(changes::bump(conn)?);
+            }
+            Ok(v)
+        })
+        .and_then(|v| {
+            conn.execute_batch("COMMIT")
+                .map_err(from_sqlite)
+                .map(|()| v)
+        });
+    if outcome.is_ok()
+        && let Some(generation) = generation
+    {
+        changes.committed(generation);
+    }
     if outcome.is_err()
         && !conn.is_autocommit()
         && let Err(e) = conn.execute_batch("ROLLBACK")
@@ -236,8 +256,11 @@ fn in_transaction<T>(
     outcome
 }
 
-fn background_sweep(conn: &Connection, clock: &dyn Clock, schedule: &mut SweepSchedule) {
-    match in_transaction(conn, |conn| sweeper::sweep_batch(conn, clock.now())) {
+fn background_sweep(conn: &Connection, config: &WriterConfig, schedule: &mut SweepSchedule) {
+    let now = config.clock.now();
+    match in_transaction(conn, &config.changes, |conn| {
+        sweeper::sweep_batch(conn, now)
+    }) {
         Ok(deleted) => {
             if deleted > 0 {
                 tracing::debug!(deleted, "swept expired sessions");

@@ -52,7 +52,36 @@ impl fmt::Display for Timestamp {
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        // Formatted on the stack: responses carry several timestamps each.
+        let mut text = Rfc3339Buf::default();
+        let formatted = humantime::format_rfc3339_millis(self.to_system_time());
+        fmt::Write::write_fmt(&mut text, format_args!("{formatted}"))
+            .map_err(|_| serde::ser::Error::custom("timestamp does not fit RFC 3339"))?;
+        s.serialize_str(text.as_str())
+    }
+}
+
+/// A fixed buffer for one RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS.mmmZ`,
+/// 24 bytes; room for a five-digit year).
+#[derive(Default)]
+struct Rfc3339Buf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Rfc3339Buf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for Rfc3339Buf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

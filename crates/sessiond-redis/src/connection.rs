@@ -25,6 +25,7 @@ pub(crate) enum Retry {
 #[derive(Clone)]
 pub(crate) struct Connection {
     client: redis::Client,
+    tls_ca_pem: Option<Vec<u8>>,
     manager: ConnectionManager,
     timeout: Duration,
 }
@@ -47,9 +48,11 @@ impl Connection {
         // resumes soon after Redis does; each attempt is bounded by `timeout`.
         // After 20 failed attempts (about 8 s) the manager stops until the
         // next call starts a new round.
+        // No response timeout of its own: every call is bounded by `within`
+        // (one timer per call, not two).
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(None)
             .set_min_delay(Duration::from_millis(25))
             .set_max_delay(Duration::from_millis(500))
             .set_exponent_base(2.0)
@@ -75,6 +78,7 @@ impl Connection {
         }
         Ok(Self {
             client,
+            tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
             manager,
             timeout,
         })
@@ -83,6 +87,11 @@ impl Connection {
     /// The client the connection was made with (its URL and TLS settings).
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// The CA certificates trusted for TLS instead of the system's roots.
+    pub(crate) fn tls_ca_pem(&self) -> Option<&[u8]> {
+        self.tls_ca_pem.as_deref()
     }
 
     /// The per-call bound.

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod channel_socket;
 mod codec;
 mod connection;
 mod keys;
@@ -440,16 +441,19 @@ impl CacheSource for RedisStore {
     }
 
     fn start_invalidations(&self, cache: Arc<NearCache>) {
-        match Tracking::start(self.conn.client(), self.conn.timeout(), cache) {
-            Ok(tracking) => {
-                if self.tracking.set(tracking).is_err() {
-                    tracing::warn!("the near-cache invalidation channel was already started");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the near-cache invalidation channel");
-            }
+        let tracking = Tracking::start(
+            self.conn.client(),
+            self.conn.tls_ca_pem(),
+            self.conn.timeout(),
+            cache,
+        );
+        if self.tracking.set(tracking).is_err() {
+            tracing::warn!("the near-cache invalidation channel was already started");
         }
+    }
+
+    fn sync_channel(&self) -> bool {
+        self.tracking.get().is_some_and(Tracking::quiet)
     }
 
     async fn introspect_tracked(

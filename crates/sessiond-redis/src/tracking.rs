@@ -1,10 +1,13 @@
 //! The near-cache's invalidation channel on Redis: one dedicated RESP3
 //! connection with `CLIENT TRACKING ON`. Records the cache fills are read
 //! over it, so Redis reports the next change to each of them on it (an
-//! `invalidate` push, handled in the connection's reader before any later
-//! reply is delivered). A PING every [`NearCache::CONFIRM_INTERVAL`] proves
-//! it; a lost connection drops the whole cache at once (from the reader, on
-//! the disconnect it sees) and a supervisor reconnects with backoff.
+//! `invalidate` push, applied in the connection's reader before any later
+//! reply is delivered). Before every lookup the socket is probed
+//! ([`crate::channel_socket`]): a lookup is served from memory only when
+//! nothing has arrived that is not applied yet, and a closed socket drops
+//! the cache there and then. A PING every [`NearCache::CONFIRM_INTERVAL`]
+//! proves the connection (a silent network or a frozen server stops hits
+//! after [`NearCache::LEASE`]); a supervisor reconnects with backoff.
 //!
 //! Why not redis-rs's `cache-aio`: it is marked experimental, caches raw
 //! replies of any command rather than decoded records, and does not promise
@@ -15,11 +18,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
-use redis::{AsyncConnectionConfig, ErrorKind, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{
+    AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
+};
 use sessiond_engine::{NearCache, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::channel_socket::{self, Probe, SocketState};
 use crate::connection::{is_connection_error, map_error};
 
 /// The channel's name in `CLIENT LIST`.
@@ -33,9 +39,24 @@ const REFUSED_DELAY: Duration = Duration::from_secs(30);
 
 /// The running channel. Dropping it stops it.
 pub(crate) struct Tracking {
-    current: Arc<RwLock<Option<MultiplexedConnection>>>,
+    current: Arc<RwLock<Option<Live>>>,
+    cache: Arc<NearCache>,
     supervisor: JoinHandle<()>,
     timeout: Duration,
+}
+
+/// One established connection of the channel.
+struct Live {
+    conn: MultiplexedConnection,
+    probe: Probe,
+    lost: Arc<Notify>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 impl Drop for Tracking {
@@ -44,28 +65,59 @@ impl Drop for Tracking {
     }
 }
 
+/// Where and how to connect.
+struct Target {
+    info: ConnectionInfo,
+    tls_ca_pem: Option<Vec<u8>>,
+    timeout: Duration,
+}
+
 impl Tracking {
-    /// Open the channel of `client` (RESP2 or RESP3; it is switched to
-    /// RESP3) reporting into `cache`, in the background.
+    /// Open the channel to the server of `client` (its RESP version is
+    /// switched to RESP3) reporting into `cache`, in the background.
     pub(crate) fn start(
         client: &redis::Client,
+        tls_ca_pem: Option<&[u8]>,
         timeout: Duration,
         cache: Arc<NearCache>,
-    ) -> Result<Self, StoreError> {
+    ) -> Self {
         let info = client.get_connection_info().clone();
         let resp3 = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(resp3))
-            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+        let target = Target {
+            info: info.set_redis_settings(resp3),
+            tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
+            timeout,
+        };
         let current = Arc::new(RwLock::new(None));
-        let supervisor = tokio::spawn(supervise(client, timeout, cache, current.clone()));
-        Ok(Self {
+        let supervisor = tokio::spawn(supervise(target, cache.clone(), current.clone()));
+        Self {
             current,
+            cache,
             supervisor,
             timeout,
-        })
+        }
+    }
+
+    /// Whether a lookup may be served from memory now: the channel is up and
+    /// has nothing arrived that is not applied. A closed socket drops the
+    /// cache here.
+    pub(crate) fn quiet(&self) -> bool {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(live) = current.as_ref() else {
+            return false;
+        };
+        match live.probe.state() {
+            SocketState::Quiet => true,
+            SocketState::Busy => false,
+            SocketState::Closed => {
+                self.cache.channel_lost();
+                live.lost.notify_one();
+                false
+            }
+        }
     }
 
     /// GET `key` over the channel, so its next change is reported. `None`
@@ -76,7 +128,9 @@ impl Tracking {
             .current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
+            .as_ref()?
+            .conn
+            .clone();
         let mut get = redis::cmd("GET");
         get.arg(key);
         let call = get.query_async::<Value>(&mut conn);
@@ -99,6 +153,7 @@ impl Tracking {
     pub(crate) fn stop(&self) {
         self.supervisor.abort();
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.cache.channel_lost();
     }
 }
 
@@ -136,25 +191,20 @@ impl AsyncPushSender for Pushes {
 }
 
 /// Keep the channel up for as long as the task runs.
-async fn supervise(
-    client: redis::Client,
-    timeout: Duration,
-    cache: Arc<NearCache>,
-    current: Arc<RwLock<Option<MultiplexedConnection>>>,
-) {
+async fn supervise(target: Target, cache: Arc<NearCache>, current: Arc<RwLock<Option<Live>>>) {
     let mut delay = MIN_DELAY;
     let mut failing = false;
     loop {
-        let lost = Arc::new(Notify::new());
-        let wait = match establish(&client, timeout, &cache, &lost).await {
-            Ok((mut conn, proven)) => {
+        let wait = match establish(&target, &cache).await {
+            Ok((live, proven)) => {
                 if failing {
                     tracing::info!("near-cache invalidation channel open again");
                     failing = false;
                 }
-                *current.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+                let (mut conn, lost) = (live.conn.clone(), live.lost.clone());
+                *current.write().unwrap_or_else(PoisonError::into_inner) = Some(live);
                 cache.channel_up(proven);
-                heartbeat(&mut conn, timeout, &cache, &lost).await;
+                heartbeat(&mut conn, target.timeout, &cache, &lost).await;
                 *current.write().unwrap_or_else(PoisonError::into_inner) = None;
                 cache.channel_lost();
                 tracing::warn!("near-cache invalidation channel lost: cache dropped, reconnecting");
@@ -166,10 +216,11 @@ async fn supervise(
                     tracing::warn!(error = %e, "cannot open the near-cache invalidation channel; every introspection reads redis until it opens");
                     failing = true;
                 }
-                let refused = matches!(
-                    e.kind(),
-                    ErrorKind::RESP3NotSupported | ErrorKind::Server(_) | ErrorKind::Extension
-                );
+                let refused = e.kind() == redis::ErrorKind::RESP3NotSupported
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                    );
                 let wait = if refused { REFUSED_DELAY } else { delay };
                 delay = (delay * 2).min(MAX_DELAY);
                 wait
@@ -179,25 +230,28 @@ async fn supervise(
     }
 }
 
-/// Connect, turn tracking on and prove the connection with a round trip
-/// (returning when it was sent).
-async fn establish(
-    client: &redis::Client,
-    timeout: Duration,
-    cache: &Arc<NearCache>,
-    lost: &Arc<Notify>,
-) -> redis::RedisResult<(MultiplexedConnection, Instant)> {
+/// Connect, name the connection, turn tracking on and prove it with a round
+/// trip (returning when that was sent).
+async fn establish(target: &Target, cache: &Arc<NearCache>) -> Result<(Live, Instant), RedisError> {
+    let lost = Arc::new(Notify::new());
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(target.timeout))
+        .set_response_timeout(Some(target.timeout))
         .set_push_sender(Pushes {
             cache: cache.clone(),
             lost: lost.clone(),
         });
     let run = async {
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let dialed =
+            channel_socket::dial(&target.info, target.tls_ca_pem.as_deref(), target.timeout)
+                .await?;
+        let (mut conn, driver) = MultiplexedConnection::new_with_config(
+            target.info.redis_settings(),
+            dialed.stream,
+            config,
+        )
+        .await?;
+        let driver = tokio::spawn(driver);
         let mut setup = redis::pipe();
         setup
             .cmd("CLIENT")
@@ -208,15 +262,21 @@ async fn establish(
             .arg("TRACKING")
             .arg("ON")
             .ignore();
+        let live = Live {
+            conn: conn.clone(),
+            probe: dialed.probe,
+            lost,
+            driver,
+        };
         setup.exec_async(&mut conn).await?;
         let sent = Instant::now();
         redis::cmd("PING").exec_async(&mut conn).await?;
-        Ok((conn, sent))
+        Ok((live, sent))
     };
-    tokio::time::timeout(timeout, run)
+    tokio::time::timeout(target.timeout, run)
         .await
         .unwrap_or_else(|_| {
-            Err(redis::RedisError::from(std::io::Error::from(
+            Err(RedisError::from(std::io::Error::from(
                 std::io::ErrorKind::TimedOut,
             )))
         })

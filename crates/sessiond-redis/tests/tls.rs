@@ -80,3 +80,54 @@ async fn the_plain_port_of_the_same_server_still_speaks_plain_redis() {
     );
     assert!(RedisStore::connect(&server.url(), options).await.is_ok());
 }
+
+/// The near-cache's own connection goes over TLS too (sessiond dials it):
+/// hits are served, and a revocation through another client is seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_cache_channel_works_over_tls() {
+    use sessiond_engine::{CacheOptions, CachedStore, CreateRequest, Engine, Policy, RevokeReason};
+    let server = tokio::task::spawn_blocking(shared_server).await.unwrap();
+    let options = options(&server);
+    let store = RedisStore::connect(&server.tls_url(), options.clone())
+        .await
+        .unwrap();
+    let other = RedisStore::connect(&server.tls_url(), options)
+        .await
+        .unwrap();
+    let cached = Arc::new(CachedStore::new(store, CacheOptions::default()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cached.cache().serving() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "channel never came up over TLS"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let a = Engine::new(cached.clone(), Policy::default());
+    let b = Engine::new(Arc::new(other), Policy::default());
+    let created = a
+        .create(CreateRequest {
+            user_id: "alice".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    let token = created.token.expose();
+    let mut hit = false;
+    for _ in 0..100 {
+        assert!(a.introspect(token, false).await.unwrap().is_some());
+        if cached.cache().stats().hits > 0 {
+            hit = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(hit, "never served from memory over TLS");
+    b.revoke(created.session.id.as_str(), RevokeReason::Logout)
+        .await
+        .unwrap();
+    let revoked = std::time::Instant::now();
+    while a.introspect(token, false).await.unwrap().is_some() {
+        assert!(revoked.elapsed() < Duration::from_millis(50));
+    }
+}

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
@@ -25,17 +26,50 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::unsupported_media_type()),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(Problem::too_large("request body over the limit"))
+        if !is_json(req.headers()) {
+            return Err(Problem::unsupported_media_type());
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::too_large("request body over the limit")
+            } else {
+                Problem::bad_request(e.body_text())
             }
+        })?;
+        // The fast path; a body that fails is parsed again by axum's
+        // extractor, whose message names the offending field.
+        if let Ok(value) = serde_json::from_slice(&body) {
+            return Ok(Self(value));
+        }
+        match Json::<T>::from_bytes(&body) {
+            Ok(Json(v)) => Ok(Self(v)),
             Err(JsonRejection::JsonDataError(e)) => Err(Problem::bad_request(e.body_text())),
             Err(JsonRejection::JsonSyntaxError(_)) => Err(Problem::bad_request("malformed JSON")),
             Err(e) => Err(Problem::bad_request(e.body_text())),
         }
     }
+}
+
+/// Whether the request says its body is JSON: `application/json` or an
+/// `application/…+json` type, with any parameters.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .len()
+                .checked_sub(5)
+                .and_then(|at| subtype.get(at..))
+                .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json")))
 }
 
 /// Query parameters: 400 problem+json on unknown or malformed parameters.
@@ -194,6 +228,37 @@ impl FromRequestParts<AppState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let headers = |ct: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_str(ct).unwrap_or_else(|e| panic!("{e}")),
+            );
+            h
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/problem+json",
+            "application/vnd.api+JSON",
+        ] {
+            assert!(is_json(&headers(ok)), "{ok}");
+        }
+        for bad in [
+            "text/json",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+            "json",
+            "+json",
+            "application/+jso",
+        ] {
+            assert!(!is_json(&headers(bad)), "{bad}");
+        }
+        assert!(!is_json(&axum::http::HeaderMap::new()));
+    }
 
     #[test]
     fn csrf_tokens_are_per_token() {

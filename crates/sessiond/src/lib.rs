@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
+pub mod reply;
 pub mod request_limits;
 pub mod routes;
 pub mod server;

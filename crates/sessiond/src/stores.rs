@@ -1,12 +1,12 @@
 //! Picks the session store named by the configuration (`embedded:PATH`,
-//! `redis://`, `rediss://`), with the near-cache in front of Redis when the
-//! configuration keeps it on.
+//! `redis://`, `rediss://`), behind the near-cache when the configuration
+//! keeps it on.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
-use sessiond_engine::{CachedStore, NearCache, Store, StoreError};
+use sessiond_engine::{CacheSource, CachedStore, NearCache, Store, StoreError};
 use sessiond_redis::{RedisOptions, RedisStore};
 
 use crate::config::Config;
@@ -50,7 +50,7 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
             ));
         }
         let store = EmbeddedStore::open(PathBuf::from(path), EmbeddedOptions::default()).await?;
-        return Ok(Opened::plain(Arc::new(store)));
+        return Ok(cached(store, config, caching));
     }
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("redis://") || lower.starts_with("rediss://") {
@@ -69,22 +69,27 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
             tls_ca_pem,
         };
         let store = RedisStore::connect(url, options).await?;
-        return Ok(match config.cache.options() {
-            Some(options) if caching == Caching::AsConfigured => {
-                let cached = CachedStore::new(store, options);
-                let cache = cached.cache().clone();
-                Opened {
-                    store: Arc::new(cached),
-                    cache: Some(cache),
-                }
-            }
-            _ => Opened::plain(Arc::new(store)),
-        });
+        return Ok(cached(store, config, caching));
     }
     Err(StoreError::Unavailable(format!(
         "store {} is not supported; use embedded:PATH, redis:// or rediss://",
         crate::config::describe_store(url)
     )))
+}
+
+/// `store` behind the near-cache, when `caching` and `[cache]` allow.
+fn cached<S: CacheSource + 'static>(store: S, config: &Config, caching: Caching) -> Opened {
+    match config.cache.options() {
+        Some(options) if caching == Caching::AsConfigured => {
+            let cached = CachedStore::new(store, options);
+            let cache = cached.cache().clone();
+            Opened {
+                store: Arc::new(cached),
+                cache: Some(cache),
+            }
+        }
+        _ => Opened::plain(Arc::new(store)),
+    }
 }
 
 #[cfg(test)]
@@ -99,12 +104,12 @@ mod tests {
             ..Config::default()
         };
         let opened = open(&config, Caching::AsConfigured).await.unwrap();
-        assert!(
-            opened.cache.is_none(),
-            "the embedded store has no near-cache"
-        );
+        assert!(opened.cache.is_some(), "a server caches the embedded store");
         opened.store.ping().await.unwrap();
         assert!(dir.path().join("db").join("sessions.db").exists());
+        opened.store.close().await.unwrap();
+        let opened = open(&config, Caching::Off).await.unwrap();
+        assert!(opened.cache.is_none());
     }
 
     #[tokio::test]

@@ -41,6 +41,46 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The server keeps sessions it has read in memory (the near-cache); a
+/// revocation by the command line, another process on the same database,
+/// reaches its very next answer.
+#[test]
+fn a_revocation_from_the_command_line_reaches_a_running_server_at_once() {
+    let rt = runtime();
+    let server = rt.block_on(common::TestServer::start(common::Backend::Embedded));
+    let store = server.embedded_store_url();
+    let work = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let (session, token) = rt.block_on(server.create("alice"));
+        assert!(rt.block_on(server.active(&token)));
+        assert!(rt.block_on(server.active(&token)), "answered from memory");
+        let id = session["id"].as_str().unwrap();
+        let (code, out, err) = run(&mut sessiond(
+            work.path(),
+            &["sessions", "revoke", id, "--store", &store],
+        ));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, format!("revoked {id}\n"));
+        assert!(
+            !rt.block_on(server.active(&token)),
+            "round {round}: the server still answered active"
+        );
+    }
+    let (_, token) = rt.block_on(server.create("bob"));
+    assert!(rt.block_on(server.active(&token)));
+    let (code, _, err) = run(&mut sessiond(
+        work.path(),
+        &["sessions", "revoke-user", "bob", "--store", &store],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(!rt.block_on(server.active(&token)));
+    let hits = rt
+        .block_on(server.metric("sessiond_cache_lookups_total{result=\"hit\"}"))
+        .unwrap();
+    assert!(hits >= 5.0, "{hits}");
+    rt.block_on(server.shutdown());
+}
+
 #[test]
 fn config_check_accepts_a_good_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -225,6 +225,12 @@ impl NearCache {
         found
     }
 
+    /// A lookup that did not consult the cache (the channel could not vouch
+    /// for it): counted as a miss.
+    pub fn pass(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A ticket to fill `key` with what a read started after this call
     /// returns; `None` while the channel is down.
     pub fn ticket(&self, key: &[u8]) -> Option<Ticket> {

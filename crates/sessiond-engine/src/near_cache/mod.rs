@@ -50,6 +50,13 @@ pub trait CacheSource: Store {
     /// through it ([`NearCache::invalidate_key`]).
     fn start_invalidations(&self, cache: Arc<NearCache>);
 
+    /// Called before every lookup: bring the cache up to date with the
+    /// channel (a store whose channel is polled, like SQLite's change
+    /// counter, checks it here and reports into the cache) and say whether
+    /// a hit may be served now (a pushed channel says no while anything it
+    /// received is not applied yet).
+    fn sync_channel(&self) -> bool;
+
     /// [`Store::introspect`], reading through the channel when it is up.
     async fn introspect_tracked(
         &self,
@@ -116,7 +123,13 @@ impl<S: CacheSource> Store for CachedStore<S> {
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
         let key = self.inner.cache_key(token);
-        if let Some(session) = self.cache.get(&key) {
+        let hit = if self.inner.sync_channel() {
+            self.cache.get(&key)
+        } else {
+            self.cache.pass();
+            None
+        };
+        if let Some(session) = hit {
             if !session.is_live(now) {
                 self.cache.invalidate_key(&key);
                 return Ok(None);

@@ -64,7 +64,7 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Size and rate limits.
     pub limits: Limits,
-    /// The near-cache in front of a Redis store.
+    /// The near-cache in front of the store.
     pub cache: CacheConfig,
     /// Session cookie attributes.
     pub cookie: CookieConfig,
@@ -120,11 +120,11 @@ pub struct Limits {
 }
 
 /// The near-cache: introspections served from memory, invalidated by the
-/// store (Redis CLIENT TRACKING). The embedded store has none.
+/// store (Redis CLIENT TRACKING; the embedded store's change counter).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// On for Redis stores unless turned off.
+    /// On unless turned off.
     pub enabled: bool,
     /// Most sessions held.
     pub max_entries: usize,

@@ -172,7 +172,7 @@ pub const KEYS: &[KeyDoc] = &[
     key(
         "cache.enabled",
         BOOLEAN,
-        "near-cache of a Redis store: introspections served from memory, invalidated by Redis (CLIENT TRACKING); no effect on the embedded store",
+        "near-cache: introspections served from memory, invalidated by Redis (CLIENT TRACKING) or, on the embedded store, by a check of the database's change counter before each lookup",
     ),
     key(
         "cache.max_entries",

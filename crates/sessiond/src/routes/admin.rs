@@ -9,6 +9,7 @@ use sessiond_engine::{CreateRequest, DataUpdate, RevokeReason};
 use crate::config::Mode;
 use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
 use crate::problem::Problem;
+use crate::reply::Json;
 use crate::state::AppState;
 use crate::telemetry::LoggedSession;
 use sessiond_api::{
@@ -64,7 +65,7 @@ pub async fn create(
             evicted: created.evicted,
             session: created.session.into(),
         };
-        return Ok(logged(&id, (StatusCode::CREATED, axum::Json(body))));
+        return Ok(logged(&id, (StatusCode::CREATED, Json(body))));
     }
     let created = state.engine.create(request).await?;
     let id = created.session.id.to_string();
@@ -73,7 +74,7 @@ pub async fn create(
         session: created.session.into(),
         evicted: created.evicted,
     };
-    Ok(logged(&id, (StatusCode::CREATED, axum::Json(body))))
+    Ok(logged(&id, (StatusCode::CREATED, Json(body))))
 }
 
 /// Check a session token; `active: false` for anything that is not a live session.
@@ -96,9 +97,9 @@ pub async fn introspect(
                 active: true,
                 session: Some(session.into()),
             };
-            Ok(logged(&id, axum::Json(body)))
+            Ok(logged(&id, Json(body)))
         }
-        Ok(None) => Ok(axum::Json(Introspection {
+        Ok(None) => Ok(Json(Introspection {
             active: false,
             session: None,
         })
@@ -118,7 +119,7 @@ pub async fn get(
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let session = state.engine.get(&id).await?;
-    Ok(logged(&id, axum::Json(SessionView::from(session))))
+    Ok(logged(&id, Json(SessionView::from(session))))
 }
 
 /// Merge into (default) or replace a session's data; expiry is unchanged.
@@ -139,7 +140,7 @@ pub async fn patch(
         DataUpdate::Replace(req.data)
     };
     let session = state.engine.update_data(&id, update).await?;
-    Ok(logged(&id, axum::Json(SessionView::from(session))))
+    Ok(logged(&id, Json(SessionView::from(session))))
 }
 
 /// Push the idle deadline, never past the absolute one.
@@ -154,7 +155,7 @@ pub async fn extend(
     JsonBody(req): JsonBody<Extend>,
 ) -> Result<Response, Problem> {
     let session = state.engine.extend(&id, req.idle_ttl).await?;
-    Ok(logged(&id, axum::Json(SessionView::from(session))))
+    Ok(logged(&id, Json(SessionView::from(session))))
 }
 
 /// Give the session a new token; the old one stops working at once.
@@ -172,7 +173,7 @@ pub async fn rotate(
         token: Secret::new(rotated.token.expose()),
         session: rotated.session.into(),
     };
-    Ok(logged(&id, axum::Json(body)))
+    Ok(logged(&id, Json(body)))
 }
 
 /// Revoke one session (204 also when it is already gone).
@@ -209,7 +210,7 @@ pub async fn list_user(
         .map(SessionView::from)
         .collect();
     let count = sessions.len();
-    Ok(axum::Json(SessionList { sessions, count }).into_response())
+    Ok(Json(SessionList { sessions, count }).into_response())
 }
 
 /// Revoke all of a user's sessions, or all but one.
@@ -228,7 +229,7 @@ pub async fn revoke_user(
         .engine
         .revoke_user(&user_id, q.except.as_deref(), reason)
         .await?;
-    Ok(axum::Json(RevokedCount {
+    Ok(Json(RevokedCount {
         revoked: revoked.len(),
     })
     .into_response())
@@ -244,7 +245,7 @@ pub async fn stats(State(state): State<AppState>, _: AdminAuth) -> Response {
     };
     let counts = state.store.observer().counts();
     let live_sessions = state.engine.count_live().await.ok();
-    axum::Json(Stats {
+    Json(Stats {
         live_sessions,
         created: counts.created,
         revoked_by_reason: counts.revoked_by_reason.into_iter().collect(),

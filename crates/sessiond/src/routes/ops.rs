@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::reply::Json;
 use crate::state::AppState;
 use sessiond_api::Readiness;
 
@@ -19,7 +20,7 @@ pub async fn healthz() -> &'static str {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine.ping().await {
-        Ok(()) => axum::Json(Readiness {
+        Ok(()) => Json(Readiness {
             status: "ok".into(),
             store: "ok".into(),
         })
@@ -27,7 +28,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Err(_) => {
             let mut r = (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(Readiness {
+                Json(Readiness {
                     status: "degraded".into(),
                     store: "unavailable".into(),
                 }),

@@ -10,6 +10,7 @@ use sessiond_http::CSRF_HEADER;
 
 use crate::extract::{Caller, Client, JsonBody, PathParam, failed_check};
 use crate::problem::Problem;
+use crate::reply::Json;
 use crate::state::AppState;
 use crate::telemetry::LoggedSession;
 use sessiond_api::{
@@ -27,11 +28,7 @@ fn logged(caller: &Caller) -> Extension<LoggedSession> {
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn me(caller: Caller) -> Response {
     let csrf = HeaderValue::from_str(&caller.csrf_token()).ok();
-    let mut response = (
-        logged(&caller),
-        axum::Json(SessionView::from(caller.session)),
-    )
-        .into_response();
+    let mut response = (logged(&caller), Json(SessionView::from(caller.session))).into_response();
     if let Some(csrf) = csrf {
         response
             .headers_mut()
@@ -62,7 +59,7 @@ pub async fn my_sessions(
         })
         .collect();
     let count = sessions.len();
-    Ok((logged(&caller), axum::Json(SessionList { sessions, count })).into_response())
+    Ok((logged(&caller), Json(SessionList { sessions, count })).into_response())
 }
 
 /// Sign out one of the user's devices.
@@ -109,7 +106,7 @@ pub async fn revoke_others(
         .await?;
     Ok((
         logged(&caller),
-        axum::Json(RevokedCount {
+        Json(RevokedCount {
             revoked: revoked.len(),
         }),
     )
@@ -207,7 +204,7 @@ pub async fn refresh(
         expires_in,
         session: refreshed.session.into(),
     };
-    Ok((Extension(LoggedSession(id)), axum::Json(body)).into_response())
+    Ok((Extension(LoggedSession(id)), Json(body)).into_response())
 }
 
 /// The public keys that verify access tokens: a key that is about to sign
@@ -217,7 +214,7 @@ pub async fn refresh(
     responses((status = 200, description = "JSON Web Key Set (RFC 7517)", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let cache = format!("public, max-age={}", state.tokens.jwks_max_age_secs());
-    let mut response = axum::Json(state.tokens.jwks()).into_response();
+    let mut response = Json(state.tokens.jwks()).into_response();
     if let Ok(value) = HeaderValue::from_str(&cache) {
         response.headers_mut().insert(header::CACHE_CONTROL, value);
     }

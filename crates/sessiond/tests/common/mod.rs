@@ -135,6 +135,11 @@ impl TestServer {
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
+    /// The embedded store's URL (for a server on the embedded store).
+    pub fn embedded_store_url(&self) -> String {
+        format!("embedded:{}", self._dir.path().join("store").display())
+    }
+
     /// The server's data directory (API key, signing keys).
     pub fn data_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("data")
