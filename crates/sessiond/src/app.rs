@@ -1,6 +1,6 @@
 //! The assembled router: routes, the OpenAPI document, and the middleware
-//! around them (access log, metrics, no-store, request limits, panic catcher,
-//! body limit).
+//! around them (no-store, the edge: access log, limits and metrics; panic
+//! catcher, body limit).
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 use crate::config::Config;
 use crate::openapi::{self, OpenApiJson};
 use crate::problem::Problem;
-use crate::request_limits::{self, RequestLimits};
+use crate::request_limits::RequestLimits;
 use crate::state::AppState;
-use crate::{routes, telemetry};
+use crate::{edge, routes};
 
 /// The OpenAPI document of [`router`]'s routes.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
@@ -29,22 +29,22 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// The whole HTTP service.
 pub fn router(state: AppState, config: &Config) -> Router {
     let openapi_json = openapi_document().to_json().unwrap_or_else(|_| "{}".into());
-    let (router, _) = routes::all()
-        .routes(routes!(openapi::document))
-        .split_for_parts();
+    let (router, _) = routes::all().split_for_parts();
+    // The document is the only route that needs it: no other request pays
+    // for the extension.
+    let document = Router::new()
+        .route("/openapi.json", axum::routing::get(openapi::document))
+        .layer(Extension(OpenApiJson(openapi_json.into())));
     router
+        .merge(document)
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         // One `layer` call for the whole stack: each `Router::layer` boxes
         // the route again, and every boxed layer clones the boxes beneath it
-        // on each request. Outermost first: access log, metrics, no-store,
-        // request limits (head size, declared body size, timeout), panic
-        // catcher, body limit.
+        // on each request. Outermost first: no-store, the edge (request id
+        // and access log, limits, metrics), panic catcher, body limit.
         .layer(
             ServiceBuilder::new()
-                .layer(Extension(OpenApiJson(openapi_json.into())))
-                .layer(middleware::from_fn(telemetry::access_log))
-                .layer(middleware::from_fn(crate::metrics::track))
                 // Answers carry sessions, tokens and CSRF tokens: no cache
                 // keeps them, unless a route says otherwise (the JWKS).
                 .layer(SetResponseHeaderLayer::if_not_present(
@@ -57,7 +57,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
                         max_body_bytes: config.limits.max_body_bytes,
                         timeout: config.request_timeout,
                     },
-                    request_limits::enforce,
+                    edge::around,
                 ))
                 .layer(CatchPanicLayer::custom(|_| panic_response()))
                 .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod data_dir;
+pub mod edge;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;

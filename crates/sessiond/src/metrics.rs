@@ -6,12 +6,9 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
@@ -49,9 +46,6 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// How often histogram samples are folded into buckets when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Route label for requests that matched no route.
-const UNMATCHED: &str = "unmatched";
 
 /// Distinct app-supplied revocation reasons given their own label; later
 /// ones are counted as `other`.
@@ -162,22 +156,16 @@ pub fn record_cache(stats: &sessiond_engine::CacheStats) {
     metrics::gauge!(CACHE_BYTES).set(stats.bytes as f64);
 }
 
-/// Axum middleware: count each request by route, method and status, and
-/// record its latency. `route` is the matched route template, never the
-/// raw path, so label cardinality stays bounded.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(req.method());
-    let res = next.run(req).await;
-    let elapsed = start.elapsed().as_secs_f64();
-    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    let status = res.status().as_u16();
+/// Count a request by route, method and status, and record its latency.
+/// `route` is the matched route template, never the raw path, so label
+/// cardinality stays bounded.
+pub fn record_request(route: &str, method: &Method, status: u16, latency: Duration) {
+    let method = method_label(method);
+    let elapsed = latency.as_secs_f64();
     with_request_series(route, method, status, |requests, duration| {
         requests.increment(1);
         duration.record(elapsed);
     });
-    res
 }
 
 /// The series of one route and method: its latency histogram and its
@@ -496,7 +484,14 @@ mod tests {
 
         let app = axum::Router::new()
             .route("/v1/sessions/{id}", axum::routing::get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn(track));
+            .layer(axum::middleware::from_fn_with_state(
+                crate::request_limits::RequestLimits {
+                    max_header_bytes: 16 * 1024,
+                    max_body_bytes: 64 * 1024,
+                    timeout: Duration::from_secs(10),
+                },
+                crate::edge::around,
+            ));
         let req = axum::http::Request::get("/v1/sessions/abc")
             .body(axum::body::Body::empty())
             .unwrap();

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::problem::Problem;
@@ -46,27 +45,26 @@ fn declared_length(request: &Request) -> Option<u64> {
         .ok()
 }
 
-/// Middleware: 431 problem+json when the head is larger than the limit, 413
-/// at once when the declared body is, 408 when the request takes too long.
-/// The last two close the connection: the rest of the body is not read.
-pub async fn enforce(
-    State(limits): State<RequestLimits>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if head_size(&request) > limits.max_header_bytes {
-        return Problem::headers_too_large(limits.max_header_bytes).into_response();
+/// The answer refusing `request`, if it breaks a limit: 431 problem+json
+/// when its head is larger than the limit, 413 at once when its declared
+/// body is (which closes the connection: the rest of the body is not read).
+pub fn refusal(request: &Request, limits: &RequestLimits) -> Option<Response> {
+    if head_size(request) > limits.max_header_bytes {
+        return Some(Problem::headers_too_large(limits.max_header_bytes).into_response());
     }
-    if declared_length(&request).is_some_and(|n| n > limits.max_body_bytes as u64) {
-        return closing(Problem::too_large(format!(
+    if declared_length(request).is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Some(closing(Problem::too_large(format!(
             "the declared body is over the limit of {} bytes",
             limits.max_body_bytes
-        )));
+        ))));
     }
-    match tokio::time::timeout(limits.timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => closing(Problem::timeout(limits.timeout)),
-    }
+    None
+}
+
+/// The answer to a request that took longer than `limit`: 408, closing the
+/// connection.
+pub fn timed_out(limit: Duration) -> Response {
+    closing(Problem::timeout(limit))
 }
 
 fn closing(problem: Problem) -> Response {

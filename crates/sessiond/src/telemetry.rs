@@ -5,13 +5,11 @@
 use std::cell::Cell;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -26,9 +24,6 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// Longest incoming request id that is reused rather than replaced.
 const MAX_REQUEST_ID_LEN: usize = 64;
 
-/// Route label for requests that matched no route (the raw path may hold ids).
-const UNMATCHED: &str = "unmatched";
-
 /// The id of the request being served, as a request extension.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -37,6 +32,18 @@ pub struct RequestId(pub String);
 /// response extension so that the access log can name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoggedSession(pub String);
+
+/// `body` as a response whose access log line names session `id` (noted
+/// only when access events are logged at all).
+pub fn with_session(id: &str, body: impl axum::response::IntoResponse) -> Response {
+    let mut response = body.into_response();
+    if tracing::enabled!(tracing::Level::INFO) {
+        response
+            .extensions_mut()
+            .insert(LoggedSession(id.to_owned()));
+    }
+    response
+}
 
 /// Install the process-wide subscriber writing to stderr. Fails if `RUST_LOG`
 /// holds an invalid directive or a subscriber is already installed.
@@ -103,44 +110,51 @@ where
         .with(text)
 }
 
-/// Axum middleware: assign a request id (reusing a sane incoming
-/// `x-request-id`), run the handler inside a `request` span carrying it, echo
-/// it on the response, and log one access event per request.
-pub async fn access_log(mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let id = req
-        .headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| is_sane_request_id(s))
-        .map_or_else(generate_request_id, str::to_owned);
-    let method = req.method().clone();
-    // A reference-counted handle: no copy of the route unless it is logged.
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    req.extensions_mut().insert(RequestId(id.clone()));
+/// One request's access log: its id (a sane incoming `x-request-id`, or a
+/// fresh one), the span the handler runs in, and the one access event
+/// logged when it is answered.
+pub struct RequestLog {
+    id: String,
+    method: axum::http::Method,
+}
 
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut res = next.run(req).instrument(span).await;
-
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID_HEADER, value);
+impl RequestLog {
+    /// Start the log of `req` (its id goes into the request's extensions
+    /// for handlers); returns it with the span to run the request in.
+    pub fn begin(req: &mut Request) -> (Self, tracing::Span) {
+        let id = req
+            .headers()
+            .get(&REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| is_sane_request_id(s))
+            .map_or_else(generate_request_id, str::to_owned);
+        req.extensions_mut().insert(RequestId(id.clone()));
+        let span = tracing::info_span!("request", request_id = %id);
+        let method = req.method().clone();
+        (Self { id, method }, span)
     }
-    let latency_ms = start.elapsed().as_micros() as f64 / 1000.0;
-    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    let session_id = res
-        .extensions()
-        .get::<LoggedSession>()
-        .map(|s| s.0.as_str());
-    tracing::info!(
-        request_id = %id,
-        method = %method,
-        route = %route,
-        status = res.status().as_u16(),
-        latency_ms,
-        session_id,
-        "request served"
-    );
-    res
+
+    /// Echo the id on `res` and log the access event: route template,
+    /// status, latency, session id; never the raw path, query or headers.
+    pub fn finish(self, res: &mut Response, route: &str, latency: std::time::Duration) {
+        if let Ok(value) = HeaderValue::from_str(&self.id) {
+            res.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let latency_ms = latency.as_micros() as f64 / 1000.0;
+        let session_id = res
+            .extensions()
+            .get::<LoggedSession>()
+            .map(|s| s.0.as_str());
+        tracing::info!(
+            request_id = %self.id,
+            method = %self.method,
+            route = %route,
+            status = res.status().as_u16(),
+            latency_ms,
+            session_id,
+            "request served"
+        );
+    }
 }
 
 /// Whether an incoming request id can be reused: 1..=64 characters of
@@ -258,7 +272,14 @@ mod tests {
                     res
                 }),
             )
-            .layer(axum::middleware::from_fn(access_log))
+            .layer(axum::middleware::from_fn_with_state(
+                crate::request_limits::RequestLimits {
+                    max_header_bytes: 16 * 1024,
+                    max_body_bytes: 64 * 1024,
+                    timeout: std::time::Duration::from_secs(10),
+                },
+                crate::edge::around,
+            ))
     }
 
     async fn call(app: Router, req: axum::http::Request<Body>) -> Response {

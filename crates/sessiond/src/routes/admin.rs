@@ -1,6 +1,5 @@
 //! Admin routes: the app's backend manages sessions with its API key.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
 use crate::problem::Problem;
 use crate::reply::Json;
 use crate::state::AppState;
-use crate::telemetry::LoggedSession;
+use crate::telemetry::with_session;
 use sessiond_api::{
     CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, ProblemBody,
     RevokeQuery, RevokeUserQuery, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats,
@@ -24,10 +23,6 @@ fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Proble
             Problem::bad_request("invalid reason: expected 1..=64 characters of [A-Za-z0-9_.:-]")
         }),
     }
-}
-
-fn logged<T: IntoResponse>(id: &str, body: T) -> Response {
-    (Extension(LoggedSession(id.to_owned())), body).into_response()
 }
 
 /// Create a session for a user the app has authenticated.
@@ -65,7 +60,7 @@ pub async fn create(
             evicted: created.evicted,
             session: created.session.into(),
         };
-        return Ok(logged(&id, (StatusCode::CREATED, Json(body))));
+        return Ok(with_session(&id, (StatusCode::CREATED, Json(body))));
     }
     let created = state.engine.create(request).await?;
     let id = created.session.id.to_string();
@@ -74,7 +69,7 @@ pub async fn create(
         session: created.session.into(),
         evicted: created.evicted,
     };
-    Ok(logged(&id, (StatusCode::CREATED, Json(body))))
+    Ok(with_session(&id, (StatusCode::CREATED, Json(body))))
 }
 
 /// Check a session token; `active: false` for anything that is not a live session.
@@ -97,7 +92,7 @@ pub async fn introspect(
                 active: true,
                 session: Some(session.into()),
             };
-            Ok(logged(&id, Json(body)))
+            Ok(with_session(&id, Json(body)))
         }
         Ok(None) => Ok(Json(Introspection {
             active: false,
@@ -119,7 +114,7 @@ pub async fn get(
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let session = state.engine.get(&id).await?;
-    Ok(logged(&id, Json(SessionView::from(session))))
+    Ok(with_session(&id, Json(SessionView::from(session))))
 }
 
 /// Merge into (default) or replace a session's data; expiry is unchanged.
@@ -140,7 +135,7 @@ pub async fn patch(
         DataUpdate::Replace(req.data)
     };
     let session = state.engine.update_data(&id, update).await?;
-    Ok(logged(&id, Json(SessionView::from(session))))
+    Ok(with_session(&id, Json(SessionView::from(session))))
 }
 
 /// Push the idle deadline, never past the absolute one.
@@ -155,7 +150,7 @@ pub async fn extend(
     JsonBody(req): JsonBody<Extend>,
 ) -> Result<Response, Problem> {
     let session = state.engine.extend(&id, req.idle_ttl).await?;
-    Ok(logged(&id, Json(SessionView::from(session))))
+    Ok(with_session(&id, Json(SessionView::from(session))))
 }
 
 /// Give the session a new token; the old one stops working at once.
@@ -173,7 +168,7 @@ pub async fn rotate(
         token: Secret::new(rotated.token.expose()),
         session: rotated.session.into(),
     };
-    Ok(logged(&id, Json(body)))
+    Ok(with_session(&id, Json(body)))
 }
 
 /// Revoke one session (204 also when it is already gone).
@@ -189,7 +184,7 @@ pub async fn revoke(
 ) -> Result<Response, Problem> {
     let reason = reason(q.reason.as_deref(), RevokeReason::RevokedByAdmin)?;
     state.engine.revoke(&id, reason).await?;
-    Ok(logged(&id, StatusCode::NO_CONTENT))
+    Ok(with_session(&id, StatusCode::NO_CONTENT))
 }
 
 /// A user's live sessions, newest first.

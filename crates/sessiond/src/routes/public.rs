@@ -1,7 +1,6 @@
 //! Public routes: a user's own session, proven by its token (Bearer or
 //! cookie), and the forward-auth endpoint for reverse proxies.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,14 +11,10 @@ use crate::extract::{Caller, Client, JsonBody, PathParam, failed_check};
 use crate::problem::Problem;
 use crate::reply::Json;
 use crate::state::AppState;
-use crate::telemetry::LoggedSession;
+use crate::telemetry::with_session;
 use sessiond_api::{
     ProblemBody, RefreshBody, RevokedCount, Secret, SessionList, SessionView, TokenPair,
 };
-
-fn logged(caller: &Caller) -> Extension<LoggedSession> {
-    Extension(LoggedSession(caller.session.id.to_string()))
-}
 
 /// The caller's session. Also returns the session's CSRF token in
 /// `X-CSRF-Token`, for cookie-authenticated pages to send back on changes.
@@ -28,7 +23,8 @@ fn logged(caller: &Caller) -> Extension<LoggedSession> {
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn me(caller: Caller) -> Response {
     let csrf = HeaderValue::from_str(&caller.csrf_token()).ok();
-    let mut response = (logged(&caller), Json(SessionView::from(caller.session))).into_response();
+    let id = caller.session.id.clone();
+    let mut response = with_session(id.as_str(), Json(SessionView::from(caller.session)));
     if let Some(csrf) = csrf {
         response
             .headers_mut()
@@ -59,7 +55,10 @@ pub async fn my_sessions(
         })
         .collect();
     let count = sessions.len();
-    Ok((logged(&caller), Json(SessionList { sessions, count })).into_response())
+    Ok(with_session(
+        caller.session.id.as_str(),
+        Json(SessionList { sessions, count }),
+    ))
 }
 
 /// Sign out one of the user's devices.
@@ -85,7 +84,10 @@ pub async fn revoke_mine(
         .engine
         .revoke(&id, RevokeReason::RevokedByUser)
         .await?;
-    Ok((logged(&caller), StatusCode::NO_CONTENT).into_response())
+    Ok(with_session(
+        caller.session.id.as_str(),
+        StatusCode::NO_CONTENT,
+    ))
 }
 
 /// Sign out every other device of the user.
@@ -104,13 +106,10 @@ pub async fn revoke_others(
             RevokeReason::RevokedByUser,
         )
         .await?;
-    Ok((
-        logged(&caller),
-        Json(RevokedCount {
-            revoked: revoked.len(),
-        }),
-    )
-        .into_response())
+    let body = Json(RevokedCount {
+        revoked: revoked.len(),
+    });
+    Ok(with_session(caller.session.id.as_str(), body))
 }
 
 /// End the caller's session and clear the cookie.
@@ -122,7 +121,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Res
         .engine
         .revoke(caller.session.id.as_str(), RevokeReason::Logout)
         .await?;
-    let mut response = (logged(&caller), StatusCode::NO_CONTENT).into_response();
+    let mut response = with_session(caller.session.id.as_str(), StatusCode::NO_CONTENT);
     if let Some(v) = state.cookie.clear() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -142,7 +141,7 @@ fn header_value(s: &str) -> HeaderValue {
         (status = 401, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn forward_auth(caller: Caller) -> Response {
     let s = &caller.session;
-    let mut response = (logged(&caller), StatusCode::OK).into_response();
+    let mut response = with_session(caller.session.id.as_str(), StatusCode::OK);
     let h = response.headers_mut();
     h.insert(
         HeaderName::from_static("x-session-id"),
@@ -204,7 +203,7 @@ pub async fn refresh(
         expires_in,
         session: refreshed.session.into(),
     };
-    Ok((Extension(LoggedSession(id)), Json(body)).into_response())
+    Ok(with_session(&id, Json(body)))
 }
 
 /// The public keys that verify access tokens: a key that is about to sign
