@@ -1,15 +1,11 @@
 //! The assembled router: routes, the OpenAPI document, and the middleware
-//! around them (no-store, the edge: access log, limits and metrics; panic
-//! catcher, body limit).
+//! around them (the edge: access log, limits, panics, no-store, metrics;
+//! the body limit).
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::routes;
 
 use crate::config::Config;
@@ -41,16 +37,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         // One `layer` call for the whole stack: each `Router::layer` boxes
         // the route again, and every boxed layer clones the boxes beneath it
-        // on each request. Outermost first: no-store, the edge (request id
-        // and access log, limits, metrics), panic catcher, body limit.
+        // on each request. Outermost first: the edge (request id and access
+        // log, limits, panics, no-store, metrics), the body limit.
         .layer(
             ServiceBuilder::new()
-                // Answers carry sessions, tokens and CSRF tokens: no cache
-                // keeps them, unless a route says otherwise (the JWKS).
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
-                ))
                 .layer(middleware::from_fn_with_state(
                     RequestLimits {
                         max_header_bytes: config.limits.max_header_bytes,
@@ -59,13 +49,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
                     },
                     edge::around,
                 ))
-                .layer(CatchPanicLayer::custom(|_| panic_response()))
                 .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),
         )
         .with_state(state)
-}
-
-fn panic_response() -> Response {
-    tracing::error!("handler panicked");
-    Problem::internal().into_response()
 }
