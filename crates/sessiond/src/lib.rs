@@ -12,6 +12,7 @@ pub mod connections;
 pub mod data_dir;
 pub mod edge;
 pub mod extract;
+pub mod latency;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -1,16 +1,19 @@
-//! Prometheus metrics: the process-wide recorder and its text rendering, the
-//! HTTP request middleware, and [`StoreMetrics`], the store observer that
-//! times every operation and counts creations, revocations and store errors.
+//! Prometheus metrics: the process-wide recorder and its text rendering (the
+//! latency histograms are `latency`'s), the per-request counts and
+//! latencies, and [`StoreMetrics`], the store observer that times every
+//! operation and counts creations, revocations and store errors.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::http::Method;
-use metrics::{Counter, Histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::Counter;
+
+use crate::latency::{Family, Histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use sessiond_engine::{Op, Outcome, RevokeReason, StoreError, StoreObserver};
 
@@ -39,14 +42,6 @@ pub const CACHE_ENTRIES: &str = "sessiond_cache_entries";
 /// Gauge of bytes held by the near-cache (estimated).
 pub const CACHE_BYTES: &str = "sessiond_cache_bytes";
 
-/// Histogram bucket bounds in seconds, shared by both latency histograms.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
-
-/// How often histogram samples are folded into buckets when nobody scrapes.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
 /// Distinct app-supplied revocation reasons given their own label; later
 /// ones are counted as `other`.
 const MAX_CUSTOM_REASONS: usize = 32;
@@ -74,54 +69,23 @@ impl Metrics {
 
     /// All metrics in the Prometheus text exposition format.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        HTTP_LATENCY.render(&mut text);
+        STORE_LATENCY.render(&mut text);
+        text
     }
 }
 
 fn install_recorder() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
-            LATENCY_BUCKETS,
-        )
-        .and_then(|b| {
-            b.set_buckets_for_metric(
-                Matcher::Full(STORE_OPERATION_DURATION.to_owned()),
-                LATENCY_BUCKETS,
-            )
-        })
-        .and_then(PrometheusBuilder::install_recorder)
+        .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     describe();
-    // Without the exporter's own runtime, histogram samples pile up until
-    // they are drained: by a scrape, or by this thread.
-    let upkeep = handle.clone();
-    let spawned = std::thread::Builder::new()
-        .name("metrics-upkeep".to_owned())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(UPKEEP_INTERVAL);
-                upkeep.run_upkeep();
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "metrics upkeep thread not started; scrapes still drain samples");
-    }
     Ok(handle)
 }
 
 fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests served");
-    metrics::describe_histogram!(
-        HTTP_REQUEST_DURATION,
-        metrics::Unit::Seconds,
-        "HTTP request latency"
-    );
-    metrics::describe_histogram!(
-        STORE_OPERATION_DURATION,
-        metrics::Unit::Seconds,
-        "Latency of store operations"
-    );
     metrics::describe_counter!(STORE_ERRORS, "Store operations that failed");
     metrics::describe_counter!(SESSIONS_CREATED, "Sessions created");
     metrics::describe_counter!(SESSIONS_REVOKED, "Sessions revoked, by reason");
@@ -161,18 +125,31 @@ pub fn record_cache(stats: &sessiond_engine::CacheStats) {
 /// cardinality stays bounded.
 pub fn record_request(route: &str, method: &Method, status: u16, latency: Duration) {
     let method = method_label(method);
-    let elapsed = latency.as_secs_f64();
     with_request_series(route, method, status, |requests, duration| {
         requests.increment(1);
-        duration.record(elapsed);
+        duration.record(latency);
     });
 }
+
+/// Latency of HTTP requests by route and method.
+static HTTP_LATENCY: Family = Family::new(
+    HTTP_REQUEST_DURATION,
+    "HTTP request latency",
+    &["route", "method"],
+);
+
+/// Latency of store operations by operation.
+static STORE_LATENCY: Family = Family::new(
+    STORE_OPERATION_DURATION,
+    "Latency of store operations",
+    &["op"],
+);
 
 /// The series of one route and method: its latency histogram and its
 /// request counter per status.
 struct RequestSeries {
     method: &'static str,
-    duration: Histogram,
+    duration: Arc<Histogram>,
     by_status: Vec<(u16, Counter)>,
 }
 
@@ -205,11 +182,7 @@ fn with_request_series(
             None => {
                 methods.push(RequestSeries {
                     method,
-                    duration: metrics::histogram!(
-                        HTTP_REQUEST_DURATION,
-                        "route" => route.to_owned(),
-                        "method" => method
-                    ),
+                    duration: HTTP_LATENCY.series(&[route, method]),
                     by_status: Vec::new(),
                 });
                 methods.len() - 1
@@ -235,9 +208,9 @@ fn with_request_series(
 
 /// The latency histogram of store operation `op`, registered on first use
 /// in this thread.
-fn store_duration(op: &'static str) -> Histogram {
+fn store_duration(op: &'static str) -> Arc<Histogram> {
     thread_local! {
-        static STORE_SERIES: RefCell<Vec<(&'static str, Histogram)>> =
+        static STORE_SERIES: RefCell<Vec<(&'static str, Arc<Histogram>)>> =
             const { RefCell::new(Vec::new()) };
     }
     STORE_SERIES.with(|cache| {
@@ -245,7 +218,7 @@ fn store_duration(op: &'static str) -> Histogram {
         if let Some((_, h)) = cache.iter().find(|(name, _)| *name == op) {
             return h.clone();
         }
-        let h = metrics::histogram!(STORE_OPERATION_DURATION, "op" => op);
+        let h = STORE_LATENCY.series(&[op]);
         cache.push((op, h.clone()));
         h
     })
@@ -332,7 +305,7 @@ impl StoreMetrics {
 
 impl StoreObserver for StoreMetrics {
     fn observe(&self, op: Op, elapsed: Duration, outcome: Outcome<'_>) {
-        store_duration(op.as_str()).record(elapsed.as_secs_f64());
+        store_duration(op.as_str()).record(elapsed);
         match outcome {
             Outcome::Failed(e) => {
                 let kind = match e {
