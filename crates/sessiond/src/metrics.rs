@@ -67,11 +67,15 @@ impl Metrics {
             .map(|handle| Metrics { handle })
     }
 
-    /// All metrics in the Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// All metrics in the Prometheus text exposition format, with the
+    /// near-cache's when the server has one.
+    pub fn render(&self, cache: Option<&sessiond_engine::CacheStats>) -> String {
         let mut text = self.handle.render();
         HTTP_LATENCY.render(&mut text);
         STORE_LATENCY.render(&mut text);
+        if let Some(stats) = cache {
+            render_cache(stats, &mut text);
+        }
         text
     }
 }
@@ -89,35 +93,55 @@ fn describe() {
     metrics::describe_counter!(STORE_ERRORS, "Store operations that failed");
     metrics::describe_counter!(SESSIONS_CREATED, "Sessions created");
     metrics::describe_counter!(SESSIONS_REVOKED, "Sessions revoked, by reason");
-    metrics::describe_counter!(
-        CACHE_LOOKUPS,
-        "Near-cache lookups, by result (hit: served from memory)"
-    );
-    metrics::describe_counter!(
-        CACHE_INVALIDATIONS,
-        "Near-cache records dropped because the store reported a change"
-    );
-    metrics::describe_counter!(
-        CACHE_FLUSHES,
-        "Times the whole near-cache was dropped (invalidation channel lost, or a flush)"
-    );
-    metrics::describe_gauge!(CACHE_ENTRIES, "Sessions held by the near-cache");
-    metrics::describe_gauge!(
-        CACHE_BYTES,
-        metrics::Unit::Bytes,
-        "Bytes held by the near-cache (estimated)"
-    );
 }
 
-/// Publish the near-cache's counters (read at scrape time: the cache
-/// counts with plain atomics on its hot path).
-pub fn record_cache(stats: &sessiond_engine::CacheStats) {
-    metrics::counter!(CACHE_LOOKUPS, "result" => "hit").absolute(stats.hits);
-    metrics::counter!(CACHE_LOOKUPS, "result" => "miss").absolute(stats.misses);
-    metrics::counter!(CACHE_INVALIDATIONS).absolute(stats.invalidations);
-    metrics::counter!(CACHE_FLUSHES).absolute(stats.flushes);
-    metrics::gauge!(CACHE_ENTRIES).set(stats.entries as f64);
-    metrics::gauge!(CACHE_BYTES).set(stats.bytes as f64);
+/// Append the near-cache's counters in the text format. They are this
+/// server's own (read from its cache at scrape time, not through the
+/// process-wide recorder): the cache counts with plain atomics on its hot
+/// path.
+fn render_cache(stats: &sessiond_engine::CacheStats, out: &mut String) {
+    use std::fmt::Write as _;
+    let mut family = |name: &str, kind: &str, help: &str, series: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in series {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+        out.push('\n');
+    };
+    family(
+        CACHE_LOOKUPS,
+        "counter",
+        "Near-cache lookups, by result (hit: served from memory)",
+        &[
+            ("{result=\"hit\"}", stats.hits),
+            ("{result=\"miss\"}", stats.misses),
+        ],
+    );
+    family(
+        CACHE_INVALIDATIONS,
+        "counter",
+        "Near-cache records dropped because the store reported a change",
+        &[("", stats.invalidations)],
+    );
+    family(
+        CACHE_FLUSHES,
+        "counter",
+        "Times the whole near-cache was dropped (invalidation channel lost, or a flush)",
+        &[("", stats.flushes)],
+    );
+    family(
+        CACHE_ENTRIES,
+        "gauge",
+        "Sessions held by the near-cache",
+        &[("", stats.entries)],
+    );
+    family(
+        CACHE_BYTES,
+        "gauge",
+        "Bytes held by the near-cache (estimated)",
+        &[("", stats.bytes)],
+    );
 }
 
 /// Count a request by route, method and status, and record its latency.
@@ -470,7 +494,7 @@ mod tests {
             .unwrap();
         tower::ServiceExt::oneshot(app, req).await.unwrap();
 
-        let text = metrics.render();
+        let text = metrics.render(None);
         for name in [
             SESSIONS_CREATED,
             SESSIONS_REVOKED,
@@ -489,7 +513,7 @@ mod tests {
             text.contains("sessiond_store_operation_duration_seconds_bucket"),
             "histograms are rendered with buckets:\n{text}"
         );
-        assert!(again.render().contains(SESSIONS_CREATED));
+        assert!(again.render(None).contains(SESSIONS_CREATED));
     }
 
     #[test]

@@ -44,10 +44,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if let Some(cache) = &state.cache {
-        crate::metrics::record_cache(&cache.stats());
-    }
-    let mut r = state.metrics.render().into_response();
+    let cache = state.cache.as_ref().map(|cache| cache.stats());
+    let mut r = state.metrics.render(cache.as_ref()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
