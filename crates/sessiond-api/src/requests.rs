@@ -22,7 +22,7 @@ pub struct CreateSession {
     pub role: Option<String>,
     /// Initial app data (a JSON object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<HashMap<String, serde_json::Value>>))]
     pub data: Option<SessionData>,
     /// The end user's user agent, parsed into the session's device facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +108,7 @@ pub struct Introspect {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatchData {
     /// Data to merge (top-level keys; `null` removes a key) or replace with.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = HashMap<String, serde_json::Value>))]
     pub data: SessionData,
     /// Merge (default) or replace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +147,7 @@ pub struct RefreshBody {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RevokeQuery {
     /// Revocation reason (default `revoked_by_admin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +158,7 @@ pub struct RevokeQuery {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RevokeUserQuery {
     /// A session id to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -45,6 +45,17 @@ pub struct CreatedJwt {
     pub evicted: Vec<SessionId>,
 }
 
+/// `201` of `POST /v1/sessions`, either mode (the session's mode decides).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum CreateResponse {
+    /// JWT mode.
+    Jwt(CreatedJwt),
+    /// Opaque mode.
+    Opaque(Created),
+}
+
 /// `200` of a rotation: the old token is dead.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

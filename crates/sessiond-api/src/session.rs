@@ -16,7 +16,7 @@ pub struct SessionView {
     pub role: Option<String>,
     /// App data.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = HashMap<String, serde_json::Value>))]
     pub data: SessionData,
     /// Device facts (user agent, IP, kind, OS, browser).
     pub device: Device,

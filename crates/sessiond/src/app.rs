@@ -17,9 +17,11 @@ use crate::{edge, routes};
 
 /// The OpenAPI document of [`router`]'s routes.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes::all()
+    let mut document = routes::all()
         .routes(routes!(openapi::document))
-        .into_openapi()
+        .into_openapi();
+    openapi::finish(&mut document);
+    document
 }
 
 /// The whole HTTP service.

@@ -12,8 +12,9 @@ use crate::reply::Json;
 use crate::state::AppState;
 use crate::telemetry::with_session;
 use sessiond_api::{
-    CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, ProblemBody,
-    RevokeQuery, RevokeUserQuery, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats,
+    CreateResponse, CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection,
+    PatchData, ProblemBody, RevokeQuery, RevokeUserQuery, RevokedCount, Rotated, Secret,
+    SessionList, SessionView, Stats,
 };
 
 fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
@@ -29,7 +30,7 @@ fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Proble
 #[utoipa::path(post, path = "/v1/sessions", tag = "admin", security(("api_key" = [])),
     request_body = CreateSession,
     responses(
-        (status = 201, description = "opaque mode: `Created`; jwt mode: `CreatedJwt`", body = Created),
+        (status = 201, description = "Created: the session and its token (opaque mode) or its access and refresh tokens (jwt mode)", body = CreateResponse),
         (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
         (status = 409, body = ProblemBody), (status = 413, body = ProblemBody),
         (status = 503, body = ProblemBody)))]
@@ -75,7 +76,7 @@ pub async fn create(
 /// Check a session token; `active: false` for anything that is not a live session.
 #[utoipa::path(post, path = "/v1/sessions/introspect", tag = "admin", security(("api_key" = [])),
     request_body = Introspect,
-    responses((status = 200, body = Introspection), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "Whether the token names a live session, and the session if it does", body = Introspection), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn introspect(
     State(state): State<AppState>,
@@ -106,7 +107,7 @@ pub async fn introspect(
 /// Read one session.
 #[utoipa::path(get, path = "/v1/sessions/{id}", tag = "admin", security(("api_key" = [])),
     params(("id" = String, Path, description = "session id")),
-    responses((status = 200, body = SessionView), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "The session", body = SessionView), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -120,7 +121,7 @@ pub async fn get(
 /// Merge into (default) or replace a session's data; expiry is unchanged.
 #[utoipa::path(patch, path = "/v1/sessions/{id}", tag = "admin", security(("api_key" = [])),
     params(("id" = String, Path, description = "session id")), request_body = PatchData,
-    responses((status = 200, body = SessionView), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "The session with its new data", body = SessionView), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 404, body = ProblemBody),
         (status = 413, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn patch(
@@ -141,7 +142,7 @@ pub async fn patch(
 /// Push the idle deadline, never past the absolute one.
 #[utoipa::path(post, path = "/v1/sessions/{id}/extend", tag = "admin", security(("api_key" = [])),
     params(("id" = String, Path, description = "session id")), request_body = Extend,
-    responses((status = 200, body = SessionView), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "The session with its new idle deadline", body = SessionView), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn extend(
     State(state): State<AppState>,
@@ -156,7 +157,7 @@ pub async fn extend(
 /// Give the session a new token; the old one stops working at once.
 #[utoipa::path(post, path = "/v1/sessions/{id}/rotate", tag = "admin", security(("api_key" = [])),
     params(("id" = String, Path, description = "session id")),
-    responses((status = 200, body = Rotated), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "The session and its new token; the old token is dead", body = Rotated), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn rotate(
     State(state): State<AppState>,
@@ -174,7 +175,7 @@ pub async fn rotate(
 /// Revoke one session (204 also when it is already gone).
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "admin", security(("api_key" = [])),
     params(("id" = String, Path, description = "session id"), RevokeQuery),
-    responses((status = 204), (status = 400, body = ProblemBody),
+    responses((status = 204, description = "Revoked (also when it was already gone)"), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -190,7 +191,7 @@ pub async fn revoke(
 /// A user's live sessions, newest first.
 #[utoipa::path(get, path = "/v1/users/{user_id}/sessions", tag = "admin", security(("api_key" = [])),
     params(("user_id" = String, Path, description = "the app's user id")),
-    responses((status = 200, body = SessionList), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "The user's live sessions, newest first", body = SessionList), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn list_user(
     State(state): State<AppState>,
@@ -211,7 +212,7 @@ pub async fn list_user(
 /// Revoke all of a user's sessions, or all but one.
 #[utoipa::path(delete, path = "/v1/users/{user_id}/sessions", tag = "admin", security(("api_key" = [])),
     params(("user_id" = String, Path, description = "the app's user id"), RevokeUserQuery),
-    responses((status = 200, body = RevokedCount), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "How many sessions were revoked", body = RevokedCount), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn revoke_user(
     State(state): State<AppState>,
@@ -232,7 +233,7 @@ pub async fn revoke_user(
 
 /// Counters since start and the store's status.
 #[utoipa::path(get, path = "/v1/stats", tag = "admin", security(("api_key" = [])),
-    responses((status = 200, body = Stats), (status = 401, body = ProblemBody)))]
+    responses((status = 200, description = "Counters since start and the store's status", body = Stats), (status = 401, body = ProblemBody)))]
 pub async fn stats(State(state): State<AppState>, _: AdminAuth) -> Response {
     let store = match state.engine.ping().await {
         Ok(()) => "ok",

@@ -17,7 +17,7 @@ pub async fn healthz() -> &'static str {
 
 /// 200 when the store answers, 503 (with `Retry-After`) when it does not.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+    responses((status = 200, description = "The store answers", body = Readiness), (status = 503, description = "The store does not answer; retry after `Retry-After` seconds", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine.ping().await {
         Ok(()) => Json(Readiness {

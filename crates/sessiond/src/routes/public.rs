@@ -18,8 +18,8 @@ use sessiond_api::{
 
 /// The caller's session. Also returns the session's CSRF token in
 /// `X-CSRF-Token`, for cookie-authenticated pages to send back on changes.
-#[utoipa::path(get, path = "/v1/me", tag = "public", security(("session" = [])),
-    responses((status = 200, body = SessionView), (status = 401, body = ProblemBody),
+#[utoipa::path(get, path = "/v1/me", tag = "public", security(("session" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The caller's session; its CSRF token in `X-CSRF-Token`", body = SessionView, headers(("X-CSRF-Token" = String, description = "CSRF token for cookie-authenticated changes"))), (status = 401, body = ProblemBody),
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn me(caller: Caller) -> Response {
     let csrf = HeaderValue::from_str(&caller.csrf_token()).ok();
@@ -34,8 +34,8 @@ pub async fn me(caller: Caller) -> Response {
 }
 
 /// All live sessions of the caller's user; `current: true` marks the caller's.
-#[utoipa::path(get, path = "/v1/me/sessions", tag = "public", security(("session" = [])),
-    responses((status = 200, body = SessionList), (status = 401, body = ProblemBody),
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "public", security(("session" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The user's live sessions, newest first; the caller's has `current: true`", body = SessionList), (status = 401, body = ProblemBody),
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn my_sessions(
     State(state): State<AppState>,
@@ -62,9 +62,9 @@ pub async fn my_sessions(
 }
 
 /// Sign out one of the user's devices.
-#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "public", security(("session" = [])),
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "public", security(("session" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "session id")),
-    responses((status = 204), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
         (status = 404, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn revoke_mine(
     State(state): State<AppState>,
@@ -91,8 +91,8 @@ pub async fn revoke_mine(
 }
 
 /// Sign out every other device of the user.
-#[utoipa::path(delete, path = "/v1/me/sessions", tag = "public", security(("session" = [])),
-    responses((status = 200, body = RevokedCount), (status = 401, body = ProblemBody),
+#[utoipa::path(delete, path = "/v1/me/sessions", tag = "public", security(("session" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "How many of the user's other sessions were revoked", body = RevokedCount), (status = 401, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn revoke_others(
     State(state): State<AppState>,
@@ -113,8 +113,8 @@ pub async fn revoke_others(
 }
 
 /// End the caller's session and clear the cookie.
-#[utoipa::path(post, path = "/v1/me/logout", tag = "public", security(("session" = [])),
-    responses((status = 204), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
+#[utoipa::path(post, path = "/v1/me/logout", tag = "public", security(("session" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "Signed out; the cookie is cleared"), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
     state
@@ -136,8 +136,8 @@ fn header_value(s: &str) -> HeaderValue {
 
 /// Forward-auth for nginx `auth_request` and Traefik: 200 with the session's
 /// identity in headers, or 401.
-#[utoipa::path(get, path = "/v1/auth", tag = "public", security(("session" = [])),
-    responses((status = 200, headers(("X-Session-Id" = String), ("X-User-Id" = String), ("X-User-Role" = String))),
+#[utoipa::path(get, path = "/v1/auth", tag = "public", security(("session" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The credential names a live session", headers(("X-Session-Id" = String, description = "session id"), ("X-User-Id" = String, description = "the app's user id"), ("X-User-Role" = String, description = "the session's role, when it has one"))),
         (status = 401, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn forward_auth(caller: Caller) -> Response {
     let s = &caller.session;
@@ -163,7 +163,7 @@ pub async fn forward_auth(caller: Caller) -> Response {
 /// returns the same pair (racing tabs), after that it revokes the session.
 #[utoipa::path(post, path = "/v1/tokens/refresh", tag = "public",
     request_body = RefreshBody,
-    responses((status = 200, body = TokenPair), (status = 400, body = ProblemBody),
+    responses((status = 200, description = "A new access token and the next refresh token; the presented one is retired", body = TokenPair), (status = 400, body = ProblemBody),
         (status = 401, body = ProblemBody), (status = 429, body = ProblemBody),
         (status = 503, body = ProblemBody)))]
 pub async fn refresh(
