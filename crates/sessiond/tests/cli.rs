@@ -102,15 +102,15 @@ fn config_check_names_key_and_value_and_exits_2() {
     let cases = [
         (
             "[jwt]\naccess_ttl = \"15 parsecs\"\n",
-            r#"invalid config: jwt.access_ttl = "15 parsecs" (from bad.toml): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+            r#"invalid config: jwt.access_ttl = "15 parsecs" (from bad.toml:2): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
         ),
         (
             "listn = \"1\"\n",
-            r#"invalid config: unknown key "listn" in bad.toml"#,
+            r#"invalid config: unknown key "listn" in bad.toml:1 (did you mean "listen"?)"#,
         ),
         (
             "max_sessions_policy = \"random\"\n",
-            r#"invalid config: max_sessions_policy = "random" (from bad.toml): expected one of evict_oldest, reject"#,
+            r#"invalid config: max_sessions_policy = "random" (from bad.toml:1): expected one of evict_oldest, reject"#,
         ),
     ];
     for (text, expected) in cases {
@@ -130,6 +130,28 @@ fn config_check_names_key_and_value_and_exits_2() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1);
+}
+
+/// Every error of a file at once, one line each, in the file's order.
+#[test]
+fn config_check_reports_every_error_one_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "strict_roles = \"yes\"\n[limits]\nmax_body_bytes = 12.7\n[cookie]\nsecure = \"off\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&mut sessiond(dir.path(), &["config", "check", "bad.toml"]));
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            r#"invalid config: strict_roles = "yes" (from bad.toml:1): expected true or false"#,
+            "invalid config: limits.max_body_bytes = 12.7 (from bad.toml:3): expected a whole number above 0",
+            r#"invalid config: cookie.secure = "off" (from bad.toml:5): expected true or false"#,
+        ]
+    );
 }
 
 #[test]

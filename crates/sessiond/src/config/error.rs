@@ -19,12 +19,14 @@ pub enum ConfigError {
         origin: Option<String>,
     },
     /// A key in the file that sessiond does not know (often a typo).
-    #[error("invalid config: unknown key {key:?}{}", place(.origin))]
+    #[error("invalid config: unknown key {key:?}{}{}", place(.origin), did_you_mean(.suggestion))]
     UnknownKey {
         /// Dotted key.
         key: String,
         /// Where it was written.
         origin: Option<String>,
+        /// The known key it is nearest to.
+        suggestion: Option<String>,
     },
     /// A key that has no default is absent.
     #[error("invalid config: {key} is missing{}: {reason}", note(.origin))]
@@ -79,7 +81,9 @@ impl ConfigError {
     /// dotted key to its source, `None` for a default).
     pub(super) fn located(mut self, source_of: impl Fn(&str) -> Option<String>) -> Self {
         match &mut self {
-            Self::Invalid { key, origin, .. } | Self::UnknownKey { key, origin } => {
+            Self::Invalid { key, origin, .. } | Self::UnknownKey { key, origin, .. }
+                if origin.is_none() =>
+            {
                 *origin = source_of(key);
             }
             Self::Missing { key, origin, .. } => {
@@ -107,6 +111,37 @@ fn note(origin: &Option<String>) -> String {
     origin
         .as_deref()
         .map_or_else(String::new, |s| format!(" (from {s})"))
+}
+
+/// ` (did you mean "KEY"?)`, or nothing.
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_deref()
+        .map_or_else(String::new, |s| format!(" (did you mean {s:?}?)"))
+}
+
+/// Everything wrong with a configuration, one error per line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        Self(vec![e])
+    }
 }
 
 /// ` in SOURCE`, or nothing.

@@ -14,7 +14,11 @@ pub(super) fn explain(err: &config::ConfigError, tree: &config::Value) -> Config
             Some(k) if !k.is_empty() => format!("{k}.{field}"),
             _ => field,
         };
-        return ConfigError::UnknownKey { key, origin: None };
+        return ConfigError::UnknownKey {
+            suggestion: super::strict::suggest(&key),
+            key,
+            origin: None,
+        };
     }
     if let config::ConfigError::NotFound(missing) = inner {
         let key = match key {
@@ -109,51 +113,51 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "[jwt]\naccess_ttl = \"15 parsecs\"",
-                r#"invalid config: jwt.access_ttl = "15 parsecs" (from the config file): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+                r#"invalid config: jwt.access_ttl = "15 parsecs" (from config.toml:2): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
             ),
             (
                 "max_sessions_policy = \"random\"",
-                r#"invalid config: max_sessions_policy = "random" (from the config file): expected one of evict_oldest, reject"#,
+                r#"invalid config: max_sessions_policy = "random" (from config.toml:1): expected one of evict_oldest, reject"#,
             ),
             (
                 "default_mode = \"cookie\"",
-                r#"invalid config: default_mode = "cookie" (from the config file): expected one of opaque, jwt"#,
+                r#"invalid config: default_mode = "cookie" (from config.toml:1): expected one of opaque, jwt"#,
             ),
             (
                 "[cookie]\nsame_site = \"sometimes\"",
-                r#"invalid config: cookie.same_site = "sometimes" (from the config file): expected one of strict, lax, none"#,
+                r#"invalid config: cookie.same_site = "sometimes" (from config.toml:2): expected one of strict, lax, none"#,
             ),
             (
                 "[log]\nformat = \"xml\"",
-                r#"invalid config: log.format = "xml" (from the config file): expected one of text, json"#,
+                r#"invalid config: log.format = "xml" (from config.toml:2): expected one of text, json"#,
             ),
             (
                 "[limits]\nmax_body_bytes = \"lots\"",
-                r#"invalid config: limits.max_body_bytes = "lots" (from the config file): expected a whole number above 0"#,
+                r#"invalid config: limits.max_body_bytes = "lots" (from config.toml:2): expected a whole number above 0"#,
             ),
             (
                 "[limits]\nmax_body_bytes = -5",
-                "invalid config: limits.max_body_bytes = -5 (from the config file): expected a whole number above 0",
+                "invalid config: limits.max_body_bytes = -5 (from config.toml:2): expected a whole number above 0",
             ),
             (
                 "touch_interval = 60",
-                r#"invalid config: touch_interval = 60 (from the config file): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+                r#"invalid config: touch_interval = 60 (from config.toml:1): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
             ),
             (
                 "[cookie]\nsecure = \"maybe\"",
-                r#"invalid config: cookie.secure = "maybe" (from the config file): expected true or false"#,
+                r#"invalid config: cookie.secure = "maybe" (from config.toml:2): expected true or false"#,
             ),
             (
                 "jwt = 5",
-                "invalid config: jwt = 5 (from the config file): expected a table",
+                "invalid config: jwt = 5 (from config.toml:1): expected a table",
             ),
             (
                 "[roles.admin]\nidle_ttl = \"soon\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1",
-                r#"invalid config: roles.admin.idle_ttl = "soon" (from the config file): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
+                r#"invalid config: roles.admin.idle_ttl = "soon" (from config.toml:2): expected a duration like "900ms", "30s", "15m", "12h", "30d""#,
             ),
             (
                 "[roles.admin]\nidle_ttl = \"1m\"",
-                "invalid config: roles.admin.absolute_ttl is missing (from the config file): expected a duration like \"900ms\", \"30s\", \"15m\", \"12h\", \"30d\"",
+                "invalid config: roles.admin.absolute_ttl is missing (from config.toml:1): expected a duration like \"900ms\", \"30s\", \"15m\", \"12h\", \"30d\"",
             ),
         ];
         for (toml, expected) in cases {

@@ -1,10 +1,12 @@
 //! Loading the configuration: defaults, then a TOML file, then `SESSIOND_*`
 //! environment variables, then flags (flags win).
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use super::error::one_line;
+use super::error::{ConfigErrors, one_line};
 use super::explain::{expectation, explain};
+use super::strict;
 use super::{Config, ConfigError, ENV_PREFIX, LogFormat, Mode, Overrides};
 
 /// A loaded configuration and what was noticed on the way.
@@ -21,7 +23,7 @@ pub struct Loaded {
 impl Config {
     /// The effective configuration: defaults, then `file` (TOML), then the
     /// `SESSIOND_*` environment, then `flags`; validated.
-    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Loaded, ConfigError> {
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Loaded, ConfigErrors> {
         let text = file.map(read_file).transpose()?;
         let env = process_env()?;
         let name = file.map(|p| p.display().to_string());
@@ -33,7 +35,7 @@ impl Config {
 
     /// The defaults and `file` alone (no environment, no flags), validated:
     /// what `sessiond config check FILE` reports on.
-    pub fn check_file(file: &Path) -> Result<Config, ConfigError> {
+    pub fn check_file(file: &Path) -> Result<Config, ConfigErrors> {
         let text = read_file(file)?;
         let name = file.display().to_string();
         Self::layered(Some((&text, &name)), &[], &Overrides::default()).map(|l| l.config)
@@ -46,25 +48,31 @@ impl Config {
         toml: Option<&str>,
         env: &[(String, String)],
         flags: &Overrides,
-    ) -> Result<Loaded, ConfigError> {
-        Self::layered(toml.map(|t| (t, "the config file")), env, flags)
+    ) -> Result<Loaded, ConfigErrors> {
+        Self::layered(toml.map(|t| (t, "config.toml")), env, flags)
     }
 
     fn layered(
         toml: Option<(&str, &str)>,
         env: &[(String, String)],
         flags: &Overrides,
-    ) -> Result<Loaded, ConfigError> {
+    ) -> Result<Loaded, ConfigErrors> {
         let other = |e: config::ConfigError| ConfigError::Other(one_line(&e.to_string()));
         let mut sources = Sources {
             file: None,
             env: Vec::new(),
             flags,
         };
+        // Values of the wrong type, from every source, before anything is
+        // merged (the layering would coerce them).
+        let mut wrong = Vec::new();
         let defaults = config::Config::try_from(&Config::default()).map_err(other)?;
         let mut builder = config::Config::builder().add_source(defaults);
         if let Some((text, name)) = toml {
-            sources.file = Some((name, check_toml(text, name)?));
+            let table = check_toml(text, name)?;
+            let report = strict::check_file(text, name);
+            wrong.extend(report.errors);
+            sources.file = Some((name, table, report.lines));
             builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
         let mut warnings = Vec::new();
@@ -77,8 +85,15 @@ impl Config {
                 ));
                 continue;
             }
+            if let Some(e) = strict::check_env(name, &key, value) {
+                wrong.push(e);
+                continue;
+            }
             sources.env.push((name.clone(), key));
             vars.insert(name.clone(), value.clone());
+        }
+        if !wrong.is_empty() {
+            return Err(ConfigErrors(wrong));
         }
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
@@ -105,7 +120,9 @@ impl Config {
             .clone()
             .try_deserialize()
             .map_err(|e| located(explain(&e, &merged.cache)))?;
-        config.validate().map_err(located)?;
+        config
+            .validate()
+            .map_err(|ConfigErrors(all)| ConfigErrors(all.into_iter().map(located).collect()))?;
         Ok(Loaded { config, warnings })
     }
 }
@@ -124,8 +141,8 @@ fn env_key(name: &str) -> Option<String> {
 
 /// Where each setting of a configuration came from.
 struct Sources<'a> {
-    /// The file's name and contents.
-    file: Option<(&'a str, toml::Table)>,
+    /// The file's name, contents, and the line of each key.
+    file: Option<(&'a str, toml::Table, HashMap<String, usize>)>,
     /// Environment variables read, with the dotted key each sets.
     env: Vec<(String, String)>,
     flags: &'a Overrides,
@@ -154,7 +171,7 @@ impl Sources<'_> {
         if let Some((name, _)) = self.env.iter().rev().find(|(_, set)| related(set)) {
             return Some(format!("environment variable {name}"));
         }
-        let (file, table) = self.file.as_ref()?;
+        let (file, table, lines) = self.file.as_ref()?;
         let mut node: Option<&toml::Value> = None;
         for part in key.split('.').filter(|p| !p.is_empty()) {
             node = match node {
@@ -164,7 +181,10 @@ impl Sources<'_> {
             };
             node?;
         }
-        (node.is_some() || key.is_empty()).then(|| (*file).to_owned())
+        (node.is_some() || key.is_empty()).then(|| match lines.get(key) {
+            Some(line) => format!("{file}:{line}"),
+            None => (*file).to_owned(),
+        })
     }
 }
 
@@ -390,18 +410,102 @@ max_sessions = 2
     fn unknown_keys_in_the_file_are_rejected() {
         assert_eq!(
             error("listn = \"127.0.0.1:1\""),
-            r#"invalid config: unknown key "listn" in the config file"#
+            r#"invalid config: unknown key "listn" in config.toml:1 (did you mean "listen"?)"#
         );
         assert_eq!(
             error("[jwt]\naccess_tll = \"1m\""),
-            r#"invalid config: unknown key "jwt.access_tll" in the config file"#
+            r#"invalid config: unknown key "jwt.access_tll" in config.toml:2 (did you mean "jwt.access_ttl"?)"#
         );
         assert_eq!(
             error(
                 "[roles.admin]\nidle_ttl = \"1m\"\nabsolute_ttl = \"1h\"\nmax_sessions = 1\nmax = 2"
             ),
-            r#"invalid config: unknown key "roles.admin.max" in the config file"#
+            r#"invalid config: unknown key "roles.admin.max" in config.toml:5 (did you mean "roles.admin.max_sessions"?)"#
         );
+    }
+
+    /// Booleans are booleans and whole numbers whole, in the file and in the
+    /// environment: nothing is coerced or rounded.
+    #[test]
+    fn values_must_have_exactly_their_type() {
+        for (toml, key) in [
+            ("strict_roles = \"yes\"", "strict_roles"),
+            ("strict_roles = 1", "strict_roles"),
+            ("[cookie]\nsecure = \"off\"", "cookie.secure"),
+            ("[limits]\nmax_body_bytes = 12.7", "limits.max_body_bytes"),
+            (
+                "[limits]\nmax_body_bytes = \"65536\"",
+                "limits.max_body_bytes",
+            ),
+            ("[cache]\nenabled = \"true\"", "cache.enabled"),
+            ("touch_interval = 60", "touch_interval"),
+            ("trusted_proxies = [1, 2]", "trusted_proxies"),
+        ] {
+            let err = from(toml, &[]).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{toml}: {err}");
+            assert_eq!(err.0[0].key(), Some(key), "{toml}: {err}");
+        }
+        let err = from(
+            "",
+            &[
+                ("SESSIOND_STRICT_ROLES", "yes"),
+                ("SESSIOND_LIMITS__MAX_BODY_BYTES", "12.7"),
+                ("SESSIOND_COOKIE__SECURE", "off"),
+            ],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 3, "{text}");
+        for name in [
+            "SESSIOND_STRICT_ROLES",
+            "SESSIOND_LIMITS__MAX_BODY_BYTES",
+            "SESSIOND_COOKIE__SECURE",
+        ] {
+            assert!(
+                text.contains(&format!("(from environment variable {name})")),
+                "{text}"
+            );
+        }
+    }
+
+    /// Every broken rule is reported, not only the first.
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let err = from(
+            "store_timeout = \"1ms\"\n[limits]\nmax_body_bytes = 0\n[roles.default]\nmax_sessions = 0\n",
+            &[],
+        )
+        .unwrap_err();
+        let keys: Vec<_> = err.0.iter().filter_map(ConfigError::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "store_timeout",
+                "limits.max_body_bytes",
+                "roles.default.max_sessions"
+            ],
+            "{err}"
+        );
+        assert_eq!(err.to_string().lines().count(), 3);
+    }
+
+    #[test]
+    fn listen_takes_a_host_name() {
+        let flags = Overrides {
+            listen: Some("localhost:7420".to_owned()),
+            ..Overrides::default()
+        };
+        let c = Config::from_sources(None, &[], &flags).unwrap().config;
+        assert_eq!(c.listen, "localhost:7420");
+        for bad in [
+            "localhost",
+            "local host:1",
+            ":7420",
+            "host:99999",
+            "-bad-:1",
+        ] {
+            assert!(from(&format!("listen = \"{bad}\""), &[]).is_err(), "{bad}");
+        }
     }
 
     /// An app's own `SESSIOND_URL` in the environment must not stop sessiond:
@@ -492,7 +596,7 @@ max_sessions = 2
     #[test]
     fn syntax_errors_are_one_line_with_position() {
         let err = from("listen = \"a\"\n[jwt\n", &[]).unwrap_err();
-        let ConfigError::Syntax { line, .. } = &err else {
+        let [ConfigError::Syntax { line, .. }] = err.0.as_slice() else {
             panic!("{err:?}")
         };
         assert_eq!(*line, 2);

@@ -6,6 +6,7 @@ mod error;
 mod explain;
 mod load;
 pub mod reference;
+mod strict;
 mod validate;
 
 pub mod duration_text;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sessiond_engine::{LimitPolicy, Policy, RolePolicy};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigErrors};
 pub use load::Loaded;
 
 /// The whole configuration (docs/configuration.md).
@@ -441,7 +442,7 @@ pub(crate) mod testing {
             .collect()
     }
 
-    pub(crate) fn from(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    pub(crate) fn from(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
         Config::from_sources(Some(toml), &env(pairs), &Overrides::default()).map(|l| l.config)
     }
 

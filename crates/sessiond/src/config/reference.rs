@@ -20,6 +20,47 @@ pub struct KeyDoc {
     pub default: Option<&'static str>,
 }
 
+/// The type a key's values have, as the strict pass checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Any string.
+    Text,
+    /// `true` or `false`.
+    Bool,
+    /// A whole number, 0 or more (rules like "above 0" come later).
+    WholeNumber,
+    /// A duration string.
+    Duration,
+    /// One of the listed strings (`"a, b, c"`).
+    OneOf(&'static str),
+    /// A list of strings, or one comma-separated string.
+    List,
+    /// A table of keys.
+    Table,
+}
+
+impl KeyDoc {
+    /// The type of the key's values (read from what it expects).
+    pub fn kind(&self) -> Kind {
+        let e = self.expected;
+        if e == BOOLEAN {
+            Kind::Bool
+        } else if e == DURATION_EXPECTED {
+            Kind::Duration
+        } else if e.starts_with("expected a whole number") {
+            Kind::WholeNumber
+        } else if e.starts_with("expected a list") {
+            Kind::List
+        } else if e.starts_with("expected a table") {
+            Kind::Table
+        } else if let Some(choices) = e.strip_prefix("expected one of ") {
+            Kind::OneOf(choices)
+        } else {
+            Kind::Text
+        }
+    }
+}
+
 const STRING: &str = "expected a string";
 const TABLE: &str = "expected a table";
 const WHOLE_NUMBER: &str = "expected a whole number above 0";

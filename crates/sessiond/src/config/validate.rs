@@ -4,22 +4,25 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::duration_text;
+use super::error::ConfigErrors;
 use super::error::quoted;
 use super::{Config, ConfigError, MAX_ROLE_TTL, RoleConfig, describe_store};
 
 impl Config {
-    /// Check every value and every rule between values.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.parse::<SocketAddr>().is_err() {
-            return Err(ConfigError::invalid(
+    /// Check every value and every rule between values; every broken one is
+    /// reported.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut found = Found::default();
+        if !listen_is_valid(&self.listen) {
+            found.push(ConfigError::invalid(
                 "listen",
                 quoted(&self.listen),
-                r#"expected an IP address and port like "127.0.0.1:7420" or "[::]:7420""#,
+                r#"expected HOST:PORT like "127.0.0.1:7420", "[::]:7420" or "localhost:7420""#,
             ));
         }
-        validate_store(&self.store_url())?;
+        found.check(validate_store(&self.store_url()));
         if self.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid(
+            found.push(ConfigError::invalid(
                 "data_dir",
                 "\"\"",
                 "expected a directory path",
@@ -28,60 +31,60 @@ impl Config {
         if let Some(key) = &self.api_key
             && (key.len() < 16 || !key.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(ConfigError::invalid(
+            found.push(ConfigError::invalid(
                 "api_key",
                 "\"***\"",
                 "expected at least 16 printable ASCII characters without spaces",
             ));
         }
         if self.key_prefix.contains(['{', '}']) || self.key_prefix.chars().any(char::is_control) {
-            return Err(ConfigError::invalid(
+            found.push(ConfigError::invalid(
                 "key_prefix",
                 quoted(&self.key_prefix),
                 "expected no '{', '}' or control characters (Redis takes braces as the hash tag)",
             ));
         }
-        check_range(
+        found.check(check_range(
             "touch_interval",
             self.touch_interval,
             Duration::ZERO,
             MAX_ROLE_TTL,
-        )?;
-        check_range(
+        ));
+        found.check(check_range(
             "store_timeout",
             self.store_timeout,
             Duration::from_millis(10),
             Duration::from_secs(60),
-        )?;
-        check_range(
+        ));
+        found.check(check_range(
             "request_timeout",
             self.request_timeout,
             Duration::from_millis(10),
             Duration::from_secs(3600),
-        )?;
+        ));
         if let Err(bad) = sessiond_http::TrustedProxies::parse(&self.trusted_proxies) {
-            return Err(ConfigError::invalid(
+            found.push(ConfigError::invalid(
                 "trusted_proxies",
                 quoted(&bad.0),
                 "expected IP addresses or CIDR ranges like \"10.0.0.0/8\" or \"::1\"",
             ));
         }
-        self.validate_limits_and_cache()?;
-        self.validate_cookie()?;
-        self.validate_jwt()?;
-        check_range(
+        self.validate_limits_and_cache(&mut found);
+        found.check(self.validate_cookie());
+        self.validate_jwt(&mut found);
+        found.check(check_range(
             "refresh.reuse_grace",
             self.refresh.reuse_grace,
             Duration::ZERO,
             Duration::from_secs(600),
-        )?;
+        ));
         for (name, role) in &self.roles {
-            validate_role(name, role)?;
+            validate_role(name, role, &mut found);
         }
-        Ok(())
+        found.finish()
     }
 
-    fn validate_limits_and_cache(&self) -> Result<(), ConfigError> {
+    fn validate_limits_and_cache(&self, found: &mut Found) {
         let l = &self.limits;
         for (key, value) in [
             ("limits.max_body_bytes", l.max_body_bytes as u64),
@@ -92,7 +95,7 @@ impl Config {
             ("cache.max_bytes", self.cache.max_bytes as u64),
         ] {
             if value == 0 {
-                return Err(ConfigError::invalid(key, "0", "expected a number above 0"));
+                found.push(ConfigError::invalid(key, "0", "expected a number above 0"));
             }
         }
         for (key, value) in [
@@ -100,15 +103,15 @@ impl Config {
             ("limits.idle_timeout", l.idle_timeout),
             ("limits.drain_timeout", l.drain_timeout),
         ] {
-            check_range(
+            found.check(check_range(
                 key,
                 value,
                 Duration::from_millis(10),
                 Duration::from_secs(3600),
-            )?;
+            ));
         }
-        if l.max_data_bytes > l.max_body_bytes {
-            return Err(ConfigError::invalid(
+        if l.max_data_bytes > l.max_body_bytes && l.max_body_bytes > 0 {
+            found.push(ConfigError::invalid(
                 "limits.max_data_bytes",
                 l.max_data_bytes.to_string(),
                 format!(
@@ -117,7 +120,6 @@ impl Config {
                 ),
             ));
         }
-        Ok(())
     }
 
     fn validate_cookie(&self) -> Result<(), ConfigError> {
@@ -126,38 +128,84 @@ impl Config {
         })
     }
 
-    fn validate_jwt(&self) -> Result<(), ConfigError> {
+    fn validate_jwt(&self, found: &mut Found) {
         let j = &self.jwt;
         for (key, value) in [("jwt.issuer", &j.issuer), ("jwt.audience", &j.audience)] {
             if value.trim().is_empty() || value.chars().any(char::is_control) {
-                return Err(ConfigError::invalid(
+                found.push(ConfigError::invalid(
                     key,
                     quoted(value),
                     "expected a non-empty string without control characters",
                 ));
             }
         }
-        check_range(
+        found.check(check_range(
             "jwt.access_ttl",
             j.access_ttl,
             Duration::from_secs(1),
             Duration::from_secs(24 * 3600),
-        )?;
-        check_range(
+        ));
+        found.check(check_range(
             "jwt.rollover_delay",
             j.rollover_delay,
             Duration::ZERO,
             Duration::from_secs(3600),
-        )?;
+        ));
         if !matches!(j.algorithm.as_str(), "EdDSA" | "ES256") {
-            return Err(ConfigError::invalid(
+            found.push(ConfigError::invalid(
                 "jwt.algorithm",
                 quoted(&j.algorithm),
                 "expected one of EdDSA, ES256",
             ));
         }
-        Ok(())
     }
+}
+
+/// The errors found so far.
+#[derive(Default)]
+struct Found(Vec<ConfigError>);
+
+impl Found {
+    fn push(&mut self, e: ConfigError) {
+        self.0.push(e);
+    }
+
+    fn check(&mut self, result: Result<(), ConfigError>) {
+        if let Err(e) = result {
+            self.0.push(e);
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigErrors> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.0))
+        }
+    }
+}
+
+/// `HOST:PORT` with a port number and an IP address or host name (resolved
+/// when the server starts).
+fn listen_is_valid(listen: &str) -> bool {
+    if listen.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 fn validate_store(store: &str) -> Result<(), ConfigError> {
@@ -217,21 +265,25 @@ fn check_range(key: &str, d: Duration, min: Duration, max: Duration) -> Result<(
     Ok(())
 }
 
-fn validate_role(name: &str, role: &RoleConfig) -> Result<(), ConfigError> {
+fn validate_role(name: &str, role: &RoleConfig, found: &mut Found) {
     let max_len = sessiond_engine::engine::MAX_ROLE_BYTES;
     if name.is_empty() || name.len() > max_len || name.chars().any(char::is_control) {
-        return Err(ConfigError::invalid(
+        found.push(ConfigError::invalid(
             "roles",
             quoted(name),
             format!("expected role names of 1 to {max_len} bytes without control characters"),
         ));
+        return;
     }
     let key = |field: &str| format!("roles.{name}.{field}");
     let min = Duration::from_secs(1);
-    check_range(&key("idle_ttl"), role.idle_ttl, min, MAX_ROLE_TTL)?;
-    check_range(&key("absolute_ttl"), role.absolute_ttl, min, MAX_ROLE_TTL)?;
-    if role.idle_ttl > role.absolute_ttl {
-        return Err(ConfigError::invalid(
+    let idle = check_range(&key("idle_ttl"), role.idle_ttl, min, MAX_ROLE_TTL);
+    let absolute = check_range(&key("absolute_ttl"), role.absolute_ttl, min, MAX_ROLE_TTL);
+    let both_in_range = idle.is_ok() && absolute.is_ok();
+    found.check(idle);
+    found.check(absolute);
+    if both_in_range && role.idle_ttl > role.absolute_ttl {
+        found.push(ConfigError::invalid(
             key("idle_ttl"),
             quoted(&duration_text::format(role.idle_ttl)),
             format!(
@@ -241,13 +293,12 @@ fn validate_role(name: &str, role: &RoleConfig) -> Result<(), ConfigError> {
         ));
     }
     if role.max_sessions == 0 {
-        return Err(ConfigError::invalid(
+        found.push(ConfigError::invalid(
             key("max_sessions"),
             "0",
             "expected a whole number above 0",
         ));
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -324,11 +375,12 @@ mod tests {
         ];
         for (toml, key, value) in cases {
             let err = from(toml, &[]).unwrap_err();
-            assert_eq!(err.key(), Some(*key), "{toml}: {err}");
+            assert_eq!(err.0.len(), 1, "{toml}: {err}");
+            assert_eq!(err.0[0].key(), Some(*key), "{toml}: {err}");
             let text = err.to_string();
             assert!(
                 text.starts_with(&format!(
-                    "invalid config: {key} = {value} (from the config file): "
+                    "invalid config: {key} = {value} (from config.toml:"
                 )),
                 "{toml}: {text}"
             );
@@ -347,7 +399,7 @@ mod tests {
                 .to_string();
             assert!(
                 text.starts_with(&format!(
-                    "invalid config: store = \"{url}\" (from the config file): "
+                    "invalid config: store = \"{url}\" (from config.toml:1): "
                 )),
                 "{text}"
             );
@@ -366,7 +418,7 @@ mod tests {
     fn secrets_never_appear_in_errors() {
         let text = from("api_key = \"short\"", &[]).unwrap_err().to_string();
         assert!(
-            text.starts_with("invalid config: api_key = \"***\" (from the config file): "),
+            text.starts_with("invalid config: api_key = \"***\" (from config.toml:1): "),
             "{text}"
         );
         assert!(!text.contains("short"));
