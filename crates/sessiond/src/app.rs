@@ -24,17 +24,37 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// The whole HTTP service.
+/// The HTTP service of `listen`: every route, but the operator ones when
+/// `admin_listen` serves them.
 pub fn router(state: AppState, config: &Config) -> Router {
     let openapi_json = openapi_document().to_json().unwrap_or_else(|_| "{}".into());
-    let (router, _) = routes::all().split_for_parts();
+    let routes = if config.admin_listen.is_some() {
+        routes::api()
+    } else {
+        routes::all()
+    };
+    let (router, _) = routes.split_for_parts();
     // The document is the only route that needs it: no other request pays
     // for the extension.
     let document = Router::new()
         .route("/openapi.json", axum::routing::get(openapi::document))
         .layer(Extension(OpenApiJson(openapi_json.into())));
+    finish(router.merge(document), state, config)
+}
+
+/// The HTTP service of `admin_listen`: the operator routes, and the health
+/// and readiness checks.
+pub fn admin_router(state: AppState, config: &Config) -> Router {
+    let (router, _) = routes::operator()
+        .routes(routes!(crate::routes::ops::healthz))
+        .routes(routes!(crate::routes::ops::readyz))
+        .split_for_parts();
+    finish(router, state, config)
+}
+
+/// `router` with the fallbacks and the middleware every listener has.
+fn finish(router: Router<AppState>, state: AppState, config: &Config) -> Router {
     router
-        .merge(document)
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         // One `layer` call for the whole stack: each `Router::layer` boxes

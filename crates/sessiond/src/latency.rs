@@ -122,7 +122,7 @@ impl Family {
 }
 
 /// A label value as the text format wants it.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', r"\\")
         .replace('"', "\\\"")

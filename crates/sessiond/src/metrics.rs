@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -18,16 +18,16 @@ use serde::Serialize;
 use sessiond_engine::{Op, Outcome, RevokeReason, StoreError, StoreObserver};
 
 /// Histogram of HTTP request latency, labelled `route`, `method`.
-pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+pub const HTTP_REQUEST_DURATION: &str = "sessiond_http_request_duration_seconds";
 /// Counter of HTTP requests, labelled `route`, `method`, `status`.
-pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_REQUESTS: &str = "sessiond_http_requests_total";
 /// Histogram of store operation latency, labelled `op`.
 pub const STORE_OPERATION_DURATION: &str = "sessiond_store_operation_duration_seconds";
 /// Counter of failed store operations, labelled `op`, `kind`.
 pub const STORE_ERRORS: &str = "sessiond_store_errors_total";
 /// Counter of sessions created.
 pub const SESSIONS_CREATED: &str = "sessiond_sessions_created_total";
-/// Counter of sessions revoked, labelled `reason`.
+/// Gauge of live sessions in the store.
 pub const LIVE_SESSIONS: &str = "sessiond_live_sessions";
 /// Counter of sessions revoked, by reason.
 pub const SESSIONS_REVOKED: &str = "sessiond_sessions_revoked_total";
@@ -67,12 +67,20 @@ impl Metrics {
             .map(|handle| Metrics { handle })
     }
 
-    /// All metrics in the Prometheus text exposition format, with the
-    /// near-cache's when the server has one.
-    pub fn render(&self, cache: Option<&sessiond_engine::CacheStats>) -> String {
+    /// All metrics in the Prometheus text exposition format: the
+    /// process's, then one server's sessions (`sessions`) and near-cache
+    /// (`cache`), which are that server's own.
+    pub fn render(
+        &self,
+        sessions: Option<&StoreMetrics>,
+        cache: Option<&sessiond_engine::CacheStats>,
+    ) -> String {
         let mut text = self.handle.render();
         HTTP_LATENCY.render(&mut text);
         STORE_LATENCY.render(&mut text);
+        if let Some(sessions) = sessions {
+            sessions.render(&mut text);
+        }
         if let Some(stats) = cache {
             render_cache(stats, &mut text);
         }
@@ -91,8 +99,24 @@ fn install_recorder() -> Result<PrometheusHandle, String> {
 fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests served");
     metrics::describe_counter!(STORE_ERRORS, "Store operations that failed");
-    metrics::describe_counter!(SESSIONS_CREATED, "Sessions created");
-    metrics::describe_counter!(SESSIONS_REVOKED, "Sessions revoked, by reason");
+}
+
+/// Append one metric family in the text format: HELP, TYPE, and each
+/// series as (`{labels}` or "", value).
+fn write_family<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    series: &[(impl AsRef<str>, V)],
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in series {
+        let _ = writeln!(out, "{name}{} {value}", labels.as_ref());
+    }
+    out.push('\n');
 }
 
 /// Append the near-cache's counters in the text format. They are this
@@ -100,14 +124,8 @@ fn describe() {
 /// process-wide recorder): the cache counts with plain atomics on its hot
 /// path.
 fn render_cache(stats: &sessiond_engine::CacheStats, out: &mut String) {
-    use std::fmt::Write as _;
     let mut family = |name: &str, kind: &str, help: &str, series: &[(&str, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in series {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-        out.push('\n');
+        write_family(out, name, kind, help, series);
     };
     family(
         CACHE_LOOKUPS,
@@ -293,9 +311,57 @@ pub struct StoreMetrics {
     created: AtomicU64,
     store_errors: AtomicU64,
     revocations: Mutex<Revocations>,
+    /// The store's last count of live sessions, moved by this server's own
+    /// creations and revocations until the next count (which also sees
+    /// expiries and other servers' changes).
+    live: AtomicI64,
 }
 
 impl StoreMetrics {
+    /// Append this server's session counters and the live-sessions gauge
+    /// in the text format.
+    pub fn render(&self, out: &mut String) {
+        let counts = self.counts();
+        write_family(
+            out,
+            SESSIONS_CREATED,
+            "counter",
+            "Sessions created by this server since it started",
+            &[("", counts.created)],
+        );
+        let revoked: Vec<(String, u64)> = counts
+            .revoked_by_reason
+            .iter()
+            .map(|(reason, n)| {
+                (
+                    format!("{{reason=\"{}\"}}", crate::latency::escape(reason)),
+                    *n,
+                )
+            })
+            .collect();
+        if !revoked.is_empty() {
+            write_family(
+                out,
+                SESSIONS_REVOKED,
+                "counter",
+                "Sessions revoked by this server since it started, by reason",
+                &revoked,
+            );
+        }
+        write_family(
+            out,
+            LIVE_SESSIONS,
+            "gauge",
+            "Live sessions in the store (recounted periodically, moved by this server's changes in between)",
+            &[("", self.live.load(Ordering::Relaxed).max(0))],
+        );
+    }
+
+    /// The live-sessions gauge.
+    pub fn live_sessions(&self) -> u64 {
+        u64::try_from(self.live.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
     /// The counters so far.
     pub fn counts(&self) -> StatsSnapshot {
         let revocations = self
@@ -314,16 +380,14 @@ impl StoreMetrics {
             return;
         }
         let n = u64::try_from(n).unwrap_or(u64::MAX);
-        let label = {
-            let mut revocations = self
-                .revocations
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let label = reason_label(&mut revocations.custom, reason);
-            *revocations.by_reason.entry(label.clone()).or_insert(0) += n;
-            label
-        };
-        metrics::counter!(SESSIONS_REVOKED, "reason" => label).increment(n);
+        let mut revocations = self
+            .revocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let label = reason_label(&mut revocations.custom, reason);
+        *revocations.by_reason.entry(label).or_insert(0) += n;
+        self.live
+            .fetch_sub(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 }
 
@@ -343,11 +407,13 @@ impl StoreObserver for StoreMetrics {
             }
             Outcome::Created { evicted } => {
                 self.created.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(SESSIONS_CREATED).increment(1);
+                self.live.fetch_add(1, Ordering::Relaxed);
                 self.count_revoked(&RevokeReason::EvictedMaxSessions, evicted);
             }
             Outcome::Revoked { reason, count } => self.count_revoked(reason, count),
-            Outcome::Counted(live) => metrics::gauge!(LIVE_SESSIONS).set(live as f64),
+            Outcome::Counted(live) => self
+                .live
+                .store(i64::try_from(live).unwrap_or(i64::MAX), Ordering::Relaxed),
             Outcome::Done => {}
         }
     }
@@ -494,7 +560,7 @@ mod tests {
             .unwrap();
         tower::ServiceExt::oneshot(app, req).await.unwrap();
 
-        let text = metrics.render(None);
+        let text = metrics.render(None, None);
         for name in [
             SESSIONS_CREATED,
             SESSIONS_REVOKED,
@@ -513,7 +579,7 @@ mod tests {
             text.contains("sessiond_store_operation_duration_seconds_bucket"),
             "histograms are rendered with buckets:\n{text}"
         );
-        assert!(again.render(None).contains(SESSIONS_CREATED));
+        assert!(again.render(None, None).contains(SESSIONS_CREATED));
     }
 
     #[test]

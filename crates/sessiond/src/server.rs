@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use sessiond_engine::Store;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::access_tokens::AccessTokens;
-use crate::app::router;
+use crate::app::{admin_router, router};
 use crate::config::Config;
 use crate::metrics::{Metrics, StoreMetrics};
 use crate::state::{AppState, MeteredStore};
@@ -51,6 +51,8 @@ pub enum ServeError {
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The bound `admin_listen` address, when there is one.
+    pub admin_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -91,14 +93,29 @@ pub async fn start_with_store(
     launch(config, listener, opened).await
 }
 
-async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
+/// The listeners of `listen` and of `admin_listen` (when set).
+struct Listeners {
+    main: TcpListener,
+    admin: Option<TcpListener>,
+}
+
+async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+    let main = bind_one(&config.listen).await?;
+    let admin = match &config.admin_listen {
+        Some(addr) => Some(bind_one(addr).await?),
+        None => None,
+    };
+    Ok(Listeners { main, admin })
+}
+
+/// Bind `listen` (`HOST:PORT`; a host name is resolved, and its first
+/// address that can be bound is).
+async fn bind_one(listen: &str) -> Result<TcpListener, ServeError> {
     let bind_error = |e: std::io::Error| ServeError::Bind {
-        addr: config.listen.clone(),
+        addr: listen.to_owned(),
         reason: e.to_string(),
     };
-    let addrs = tokio::net::lookup_host(&config.listen)
-        .await
-        .map_err(bind_error)?;
+    let addrs = tokio::net::lookup_host(listen).await.map_err(bind_error)?;
     let mut last = None;
     for addr in addrs {
         match TcpListener::bind(addr).await {
@@ -113,13 +130,20 @@ async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
 
 async fn launch(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     opened: stores::Opened,
 ) -> Result<RunningServer, ServeError> {
-    let addr = listener.local_addr().map_err(|e| ServeError::Bind {
-        addr: config.listen.clone(),
-        reason: e.to_string(),
-    })?;
+    let local = |l: &TcpListener, name: &str| {
+        l.local_addr().map_err(|e| ServeError::Bind {
+            addr: name.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    let addr = local(&listeners.main, &config.listen)?;
+    let admin_addr = match &listeners.admin {
+        Some(l) => Some(local(l, config.admin_listen.as_deref().unwrap_or(""))?),
+        None => None,
+    };
     let metrics = Metrics::install().map_err(ServeError::Setup)?;
     crate::data_dir::prepare(&config.data_dir)
         .map_err(|e| ServeError::Setup(format!("data directory: {e}")))?;
@@ -148,15 +172,36 @@ async fn launch(
             let _ = refresher.count_live().await;
         }
     });
-    let app = router(state, &config);
+    let app = router(state.clone(), &config);
     let limits = config.connection_limits();
     let (stop, stopped) = oneshot::channel::<()>();
+    let (stopping, stop_signal) = watch::channel(false);
+    let stopped_for = move || {
+        let mut signal = stop_signal.clone();
+        async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        }
+    };
+    let admin_task = listeners.admin.map(|listener| {
+        let app = admin_router(state, &config);
+        tokio::spawn(connections::serve(
+            listener,
+            app,
+            limits,
+            stopped_for(),
+        ))
+    });
     let store_desc = crate::config::describe_store(&config.store_url());
+    let main_stopped = stopped_for();
     let task = tokio::spawn(async move {
-        connections::serve(listener, app, limits, async {
+        tokio::spawn(async move {
             let _ = stopped.await;
-        })
-        .await;
+            let _ = stopping.send(true);
+        });
+        connections::serve(listeners.main, app, limits, main_stopped).await;
+        if let Some(admin) = admin_task {
+            let _ = admin.await;
+        }
         gauge_task.abort();
         key_task.abort();
         if let Err(e) = sessiond_engine::Store::close(metered.as_ref()).await {
@@ -164,9 +209,13 @@ async fn launch(
         }
         tracing::info!("stopped");
     });
-    tracing::info!(%addr, store = %store_desc, "listening");
+    match admin_addr {
+        Some(admin) => tracing::info!(%addr, %admin, store = %store_desc, "listening"),
+        None => tracing::info!(%addr, store = %store_desc, "listening"),
+    }
     Ok(RunningServer {
         addr,
+        admin_addr,
         stop: Some(stop),
         task,
     })

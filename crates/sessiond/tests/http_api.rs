@@ -776,8 +776,8 @@ async fn ops_routes_answer(backend: Backend) {
     let r = s.anon(Method::GET, "/metrics").send().await.unwrap();
     let text = r.text().await.unwrap();
     for name in [
-        "http_requests_total",
-        "http_request_duration_seconds",
+        "sessiond_http_requests_total",
+        "sessiond_http_request_duration_seconds",
         "sessiond_sessions_created_total",
         "sessiond_live_sessions",
         "sessiond_store_operation_duration_seconds",

@@ -28,6 +28,10 @@ pub use load::Loaded;
 pub struct Config {
     /// Address to listen on.
     pub listen: String,
+    /// A second address for the operator routes: `/metrics` is then served
+    /// there only, `/healthz` and `/readyz` there too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<String>,
     /// `embedded:PATH`, `redis://…`, `rediss://…`; unset: the embedded store
     /// in `data_dir` (see [`Config::store_url`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,6 +257,7 @@ impl Default for Config {
         roles.insert("default".to_owned(), RoleConfig::default());
         Self {
             listen: "127.0.0.1:7420".to_owned(),
+            admin_listen: None,
             store: None,
             data_dir: PathBuf::from("./data"),
             api_key: None,

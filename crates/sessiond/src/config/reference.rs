@@ -93,6 +93,14 @@ pub const KEYS: &[KeyDoc] = &[
         ..key("listen", STRING, "address and port to serve on")
     },
     KeyDoc {
+        default: Some("none: every route on `listen`"),
+        ..key(
+            "admin_listen",
+            STRING,
+            "address and port of the operator routes: `/metrics` is served there only (not on `listen`), `/healthz` and `/readyz` too",
+        )
+    },
+    KeyDoc {
         flag: Some("--store"),
         default: Some("the embedded store in `data_dir`"),
         ..key(

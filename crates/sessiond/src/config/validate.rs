@@ -20,6 +20,21 @@ impl Config {
                 r#"expected HOST:PORT like "127.0.0.1:7420", "[::]:7420" or "localhost:7420""#,
             ));
         }
+        if let Some(admin) = &self.admin_listen {
+            if !listen_is_valid(admin) {
+                found.push(ConfigError::invalid(
+                    "admin_listen",
+                    quoted(admin),
+                    r#"expected HOST:PORT like "127.0.0.1:7421" or "localhost:7421""#,
+                ));
+            } else if *admin == self.listen {
+                found.push(ConfigError::invalid(
+                    "admin_listen",
+                    quoted(admin),
+                    "expected an address other than listen's",
+                ));
+            }
+        }
         found.check(validate_store(&self.store_url()));
         if self.data_dir.as_os_str().is_empty() {
             found.push(ConfigError::invalid(

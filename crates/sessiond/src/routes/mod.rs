@@ -13,6 +13,16 @@ use crate::state::AppState;
 
 /// All routes and their OpenAPI document (without `/openapi.json` itself).
 pub fn all() -> OpenApiRouter<AppState> {
+    api().merge(operator())
+}
+
+/// The operator routes that `admin_listen` moves off the main listener.
+pub fn operator() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ops::metrics))
+}
+
+/// Every route but the operator ones.
+pub fn api() -> OpenApiRouter<AppState> {
     use utoipa::OpenApi as _;
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(admin::create))
@@ -31,5 +41,4 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(public::jwks))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
-        .routes(routes!(ops::metrics))
 }

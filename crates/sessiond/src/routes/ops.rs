@@ -45,7 +45,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let cache = state.cache.as_ref().map(|cache| cache.stats());
-    let mut r = state.metrics.render(cache.as_ref()).into_response();
+    let sessions = state.store.observer();
+    let mut r = state
+        .metrics
+        .render(Some(sessions), cache.as_ref())
+        .into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

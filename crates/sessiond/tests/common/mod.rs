@@ -107,6 +107,11 @@ impl TestServer {
         }
     }
 
+    /// The `admin_listen` address, when the server has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().and_then(|s| s.admin_addr)
+    }
+
     /// `POST /v1/sessions/introspect` of `token`: whether it is active.
     pub async fn active(&self, token: &str) -> bool {
         let r = self
