@@ -141,7 +141,7 @@ pub struct Stats {
     pub created: u64,
     /// Sessions revoked since start, by reason.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = HashMap<String, u64>))]
     pub revoked_by_reason: BTreeMap<String, u64>,
     /// Store errors since start.
     pub store_errors: u64,

@@ -58,6 +58,19 @@ pub fn file_path(config: &Config) -> PathBuf {
     config.data_dir.join(FILE_NAME)
 }
 
+/// The configured key, else the key in `<data_dir>/api_key` if there is
+/// one (nothing is written): what a command talking to the server uses.
+pub fn existing(config: &Config) -> Result<Option<String>, io::Error> {
+    if let Some(key) = &config.api_key {
+        return Ok(Some(key.clone()));
+    }
+    match read_key_file(&file_path(config)) {
+        Ok(key) => Ok(Some(key)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The configured key; else the key in `<data_dir>/api_key`; else a new key
 /// written there with mode 0600. Logs the file's path, never the key.
 pub fn load_or_create(config: &Config) -> Result<ApiKey, io::Error> {

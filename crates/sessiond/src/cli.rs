@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sessiond_api::{SessionList, SessionView};
 use sessiond_engine::{Engine, Error as EngineError, RevokeReason, Session, SessionId, Store};
 
 use crate::config::{Config, LogFormat, Mode, Overrides};
@@ -43,11 +44,19 @@ pub enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
-    /// Whether the store answers, and how many live sessions a user has.
+    /// The running server's totals (those of `GET /v1/stats`); when no
+    /// server answers, what the store tells: reachable, live sessions.
     Stats {
         /// Also count this user's live sessions.
         #[arg(long, value_name = "USER")]
         user: Option<String>,
+        /// The server to ask (default: the configured `listen` address).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Print JSON (the `/v1/stats` body; `live_sessions` and `store`
+        /// only when the store was asked instead).
+        #[arg(long)]
+        json: bool,
         /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
@@ -177,6 +186,9 @@ pub enum SessionsCommand {
         /// The user id.
         #[arg(long, value_name = "USER")]
         user: String,
+        /// Print JSON (the body of `GET /v1/users/{user_id}/sessions`).
+        #[arg(long)]
+        json: bool,
         /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
@@ -293,9 +305,10 @@ fn execute(command: Command) -> Result<(), Failure> {
         Command::Sessions { command } => {
             quiet_logs();
             match command {
-                SessionsCommand::List { user, store } => {
-                    with_engine(&store, |engine| async move { list(&engine, &user).await })
-                }
+                SessionsCommand::List { user, json, store } => with_engine(
+                    &store,
+                    |engine| async move { list(&engine, &user, json).await },
+                ),
                 SessionsCommand::Revoke { id, reason, store } => {
                     with_engine(&store, |engine| async move {
                         let reason = reason.unwrap_or(RevokeReason::RevokedByAdmin);
@@ -363,21 +376,14 @@ fn execute(command: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Stats { user, store } => {
+        Command::Stats {
+            user,
+            url,
+            json,
+            store,
+        } => {
             quiet_logs();
-            let described = describe_store(&store)?;
-            with_engine(&store, |engine| async move {
-                engine
-                    .ping()
-                    .await
-                    .map_err(|e| Failure::runtime(format!("store {described} unreachable: {e}")))?;
-                println!("store: {described}: reachable");
-                if let Some(user) = user {
-                    let n = engine.count_user(&user).await?;
-                    println!("user {user:?}: {n} live sessions");
-                }
-                Ok(())
-            })
+            stats(&store, user, url, json)
         }
     }
 }
@@ -414,12 +420,6 @@ fn store_config(args: &StoreArgs) -> Result<Config, Failure> {
             ..Overrides::default()
         },
     )
-}
-
-fn describe_store(args: &StoreArgs) -> Result<String, Failure> {
-    Ok(crate::config::describe_store(
-        &store_config(args)?.store_url(),
-    ))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -464,14 +464,113 @@ where
     })
 }
 
-async fn list(engine: &Engine, user: &str) -> Result<(), Failure> {
+async fn list(engine: &Engine, user: &str, json: bool) -> Result<(), Failure> {
     let sessions = engine.list_user(user).await?;
+    if json {
+        let sessions: Vec<SessionView> = sessions.into_iter().map(SessionView::from).collect();
+        let count = sessions.len();
+        print_json(&SessionList { sessions, count })?;
+        return Ok(());
+    }
     if sessions.is_empty() {
         println!("no live sessions for user {user:?}");
         return Ok(());
     }
     print!("{}", session_table(&sessions));
     Ok(())
+}
+
+/// Print `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::runtime(format!("cannot write JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// `sessiond stats`: ask the server at `url` (default: the configured
+/// `listen`); if none answers, the store.
+fn stats(
+    args: &StoreArgs,
+    user: Option<String>,
+    url: Option<String>,
+    json: bool,
+) -> Result<(), Failure> {
+    use crate::stats_command as sc;
+    let config = store_config(args)?;
+    let described = crate::config::describe_store(&config.store_url());
+    let url = url.unwrap_or_else(|| sc::default_url(&config));
+    let key =
+        crate::api_key::existing(&config).map_err(|e| Failure::runtime(format!("API key: {e}")))?;
+    let from_server = match key {
+        Some(key) => runtime()?.block_on(async {
+            let client = sessiond_client::Client::new(&url, key)
+                .and_then(|c| c.with_timeout(sc::SERVER_TIMEOUT))
+                .map_err(|e| Failure::usage(format!("error: --url {url:?}: {e}")))?;
+            match client.stats().await {
+                Ok(stats) => {
+                    let user = match &user {
+                        Some(u) => Some(sc::UserCount {
+                            id: u.clone(),
+                            live_sessions: client
+                                .list_user(u)
+                                .await
+                                .map_err(|e| Failure::runtime(format!("{url}: {e}")))?
+                                .len() as u64,
+                        }),
+                        None => None,
+                    };
+                    Ok(Some((stats, user)))
+                }
+                Err(sessiond_client::Error::Unauthorized) => Err(Failure::runtime(format!(
+                    "the server at {url} refused the API key of this configuration"
+                ))),
+                Err(e) => {
+                    eprintln!("note: no answer from a server at {url} ({e}); asking the store");
+                    Ok(None)
+                }
+            }
+        })?,
+        None => {
+            eprintln!("note: no API key configured or in the data directory; asking the store");
+            None
+        }
+    };
+    if let Some((stats, user)) = from_server {
+        if json {
+            return print_json(&sc::server_json(&stats, user.as_ref()));
+        }
+        print!("{}", sc::server_text(&url, &described, &stats));
+        if let Some(user) = user {
+            println!("user {:?}: {} live sessions", user.id, user.live_sessions);
+        }
+        return Ok(());
+    }
+    with_engine(args, |engine| async move {
+        engine
+            .ping()
+            .await
+            .map_err(|e| Failure::runtime(format!("store {described} unreachable: {e}")))?;
+        let counted = sc::StoreOnly {
+            live_sessions: engine.count_live().await?,
+            store: "ok".to_owned(),
+        };
+        let user = match user {
+            Some(id) => Some(sc::UserCount {
+                live_sessions: engine.count_user(&id).await?,
+                id,
+            }),
+            None => None,
+        };
+        if json {
+            return print_json(&sc::store_json(&counted, user.as_ref()));
+        }
+        print!("{}", sc::store_text(&described, &counted));
+        if let Some(user) = user {
+            println!("user {:?}: {} live sessions", user.id, user.live_sessions);
+        }
+        Ok(())
+    })
 }
 
 /// The table `sessions list` prints: one header line and one line per session.

@@ -22,5 +22,6 @@ pub mod request_limits;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod stats_command;
 pub mod stores;
 pub mod telemetry;

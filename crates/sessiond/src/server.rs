@@ -184,12 +184,7 @@ async fn launch(
     };
     let admin_task = listeners.admin.map(|listener| {
         let app = admin_router(state, &config);
-        tokio::spawn(connections::serve(
-            listener,
-            app,
-            limits,
-            stopped_for(),
-        ))
+        tokio::spawn(connections::serve(listener, app, limits, stopped_for()))
     });
     let store_desc = crate::config::describe_store(&config.store_url());
     let main_stopped = stopped_for();
