@@ -560,7 +560,7 @@ mod tests {
             .unwrap();
         tower::ServiceExt::oneshot(app, req).await.unwrap();
 
-        let text = metrics.render(None, None);
+        let text = metrics.render(Some(&m), None);
         for name in [
             SESSIONS_CREATED,
             SESSIONS_REVOKED,
@@ -579,7 +579,9 @@ mod tests {
             text.contains("sessiond_store_operation_duration_seconds_bucket"),
             "histograms are rendered with buckets:\n{text}"
         );
-        assert!(again.render(None, None).contains(SESSIONS_CREATED));
+        assert!(again.render(Some(&m), None).contains(SESSIONS_CREATED));
+        assert!(text.contains("sessiond_live_sessions 0\n"), "{text}");
+        assert!(!metrics.render(None, None).contains(SESSIONS_CREATED));
     }
 
     #[test]
