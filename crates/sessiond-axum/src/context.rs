@@ -23,6 +23,8 @@ pub struct SessionContext {
 struct Inner {
     backend: Arc<dyn SessionBackend>,
     state: Mutex<State>,
+    /// The request's cookie named no live session.
+    ended: bool,
 }
 
 /// What the layer does with the cookie once the handler is done.
@@ -65,11 +67,13 @@ impl SessionContext {
         loaded: Option<(SessionView, String)>,
         user_agent: Option<String>,
         ip: Option<String>,
+        ended: bool,
     ) -> Self {
         let current = loaded.map(|(session, token)| Current { session, token });
         Self {
             inner: Arc::new(Inner {
                 backend,
+                ended,
                 state: Mutex::new(State {
                     current,
                     changes: SessionData::new(),
@@ -95,6 +99,14 @@ impl SessionContext {
         let s = self.state();
         let c = s.current.as_ref()?;
         Some(Session::of(self.clone(), &c.session))
+    }
+
+    /// Whether the request presented a session cookie that names no live
+    /// session: it was signed out from another device, revoked, or expired
+    /// (the layer clears that cookie). Lets a page say why the user must
+    /// sign in again.
+    pub fn ended(&self) -> bool {
+        self.inner.ended
     }
 
     /// Start a session for a user the app has just authenticated, with a

@@ -201,7 +201,7 @@ where
         .map(str::to_owned);
     // Without a known peer (no ConnectInfo), record no address.
     let ip = peer.map(|_| client.ip.to_string());
-    let ctx = SessionContext::new(config.backend.clone(), loaded, user_agent, ip);
+    let ctx = SessionContext::new(config.backend.clone(), loaded, user_agent, ip, stale_cookie);
     req.extensions_mut().insert(ctx.clone());
     let mut response = match inner.call(req).await {
         Ok(r) => r,

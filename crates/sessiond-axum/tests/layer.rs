@@ -50,6 +50,12 @@ async fn anonymous_requests_reach_handlers_without_a_session(h: Harness) {
         .send(Call::get("/me").cookie("sds_not-a-real-token"))
         .await;
     assert_eq!(r.status, 401);
+    // The app can tell "your session ended" from "never signed in".
+    assert_eq!(h.send(Call::get("/ended")).await.body, "false");
+    let r = h
+        .send(Call::get("/ended").cookie("sds_not-a-real-token"))
+        .await;
+    assert_eq!(r.body, "true");
 }
 
 async fn login_sets_a_hardened_cookie_and_records_the_device(h: Harness) {
@@ -228,6 +234,10 @@ async fn logout_ends_the_session_and_clears_the_cookie(h: Harness) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.clears_cookie(), "{:?}", r.set_cookies());
     assert_eq!(h.send(Call::get("/me").cookie(&token)).await.status, 401);
+    assert_eq!(
+        h.send(Call::get("/ended").cookie(&token)).await.body,
+        "true"
+    );
     let sessions = h.engine.list_user("erin").await.unwrap();
     assert!(sessions.is_empty());
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod pages;
+pub mod remote_sign_outs;
 pub mod throttle;
 pub mod users;
 
@@ -11,8 +12,8 @@ use askama::Template;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Path};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
@@ -20,7 +21,8 @@ use serde::Deserialize;
 use sessiond_axum::{Error, Session, SessionContext, SessionId, SessionLayer};
 use sessiond_engine::{Clock, Policy, RolePolicy, SystemClock};
 
-use crate::pages::{DeviceRow, Devices, Home, Login};
+use crate::pages::{Confirm, DeviceRow, Devices, Home, Login};
+use crate::remote_sign_outs::RemoteSignOuts;
 use crate::throttle::{LoginGuard, LoginLimits, Refused};
 use crate::users::USERS;
 
@@ -54,40 +56,94 @@ pub fn app_with_guard(layer: SessionLayer, guard: Arc<LoginGuard>) -> Router {
         .route("/logout", post(logout))
         .route("/count", post(count))
         .route("/devices", get(devices))
-        .route("/devices/sign-out-others", post(sign_out_others))
-        .route("/devices/{id}/sign-out", post(sign_out))
+        .route(
+            "/devices/sign-out-others",
+            get(confirm_sign_out_others).post(sign_out_others),
+        )
+        .route(
+            "/devices/{id}/sign-out",
+            get(confirm_sign_out).post(sign_out),
+        )
         .route("/style.css", get(style))
         .layer(Extension(guard))
+        .layer(Extension(Arc::new(RemoteSignOuts::default())))
         .layer(layer)
 }
 
-/// A page, or a failure shown as one.
+/// Cookie naming the device's session id (not a secret): after the session
+/// ends, it tells whether another device signed this one out.
+const DEVICE_COOKIE: &str = "demo_device";
+/// Cookie carrying the login page's one-time notice.
+const NOTICE_COOKIE: &str = "demo_notice";
+
+/// A page, or a failure shown as one, with cookies to set.
 enum Page {
-    Html(String),
-    Redirect(String),
+    Html(String, Vec<String>),
+    Redirect(String, Vec<String>),
     Status(StatusCode, String),
 }
 
 impl Page {
     fn redirect(to: impl Into<String>) -> Self {
-        Self::Redirect(to.into())
+        Self::Redirect(to.into(), Vec::new())
     }
 }
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
-        match self {
-            Self::Html(body) => Html(body).into_response(),
+        let (mut response, cookies) = match self {
+            Self::Html(body, cookies) => (Html(body).into_response(), cookies),
             // 303: the browser follows a form post with a GET.
-            Self::Redirect(to) => Redirect::to(&to).into_response(),
-            Self::Status(status, body) => (status, Html(body)).into_response(),
+            Self::Redirect(to, cookies) => (Redirect::to(&to).into_response(), cookies),
+            Self::Status(status, body) => ((status, Html(body)).into_response(), Vec::new()),
+        };
+        for cookie in cookies {
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
         }
+        response
     }
+}
+
+/// The value of cookie `name` in `headers`.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// To the login page. If the request's session ended (its cookie named no
+/// live session), the login page will say why, once: signed out from another
+/// device, or simply ended.
+fn to_login(ctx: &SessionContext, headers: &HeaderMap, remote: &RemoteSignOuts) -> Page {
+    if !ctx.ended() {
+        return Page::redirect("/login");
+    }
+    let remotely = cookie(headers, DEVICE_COOKIE)
+        .and_then(SessionId::parse)
+        .is_some_and(|id| remote.take(&id));
+    let notice = if remotely {
+        "signed_out_remotely"
+    } else {
+        "ended"
+    };
+    Page::Redirect(
+        "/login".into(),
+        vec![
+            format!("{NOTICE_COOKIE}={notice}; Path=/login; Max-Age=300; HttpOnly; SameSite=Lax"),
+            format!("{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+        ],
+    )
 }
 
 fn render(t: impl Template) -> Page {
     match t.render() {
-        Ok(html) => Page::Html(html),
+        Ok(html) => Page::Html(html, Vec::new()),
         Err(e) => {
             tracing::error!(error = %e, "rendering a page");
             Page::Status(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
@@ -111,9 +167,14 @@ async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
-async fn home(session: Option<Session>) -> Page {
+async fn home(
+    session: Option<Session>,
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+) -> Page {
     let Some(session) = session else {
-        return Page::redirect("/login");
+        return to_login(&ctx, &headers, &remote);
     };
     let view = match session.view() {
         Ok(v) => v,
@@ -129,14 +190,29 @@ async fn home(session: Option<Session>) -> Page {
     })
 }
 
-async fn login_page(session: Option<Session>) -> Page {
+async fn login_page(session: Option<Session>, headers: HeaderMap) -> Page {
     if session.is_some() {
         return Page::redirect("/");
     }
-    render(Login {
+    let notice = match cookie(&headers, NOTICE_COOKIE) {
+        Some("signed_out_remotely") => Some("You were signed out from another device."),
+        Some(_) => Some("Your session has ended. Please sign in again."),
+        None => None,
+    };
+    match render(Login {
         error: None,
+        notice: notice.map(str::to_owned),
         users: &USERS,
-    })
+    }) {
+        // Shown once: the notice cookie goes with this page.
+        Page::Html(body, _) if notice.is_some() => Page::Html(
+            body,
+            vec![format!(
+                "{NOTICE_COOKIE}=; Path=/login; Max-Age=0; HttpOnly; SameSite=Lax"
+            )],
+        ),
+        page => page,
+    }
 }
 
 #[derive(Deserialize)]
@@ -186,7 +262,13 @@ async fn login(
         );
     };
     match ctx.login(user.name, user.role).await {
-        Ok(_) => Page::redirect("/"),
+        Ok(session) => Page::Redirect(
+            "/".into(),
+            vec![format!(
+                "{DEVICE_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+                session.id()
+            )],
+        ),
         Err(e) => failed(e),
     }
 }
@@ -195,9 +277,10 @@ async fn login(
 fn login_refused(status: StatusCode, message: String) -> Page {
     match render(Login {
         error: Some(message),
+        notice: None,
         users: &USERS,
     }) {
-        Page::Html(body) => Page::Status(status, body),
+        Page::Html(body, _) => Page::Status(status, body),
         other => other,
     }
 }
@@ -208,12 +291,22 @@ async fn logout(session: Option<Session>) -> Page {
     {
         return failed(e);
     }
-    Page::redirect("/login")
+    Page::Redirect(
+        "/login".into(),
+        vec![format!(
+            "{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        )],
+    )
 }
 
-async fn count(session: Option<Session>) -> Page {
+async fn count(
+    session: Option<Session>,
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+) -> Page {
     let Some(session) = session else {
-        return Page::redirect("/login");
+        return to_login(&ctx, &headers, &remote);
     };
     let next = session.get::<u64>("counter").ok().flatten().unwrap_or(0) + 1;
     match session.insert("counter", next) {
@@ -222,52 +315,178 @@ async fn count(session: Option<Session>) -> Page {
     }
 }
 
-#[derive(Deserialize)]
-struct DevicesQuery {
-    signed_out: Option<u64>,
-}
+/// The session's one-time notice for the devices page (a "flash").
+const FLASH: &str = "flash";
 
-async fn devices(session: Option<Session>, Query(q): Query<DevicesQuery>) -> Page {
+async fn devices(
+    session: Option<Session>,
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+) -> Page {
     let Some(session) = session else {
-        return Page::redirect("/login");
+        return to_login(&ctx, &headers, &remote);
     };
     let list = match session.devices().await {
         Ok(list) => list,
         Err(e) => return failed(e),
     };
+    let notice = session.get::<String>(FLASH).ok().flatten();
+    if notice.is_some()
+        && let Err(e) = session.remove(FLASH)
+    {
+        return failed(e);
+    }
     let now = SystemClock.now();
     render(Devices {
         user: session.user_id().to_owned(),
-        devices: list.into_iter().map(|s| DeviceRow::new(s, now)).collect(),
-        notice: q.signed_out.map(|n| match n {
-            1 => "Signed out 1 device.".to_owned(),
-            n => format!("Signed out {n} devices."),
-        }),
+        // This device first, then the others newest first.
+        devices: {
+            let mut rows: Vec<DeviceRow> =
+                list.into_iter().map(|s| DeviceRow::new(s, now)).collect();
+            rows.sort_by_key(|r| !r.current);
+            rows
+        },
+        notice,
         csrf: session.csrf_token(),
     })
 }
 
-async fn sign_out(session: Option<Session>, Path(id): Path<String>) -> Page {
+/// "Signed out 1 device." / "Signed out 3 devices."
+fn signed_out_notice(n: u64) -> String {
+    match n {
+        0 => "No other device was signed in.".to_owned(),
+        1 => "Signed out 1 device.".to_owned(),
+        n => format!("Signed out {n} devices."),
+    }
+}
+
+/// `GET /devices/{id}/sign-out`: which device, and are you sure?
+async fn confirm_sign_out(
+    session: Option<Session>,
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+    Path(id): Path<String>,
+) -> Page {
     let Some(session) = session else {
-        return Page::redirect("/login");
+        return to_login(&ctx, &headers, &remote);
+    };
+    let list = match session.devices().await {
+        Ok(list) => list,
+        Err(e) => return failed(e),
+    };
+    let Some(device) = list.into_iter().find(|s| s.id.as_str() == id) else {
+        return failed(Error::NotFound);
+    };
+    let own = device.id == *session.id();
+    let name = pages::device_name(
+        device.device.browser.as_deref(),
+        device.device.os.as_deref(),
+    );
+    render(Confirm {
+        title: if own {
+            "Sign out of this device?".into()
+        } else {
+            format!("Sign out {name}?")
+        },
+        message: if own {
+            "You will need to sign in again here.".into()
+        } else {
+            format!(
+                "{name} ({}) will be signed out at its next request and will need to sign in again.",
+                device.device.ip.as_deref().unwrap_or("unknown address")
+            )
+        },
+        action: format!("/devices/{id}/sign-out"),
+        button: "Sign out".into(),
+        csrf: session.csrf_token(),
+    })
+}
+
+async fn sign_out(
+    session: Option<Session>,
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+    Path(id): Path<String>,
+) -> Page {
+    let Some(session) = session else {
+        return to_login(&ctx, &headers, &remote);
     };
     let Some(id) = SessionId::parse(&id) else {
         return failed(Error::NotFound);
     };
     let own = id == *session.id();
     match session.sign_out(&id).await {
-        Ok(()) if own => Page::redirect("/login"),
-        Ok(()) => Page::redirect("/devices?signed_out=1"),
+        Ok(()) if own => Page::Redirect(
+            "/login".into(),
+            vec![format!(
+                "{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+            )],
+        ),
+        Ok(()) => {
+            remote.record([id]);
+            match session.insert(FLASH, signed_out_notice(1)) {
+                Ok(()) => Page::redirect("/devices"),
+                Err(e) => failed(e),
+            }
+        }
         Err(e) => failed(e),
     }
 }
 
-async fn sign_out_others(session: Option<Session>) -> Page {
+/// `GET /devices/sign-out-others`: are you sure?
+async fn confirm_sign_out_others(
+    session: Option<Session>,
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+) -> Page {
     let Some(session) = session else {
-        return Page::redirect("/login");
+        return to_login(&ctx, &headers, &remote);
+    };
+    let others = match session.devices().await {
+        Ok(list) => list.iter().filter(|s| s.id != *session.id()).count(),
+        Err(e) => return failed(e),
+    };
+    render(Confirm {
+        title: "Sign out all other devices?".into(),
+        message: match others {
+            1 => "1 other device will be signed out and will need to sign in again.".into(),
+            n => format!("{n} other devices will be signed out and will need to sign in again."),
+        },
+        action: "/devices/sign-out-others".into(),
+        button: "Sign out all other devices".into(),
+        csrf: session.csrf_token(),
+    })
+}
+
+async fn sign_out_others(
+    session: Option<Session>,
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+) -> Page {
+    let Some(session) = session else {
+        return to_login(&ctx, &headers, &remote);
+    };
+    let others: Vec<SessionId> = match session.devices().await {
+        Ok(list) => list
+            .into_iter()
+            .map(|s| s.id)
+            .filter(|id| id != session.id())
+            .collect(),
+        Err(e) => return failed(e),
     };
     match session.sign_out_others().await {
-        Ok(n) => Page::redirect(format!("/devices?signed_out={n}")),
+        Ok(n) => {
+            remote.record(others);
+            match session.insert(FLASH, signed_out_notice(n)) {
+                Ok(()) => Page::redirect("/devices"),
+                Err(e) => failed(e),
+            }
+        }
         Err(e) => failed(e),
     }
 }

@@ -1,9 +1,11 @@
 //! The demo site in a real headless Chromium, driven over WebDriver
-//! (chromedriver): two browsers are two devices of one user; one signs the
-//! other out, which lands on the login page at its next click; a form post
-//! without the CSRF token is refused; after signing out, Back shows no
-//! signed-in page. Screenshots go to
-//! `target/browser-screenshots/`.
+//! (chromedriver): two browsers are two devices of one user; the devices
+//! page names them as people do and has no horizontal overflow at 390 px;
+//! signing a device (or all others) out asks first and says what it did
+//! once; the signed-out device lands on the login page, told why, once; a
+//! form post without the CSRF token is refused; after signing out, Back
+//! shows no signed-in page. Screenshots (desktop, 390 px, the confirmation)
+//! go to `target/browser-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -262,43 +264,158 @@ async fn scenario() {
     click_count(&phone, "1").await;
     screenshot(&laptop, "home.png").await;
 
-    // Both show on the devices page, the laptop marked as this device.
+    // Both show on the devices page, the laptop marked as this device, with
+    // names people read.
     laptop.goto(&format!("{base}/devices")).await.unwrap();
     eventually("two devices", || async {
-        count(&laptop, "tr.device").await == 2
+        count(&laptop, "li.device").await == 2
     })
     .await;
-    let current = text_of(&laptop, "tr.device.current").await.unwrap();
+    let current = text_of(&laptop, "li.device.current").await.unwrap();
     assert!(
-        current.contains("desktop") && current.contains("this device"),
+        current.contains("Chrome on Windows") && current.contains("This device"),
         "{current}"
     );
-    assert!(current.contains("Windows"), "{current}");
-    let other = text_of(&laptop, "tr.device:not(.current)").await.unwrap();
     assert!(
-        other.contains("smartphone") || other.contains("mobile"),
+        current.contains("Computer") && current.contains("Active now"),
+        "{current}"
+    );
+    let other = text_of(&laptop, "li.device:not(.current)").await.unwrap();
+    assert!(other.contains("Chrome on Android"), "{other}");
+    assert!(
+        other.contains("Phone") && other.contains("127.0.0.1"),
         "{other}"
     );
-    assert!(other.contains("Android"), "{other}");
-    assert!(other.contains("127.0.0.1"), "{other}");
-    let before = screenshot(&laptop, "devices-two-devices.png").await;
+    assert!(other.contains("Signed in just now"), "{other}");
+    for raw in ["unknown", "mobile", "desktop", "Mac OSX"] {
+        assert!(
+            !current.contains(raw) && !other.contains(raw),
+            "{raw}: {current} / {other}"
+        );
+    }
+    let before = screenshot(&laptop, "devices-desktop.png").await;
 
-    // The laptop signs the phone out.
-    click(&laptop, "tr.device:not(.current) button.sign-out").await;
-    eventually("one device left", || async {
-        count(&laptop, "tr.device").await == 1 && text_of(&laptop, "#notice").await.is_some()
+    // At 390 px the list is cards, and nothing overflows sideways.
+    laptop.set_window_size(390, 844).await.unwrap();
+    eventually("a 390 px viewport", || async {
+        laptop
+            .execute("return window.innerWidth", vec![])
+            .await
+            .is_ok_and(|w| w.as_u64().is_some_and(|w| w <= 400))
     })
     .await;
-    assert_eq!(count(&laptop, "tr.device.current").await, 1);
-    let after = screenshot(&laptop, "devices-after-sign-out.png").await;
+    let overflow = laptop
+        .execute(
+            "const e = document.documentElement; \
+             const wide = [...document.querySelectorAll('body *')] \
+               .filter(n => n.getBoundingClientRect().right > e.clientWidth + 1) \
+               .map(n => n.tagName + '.' + n.className); \
+             return {scroll: e.scrollWidth, client: e.clientWidth, wide: wide};",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow["scroll"].as_u64() <= overflow["client"].as_u64()
+            && overflow["wide"].as_array().is_some_and(Vec::is_empty),
+        "horizontal overflow at 390 px: {overflow}"
+    );
+    let sign_out_visible = laptop
+        .execute(
+            "const b = document.querySelector('li.device:not(.current) .sign-out') \
+               .getBoundingClientRect(); \
+             return b.left >= 0 && b.right <= document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sign_out_visible,
+        json!(true),
+        "Sign out is on screen at 390 px"
+    );
+    let narrow = screenshot(&laptop, "devices-390px.png").await;
+    laptop.set_window_size(1100, 800).await.unwrap();
 
-    // The phone's next click lands on the login page.
+    // Signing the phone out asks first; Cancel changes nothing.
+    click(&laptop, "li.device:not(.current) .sign-out").await;
+    eventually("the confirmation", || async {
+        count(&laptop, "#confirm").await == 1
+    })
+    .await;
+    let question = text_of(&laptop, "#confirm h1").await.unwrap();
+    assert_eq!(question, "Sign out Chrome on Android?");
+    let confirm = screenshot(&laptop, "confirm-sign-out.png").await;
+    click(&laptop, "#cancel").await;
+    eventually("back on the devices page", || async {
+        count(&laptop, "li.device").await == 2
+    })
+    .await;
+    click(&laptop, "li.device:not(.current) .sign-out").await;
+    eventually("the confirmation", || async {
+        count(&laptop, "#confirm-button").await == 1
+    })
+    .await;
+    click(&laptop, "#confirm-button").await;
+    eventually("one device left", || async {
+        count(&laptop, "li.device").await == 1 && text_of(&laptop, "#notice").await.is_some()
+    })
+    .await;
+    assert_eq!(
+        text_of(&laptop, "#notice").await.as_deref(),
+        Some("Signed out 1 device.")
+    );
+    assert_eq!(path_of(&laptop).await, "/devices", "no notice in the URL");
+    let after = screenshot(&laptop, "devices-after-sign-out.png").await;
+    // The notice is shown once.
+    laptop.refresh().await.unwrap();
+    eventually("the reloaded page", || async {
+        count(&laptop, "li.device").await == 1
+    })
+    .await;
+    assert_eq!(count(&laptop, "#notice").await, 0, "the notice came back");
+
+    // The phone's next click lands on the login page, which says why, once.
     click(&phone, "#devices-link").await;
     eventually("the phone bounced to /login", || async {
         path_of(&phone).await == "/login" && count(&phone, "#login-form").await == 1
     })
     .await;
+    assert_eq!(
+        text_of(&phone, "#notice").await.as_deref(),
+        Some("You were signed out from another device.")
+    );
     screenshot(&phone, "phone-signed-out.png").await;
+    phone.refresh().await.unwrap();
+    eventually("the reloaded login page", || async {
+        count(&phone, "#login-form").await == 1
+    })
+    .await;
+    assert_eq!(
+        count(&phone, "#notice").await,
+        0,
+        "the login notice came back"
+    );
+
+    // "Sign out all other devices" asks too, and says how many went.
+    sign_in(&phone, &base, "alice", "wonderland").await;
+    laptop.goto(&format!("{base}/devices")).await.unwrap();
+    eventually("two devices again", || async {
+        count(&laptop, "li.device").await == 2
+    })
+    .await;
+    click(&laptop, "#sign-out-others").await;
+    eventually("the confirmation", || async {
+        text_of(&laptop, "#confirm h1").await.as_deref() == Some("Sign out all other devices?")
+    })
+    .await;
+    screenshot(&laptop, "confirm-sign-out-others.png").await;
+    click(&laptop, "#confirm-button").await;
+    eventually("alone again", || async {
+        count(&laptop, "li.device").await == 1
+            && text_of(&laptop, "#notice").await.as_deref() == Some("Signed out 1 device.")
+    })
+    .await;
 
     // A form post without the CSRF token: 403, and nothing changes.
     open_home(&laptop, &base, "2").await;
@@ -347,7 +464,7 @@ async fn scenario() {
     );
     screenshot(&laptop, "back-after-sign-out.png").await;
 
-    for shot in [before, after] {
+    for shot in [before, narrow, confirm, after] {
         let size = std::fs::metadata(&shot).unwrap().len();
         assert!(size > 10_000, "{} is {size} bytes", shot.display());
     }

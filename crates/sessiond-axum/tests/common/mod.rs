@@ -247,6 +247,10 @@ pub fn routes() -> Router {
     Router::new()
         .route("/plain", get(|| async { "plain" }))
         .route(
+            "/ended",
+            get(|ctx: SessionContext| async move { ctx.ended().to_string() }),
+        )
+        .route(
             "/maybe",
             get(|s: Option<Session>| async move {
                 s.map_or("anonymous".to_owned(), |s| s.user_id().to_owned())
