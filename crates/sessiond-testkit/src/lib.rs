@@ -21,6 +21,8 @@ pub mod conformance;
 pub mod counting;
 pub mod csrf_cases;
 pub mod fixture;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;
 pub mod refresh_rotation;
 
