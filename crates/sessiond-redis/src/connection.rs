@@ -1,15 +1,60 @@
-//! The connection to Redis: a self-reconnecting `ConnectionManager`, a
-//! deadline on every call, one retry of idempotent calls after a dropped
-//! connection, and the mapping of redis errors onto [`StoreError`].
+//! The connection to Redis: a self-reconnecting `ConnectionManager` to one
+//! server, or a cluster connection (slots followed through MOVED/ASK, nodes
+//! reconnected by itself); a deadline on every call, one retry of idempotent
+//! calls after a dropped connection, and the mapping of redis errors onto
+//! [`StoreError`].
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
 use sessiond_engine::StoreError;
 
 use crate::scripts::LuaScript;
+use crate::topology::Topology;
+
+/// The link to the deployment: one server, or a cluster.
+#[derive(Clone)]
+pub(crate) enum Link {
+    /// One server (standalone, or a master behind a proxy).
+    Single(ConnectionManager),
+    /// A Redis Cluster: each command goes to the master of its key's slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// Whether a call may be sent again after its connection dropped mid-flight
 /// (the first attempt may or may not have run on the server).
@@ -24,9 +69,11 @@ pub(crate) enum Retry {
 /// A multiplexed, self-healing connection with a bound on every call.
 #[derive(Clone)]
 pub(crate) struct Connection {
-    client: redis::Client,
+    /// The single server's client (the near-cache dials its own connection
+    /// with it); `None` on a cluster.
+    client: Option<redis::Client>,
     tls_ca_pem: Option<Vec<u8>>,
-    manager: ConnectionManager,
+    manager: Link,
     timeout: Duration,
 }
 
@@ -37,6 +84,25 @@ impl Connection {
     /// `rediss://` URLs verify the server against `tls_ca_pem` when given,
     /// else against the system's roots (`SSL_CERT_FILE` is honoured).
     pub(crate) async fn open(
+        url: &str,
+        timeout: Duration,
+        tls_ca_pem: Option<&[u8]>,
+        scripts: &[&LuaScript],
+    ) -> Result<Self, StoreError> {
+        let topology = Topology::parse(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+        match topology {
+            Topology::Single(url) => Self::open_single(&url, timeout, tls_ca_pem, scripts).await,
+            Topology::Cluster(nodes) => {
+                Self::open_cluster(&nodes, timeout, tls_ca_pem, scripts).await
+            }
+            Topology::Sentinel { .. } => Err(StoreError::Unavailable(
+                "redis+sentinel:// is not supported yet".into(),
+            )),
+        }
+    }
+
+    async fn open_single(
         url: &str,
         timeout: Duration,
         tls_ca_pem: Option<&[u8]>,
@@ -77,16 +143,80 @@ impl Connection {
             tracing::debug!("could not preload the Lua scripts; they load on first use");
         }
         Ok(Self {
-            client,
+            client: Some(client),
             tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
-            manager,
+            manager: Link::Single(manager),
             timeout,
         })
     }
 
-    /// The client the connection was made with (its URL and TLS settings).
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+    /// Connect to the cluster that `nodes` (seeds) belong to. The client
+    /// learns the slots from them, follows MOVED and ASK, and reconnects to
+    /// nodes by itself; scripts are loaded on every master (best effort: the
+    /// EVAL fallback covers a node that lacks them, e.g. a promoted replica).
+    async fn open_cluster(
+        nodes: &[String],
+        timeout: Duration,
+        tls_ca_pem: Option<&[u8]>,
+        scripts: &[&LuaScript],
+    ) -> Result<Self, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let tls = nodes.iter().any(|n| n.starts_with("rediss://"));
+        if tls {
+            // The crypto provider of the TLS stack; an error only means one
+            // is installed already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let mut builder = ClusterClientBuilder::new(nodes.to_vec())
+            .connection_timeout(timeout)
+            .retries(2)
+            .min_retry_wait(25)
+            .max_retry_wait(500);
+        if let (true, Some(pem)) = (tls, tls_ca_pem) {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            });
+        }
+        let client = builder
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("invalid redis cluster url: {e}")))?;
+        let mut conn = tokio::time::timeout_at(deadline, client.get_async_connection())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "could not connect to the redis cluster within {timeout:?}"
+                ))
+            })?
+            .map_err(unavailable)?;
+        for s in scripts {
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(s.code);
+            let routing = RoutingInfo::MultiNode((
+                MultipleNodeRoutingInfo::AllMasters,
+                Some(ResponsePolicy::AllSucceeded),
+            ));
+            if !matches!(
+                tokio::time::timeout_at(deadline, conn.route_command(load, routing)).await,
+                Ok(Ok(_))
+            ) {
+                tracing::debug!(
+                    "could not preload a Lua script on every master; it loads on first use"
+                );
+            }
+        }
+        Ok(Self {
+            client: None,
+            tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
+            manager: Link::Cluster(conn),
+            timeout,
+        })
+    }
+
+    /// The single server's client (its URL and TLS settings); `None` on a
+    /// cluster.
+    pub(crate) fn client(&self) -> Option<&redis::Client> {
+        self.client.as_ref()
     }
 
     /// The CA certificates trusted for TLS instead of the system's roots.
@@ -138,19 +268,52 @@ impl Connection {
     /// round trip, each within the timeout. Cost grows with the keyspace: for
     /// statistics, not for request paths.
     pub(crate) async fn count_keys(&self, pattern: &str) -> Result<u64, StoreError> {
+        let Link::Cluster(cluster) = &self.manager else {
+            return self.count_keys_on(pattern, None).await;
+        };
+        // On a cluster, every master is scanned (replicas hold copies).
+        let attempt = || async {
+            let mut conn = cluster.clone();
+            conn.route_command(
+                redis::cmd("CLUSTER").arg("SHARDS").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
+            .await
+        };
+        let shards = self.call("cluster shards", Retry::Once, attempt).await?;
+        let mut total = 0;
+        for (host, port) in shard_masters(&shards)? {
+            total += self.count_keys_on(pattern, Some((host, port))).await?;
+        }
+        Ok(total)
+    }
+
+    /// [`Connection::count_keys`] on one node (`None`: the single server).
+    async fn count_keys_on(
+        &self,
+        pattern: &str,
+        node: Option<(String, u16)>,
+    ) -> Result<u64, StoreError> {
         let mut cursor = 0u64;
         let mut total = 0u64;
         loop {
             let attempt = || async {
-                let mut conn = self.manager.clone();
-                redis::cmd("SCAN")
-                    .arg(cursor)
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
                     .arg("MATCH")
                     .arg(pattern)
                     .arg("COUNT")
-                    .arg(1000)
-                    .query_async::<Value>(&mut conn)
-                    .await
+                    .arg(1000);
+                match (&self.manager, &node) {
+                    (Link::Cluster(c), Some((host, port))) => {
+                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        });
+                        c.clone().route_command(scan, routing).await
+                    }
+                    _ => scan.query_async::<Value>(&mut self.manager.clone()).await,
+                }
             };
             let page = self.call("scan", Retry::Once, attempt).await?;
             let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(page)
@@ -213,6 +376,65 @@ impl Connection {
             mapped
         })
     }
+}
+
+/// The (host, port) of each shard's master in a `CLUSTER SHARDS` reply.
+fn shard_masters(reply: &Value) -> Result<Vec<(String, u16)>, StoreError> {
+    let corrupt = || StoreError::Corrupt("unexpected CLUSTER SHARDS reply".into());
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    // A reply's maps come as flat key/value arrays (RESP2) or as maps (RESP3).
+    let pairs = |v: &Value| -> Option<Vec<(String, Value)>> {
+        match v {
+            Value::Array(items) => items
+                .chunks(2)
+                .map(|kv| match kv {
+                    [k, v] => Some((text(k)?, v.clone())),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(items) => items
+                .iter()
+                .map(|(k, v)| Some((text(k)?, v.clone())))
+                .collect(),
+            _ => None,
+        }
+    };
+    let Value::Array(shards) = reply else {
+        return Err(corrupt());
+    };
+    let mut masters = Vec::new();
+    for shard in shards {
+        let fields = pairs(shard).ok_or_else(corrupt)?;
+        let Some((_, Value::Array(nodes))) = fields.iter().find(|(k, _)| k == "nodes") else {
+            return Err(corrupt());
+        };
+        for node in nodes {
+            let node = pairs(node).ok_or_else(corrupt)?;
+            let get = |key: &str| node.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+            let role = get("role").and_then(text);
+            let health = get("health").and_then(text);
+            if role.as_deref() != Some("master") || health.as_deref() == Some("fail") {
+                continue;
+            }
+            let host = get("endpoint")
+                .and_then(text)
+                .filter(|h| !h.is_empty() && h != "?")
+                .or_else(|| get("ip").and_then(text))
+                .ok_or_else(corrupt)?;
+            let port = match get("port") {
+                Some(Value::Int(p)) => u16::try_from(*p).map_err(|_| corrupt())?,
+                _ => return Err(corrupt()),
+            };
+            masters.push((host, port));
+        }
+    }
+    Ok(masters)
 }
 
 /// `fut`, or [`StoreError::Unavailable`] once `limit` has passed.

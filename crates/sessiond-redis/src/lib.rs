@@ -24,6 +24,7 @@ mod connection;
 mod keys;
 mod record;
 mod scripts;
+mod topology;
 mod tracking;
 
 use std::fmt;
@@ -43,6 +44,7 @@ use crate::codec::Reply;
 use crate::connection::{Connection, Retry};
 use crate::keys::{KeySchema, id_random};
 use crate::scripts::SCRIPTS;
+pub use crate::topology::{Topology, UrlError};
 pub use crate::tracking::CONNECTION_NAME as NEAR_CACHE_CONNECTION_NAME;
 use crate::tracking::Tracking;
 
@@ -441,12 +443,15 @@ impl CacheSource for RedisStore {
     }
 
     fn start_invalidations(&self, cache: Arc<NearCache>) {
-        let tracking = Tracking::start(
-            self.conn.client(),
-            self.conn.tls_ca_pem(),
-            self.conn.timeout(),
-            cache,
-        );
+        let Some(client) = self.conn.client() else {
+            // A cluster: no invalidation channel yet, so the cache never
+            // vouches for a hit and every introspection reads Redis.
+            tracing::warn!(
+                "the near-cache is not available on a Redis Cluster yet; every introspection reads Redis"
+            );
+            return;
+        };
+        let tracking = Tracking::start(client, self.conn.tls_ca_pem(), self.conn.timeout(), cache);
         if self.tracking.set(tracking).is_err() {
             tracing::warn!("the near-cache invalidation channel was already started");
         }

@@ -37,7 +37,8 @@ impl Opened {
 
 /// Open the store of `config.store`: an [`EmbeddedStore`] in `PATH` (relative
 /// to the working directory) for `embedded:PATH`, a [`RedisStore`] for
-/// `redis://` and `rediss://` with `key_prefix`, `store_timeout` and
+/// `redis://`, `rediss://` and a cluster's `redis+cluster://` /
+/// `rediss+cluster://` with `key_prefix`, `store_timeout` and
 /// `store_ca_file`, behind a [`CachedStore`] when `caching` and `[cache]`
 /// allow.
 pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreError> {
@@ -53,7 +54,15 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
         return Ok(cached(store, config, caching));
     }
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+    if [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+    ]
+    .iter()
+    .any(|scheme| lower.starts_with(scheme))
+    {
         let tls_ca_pem = match &config.store_ca_file {
             None => None,
             Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -72,7 +81,7 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
         return Ok(cached(store, config, caching));
     }
     Err(StoreError::Unavailable(format!(
-        "store {} is not supported; use embedded:PATH, redis:// or rediss://",
+        "store {} is not supported; use embedded:PATH, redis://, rediss:// or redis+cluster://",
         crate::config::describe_store(url)
     )))
 }

@@ -106,7 +106,7 @@ pub const KEYS: &[KeyDoc] = &[
         ..key(
             "store",
             STRING,
-            "`embedded:PATH`, `redis://…` or `rediss://…` (TLS)",
+            "`embedded:PATH`, `redis://…` or `rediss://…` (TLS), or a Redis Cluster: `redis+cluster://HOST:PORT,HOST:PORT,…` (`rediss+cluster://` for TLS)",
         )
     },
     KeyDoc {

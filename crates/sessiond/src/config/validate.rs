@@ -224,7 +224,7 @@ fn listen_is_valid(listen: &str) -> bool {
 }
 
 fn validate_store(store: &str) -> Result<(), ConfigError> {
-    const ACCEPTED: &str = "expected embedded:PATH, redis://HOST:PORT/ or rediss://HOST:PORT/";
+    const ACCEPTED: &str = "expected embedded:PATH, redis://HOST:PORT/, rediss://HOST:PORT/ or redis+cluster://HOST:PORT,HOST:PORT,…";
     let shown = || quoted(&describe_store(store));
     if let Some(path) = store.strip_prefix("embedded:") {
         if path.is_empty() {
@@ -244,19 +244,16 @@ fn validate_store(store: &str) -> Result<(), ConfigError> {
         }
         return Ok(());
     }
-    for scheme in [
-        "redis+sentinel://",
-        "redis+cluster://",
-        "rediss+sentinel://",
-        "rediss+cluster://",
-    ] {
-        if lower.starts_with(scheme) {
-            return Err(ConfigError::invalid(
+    if lower.starts_with("redis+") || lower.starts_with("rediss+") {
+        return match sessiond_redis::Topology::parse(store) {
+            Ok(sessiond_redis::Topology::Sentinel { .. }) => Err(ConfigError::invalid(
                 "store",
                 shown(),
-                format!("{scheme} is not supported yet; {ACCEPTED}"),
-            ));
-        }
+                format!("Sentinel URLs are not supported yet; {ACCEPTED}"),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(ConfigError::invalid("store", shown(), e.to_string())),
+        };
     }
     Err(ConfigError::invalid("store", shown(), ACCEPTED))
 }
@@ -404,26 +401,32 @@ mod tests {
     }
 
     #[test]
-    fn cluster_and_sentinel_urls_are_not_supported_yet() {
-        for url in [
-            "redis+sentinel://h:26379/mymaster",
-            "redis+cluster://h:7000/",
+    fn cluster_urls_are_checked_and_sentinel_is_not_supported_yet() {
+        let text = from("store = \"redis+sentinel://h:26379/mymaster\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("Sentinel URLs are not supported yet"),
+            "{text}"
+        );
+        for (url, why) in [
+            ("redis+cluster://h1", "has no port"),
+            ("redis+cluster://h1:7000,,h2:7001", "an empty host"),
+            ("rediss+cluster://:secret@h1:7000/4", "no database"),
         ] {
-            let text = from(&format!("store = \"{url}\""), &[])
-                .unwrap_err()
-                .to_string();
-            assert!(
-                text.starts_with(&format!(
-                    "invalid config: store = \"{url}\" (from config.toml:1): "
-                )),
-                "{text}"
-            );
-            assert!(text.contains("not supported yet"), "{text}");
+            let err = from(&format!("store = \"{url}\""), &[]).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.0.len(), 1, "{text}");
+            assert!(text.starts_with("invalid config: store = \""), "{text}");
+            assert!(text.contains(why), "{url}: {text}");
+            assert!(!text.contains("secret"), "{text}");
         }
         for ok in [
             "redis://127.0.0.1:6379/",
             "rediss://:pw@cache:6380/0",
             "embedded:/tmp/x",
+            "redis+cluster://h1:7000,h2:7001,h3:7002",
+            "rediss+cluster://:pw@h1:7000/",
         ] {
             from(&format!("store = \"{ok}\""), &[]).unwrap();
         }

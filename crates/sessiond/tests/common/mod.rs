@@ -41,6 +41,8 @@ pub struct TestServer {
     pub redis: Option<RedisServer>,
     server: Option<RunningServer>,
     _dir: TempDir,
+    /// Whatever else the store needs kept alive (a cluster, say).
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl TestServer {
@@ -70,6 +72,18 @@ impl TestServer {
             None => format!("embedded:{}", other._dir.path().join("store").display()),
         };
         Self::start_on(Some(store), None, tweak).await
+    }
+
+    /// A server on the store at `url`, keeping `keep` alive as long as it
+    /// runs, adjusted by `tweak`.
+    pub async fn start_on_url(
+        url: String,
+        keep: impl std::any::Any + Send + Sync,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut server = Self::start_on(Some(url), None, tweak).await;
+        server._keep = Some(Box::new(keep));
+        server
     }
 
     /// A server on `store` (none: a fresh embedded store), keeping `redis`.
@@ -104,6 +118,7 @@ impl TestServer {
             redis,
             server: Some(server),
             _dir: dir,
+            _keep: None,
         }
     }
 
