@@ -7,25 +7,184 @@
 use std::future::Future;
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
 };
-use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisConnectionInfo, RedisError, RedisFuture,
+    RedisResult, ServerErrorKind, Value,
+};
 use sessiond_engine::StoreError;
+use std::sync::{Arc, PoisonError};
 
 use crate::scripts::LuaScript;
 use crate::topology::Topology;
 
-/// The link to the deployment: one server, or a cluster.
+/// The link to the deployment: one server, a cluster, or the master that
+/// Sentinel names.
 #[derive(Clone)]
 pub(crate) enum Link {
     /// One server (standalone, or a master behind a proxy).
     Single(ConnectionManager),
     /// A Redis Cluster: each command goes to the master of its key's slot.
     Cluster(ClusterConnection),
+    /// The current master of a Sentinel-monitored set.
+    Sentinel(SentinelLink),
+}
+
+/// A connection to the master Sentinel names, replaced when it fails or the
+/// server it reaches is no longer the master (`READONLY`): the next call
+/// asks the sentinels again, so a failover is followed without a restart.
+#[derive(Clone)]
+pub(crate) struct SentinelLink {
+    inner: Arc<SentinelInner>,
+}
+
+struct SentinelInner {
+    sentinel: tokio::sync::Mutex<SentinelClient>,
+    /// The connection to the master, and the master's `host:port`.
+    master: std::sync::RwLock<Option<(MultiplexedConnection, String)>>,
+    timeout: Duration,
+    /// Asks the sentinels for the master every [`SENTINEL_CHECK`].
+    watcher: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SentinelInner {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.get() {
+            watcher.abort();
+        }
+    }
+}
+
+/// How often the sentinels are asked which server is the master: after a
+/// failover, the old master may take writes (and lose them) until it is
+/// demoted, so its connection is dropped as soon as the sentinels name
+/// another.
+const SENTINEL_CHECK: Duration = Duration::from_millis(500);
+
+impl SentinelLink {
+    /// The connection to the current master, asking the sentinels when there
+    /// is none.
+    async fn master(&self) -> RedisResult<MultiplexedConnection> {
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let mut sentinel = self.inner.sentinel.lock().await;
+        // Another call may have found it while this one waited.
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let client = sentinel.async_get_client().await?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.inner.timeout))
+            .set_response_timeout(None);
+        let addr = host_port(client.get_connection_info().addr());
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *self
+            .inner
+            .master
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some((conn.clone(), addr));
+        Ok(conn)
+    }
+
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.inner
+            .master
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(conn, _)| conn.clone())
+    }
+
+    /// Drop the connection unless it reaches `addr`, the master the
+    /// sentinels name now.
+    fn keep_only(&self, addr: &str) {
+        let mut master = self
+            .inner
+            .master
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if master.as_ref().is_some_and(|(_, current)| current != addr) {
+            tracing::info!(master = %addr, "the sentinels name a new redis master; following it");
+            *master = None;
+        }
+    }
+
+    /// Start asking the `sentinels` for the master of `name` every
+    /// [`SENTINEL_CHECK`], for as long as the link lives.
+    fn watch(&self, sentinels: Vec<String>, name: String) {
+        let weak = Arc::downgrade(&self.inner);
+        let timeout = self.inner.timeout;
+        let task = tokio::spawn(async move {
+            let mut asking: Option<MultiplexedConnection> = None;
+            let mut next = 0usize;
+            loop {
+                tokio::time::sleep(SENTINEL_CHECK).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let link = SentinelLink { inner };
+                if asking.is_none() {
+                    let url = &sentinels[next % sentinels.len()];
+                    next += 1;
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout));
+                    asking = match redis::Client::open(url.as_str()) {
+                        Ok(c) => c
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await
+                            .ok(),
+                        Err(_) => None,
+                    };
+                }
+                let Some(conn) = asking.as_mut() else {
+                    continue;
+                };
+                let reply: RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(&name)
+                    .query_async(conn)
+                    .await;
+                match reply {
+                    Ok(Some((host, port))) => link.keep_only(&format!("{host}:{port}")),
+                    Ok(None) => {}
+                    Err(_) => asking = None,
+                }
+            }
+        });
+        let _ = self.inner.watcher.set(task);
+    }
+
+    /// After a call: forget the master if the connection failed or the server
+    /// is not the master any more.
+    fn judge<T>(&self, result: &RedisResult<T>) {
+        if let Err(e) = result
+            && (is_connection_error(e) || e.code() == Some("READONLY"))
+        {
+            *self
+                .inner
+                .master
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+}
+
+/// `host:port` of a TCP address (as Sentinel names masters).
+fn host_port(addr: &redis::ConnectionAddr) -> String {
+    match addr {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+        other => other.to_string(),
+    }
 }
 
 impl ConnectionLike for Link {
@@ -33,6 +192,12 @@ impl ConnectionLike for Link {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(s) => Box::pin(async move {
+                let mut conn = s.master().await?;
+                let result = conn.req_packed_command(cmd).await;
+                s.judge(&result);
+                result
+            }),
         }
     }
 
@@ -45,6 +210,12 @@ impl ConnectionLike for Link {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Sentinel(s) => Box::pin(async move {
+                let mut conn = s.master().await?;
+                let result = conn.req_packed_commands(pipeline, offset, count).await;
+                s.judge(&result);
+                result
+            }),
         }
     }
 
@@ -52,6 +223,7 @@ impl ConnectionLike for Link {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(s) => s.current().map_or(0, |c| c.get_db()),
         }
     }
 }
@@ -96,9 +268,22 @@ impl Connection {
             Topology::Cluster(nodes) => {
                 Self::open_cluster(&nodes, timeout, tls_ca_pem, scripts).await
             }
-            Topology::Sentinel { .. } => Err(StoreError::Unavailable(
-                "redis+sentinel:// is not supported yet".into(),
-            )),
+            Topology::Sentinel {
+                sentinels,
+                master,
+                tls,
+                credentials,
+                db,
+            } => {
+                let target = SentinelTarget {
+                    sentinels,
+                    master,
+                    tls,
+                    credentials,
+                    db,
+                };
+                Self::open_sentinel(target, timeout, tls_ca_pem, scripts).await
+            }
         }
     }
 
@@ -213,8 +398,81 @@ impl Connection {
         })
     }
 
+    /// Connect to the master the sentinels of `target` name, within
+    /// `timeout`, and load `scripts` there (best effort).
+    async fn open_sentinel(
+        target: SentinelTarget,
+        timeout: Duration,
+        tls_ca_pem: Option<&[u8]>,
+        scripts: &[&LuaScript],
+    ) -> Result<Self, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut info = RedisConnectionInfo::default().set_db(target.db);
+        if let Some(credentials) = &target.credentials {
+            let (user, password) = credentials.split_once(':').unwrap_or(("", credentials));
+            if !user.is_empty() {
+                info = info.set_username(user);
+            }
+            if !password.is_empty() {
+                info = info.set_password(password);
+            }
+        }
+        let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+        if target.tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            node = node.set_tls_mode(redis::TlsMode::Secure);
+        }
+        if tls_ca_pem.is_some() {
+            return Err(StoreError::Unavailable(
+                "store_ca_file is not supported with Sentinel yet: use a certificate the system's roots trust".into(),
+            ));
+        }
+        let sentinel = SentinelClient::build(
+            target.sentinels.clone(),
+            target.master.clone(),
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(|e| StoreError::Unavailable(format!("invalid sentinel url: {e}")))?;
+        let link = SentinelLink {
+            inner: Arc::new(SentinelInner {
+                sentinel: tokio::sync::Mutex::new(sentinel),
+                master: std::sync::RwLock::new(None),
+                timeout,
+                watcher: std::sync::OnceLock::new(),
+            }),
+        };
+        link.watch(target.sentinels.clone(), target.master.clone());
+        tokio::time::timeout_at(deadline, link.master())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no master {:?} found through the sentinels within {timeout:?}",
+                    target.master
+                ))
+            })?
+            .map_err(unavailable)?;
+        let mut manager = Link::Sentinel(link);
+        let mut load = redis::pipe();
+        for s in scripts {
+            load.cmd("SCRIPT").arg("LOAD").arg(s.code).ignore();
+        }
+        if !matches!(
+            tokio::time::timeout_at(deadline, load.exec_async(&mut manager)).await,
+            Ok(Ok(()))
+        ) {
+            tracing::debug!("could not preload the Lua scripts; they load on first use");
+        }
+        Ok(Self {
+            client: None,
+            tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
+            manager,
+            timeout,
+        })
+    }
+
     /// The single server's client (its URL and TLS settings); `None` on a
-    /// cluster.
+    /// cluster or behind Sentinel.
     pub(crate) fn client(&self) -> Option<&redis::Client> {
         self.client.as_ref()
     }
@@ -376,6 +634,15 @@ impl Connection {
             mapped
         })
     }
+}
+
+/// What a Sentinel URL names.
+struct SentinelTarget {
+    sentinels: Vec<String>,
+    master: String,
+    tls: bool,
+    credentials: Option<String>,
+    db: i64,
 }
 
 /// The (host, port) of each shard's master in a `CLUSTER SHARDS` reply.

@@ -37,8 +37,8 @@ impl Opened {
 
 /// Open the store of `config.store`: an [`EmbeddedStore`] in `PATH` (relative
 /// to the working directory) for `embedded:PATH`, a [`RedisStore`] for
-/// `redis://`, `rediss://` and a cluster's `redis+cluster://` /
-/// `rediss+cluster://` with `key_prefix`, `store_timeout` and
+/// `redis://`, `rediss://`, a cluster's `redis+cluster://` and Sentinel's
+/// `redis+sentinel://` (and their TLS forms) with `key_prefix`, `store_timeout` and
 /// `store_ca_file`, behind a [`CachedStore`] when `caching` and `[cache]`
 /// allow.
 pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreError> {
@@ -54,14 +54,12 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
         return Ok(cached(store, config, caching));
     }
     let lower = url.to_ascii_lowercase();
-    if [
-        "redis://",
-        "rediss://",
-        "redis+cluster://",
-        "rediss+cluster://",
-    ]
-    .iter()
-    .any(|scheme| lower.starts_with(scheme))
+    // redis://, rediss://, and the Cluster and Sentinel forms (the store
+    // parses which).
+    if lower.starts_with("redis://")
+        || lower.starts_with("rediss://")
+        || lower.starts_with("redis+")
+        || lower.starts_with("rediss+")
     {
         let tls_ca_pem = match &config.store_ca_file {
             None => None,
@@ -81,7 +79,7 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
         return Ok(cached(store, config, caching));
     }
     Err(StoreError::Unavailable(format!(
-        "store {} is not supported; use embedded:PATH, redis://, rediss:// or redis+cluster://",
+        "store {} is not supported; use embedded:PATH, redis://, rediss://, redis+cluster:// or redis+sentinel://",
         crate::config::describe_store(url)
     )))
 }

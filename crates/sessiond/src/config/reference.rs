@@ -106,7 +106,7 @@ pub const KEYS: &[KeyDoc] = &[
         ..key(
             "store",
             STRING,
-            "`embedded:PATH`, `redis://…` or `rediss://…` (TLS), or a Redis Cluster: `redis+cluster://HOST:PORT,HOST:PORT,…` (`rediss+cluster://` for TLS)",
+            "`embedded:PATH`, `redis://…` or `rediss://…` (TLS), a Redis Cluster: `redis+cluster://HOST:PORT,HOST:PORT,…`, or Sentinel: `redis+sentinel://HOST:PORT,HOST:PORT,…/MASTER` (`rediss+…` for TLS)",
         )
     },
     KeyDoc {

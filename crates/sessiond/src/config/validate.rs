@@ -224,7 +224,7 @@ fn listen_is_valid(listen: &str) -> bool {
 }
 
 fn validate_store(store: &str) -> Result<(), ConfigError> {
-    const ACCEPTED: &str = "expected embedded:PATH, redis://HOST:PORT/, rediss://HOST:PORT/ or redis+cluster://HOST:PORT,HOST:PORT,…";
+    const ACCEPTED: &str = "expected embedded:PATH, redis://HOST:PORT/, rediss://HOST:PORT/, redis+cluster://HOST:PORT,HOST:PORT,… or redis+sentinel://HOST:PORT,HOST:PORT,…/MASTER";
     let shown = || quoted(&describe_store(store));
     if let Some(path) = store.strip_prefix("embedded:") {
         if path.is_empty() {
@@ -245,15 +245,9 @@ fn validate_store(store: &str) -> Result<(), ConfigError> {
         return Ok(());
     }
     if lower.starts_with("redis+") || lower.starts_with("rediss+") {
-        return match sessiond_redis::Topology::parse(store) {
-            Ok(sessiond_redis::Topology::Sentinel { .. }) => Err(ConfigError::invalid(
-                "store",
-                shown(),
-                format!("Sentinel URLs are not supported yet; {ACCEPTED}"),
-            )),
-            Ok(_) => Ok(()),
-            Err(e) => Err(ConfigError::invalid("store", shown(), e.to_string())),
-        };
+        return sessiond_redis::Topology::parse(store)
+            .map(drop)
+            .map_err(|e| ConfigError::invalid("store", shown(), e.to_string()));
     }
     Err(ConfigError::invalid("store", shown(), ACCEPTED))
 }
@@ -427,6 +421,7 @@ mod tests {
             "embedded:/tmp/x",
             "redis+cluster://h1:7000,h2:7001,h3:7002",
             "rediss+cluster://:pw@h1:7000/",
+            "redis+sentinel://s1:26379,s2:26379,s3:26379/mymaster",
         ] {
             from(&format!("store = \"{ok}\""), &[]).unwrap();
         }
