@@ -247,6 +247,9 @@ pub(crate) struct Connection {
     tls_ca_pem: Option<Vec<u8>>,
     manager: Link,
     timeout: Duration,
+    /// Replicas a revoking write must reach before it is acknowledged (0:
+    /// acknowledged by the master alone).
+    wait_replicas: u32,
 }
 
 impl Connection {
@@ -332,6 +335,7 @@ impl Connection {
             tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
             manager: Link::Single(manager),
             timeout,
+            wait_replicas: 0,
         })
     }
 
@@ -395,6 +399,7 @@ impl Connection {
             tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
             manager: Link::Cluster(conn),
             timeout,
+            wait_replicas: 0,
         })
     }
 
@@ -468,7 +473,14 @@ impl Connection {
             tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
             manager,
             timeout,
+            wait_replicas: 0,
         })
+    }
+
+    /// Acknowledge revoking writes only once `n` replicas have them.
+    pub(crate) fn with_wait_replicas(mut self, n: u32) -> Self {
+        self.wait_replicas = n;
+        self
     }
 
     /// The single server's client (its URL and TLS settings); `None` on a
@@ -520,6 +532,85 @@ impl Connection {
                 StoreError::Corrupt(m) => StoreError::Corrupt(script.locate(&m)),
                 other => other,
             })
+    }
+
+    /// [`Connection::eval`] of a write that revokes (a session, a user's
+    /// sessions, a token by rotation or refresh): with `wait_replicas` set,
+    /// `WAIT` follows the script in the same round trip, on the same node,
+    /// and the write is acknowledged only once that many replicas have it;
+    /// otherwise [`StoreError::Unavailable`] (applied on the master, maybe
+    /// not on a replica that a failover would promote: the caller retries,
+    /// revoking is idempotent).
+    pub(crate) async fn eval_revoking(
+        &self,
+        script: &LuaScript,
+        keys: &[String],
+        args: &[Vec<u8>],
+    ) -> Result<Value, StoreError> {
+        if self.wait_replicas == 0 {
+            return self.eval(script, keys, args, Retry::Never).await;
+        }
+        // WAIT gets half the call's budget, so its own answer comes back.
+        let wait_ms = u64::try_from((self.timeout / 2).as_millis()).unwrap_or(u64::MAX);
+        let attempt = || async {
+            let mut conn = self.manager.clone();
+            let mut pipe = redis::pipe();
+            pipe.cmd("EVALSHA")
+                .arg(&script.hash)
+                .arg(keys.len())
+                .arg(keys)
+                .arg(args)
+                .cmd("WAIT")
+                .arg(self.wait_replicas)
+                .arg(wait_ms);
+            match pipe.query_async::<Vec<Value>>(&mut conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("EVAL")
+                        .arg(script.code)
+                        .arg(keys.len())
+                        .arg(keys)
+                        .arg(args)
+                        .cmd("WAIT")
+                        .arg(self.wait_replicas)
+                        .arg(wait_ms);
+                    pipe.query_async::<Vec<Value>>(&mut conn).await
+                }
+                other => other,
+            }
+            .map(Value::Array)
+        };
+        let reply = self
+            .call(script.name, Retry::Never, attempt)
+            .await
+            .map_err(|e| match e {
+                StoreError::Unavailable(m) => StoreError::Unavailable(script.locate(&m)),
+                StoreError::Corrupt(m) => StoreError::Corrupt(script.locate(&m)),
+                other => other,
+            })?;
+        let Value::Array(mut replies) = reply else {
+            return Err(StoreError::Corrupt(
+                "unexpected reply to a script and WAIT".into(),
+            ));
+        };
+        let acked = match replies.pop() {
+            Some(Value::Int(n)) => n,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unexpected reply to WAIT: {other:?}"
+                )));
+            }
+        };
+        let result = replies
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("no reply to the script".into()))?;
+        if acked < i64::from(self.wait_replicas) {
+            return Err(StoreError::Unavailable(format!(
+                "{}: applied on the master but confirmed by {acked} of {} replicas within {wait_ms} ms; retry",
+                script.name, self.wait_replicas
+            )));
+        }
+        Ok(result)
     }
 
     /// Count the keys matching `pattern`, one SCAN page (1000 keys) per

@@ -60,6 +60,12 @@ pub struct RedisOptions {
     /// CA certificates (PEM) trusted for `rediss://` instead of the system's
     /// roots (e.g. a private CA of a managed Redis). `None`: the system's.
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// Replicas that every revoking write (revoke, revoke a user's sessions,
+    /// rotate, refresh) must reach before it is acknowledged, checked with
+    /// `WAIT` in the same round trip; fewer within half the timeout is
+    /// [`StoreError::Unavailable`]. 0 (the default): the master's
+    /// acknowledgement is enough, and a failover may lose the last writes.
+    pub wait_replicas: u32,
 }
 
 impl Default for RedisOptions {
@@ -68,6 +74,7 @@ impl Default for RedisOptions {
             key_prefix: "sessiond:".to_owned(),
             timeout: Duration::from_secs(2),
             tls_ca_pem: None,
+            wait_replicas: 0,
         }
     }
 }
@@ -109,7 +116,8 @@ impl RedisStore {
             options.tls_ca_pem.as_deref(),
             &SCRIPTS.all(),
         )
-        .await?;
+        .await?
+        .with_wait_replicas(options.wait_replicas);
         Ok(Self {
             conn,
             keys,
@@ -319,7 +327,7 @@ impl Store for RedisStore {
         args.push(mode).push(which);
         let reply = self
             .conn
-            .eval(&SCRIPTS.rotate, &keys, &args.0, Retry::Never)
+            .eval_revoking(&SCRIPTS.rotate, &keys, &args.0)
             .await?;
         codec::maybe_session(&reply, &tag)
     }
@@ -337,12 +345,7 @@ impl Store for RedisStore {
             .push(request.reuse_grace_ms.to_string());
         let reply = self
             .conn
-            .eval(
-                &SCRIPTS.refresh,
-                &[self.keys.record(family)],
-                &args.0,
-                Retry::Never,
-            )
+            .eval_revoking(&SCRIPTS.refresh, &[self.keys.record(family)], &args.0)
             .await?;
         codec::refresh_outcome(&reply, &family.shard)
     }
@@ -358,12 +361,7 @@ impl Store for RedisStore {
         args.push(id_random(id));
         let reply = self
             .conn
-            .eval(
-                &SCRIPTS.revoke,
-                &[self.keys.index(&tag)],
-                &args.0,
-                Retry::Never,
-            )
+            .eval_revoking(&SCRIPTS.revoke, &[self.keys.index(&tag)], &args.0)
             .await?;
         let removed = codec::integer(&reply)? == 1;
         if removed {
@@ -414,12 +412,7 @@ impl Store for RedisStore {
             .push(except.map(|id| id.as_str().to_owned()).unwrap_or_default());
         let reply = self
             .conn
-            .eval(
-                &SCRIPTS.revoke_user,
-                &[self.keys.index(&tag)],
-                &args.0,
-                Retry::Never,
-            )
+            .eval_revoking(&SCRIPTS.revoke_user, &[self.keys.index(&tag)], &args.0)
             .await?;
         codec::id_list(codec::array(&reply)?)
     }

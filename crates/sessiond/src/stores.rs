@@ -74,6 +74,7 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
             key_prefix: config.key_prefix.clone(),
             timeout: config.store_timeout,
             tls_ca_pem,
+            wait_replicas: config.store_wait_replicas,
         };
         let store = RedisStore::connect(url, options).await?;
         return Ok(cached(store, config, caching));

@@ -56,6 +56,9 @@ pub struct Config {
     /// Bound on every store call.
     #[serde(with = "duration_text")]
     pub store_timeout: Duration,
+    /// Redis replicas every revoking write must reach before it is
+    /// acknowledged (`WAIT`); 0: off.
+    pub store_wait_replicas: u32,
     /// Bound on every HTTP request.
     #[serde(with = "duration_text")]
     pub request_timeout: Duration,
@@ -267,6 +270,7 @@ impl Default for Config {
             key_prefix: "sessiond:".to_owned(),
             store_ca_file: None,
             store_timeout: Duration::from_secs(2),
+            store_wait_replicas: 0,
             request_timeout: Duration::from_secs(10),
             strict_roles: false,
             trusted_proxies: Vec::new(),

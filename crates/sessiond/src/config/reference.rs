@@ -162,6 +162,11 @@ pub const KEYS: &[KeyDoc] = &[
         "bound on every store call; past it the request answers 503 (10ms to 60s)",
     ),
     key(
+        "store_wait_replicas",
+        "expected a whole number (0 turns it off)",
+        "Redis: replicas that every revoking write (revoke, sign out, rotate, refresh) must reach before it is acknowledged, checked with `WAIT`; fewer within half of `store_timeout`: 503 (0 to 16)",
+    ),
+    key(
         "request_timeout",
         DURATION_EXPECTED,
         "bound on a request from the end of its head to the end of its answer; past it: 408",

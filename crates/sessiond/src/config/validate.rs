@@ -71,6 +71,13 @@ impl Config {
             Duration::from_millis(10),
             Duration::from_secs(60),
         ));
+        if self.store_wait_replicas > 16 {
+            found.push(ConfigError::invalid(
+                "store_wait_replicas",
+                self.store_wait_replicas.to_string(),
+                "expected 0 (off) to 16",
+            ));
+        }
         found.check(check_range(
             "request_timeout",
             self.request_timeout,
@@ -395,15 +402,10 @@ mod tests {
     }
 
     #[test]
-    fn cluster_urls_are_checked_and_sentinel_is_not_supported_yet() {
-        let text = from("store = \"redis+sentinel://h:26379/mymaster\"", &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            text.contains("Sentinel URLs are not supported yet"),
-            "{text}"
-        );
+    fn cluster_and_sentinel_urls_are_checked() {
         for (url, why) in [
+            ("redis+sentinel://h:26379", "names no master"),
+            ("redis+sentinel://h/mymaster", "has no port"),
             ("redis+cluster://h1", "has no port"),
             ("redis+cluster://h1:7000,,h2:7001", "an empty host"),
             ("rediss+cluster://:secret@h1:7000/4", "no database"),
