@@ -18,8 +18,8 @@ pub use requests::{
     CreateSession, Extend, Introspect, PatchData, RefreshBody, RevokeQuery, RevokeUserQuery,
 };
 pub use responses::{
-    CreateResponse, Created, CreatedJwt, Introspection, ProblemBody, Readiness, RevokedCount,
-    Rotated, SessionList, Stats, TokenPair,
+    CreateResponse, Created, CreatedJwt, Introspection, NodeState, ProblemBody, Readiness,
+    RevokedCount, Rotated, SessionList, Stats, TokenPair,
 };
 pub use secret::Secret;
 pub use session::SessionView;

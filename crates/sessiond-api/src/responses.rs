@@ -121,6 +121,26 @@ pub struct Readiness {
     pub status: String,
     /// `ok` or `unavailable`.
     pub store: String,
+    /// On a Redis Cluster: every node and its state (a shard without an
+    /// online master makes the status `degraded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeState>,
+}
+
+/// One node of the store, in [`Readiness`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeState {
+    /// `host:port`.
+    pub node: String,
+    /// `master` or `replica`.
+    pub role: String,
+    /// `online`, `fail`, `loading`…
+    pub health: String,
+    /// Its shard: a master and its replicas share one.
+    pub shard: u32,
+    /// Whether its shard holds data (owns slots).
+    pub holds_data: bool,
 }
 
 impl Readiness {

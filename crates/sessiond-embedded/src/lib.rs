@@ -372,6 +372,11 @@ impl Store for EmbeddedStore {
         self.read(ops::ping).await
     }
 
+    async fn nodes(&self) -> Result<Vec<sessiond_engine::NodeHealth>, StoreError> {
+        // One database: no nodes to report.
+        Ok(Vec::new())
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         EmbeddedStore::close(self).await;
         Ok(())

@@ -420,6 +420,11 @@ impl Engine {
     pub async fn ping(&self) -> Result<(), Error> {
         self.call(self.store.ping()).await
     }
+
+    /// The state of each node of the store, if it has several.
+    pub async fn nodes(&self) -> Result<Vec<crate::NodeHealth>, Error> {
+        self.call(self.store.nodes()).await
+    }
 }
 
 fn millis(d: Duration) -> u64 {

@@ -309,6 +309,10 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
         self.run(Op::Ping, self.inner.ping(), done).await
     }
 
+    async fn nodes(&self) -> Result<Vec<crate::NodeHealth>, StoreError> {
+        self.run(Op::Ping, self.inner.nodes(), done).await
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         self.run(Op::Close, self.inner.close(), done).await
     }

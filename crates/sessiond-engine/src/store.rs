@@ -18,6 +18,24 @@ use crate::policy::LimitPolicy;
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::token::{TokenDigest, TokenHash};
 
+/// One node of a store made of several, for readiness reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeHealth {
+    /// `host:port`.
+    pub address: String,
+    /// `master` or `replica`.
+    pub role: String,
+    /// `online`, or what the store reports instead (`fail`, `loading`…).
+    pub health: String,
+    /// The group of nodes holding the same data (a Cluster shard: a master
+    /// and its replicas); the store serves all of its data while every
+    /// group that holds data has an online master.
+    pub group: u32,
+    /// Whether its group holds data now (a failed-over master forms a group
+    /// of its own that holds none until it returns as a replica).
+    pub holds_data: bool,
+}
+
 /// A session to insert, with everything the engine decided about it.
 #[derive(Clone, Debug)]
 pub struct NewSession {
@@ -193,6 +211,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Check that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The state of each node of a store made of several (a Redis Cluster),
+    /// as the store sees it now; empty for a store of one.
+    async fn nodes(&self) -> Result<Vec<NodeHealth>, StoreError>;
 
     /// Finish pending work and release the backend (graceful shutdown). Later
     /// calls may fail as unavailable. The default does nothing.

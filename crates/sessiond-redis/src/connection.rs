@@ -630,8 +630,13 @@ impl Connection {
             .await
         };
         let shards = self.call("cluster shards", Retry::Once, attempt).await?;
+        let masters: Vec<(String, u16)> = shard_nodes(&shards)?
+            .into_iter()
+            .filter(|n| n.role == "master" && n.health != "fail")
+            .map(|n| (n.host, n.port))
+            .collect();
         let mut total = 0;
-        for (host, port) in shard_masters(&shards)? {
+        for (host, port) in masters {
             total += self.count_keys_on(pattern, Some((host, port))).await?;
         }
         Ok(total)
@@ -694,6 +699,23 @@ impl Connection {
         }
     }
 
+    /// The nodes of the cluster and their state (empty for one server).
+    pub(crate) async fn nodes(&self) -> Result<Vec<ShardNode>, StoreError> {
+        let Link::Cluster(cluster) = &self.manager else {
+            return Ok(Vec::new());
+        };
+        let attempt = || async {
+            let mut conn = cluster.clone();
+            conn.route_command(
+                redis::cmd("CLUSTER").arg("SHARDS").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
+            .await
+        };
+        let shards = self.call("cluster shards", Retry::Once, attempt).await?;
+        shard_nodes(&shards)
+    }
+
     /// PING.
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let attempt = || async {
@@ -736,8 +758,22 @@ struct SentinelTarget {
     db: i64,
 }
 
-/// The (host, port) of each shard's master in a `CLUSTER SHARDS` reply.
-fn shard_masters(reply: &Value) -> Result<Vec<(String, u16)>, StoreError> {
+/// A node of a `CLUSTER SHARDS` reply.
+pub(crate) struct ShardNode {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// `master` or `replica`.
+    pub(crate) role: String,
+    /// `online`, `fail` or `loading`.
+    pub(crate) health: String,
+    /// Index of its shard in the reply.
+    pub(crate) shard: u32,
+    /// Whether its shard owns slots.
+    pub(crate) has_slots: bool,
+}
+
+/// Every node of a `CLUSTER SHARDS` reply.
+fn shard_nodes(reply: &Value) -> Result<Vec<ShardNode>, StoreError> {
     let corrupt = || StoreError::Corrupt("unexpected CLUSTER SHARDS reply".into());
     let text = |v: &Value| -> Option<String> {
         match v {
@@ -766,20 +802,21 @@ fn shard_masters(reply: &Value) -> Result<Vec<(String, u16)>, StoreError> {
     let Value::Array(shards) = reply else {
         return Err(corrupt());
     };
-    let mut masters = Vec::new();
-    for shard in shards {
+    let mut found = Vec::new();
+    for (index, shard) in (0u32..).zip(shards) {
         let fields = pairs(shard).ok_or_else(corrupt)?;
         let Some((_, Value::Array(nodes))) = fields.iter().find(|(k, _)| k == "nodes") else {
             return Err(corrupt());
         };
+        let has_slots = matches!(
+            fields.iter().find(|(k, _)| k == "slots"),
+            Some((_, Value::Array(slots))) if !slots.is_empty()
+        );
         for node in nodes {
             let node = pairs(node).ok_or_else(corrupt)?;
             let get = |key: &str| node.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-            let role = get("role").and_then(text);
-            let health = get("health").and_then(text);
-            if role.as_deref() != Some("master") || health.as_deref() == Some("fail") {
-                continue;
-            }
+            let role = get("role").and_then(text).ok_or_else(corrupt)?;
+            let health = get("health").and_then(text).unwrap_or_default();
             let host = get("endpoint")
                 .and_then(text)
                 .filter(|h| !h.is_empty() && h != "?")
@@ -789,10 +826,17 @@ fn shard_masters(reply: &Value) -> Result<Vec<(String, u16)>, StoreError> {
                 Some(Value::Int(p)) => u16::try_from(*p).map_err(|_| corrupt())?,
                 _ => return Err(corrupt()),
             };
-            masters.push((host, port));
+            found.push(ShardNode {
+                host,
+                port,
+                role,
+                health,
+                shard: index,
+                has_slots,
+            });
         }
     }
-    Ok(masters)
+    Ok(found)
 }
 
 /// `fut`, or [`StoreError::Unavailable`] once `limit` has passed.

@@ -421,6 +421,22 @@ impl Store for RedisStore {
         self.conn.ping().await
     }
 
+    async fn nodes(&self) -> Result<Vec<sessiond_engine::NodeHealth>, StoreError> {
+        Ok(self
+            .conn
+            .nodes()
+            .await?
+            .into_iter()
+            .map(|n| sessiond_engine::NodeHealth {
+                address: format!("{}:{}", n.host, n.port),
+                role: n.role,
+                health: n.health,
+                group: n.shard,
+                holds_data: n.has_slots,
+            })
+            .collect())
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         if let Some(tracking) = self.tracking.get() {
             tracking.stop();

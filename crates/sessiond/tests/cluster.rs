@@ -39,6 +39,21 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
     assert_eq!(stats["live_sessions"], 30, "{stats}");
     let r = s.anon(Method::GET, "/readyz").send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let ready: serde_json::Value = r.json().await.unwrap();
+    let nodes = ready["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 6, "{ready}");
+    assert_eq!(
+        nodes.iter().filter(|n| n["role"] == "master").count(),
+        3,
+        "{ready}"
+    );
+    assert!(
+        nodes
+            .iter()
+            .filter(|n| n["role"] == "master")
+            .all(|n| n["health"] == "online"),
+        "{ready}"
+    );
     // Revoke a few before the failover (and let them replicate).
     for (id, _) in &sessions[..5] {
         let r = s
@@ -50,9 +65,23 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // Kill one master.
+    // Kill one master: readiness says so (once the cluster marks it failed).
     let victim = cluster.lock().unwrap().masters()[0];
     cluster.lock().unwrap().kill_node(victim);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.anon(Method::GET, "/readyz").send().await.unwrap();
+        if r.status() == 503 {
+            let ready: serde_json::Value = r.json().await.unwrap();
+            println!("degraded while a master is down: {ready}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness never noticed the dead master"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let started = Instant::now();
     let mut unavailable = 0;
     for (i, (_, token)) in sessions.iter().enumerate() {
@@ -121,8 +150,23 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
         assert!(Instant::now() < deadline, "no recovery after the failover");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Writes work again too.
+    // Writes work again too, and the server is ready again.
     let (_, token) = s.create("after-failover").await;
     assert!(s.active(&token).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.anon(Method::GET, "/readyz").send().await.unwrap();
+        let status = r.status();
+        let ready: serde_json::Value = r.json().await.unwrap();
+        if status == 200 {
+            println!("ready after the failover: {ready}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready after the failover: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     s.shutdown().await;
 }

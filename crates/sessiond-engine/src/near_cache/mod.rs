@@ -260,6 +260,10 @@ impl<S: CacheSource> Store for CachedStore<S> {
         self.inner.ping().await
     }
 
+    async fn nodes(&self) -> Result<Vec<crate::NodeHealth>, StoreError> {
+        self.inner.nodes().await
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         self.cache.channel_lost();
         self.inner.close().await
