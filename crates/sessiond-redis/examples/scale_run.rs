@@ -1,0 +1,265 @@
+//! Scale run: 1,000,000 realistic sessions (100,000 users with 10 each) on a
+//! private single Redis and on a private local Redis Cluster (3 masters, 3
+//! replicas), measured through the engine (near-cache off) at 10,000
+//! sessions and at 1,000,000: bytes per session, create / introspect / list
+//! throughput and p50/p99 latency with 64 calls in flight. Prints Markdown.
+//!
+//! `cargo run --release -p sessiond-redis --example scale_run -- [USERS] [PER_USER]`
+//! (defaults 100000 and 10); `scripts/scale-run` runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sessiond_engine::{CreateRequest, Engine, Policy, RolePolicy};
+use sessiond_redis::{RedisOptions, RedisStore};
+use sessiond_testkit::redis_cluster::RedisCluster;
+use sessiond_testkit::redis_server::RedisServer;
+
+const LANES: usize = 64;
+const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.64 Safari/537.36";
+const SAMPLES: usize = 20_000;
+const LIST_SAMPLES: usize = 5_000;
+
+/// Latencies of one kind of call, and the wall time they took.
+struct Run {
+    latencies: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Run {
+    fn row(&mut self, what: &str) -> String {
+        self.latencies.sort();
+        let at = |q: f64| {
+            let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+            self.latencies[i].as_secs_f64() * 1e3
+        };
+        format!(
+            "{what} | {:.0} | {:.2} | {:.2}",
+            self.latencies.len() as f64 / self.wall.as_secs_f64(),
+            at(0.50),
+            at(0.99)
+        )
+    }
+}
+
+/// Run `calls` jobs over `LANES` lanes, timing each.
+async fn timed<F, Fut>(calls: usize, job: F) -> Run
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..LANES {
+        let job = job.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            for i in (lane..calls).step_by(LANES) {
+                let t = Instant::now();
+                job(i).await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done.unwrap());
+    }
+    Run {
+        latencies,
+        wall: started.elapsed(),
+    }
+}
+
+fn user(u: usize) -> String {
+    format!("user-{u:06}@example.com")
+}
+
+/// Create sessions `from..to` (user `i / per_user`), returning their
+/// tokens in order, and the timing of the creates.
+async fn load(engine: &Engine, from: usize, to: usize, per_user: usize) -> (Vec<String>, Run) {
+    let tokens = Arc::new(std::sync::Mutex::new(vec![String::new(); to - from]));
+    let slot = tokens.clone();
+    let engine = engine.clone();
+    let run = timed(to - from, move |i| {
+        let engine = engine.clone();
+        let slot = slot.clone();
+        async move {
+            let n = from + i;
+            let created = engine
+                .create(CreateRequest {
+                    user_id: user(n / per_user),
+                    user_agent: Some(USER_AGENT.into()),
+                    ip: Some(format!("203.0.{}.{}", (n / 250) % 250, n % 250)),
+                    ..CreateRequest::default()
+                })
+                .await
+                .unwrap();
+            slot.lock().unwrap()[i] = created.token.expose().to_owned();
+        }
+    })
+    .await;
+    let tokens = std::mem::take(&mut *tokens.lock().unwrap());
+    (tokens, run)
+}
+
+/// Introspect a spread of `tokens`, and list a spread of `users`.
+async fn reads(engine: &Engine, tokens: Arc<Vec<String>>, users: usize) -> (Run, Run) {
+    let e = engine.clone();
+    let t = tokens.clone();
+    let introspect = timed(SAMPLES, move |i| {
+        let e = e.clone();
+        let t = t.clone();
+        async move {
+            // A spread over all tokens, not a hot few.
+            let token = &t[(i * 7919) % t.len()];
+            assert!(e.introspect(token, true).await.unwrap().is_some());
+        }
+    })
+    .await;
+    let e = engine.clone();
+    let list = timed(LIST_SAMPLES, move |i| {
+        let e = e.clone();
+        async move {
+            let listed = e.list_user(&user((i * 104_729) % users)).await.unwrap();
+            assert!(!listed.is_empty());
+        }
+    })
+    .await;
+    (introspect, list)
+}
+
+/// `used_memory` of the data nodes that hold the data (masters).
+type Memory = Box<dyn Fn() -> u64>;
+
+async fn scale(name: &str, url: &str, memory: Memory, users: usize, per_user: usize) -> String {
+    let mut policy = Policy::default();
+    policy.default_role = RolePolicy {
+        max_sessions: u32::try_from(per_user).unwrap_or(u32::MAX),
+        ..RolePolicy::default()
+    };
+    let options = RedisOptions {
+        timeout: Duration::from_secs(10),
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect(url, options).await.unwrap();
+    let engine = Engine::new(Arc::new(store), policy);
+    let total = users * per_user;
+    let small = 10_000.min(total);
+    let mut out = String::new();
+    let before = memory();
+
+    let (mut tokens, mut create_small) = load(&engine, 0, small, per_user).await;
+    let bytes_small = (memory() - before) / small as u64;
+    let (mut i_small, mut l_small) =
+        reads(&engine, Arc::new(tokens.clone()), small / per_user).await;
+
+    let started = Instant::now();
+    let last = 10_000.min(total - small);
+    let (more, _) = load(&engine, small, total - last, per_user).await;
+    tokens.extend(more);
+    let (more, mut create_large) = load(&engine, total - last, total, per_user).await;
+    tokens.extend(more);
+    let loaded_in = started.elapsed();
+    let bytes_large = (memory() - before) / total as u64;
+    let (mut i_large, mut l_large) = reads(&engine, Arc::new(tokens), users).await;
+
+    let fmt_n = |n: usize| {
+        if n >= 1_000_000 {
+            format!("{}M", n / 1_000_000)
+        } else {
+            format!("{}k", n / 1_000)
+        }
+    };
+    for (at, bytes, c, i, l) in [
+        (
+            small,
+            bytes_small,
+            &mut create_small,
+            &mut i_small,
+            &mut l_small,
+        ),
+        (
+            total,
+            bytes_large,
+            &mut create_large,
+            &mut i_large,
+            &mut l_large,
+        ),
+    ] {
+        let n = fmt_n(at);
+        out.push_str(&format!(
+            "| {name} | {n} | {bytes} | {} |\n",
+            c.row("create")
+        ));
+        out.push_str(&format!("| {name} | {n} | | {} |\n", i.row("introspect")));
+        out.push_str(&format!("| {name} | {n} | | {} |\n", l.row("list (10)")));
+    }
+    let p99 = |r: &Run| r.latencies[((r.latencies.len() - 1) as f64 * 0.99) as usize];
+    out.push_str(&format!(
+        "\n{name}: loaded {total} sessions in {loaded_in:.0?}; introspect p99 at {} ÷ at {}: {:.2}\n\n",
+        fmt_n(total),
+        fmt_n(small),
+        p99(&i_large).as_secs_f64() / p99(&i_small).as_secs_f64()
+    ));
+    out
+}
+
+fn used_memory(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory in INFO")
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a number"))
+        .collect();
+    let users = args.first().copied().unwrap_or(100_000);
+    let per_user = args.get(1).copied().unwrap_or(10);
+    println!(
+        "{} sessions ({users} users x {per_user}), {LANES} calls in flight, near-cache off\n",
+        users * per_user
+    );
+    println!("| topology | sessions | bytes/session | call | calls/s | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---|---:|---:|---:|");
+
+    let server = Arc::new(
+        tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .unwrap(),
+    );
+    let s = server.clone();
+    let memory: Memory = Box::new(move || used_memory(&s.command("INFO memory").unwrap()));
+    let single = scale("single Redis", &server.url(), memory, users, per_user).await;
+    drop(server);
+
+    let cluster = Arc::new(
+        tokio::task::spawn_blocking(RedisCluster::start)
+            .await
+            .unwrap(),
+    );
+    let c = cluster.clone();
+    let memory: Memory = Box::new(move || {
+        c.masters()
+            .iter()
+            .map(|port| used_memory(&c.command(*port, "INFO memory").unwrap()))
+            .sum()
+    });
+    let clustered = scale("Cluster (3+3)", &cluster.url(), memory, users, per_user).await;
+    drop(cluster);
+
+    let mut notes = String::new();
+    for text in [single, clustered] {
+        let (rows, note) = text.split_once("\n\n").unwrap_or((&text, ""));
+        print!("{rows}\n");
+        notes.push_str(note.trim());
+        notes.push('\n');
+    }
+    println!("\n{notes}");
+}
