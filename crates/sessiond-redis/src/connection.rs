@@ -47,8 +47,12 @@ pub(crate) struct SentinelLink {
 
 struct SentinelInner {
     sentinel: tokio::sync::Mutex<SentinelClient>,
-    /// The connection to the master, and the master's `host:port`.
-    master: std::sync::RwLock<Option<(MultiplexedConnection, String)>>,
+    /// The connection to the master, the master's `host:port`, and how to
+    /// connect to it (for the near-cache's channel).
+    master: std::sync::RwLock<Option<(MultiplexedConnection, String, redis::ConnectionInfo)>>,
+    /// Bumped whenever the master connection is dropped (a failover, or a
+    /// failed connection): the near-cache's channel follows.
+    switched: tokio::sync::watch::Sender<u64>,
     timeout: Duration,
     /// Asks the sentinels for the master every [`SENTINEL_CHECK`].
     watcher: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
@@ -84,7 +88,8 @@ impl SentinelLink {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.inner.timeout))
             .set_response_timeout(None);
-        let addr = host_port(client.get_connection_info().addr());
+        let info = client.get_connection_info().clone();
+        let addr = host_port(info.addr());
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
@@ -92,8 +97,33 @@ impl SentinelLink {
             .inner
             .master
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some((conn.clone(), addr));
+            .unwrap_or_else(PoisonError::into_inner) = Some((conn.clone(), addr, info));
         Ok(conn)
+    }
+
+    /// How to connect to the current master (asking the sentinels if need
+    /// be).
+    pub(crate) async fn master_info(&self) -> RedisResult<redis::ConnectionInfo> {
+        self.master().await?;
+        self.inner
+            .master
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, _, info)| info.clone())
+            .ok_or_else(|| RedisError::from(std::io::Error::from(std::io::ErrorKind::NotConnected)))
+    }
+
+    /// Changes whenever the master connection is dropped.
+    pub(crate) fn switches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.switched.subscribe()
+    }
+
+    /// Drop the master connection (held in `slot`), telling the followers.
+    fn forget(&self, slot: &mut Option<(MultiplexedConnection, String, redis::ConnectionInfo)>) {
+        if slot.take().is_some() {
+            self.inner.switched.send_modify(|n| *n += 1);
+        }
     }
 
     fn current(&self) -> Option<MultiplexedConnection> {
@@ -102,7 +132,7 @@ impl SentinelLink {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(|(conn, _)| conn.clone())
+            .map(|(conn, _, _)| conn.clone())
     }
 
     /// Drop the connection unless it reaches `addr`, the master the
@@ -113,9 +143,12 @@ impl SentinelLink {
             .master
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if master.as_ref().is_some_and(|(_, current)| current != addr) {
+        if master
+            .as_ref()
+            .is_some_and(|(_, current, _)| current != addr)
+        {
             tracing::info!(master = %addr, "the sentinels name a new redis master; following it");
-            *master = None;
+            self.forget(&mut master);
         }
     }
 
@@ -169,11 +202,12 @@ impl SentinelLink {
         if let Err(e) = result
             && (is_connection_error(e) || e.code() == Some("READONLY"))
         {
-            *self
+            let mut master = self
                 .inner
                 .master
                 .write()
-                .unwrap_or_else(PoisonError::into_inner) = None;
+                .unwrap_or_else(PoisonError::into_inner);
+            self.forget(&mut master);
         }
     }
 }
@@ -443,6 +477,7 @@ impl Connection {
             inner: Arc::new(SentinelInner {
                 sentinel: tokio::sync::Mutex::new(sentinel),
                 master: std::sync::RwLock::new(None),
+                switched: tokio::sync::watch::channel(0).0,
                 timeout,
                 watcher: std::sync::OnceLock::new(),
             }),
@@ -483,10 +518,17 @@ impl Connection {
         self
     }
 
-    /// The single server's client (its URL and TLS settings); `None` on a
-    /// cluster or behind Sentinel.
-    pub(crate) fn client(&self) -> Option<&redis::Client> {
-        self.client.as_ref()
+    /// Where the near-cache's channel connects: the single server, or the
+    /// master Sentinel names (followed across failovers); `None` on a
+    /// cluster.
+    pub(crate) fn tracking_target(&self) -> Option<TrackingTarget> {
+        match (&self.manager, &self.client) {
+            (Link::Single(_), Some(client)) => Some(TrackingTarget::Fixed(Box::new(
+                client.get_connection_info().clone(),
+            ))),
+            (Link::Sentinel(link), _) => Some(TrackingTarget::Sentinel(link.clone())),
+            _ => None,
+        }
     }
 
     /// The CA certificates trusted for TLS instead of the system's roots.
@@ -747,6 +789,15 @@ impl Connection {
             mapped
         })
     }
+}
+
+/// Where the near-cache's channel connects.
+#[derive(Clone)]
+pub(crate) enum TrackingTarget {
+    /// One server.
+    Fixed(Box<redis::ConnectionInfo>),
+    /// Whichever server the sentinels name master now.
+    Sentinel(SentinelLink),
 }
 
 /// What a Sentinel URL names.

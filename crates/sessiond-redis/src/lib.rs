@@ -452,7 +452,7 @@ impl CacheSource for RedisStore {
     }
 
     fn start_invalidations(&self, cache: Arc<NearCache>) {
-        let Some(client) = self.conn.client() else {
+        let Some(target) = self.conn.tracking_target() else {
             // A cluster: no invalidation channel yet, so the cache never
             // vouches for a hit and every introspection reads Redis.
             tracing::warn!(
@@ -460,7 +460,7 @@ impl CacheSource for RedisStore {
             );
             return;
         };
-        let tracking = Tracking::start(client, self.conn.tls_ca_pem(), self.conn.timeout(), cache);
+        let tracking = Tracking::start(target, self.conn.tls_ca_pem(), self.conn.timeout(), cache);
         if self.tracking.set(tracking).is_err() {
             tracing::warn!("the near-cache invalidation channel was already started");
         }

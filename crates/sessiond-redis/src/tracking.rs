@@ -7,7 +7,9 @@
 //! nothing has arrived that is not applied yet, and a closed socket drops
 //! the cache there and then. A PING every [`NearCache::CONFIRM_INTERVAL`]
 //! proves the connection (a silent network or a frozen server stops hits
-//! after [`NearCache::LEASE`]); a supervisor reconnects with backoff.
+//! after [`NearCache::LEASE`]); a supervisor reconnects with backoff. Behind
+//! Sentinel, the channel connects to whichever server is master and is
+//! dropped (with the cache) whenever the store's master connection is.
 //!
 //! Why not redis-rs's `cache-aio`: it is marked experimental, caches raw
 //! replies of any command rather than decoded records, and does not promise
@@ -26,7 +28,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::channel_socket::{self, Probe, SocketState};
-use crate::connection::{is_connection_error, map_error};
+use crate::connection::{TrackingTarget, is_connection_error, map_error};
 
 /// The channel's name in `CLIENT LIST`.
 pub const CONNECTION_NAME: &str = "sessiond-near-cache";
@@ -51,6 +53,19 @@ struct Live {
     probe: Probe,
     lost: Arc<Notify>,
     driver: JoinHandle<()>,
+    /// Behind Sentinel: the store's master switches, and the count seen
+    /// when this connection was made (a later one means it may reach a
+    /// server that is no longer the master).
+    switches: Option<(tokio::sync::watch::Receiver<u64>, u64)>,
+}
+
+impl Live {
+    /// Whether the master changed since this connection was made.
+    fn outdated(&self) -> bool {
+        self.switches
+            .as_ref()
+            .is_some_and(|(rx, seen)| *rx.borrow() != *seen)
+    }
 }
 
 impl Drop for Live {
@@ -67,27 +82,45 @@ impl Drop for Tracking {
 
 /// Where and how to connect.
 struct Target {
-    info: ConnectionInfo,
+    server: TrackingTarget,
     tls_ca_pem: Option<Vec<u8>>,
     timeout: Duration,
 }
 
-impl Tracking {
-    /// Open the channel to the server of `client` (its RESP version is
-    /// switched to RESP3) reporting into `cache`, in the background.
-    pub(crate) fn start(
-        client: &redis::Client,
-        tls_ca_pem: Option<&[u8]>,
-        timeout: Duration,
-        cache: Arc<NearCache>,
-    ) -> Self {
-        let info = client.get_connection_info().clone();
+impl Target {
+    /// The server to connect to now, spoken to in RESP3.
+    async fn info(&self) -> Result<ConnectionInfo, RedisError> {
+        let info = match &self.server {
+            TrackingTarget::Fixed(info) => (**info).clone(),
+            TrackingTarget::Sentinel(link) => link.master_info().await?,
+        };
         let resp3 = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
+        Ok(info.set_redis_settings(resp3))
+    }
+
+    /// Changes when the server to connect to may have changed.
+    fn switches(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match &self.server {
+            TrackingTarget::Fixed(_) => None,
+            TrackingTarget::Sentinel(link) => Some(link.switches()),
+        }
+    }
+}
+
+impl Tracking {
+    /// Open the channel to `server` (in RESP3) reporting into `cache`, in
+    /// the background.
+    pub(crate) fn start(
+        server: TrackingTarget,
+        tls_ca_pem: Option<&[u8]>,
+        timeout: Duration,
+        cache: Arc<NearCache>,
+    ) -> Self {
         let target = Target {
-            info: info.set_redis_settings(resp3),
+            server,
             tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
             timeout,
         };
@@ -109,6 +142,11 @@ impl Tracking {
         let Some(live) = current.as_ref() else {
             return false;
         };
+        if live.outdated() {
+            self.cache.channel_lost();
+            live.lost.notify_one();
+            return false;
+        }
         match live.probe.state() {
             SocketState::Quiet => true,
             SocketState::Busy => false,
@@ -202,9 +240,10 @@ async fn supervise(target: Target, cache: Arc<NearCache>, current: Arc<RwLock<Op
                     failing = false;
                 }
                 let (mut conn, lost) = (live.conn.clone(), live.lost.clone());
+                let switches = live.switches.as_ref().map(|(rx, _)| rx.clone());
                 *current.write().unwrap_or_else(PoisonError::into_inner) = Some(live);
                 cache.channel_up(proven);
-                heartbeat(&mut conn, target.timeout, &cache, &lost).await;
+                heartbeat(&mut conn, target.timeout, &cache, &lost, switches).await;
                 *current.write().unwrap_or_else(PoisonError::into_inner) = None;
                 cache.channel_lost();
                 tracing::warn!("near-cache invalidation channel lost: cache dropped, reconnecting");
@@ -241,16 +280,19 @@ async fn establish(target: &Target, cache: &Arc<NearCache>) -> Result<(Live, Ins
             cache: cache.clone(),
             lost: lost.clone(),
         });
+    // Subscribed before the server is resolved: a switch after this point
+    // is noticed.
+    let switches = target.switches().map(|mut rx| {
+        let seen = *rx.borrow_and_update();
+        (rx, seen)
+    });
     let run = async {
+        let info = target.info().await?;
         let dialed =
-            channel_socket::dial(&target.info, target.tls_ca_pem.as_deref(), target.timeout)
+            channel_socket::dial(&info, target.tls_ca_pem.as_deref(), target.timeout).await?;
+        let (mut conn, driver) =
+            MultiplexedConnection::new_with_config(info.redis_settings(), dialed.stream, config)
                 .await?;
-        let (mut conn, driver) = MultiplexedConnection::new_with_config(
-            target.info.redis_settings(),
-            dialed.stream,
-            config,
-        )
-        .await?;
         let driver = tokio::spawn(driver);
         let mut setup = redis::pipe();
         setup
@@ -267,6 +309,7 @@ async fn establish(target: &Target, cache: &Arc<NearCache>) -> Result<(Live, Ins
             probe: dialed.probe,
             lost,
             driver,
+            switches: switches.clone(),
         };
         setup.exec_async(&mut conn).await?;
         let sent = Instant::now();
@@ -288,10 +331,20 @@ async fn heartbeat(
     timeout: Duration,
     cache: &NearCache,
     lost: &Notify,
+    mut switches: Option<tokio::sync::watch::Receiver<u64>>,
 ) {
+    let switched = async move {
+        match switches.as_mut() {
+            // The store's master connection was dropped: follow it.
+            Some(rx) => drop(rx.changed().await),
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(switched);
     loop {
         tokio::select! {
             () = lost.notified() => return,
+            () = &mut switched => return,
             () = tokio::time::sleep(NearCache::CONFIRM_INTERVAL) => {}
         }
         let sent = Instant::now();

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use sessiond_engine::{CreateRequest, Engine, Error, Policy, Store};
+use sessiond_engine::{
+    CacheOptions, CachedStore, CreateRequest, Engine, Error, Policy, RevokeReason, Store,
+};
 use sessiond_redis::{RedisOptions, RedisStore};
 use sessiond_testkit::redis_sentinel::RedisSentinel;
 use sessiond_testkit::{Fixture, ManualClock};
@@ -42,8 +44,138 @@ async fn fixture(_clock: ManualClock) -> Fixture {
     Fixture::new(Arc::new(store), setup)
 }
 
+/// The store behind its near-cache, the channel up before the case starts.
+async fn cached_fixture(_clock: ManualClock) -> Fixture {
+    let setup = tokio::task::spawn_blocking(shared_setup).await.unwrap();
+    let store = RedisStore::connect(&setup.url(), options()).await.unwrap();
+    let cached = CachedStore::new(store, CacheOptions::default());
+    wait_serving(&cached).await;
+    Fixture::new(Arc::new(cached), setup)
+}
+
+async fn wait_serving(cached: &CachedStore<RedisStore>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cached.cache().serving() {
+        assert!(
+            Instant::now() < deadline,
+            "the invalidation channel never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 mod conformance {
     sessiond_testkit::conformance_tests!(super::fixture);
+}
+
+mod cached {
+    sessiond_testkit::conformance_tests!(super::cached_fixture);
+}
+
+/// The near-cache behind Sentinel: it serves from memory, and after a
+/// failover its channel follows the new master, so a revocation made there
+/// by another instance is seen (within the sentinel check interval) and
+/// never undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_cache_follows_a_failover() {
+    let setup = tokio::task::spawn_blocking(RedisSentinel::start)
+        .await
+        .unwrap();
+    let shared = options();
+    let a = CachedStore::new(
+        RedisStore::connect(&setup.url(), shared.clone())
+            .await
+            .unwrap(),
+        CacheOptions::default(),
+    );
+    wait_serving(&a).await;
+    let a = Arc::new(a);
+    let engine_a = Engine::new(a.clone() as Arc<dyn Store>, Policy::default());
+    let b = RedisStore::connect(&setup.url(), shared).await.unwrap();
+    let engine_b = Engine::new(Arc::new(b) as Arc<dyn Store>, Policy::default());
+    let created = engine_a
+        .create(CreateRequest {
+            user_id: "alice".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    let token = created.token.expose().to_owned();
+    // Answered from memory before the failover.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hits = a.cache().stats().hits;
+        assert!(engine_a.introspect(&token, false).await.unwrap().is_some());
+        if a.cache().stats().hits > hits {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never answered from memory");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let setup = tokio::task::spawn_blocking(move || {
+        setup.failover();
+        setup
+    })
+    .await
+    .unwrap();
+    // B revokes on the new master once it follows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while engine_b
+        .revoke(created.session.id.as_str(), RevokeReason::RevokedByAdmin)
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "B never reached the new master");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let revoked = Instant::now();
+    loop {
+        match engine_a.introspect(&token, false).await {
+            Ok(None) => break,
+            Ok(Some(_)) | Err(Error::Unavailable(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(3),
+            "A still reports the revoked session active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "A saw the revocation {:?} after it was made",
+        revoked.elapsed()
+    );
+    for _ in 0..50 {
+        assert!(
+            !matches!(engine_a.introspect(&token, false).await, Ok(Some(_))),
+            "the revoked session came back"
+        );
+    }
+    // And A's cache serves again, from the new master.
+    let fresh = engine_a
+        .create(CreateRequest {
+            user_id: "bob".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hits = a.cache().stats().hits;
+        assert!(
+            engine_a
+                .introspect(fresh.token.expose(), false)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        if a.cache().stats().hits > hits {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cache never served again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(setup);
 }
 
 /// Its own setup: a failover must not disturb the conformance cases.
