@@ -7,22 +7,19 @@
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
 };
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisConnectionInfo, RedisError, RedisFuture,
-    RedisResult, ServerErrorKind, Value,
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
 use sessiond_engine::StoreError;
-use std::sync::{Arc, PoisonError};
 
 use crate::scripts::LuaScript;
+use crate::sentinel_link::{SentinelLink, SentinelTarget};
 use crate::topology::Topology;
 
 /// The link to the deployment: one server, a cluster, or the master that
@@ -37,201 +34,12 @@ pub(crate) enum Link {
     Sentinel(SentinelLink),
 }
 
-/// A connection to the master Sentinel names, replaced when it fails or the
-/// server it reaches is no longer the master (`READONLY`): the next call
-/// asks the sentinels again, so a failover is followed without a restart.
-#[derive(Clone)]
-pub(crate) struct SentinelLink {
-    inner: Arc<SentinelInner>,
-}
-
-struct SentinelInner {
-    sentinel: tokio::sync::Mutex<SentinelClient>,
-    /// The connection to the master, the master's `host:port`, and how to
-    /// connect to it (for the near-cache's channel).
-    master: std::sync::RwLock<Option<(MultiplexedConnection, String, redis::ConnectionInfo)>>,
-    /// Bumped whenever the master connection is dropped (a failover, or a
-    /// failed connection): the near-cache's channel follows.
-    switched: tokio::sync::watch::Sender<u64>,
-    timeout: Duration,
-    /// Asks the sentinels for the master every [`SENTINEL_CHECK`].
-    watcher: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for SentinelInner {
-    fn drop(&mut self) {
-        if let Some(watcher) = self.watcher.get() {
-            watcher.abort();
-        }
-    }
-}
-
-/// How often the sentinels are asked which server is the master: after a
-/// failover, the old master may take writes (and lose them) until it is
-/// demoted, so its connection is dropped as soon as the sentinels name
-/// another.
-const SENTINEL_CHECK: Duration = Duration::from_millis(500);
-
-impl SentinelLink {
-    /// The connection to the current master, asking the sentinels when there
-    /// is none.
-    async fn master(&self) -> RedisResult<MultiplexedConnection> {
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
-        let mut sentinel = self.inner.sentinel.lock().await;
-        // Another call may have found it while this one waited.
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
-        let client = sentinel.async_get_client().await?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.inner.timeout))
-            .set_response_timeout(None);
-        let info = client.get_connection_info().clone();
-        let addr = host_port(info.addr());
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *self
-            .inner
-            .master
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some((conn.clone(), addr, info));
-        Ok(conn)
-    }
-
-    /// How to connect to the current master (asking the sentinels if need
-    /// be).
-    pub(crate) async fn master_info(&self) -> RedisResult<redis::ConnectionInfo> {
-        self.master().await?;
-        self.inner
-            .master
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|(_, _, info)| info.clone())
-            .ok_or_else(|| RedisError::from(std::io::Error::from(std::io::ErrorKind::NotConnected)))
-    }
-
-    /// Changes whenever the master connection is dropped.
-    pub(crate) fn switches(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.switched.subscribe()
-    }
-
-    /// Drop the master connection (held in `slot`), telling the followers.
-    fn forget(&self, slot: &mut Option<(MultiplexedConnection, String, redis::ConnectionInfo)>) {
-        if slot.take().is_some() {
-            self.inner.switched.send_modify(|n| *n += 1);
-        }
-    }
-
-    fn current(&self) -> Option<MultiplexedConnection> {
-        self.inner
-            .master
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|(conn, _, _)| conn.clone())
-    }
-
-    /// Drop the connection unless it reaches `addr`, the master the
-    /// sentinels name now.
-    fn keep_only(&self, addr: &str) {
-        let mut master = self
-            .inner
-            .master
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if master
-            .as_ref()
-            .is_some_and(|(_, current, _)| current != addr)
-        {
-            tracing::info!(master = %addr, "the sentinels name a new redis master; following it");
-            self.forget(&mut master);
-        }
-    }
-
-    /// Start asking the `sentinels` for the master of `name` every
-    /// [`SENTINEL_CHECK`], for as long as the link lives.
-    fn watch(&self, sentinels: Vec<String>, name: String) {
-        let weak = Arc::downgrade(&self.inner);
-        let timeout = self.inner.timeout;
-        let task = tokio::spawn(async move {
-            let mut asking: Option<MultiplexedConnection> = None;
-            let mut next = 0usize;
-            loop {
-                tokio::time::sleep(SENTINEL_CHECK).await;
-                let Some(inner) = weak.upgrade() else { return };
-                let link = SentinelLink { inner };
-                if asking.is_none() {
-                    let url = &sentinels[next % sentinels.len()];
-                    next += 1;
-                    let config = AsyncConnectionConfig::new()
-                        .set_connection_timeout(Some(timeout))
-                        .set_response_timeout(Some(timeout));
-                    asking = match redis::Client::open(url.as_str()) {
-                        Ok(c) => c
-                            .get_multiplexed_async_connection_with_config(&config)
-                            .await
-                            .ok(),
-                        Err(_) => None,
-                    };
-                }
-                let Some(conn) = asking.as_mut() else {
-                    continue;
-                };
-                let reply: RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
-                    .arg("GET-MASTER-ADDR-BY-NAME")
-                    .arg(&name)
-                    .query_async(conn)
-                    .await;
-                match reply {
-                    Ok(Some((host, port))) => link.keep_only(&format!("{host}:{port}")),
-                    Ok(None) => {}
-                    Err(_) => asking = None,
-                }
-            }
-        });
-        let _ = self.inner.watcher.set(task);
-    }
-
-    /// After a call: forget the master if the connection failed or the server
-    /// is not the master any more.
-    fn judge<T>(&self, result: &RedisResult<T>) {
-        if let Err(e) = result
-            && (is_connection_error(e) || e.code() == Some("READONLY"))
-        {
-            let mut master = self
-                .inner
-                .master
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.forget(&mut master);
-        }
-    }
-}
-
-/// `host:port` of a TCP address (as Sentinel names masters).
-fn host_port(addr: &redis::ConnectionAddr) -> String {
-    match addr {
-        redis::ConnectionAddr::Tcp(host, port)
-        | redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
-        other => other.to_string(),
-    }
-}
-
 impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
-            Self::Sentinel(s) => Box::pin(async move {
-                let mut conn = s.master().await?;
-                let result = conn.req_packed_command(cmd).await;
-                s.judge(&result);
-                result
-            }),
+            Self::Sentinel(s) => s.req_packed_command(cmd),
         }
     }
 
@@ -244,12 +52,7 @@ impl ConnectionLike for Link {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Sentinel(s) => Box::pin(async move {
-                let mut conn = s.master().await?;
-                let result = conn.req_packed_commands(pipeline, offset, count).await;
-                s.judge(&result);
-                result
-            }),
+            Self::Sentinel(s) => s.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -257,7 +60,7 @@ impl ConnectionLike for Link {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
-            Self::Sentinel(s) => s.current().map_or(0, |c| c.get_db()),
+            Self::Sentinel(s) => s.get_db(),
         }
     }
 }
@@ -446,49 +249,13 @@ impl Connection {
         scripts: &[&LuaScript],
     ) -> Result<Self, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut info = RedisConnectionInfo::default().set_db(target.db);
-        if let Some(credentials) = &target.credentials {
-            let (user, password) = credentials.split_once(':').unwrap_or(("", credentials));
-            if !user.is_empty() {
-                info = info.set_username(user);
-            }
-            if !password.is_empty() {
-                info = info.set_password(password);
-            }
-        }
-        let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
-        if target.tls {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            node = node.set_tls_mode(redis::TlsMode::Secure);
-        }
-        if tls_ca_pem.is_some() {
-            return Err(StoreError::Unavailable(
-                "store_ca_file is not supported with Sentinel yet: use a certificate the system's roots trust".into(),
-            ));
-        }
-        let sentinel = SentinelClient::build(
-            target.sentinels.clone(),
-            target.master.clone(),
-            Some(node),
-            SentinelServerType::Master,
-        )
-        .map_err(|e| StoreError::Unavailable(format!("invalid sentinel url: {e}")))?;
-        let link = SentinelLink {
-            inner: Arc::new(SentinelInner {
-                sentinel: tokio::sync::Mutex::new(sentinel),
-                master: std::sync::RwLock::new(None),
-                switched: tokio::sync::watch::channel(0).0,
-                timeout,
-                watcher: std::sync::OnceLock::new(),
-            }),
-        };
-        link.watch(target.sentinels.clone(), target.master.clone());
+        let master = target.master.clone();
+        let link = SentinelLink::new(target, tls_ca_pem, timeout);
         tokio::time::timeout_at(deadline, link.master())
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!(
-                    "no master {:?} found through the sentinels within {timeout:?}",
-                    target.master
+                    "no master {master:?} found through the sentinels within {timeout:?}"
                 ))
             })?
             .map_err(unavailable)?;
@@ -800,15 +567,6 @@ pub(crate) enum TrackingTarget {
     Sentinel(SentinelLink),
 }
 
-/// What a Sentinel URL names.
-struct SentinelTarget {
-    sentinels: Vec<String>,
-    master: String,
-    tls: bool,
-    credentials: Option<String>,
-    db: i64,
-}
-
 /// A node of a `CLUSTER SHARDS` reply.
 pub(crate) struct ShardNode {
     pub(crate) host: String,
@@ -917,28 +675,39 @@ pub(crate) fn map_error(e: RedisError) -> StoreError {
     unavailable(e)
 }
 
-/// A client for `url`; TLS settings apply to `rediss://` only.
+/// A client for `url` or [`StoreError::Unavailable`]; TLS settings apply
+/// to `rediss://` only.
 fn client(url: &str, tls_ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
-    let invalid = |e: RedisError| StoreError::Unavailable(format!("invalid redis url: {e}"));
+    client_for(url, tls_ca_pem).map_err(|e| {
+        StoreError::Unavailable(if e.kind() == ErrorKind::InvalidClientConfig {
+            format!("invalid redis url: {e}")
+        } else {
+            format!("redis TLS settings: {e}")
+        })
+    })
+}
+
+/// A client for `url`; TLS settings apply to `rediss://` only (the system's
+/// roots, or `tls_ca_pem`).
+pub(crate) fn client_for(url: &str, tls_ca_pem: Option<&[u8]>) -> RedisResult<redis::Client> {
     let is_tls = url
         .get(..9)
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
     if !is_tls {
-        return redis::Client::open(url).map_err(invalid);
+        return redis::Client::open(url);
     }
     // The crypto provider of the TLS stack; an error only means one is
     // installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match tls_ca_pem {
-        None => redis::Client::open(url).map_err(invalid),
+        None => redis::Client::open(url),
         Some(pem) => redis::Client::build_with_tls(
             url,
             redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem.to_vec()),
             },
-        )
-        .map_err(|e| StoreError::Unavailable(format!("redis TLS settings: {e}"))),
+        ),
     }
 }
 

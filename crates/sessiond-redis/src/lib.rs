@@ -24,6 +24,7 @@ mod connection;
 mod keys;
 mod record;
 mod scripts;
+mod sentinel_link;
 mod topology;
 mod tracking;
 

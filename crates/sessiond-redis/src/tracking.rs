@@ -162,13 +162,16 @@ impl Tracking {
     /// when the channel is not up or its connection just failed (read
     /// around it then).
     pub(crate) async fn get(&self, key: &str) -> Option<Result<Option<Vec<u8>>, StoreError>> {
-        let mut conn = self
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()?
-            .conn
-            .clone();
+        let mut conn = {
+            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            let live = current.as_ref()?;
+            // A channel to a server that may no longer be the master: read
+            // around it.
+            if live.outdated() {
+                return None;
+            }
+            live.conn.clone()
+        };
         let mut get = redis::cmd("GET");
         get.arg(key);
         let call = get.query_async::<Value>(&mut conn);
