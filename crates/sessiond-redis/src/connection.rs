@@ -87,6 +87,9 @@ pub(crate) struct Connection {
     /// Replicas a revoking write must reach before it is acknowledged (0:
     /// acknowledged by the master alone).
     wait_replicas: u32,
+    /// On a cluster: a seed node's URL (its scheme and credentials serve
+    /// for every node).
+    cluster_seed: Option<String>,
 }
 
 impl Connection {
@@ -173,6 +176,7 @@ impl Connection {
             manager: Link::Single(manager),
             timeout,
             wait_replicas: 0,
+            cluster_seed: None,
         })
     }
 
@@ -237,6 +241,7 @@ impl Connection {
             manager: Link::Cluster(conn),
             timeout,
             wait_replicas: 0,
+            cluster_seed: nodes.first().cloned(),
         })
     }
 
@@ -276,6 +281,7 @@ impl Connection {
             manager,
             timeout,
             wait_replicas: 0,
+            cluster_seed: None,
         })
     }
 
@@ -294,7 +300,11 @@ impl Connection {
                 client.get_connection_info().clone(),
             ))),
             (Link::Sentinel(link), _) => Some(TrackingTarget::Sentinel(link.clone())),
-            _ => None,
+            (Link::Cluster(_), _) => Some(TrackingTarget::Cluster(Box::new(ClusterNodes {
+                conn: self.clone(),
+                seed: self.cluster_seed.clone().unwrap_or_default(),
+            }))),
+            (Link::Single(_), None) => None,
         }
     }
 
@@ -565,6 +575,52 @@ pub(crate) enum TrackingTarget {
     Fixed(Box<redis::ConnectionInfo>),
     /// Whichever server the sentinels name master now.
     Sentinel(SentinelLink),
+    /// Every master of a cluster.
+    Cluster(Box<ClusterNodes>),
+}
+
+/// The masters of a cluster, for the near-cache's channel.
+#[derive(Clone)]
+pub(crate) struct ClusterNodes {
+    conn: Connection,
+    seed: String,
+}
+
+impl ClusterNodes {
+    /// Each online master that serves slots: its `host:port` and how to
+    /// connect to it (the seed's scheme, credentials and TLS settings).
+    pub(crate) async fn masters(&self) -> RedisResult<Vec<(String, redis::ConnectionInfo)>> {
+        let nodes = self
+            .conn
+            .nodes()
+            .await
+            .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))?;
+        let (scheme, rest) = self.seed.split_once("://").unwrap_or(("redis", ""));
+        let auth = rest
+            .split('/')
+            .next()
+            .and_then(|authority| authority.rsplit_once('@'))
+            .map(|(auth, _)| format!("{auth}@"))
+            .unwrap_or_default();
+        let mut masters = Vec::new();
+        for n in nodes {
+            if n.role != "master" || n.health != "online" || !n.has_slots {
+                continue;
+            }
+            let host = if n.host.contains(':') {
+                format!("[{}]", n.host)
+            } else {
+                n.host.clone()
+            };
+            let url = format!("{scheme}://{auth}{host}:{}/", n.port);
+            let client = client_for(&url, self.conn.tls_ca_pem())?;
+            masters.push((
+                format!("{}:{}", n.host, n.port),
+                client.get_connection_info().clone(),
+            ));
+        }
+        Ok(masters)
+    }
 }
 
 /// A node of a `CLUSTER SHARDS` reply.

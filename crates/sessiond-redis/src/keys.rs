@@ -50,6 +50,11 @@ impl KeySchema {
         &self.prefix
     }
 
+    /// `<prefix>v2:`, the start of every key of this schema.
+    pub(crate) fn schema_prefix(&self) -> String {
+        format!("{}v2:", self.prefix)
+    }
+
     /// `<prefix>v2:{<tag>}:`, the start of every key of the tag's users.
     pub(crate) fn base(&self, tag: &ShardTag) -> String {
         self.base_with_room(tag, 0)

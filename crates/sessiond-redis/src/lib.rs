@@ -454,14 +454,15 @@ impl CacheSource for RedisStore {
 
     fn start_invalidations(&self, cache: Arc<NearCache>) {
         let Some(target) = self.conn.tracking_target() else {
-            // A cluster: no invalidation channel yet, so the cache never
-            // vouches for a hit and every introspection reads Redis.
-            tracing::warn!(
-                "the near-cache is not available on a Redis Cluster yet; every introspection reads Redis"
-            );
             return;
         };
-        let tracking = Tracking::start(target, self.conn.tls_ca_pem(), self.conn.timeout(), cache);
+        let tracking = Tracking::start(
+            target,
+            self.conn.tls_ca_pem(),
+            self.conn.timeout(),
+            cache,
+            &self.keys.schema_prefix(),
+        );
         if self.tracking.set(tracking).is_err() {
             tracing::warn!("the near-cache invalidation channel was already started");
         }
@@ -479,6 +480,9 @@ impl CacheSource for RedisStore {
     ) -> Result<TrackedRead, StoreError> {
         let key = self.keys.record(token);
         let tracked = match self.tracking.get() {
+            // Every change to a record is broadcast (a cluster): an
+            // ordinary read is followed as well.
+            Some(tracking) if tracking.broadcasts() => Some(self.conn.get(&key).await),
             Some(tracking) => tracking.get(&key).await,
             None => None,
         };

@@ -9,7 +9,11 @@
 //! proves the connection (a silent network or a frozen server stops hits
 //! after [`NearCache::LEASE`]); a supervisor reconnects with backoff. Behind
 //! Sentinel, the channel connects to whichever server is master and is
-//! dropped (with the cache) whenever the store's master connection is.
+//! dropped (with the cache) whenever the store's master connection is. On a
+//! Cluster, the channel is one connection per master in broadcasting mode
+//! (`BCAST PREFIX` of the record keys: every change to a record is
+//! reported, whichever connection read it); losing any of them, or a change
+//! in the set of masters, drops the cache.
 //!
 //! Why not redis-rs's `cache-aio`: it is marked experimental, caches raw
 //! replies of any command rather than decoded records, and does not promise
@@ -41,7 +45,12 @@ const REFUSED_DELAY: Duration = Duration::from_secs(30);
 
 /// The running channel. Dropping it stops it.
 pub(crate) struct Tracking {
-    current: Arc<RwLock<Option<Live>>>,
+    /// The connections of the channel while it is up: one, or one per
+    /// cluster master.
+    current: Arc<RwLock<Option<Vec<Live>>>>,
+    /// Whether reads go over the channel (one server) or around it (a
+    /// cluster, where the channel broadcasts).
+    tracked_reads: bool,
     cache: Arc<NearCache>,
     supervisor: JoinHandle<()>,
     timeout: Duration,
@@ -57,6 +66,8 @@ struct Live {
     /// when this connection was made (a later one means it may reach a
     /// server that is no longer the master).
     switches: Option<(tokio::sync::watch::Receiver<u64>, u64)>,
+    /// On a cluster, its master's `host:port` (empty otherwise).
+    name: String,
 }
 
 impl Live {
@@ -85,26 +96,35 @@ struct Target {
     server: TrackingTarget,
     tls_ca_pem: Option<Vec<u8>>,
     timeout: Duration,
+    /// On a cluster: the prefix of the record keys to broadcast changes of.
+    bcast_prefix: Option<String>,
 }
 
 impl Target {
-    /// The server to connect to now, spoken to in RESP3.
-    async fn info(&self) -> Result<ConnectionInfo, RedisError> {
-        let info = match &self.server {
-            TrackingTarget::Fixed(info) => (**info).clone(),
-            TrackingTarget::Sentinel(link) => link.master_info().await?,
+    /// The servers to connect to now (named by `host:port`), spoken to in
+    /// RESP3.
+    async fn servers(&self) -> Result<Vec<(String, ConnectionInfo)>, RedisError> {
+        let servers = match &self.server {
+            TrackingTarget::Fixed(info) => vec![(String::new(), (**info).clone())],
+            TrackingTarget::Sentinel(link) => vec![(String::new(), link.master_info().await?)],
+            TrackingTarget::Cluster(cluster) => cluster.masters().await?,
         };
-        let resp3 = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        Ok(info.set_redis_settings(resp3))
+        Ok(servers
+            .into_iter()
+            .map(|(name, info)| {
+                let resp3 = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                (name, info.set_redis_settings(resp3))
+            })
+            .collect())
     }
 
     /// Changes when the server to connect to may have changed.
     fn switches(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         match &self.server {
-            TrackingTarget::Fixed(_) => None,
+            TrackingTarget::Fixed(_) | TrackingTarget::Cluster(_) => None,
             TrackingTarget::Sentinel(link) => Some(link.switches()),
         }
     }
@@ -118,16 +138,22 @@ impl Tracking {
         tls_ca_pem: Option<&[u8]>,
         timeout: Duration,
         cache: Arc<NearCache>,
+        record_prefix: &str,
     ) -> Self {
+        let bcast_prefix =
+            matches!(server, TrackingTarget::Cluster(_)).then(|| record_prefix.to_owned());
+        let tracked_reads = bcast_prefix.is_none();
         let target = Target {
             server,
             tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
             timeout,
+            bcast_prefix,
         };
         let current = Arc::new(RwLock::new(None));
         let supervisor = tokio::spawn(supervise(target, cache.clone(), current.clone()));
         Self {
             current,
+            tracked_reads,
             cache,
             supervisor,
             timeout,
@@ -139,32 +165,46 @@ impl Tracking {
     /// cache here.
     pub(crate) fn quiet(&self) -> bool {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(live) = current.as_ref() else {
+        let Some(lives) = current.as_ref() else {
             return false;
         };
-        if live.outdated() {
-            self.cache.channel_lost();
-            live.lost.notify_one();
-            return false;
-        }
-        match live.probe.state() {
-            SocketState::Quiet => true,
-            SocketState::Busy => false,
-            SocketState::Closed => {
+        let mut quiet = true;
+        for live in lives {
+            if live.outdated() {
                 self.cache.channel_lost();
                 live.lost.notify_one();
-                false
+                return false;
+            }
+            match live.probe.state() {
+                SocketState::Quiet => {}
+                SocketState::Busy => quiet = false,
+                SocketState::Closed => {
+                    self.cache.channel_lost();
+                    live.lost.notify_one();
+                    return false;
+                }
             }
         }
+        quiet
+    }
+
+    /// Whether every change to a record is reported whichever connection
+    /// read it (a cluster's broadcasting channel), so reads need not go over
+    /// the channel.
+    pub(crate) fn broadcasts(&self) -> bool {
+        !self.tracked_reads
     }
 
     /// GET `key` over the channel, so its next change is reported. `None`
     /// when the channel is not up or its connection just failed (read
     /// around it then).
     pub(crate) async fn get(&self, key: &str) -> Option<Result<Option<Vec<u8>>, StoreError>> {
+        if !self.tracked_reads {
+            return None;
+        }
         let mut conn = {
             let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-            let live = current.as_ref()?;
+            let live = current.as_ref()?.first()?;
             // A channel to a server that may no longer be the master: read
             // around it.
             if live.outdated() {
@@ -232,21 +272,26 @@ impl AsyncPushSender for Pushes {
 }
 
 /// Keep the channel up for as long as the task runs.
-async fn supervise(target: Target, cache: Arc<NearCache>, current: Arc<RwLock<Option<Live>>>) {
+async fn supervise(target: Target, cache: Arc<NearCache>, current: Arc<RwLock<Option<Vec<Live>>>>) {
     let mut delay = MIN_DELAY;
     let mut failing = false;
     loop {
         let wait = match establish(&target, &cache).await {
-            Ok((live, proven)) => {
+            Ok((lives, proven, lost)) => {
                 if failing {
                     tracing::info!("near-cache invalidation channel open again");
                     failing = false;
                 }
-                let (mut conn, lost) = (live.conn.clone(), live.lost.clone());
-                let switches = live.switches.as_ref().map(|(rx, _)| rx.clone());
-                *current.write().unwrap_or_else(PoisonError::into_inner) = Some(live);
+                let conns: Vec<MultiplexedConnection> =
+                    lives.iter().map(|l| l.conn.clone()).collect();
+                let switches = lives
+                    .first()
+                    .and_then(|l| l.switches.as_ref())
+                    .map(|(rx, _)| rx.clone());
+                let names: Vec<String> = lives.iter().map(|l| l.name.clone()).collect();
+                *current.write().unwrap_or_else(PoisonError::into_inner) = Some(lives);
                 cache.channel_up(proven);
-                heartbeat(&mut conn, target.timeout, &cache, &lost, switches).await;
+                heartbeat(&target, conns, &names, &cache, &lost, switches).await;
                 *current.write().unwrap_or_else(PoisonError::into_inner) = None;
                 cache.channel_lost();
                 tracing::warn!("near-cache invalidation channel lost: cache dropped, reconnecting");
@@ -272,17 +317,15 @@ async fn supervise(target: Target, cache: Arc<NearCache>, current: Arc<RwLock<Op
     }
 }
 
-/// Connect, name the connection, turn tracking on and prove it with a round
-/// trip (returning when that was sent).
-async fn establish(target: &Target, cache: &Arc<NearCache>) -> Result<(Live, Instant), RedisError> {
+/// Connect to every server of the target, name each connection, turn
+/// tracking on and prove it with a round trip; returns the connections, the
+/// earliest time a proving round trip was sent, and the notice of any
+/// connection's loss.
+async fn establish(
+    target: &Target,
+    cache: &Arc<NearCache>,
+) -> Result<(Vec<Live>, Instant, Arc<Notify>), RedisError> {
     let lost = Arc::new(Notify::new());
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(target.timeout))
-        .set_response_timeout(Some(target.timeout))
-        .set_push_sender(Pushes {
-            cache: cache.clone(),
-            lost: lost.clone(),
-        });
     // Subscribed before the server is resolved: a switch after this point
     // is noticed.
     let switches = target.switches().map(|mut rx| {
@@ -290,34 +333,58 @@ async fn establish(target: &Target, cache: &Arc<NearCache>) -> Result<(Live, Ins
         (rx, seen)
     });
     let run = async {
-        let info = target.info().await?;
-        let dialed =
-            channel_socket::dial(&info, target.tls_ca_pem.as_deref(), target.timeout).await?;
-        let (mut conn, driver) =
-            MultiplexedConnection::new_with_config(info.redis_settings(), dialed.stream, config)
-                .await?;
-        let driver = tokio::spawn(driver);
-        let mut setup = redis::pipe();
-        setup
-            .cmd("CLIENT")
-            .arg("SETNAME")
-            .arg(CONNECTION_NAME)
-            .ignore()
-            .cmd("CLIENT")
-            .arg("TRACKING")
-            .arg("ON")
-            .ignore();
-        let live = Live {
-            conn: conn.clone(),
-            probe: dialed.probe,
-            lost,
-            driver,
-            switches: switches.clone(),
-        };
-        setup.exec_async(&mut conn).await?;
-        let sent = Instant::now();
-        redis::cmd("PING").exec_async(&mut conn).await?;
-        Ok((live, sent))
+        let servers = target.servers().await?;
+        if servers.is_empty() {
+            return Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no server to track",
+            )));
+        }
+        let mut lives = Vec::with_capacity(servers.len());
+        let mut proven: Option<Instant> = None;
+        for (name, info) in servers {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(target.timeout))
+                .set_response_timeout(Some(target.timeout))
+                .set_push_sender(Pushes {
+                    cache: cache.clone(),
+                    lost: lost.clone(),
+                });
+            let dialed =
+                channel_socket::dial(&info, target.tls_ca_pem.as_deref(), target.timeout).await?;
+            let (mut conn, driver) = MultiplexedConnection::new_with_config(
+                info.redis_settings(),
+                dialed.stream,
+                config,
+            )
+            .await?;
+            let driver = tokio::spawn(driver);
+            let mut setup = redis::pipe();
+            setup
+                .cmd("CLIENT")
+                .arg("SETNAME")
+                .arg(CONNECTION_NAME)
+                .ignore();
+            let tracking = setup.cmd("CLIENT").arg("TRACKING").arg("ON");
+            if let Some(prefix) = &target.bcast_prefix {
+                tracking.arg("BCAST").arg("PREFIX").arg(prefix);
+            }
+            tracking.ignore();
+            let live = Live {
+                conn: conn.clone(),
+                probe: dialed.probe,
+                lost: lost.clone(),
+                driver,
+                switches: switches.clone(),
+                name,
+            };
+            setup.exec_async(&mut conn).await?;
+            let sent = Instant::now();
+            redis::cmd("PING").exec_async(&mut conn).await?;
+            proven = Some(proven.map_or(sent, |p| p.min(sent)));
+            lives.push(live);
+        }
+        Ok((lives, proven.unwrap_or_else(Instant::now), lost.clone()))
     };
     tokio::time::timeout(target.timeout, run)
         .await
@@ -328,10 +395,17 @@ async fn establish(target: &Target, cache: &Arc<NearCache>) -> Result<(Live, Ins
         })
 }
 
-/// Prove the channel every [`NearCache::CONFIRM_INTERVAL`] until it fails.
+/// How many heartbeats between checks that a cluster's masters are still
+/// the ones the channel tracks.
+const TOPOLOGY_EVERY: u32 = 10;
+
+/// Prove the channel every [`NearCache::CONFIRM_INTERVAL`] until it fails
+/// (any connection), the store's master switches (Sentinel), or the set of
+/// masters changes (Cluster).
 async fn heartbeat(
-    conn: &mut MultiplexedConnection,
-    timeout: Duration,
+    target: &Target,
+    mut conns: Vec<MultiplexedConnection>,
+    names: &[String],
     cache: &NearCache,
     lost: &Notify,
     mut switches: Option<tokio::sync::watch::Receiver<u64>>,
@@ -344,6 +418,7 @@ async fn heartbeat(
         }
     };
     tokio::pin!(switched);
+    let mut beats = 0u32;
     loop {
         tokio::select! {
             () = lost.notified() => return,
@@ -351,11 +426,33 @@ async fn heartbeat(
             () = tokio::time::sleep(NearCache::CONFIRM_INTERVAL) => {}
         }
         let sent = Instant::now();
-        let ping = redis::cmd("PING");
-        let ping = ping.exec_async(conn);
-        match tokio::time::timeout(timeout, ping).await {
-            Ok(Ok(())) => cache.confirm(sent),
-            _ => return,
+        for conn in &mut conns {
+            let ping = redis::cmd("PING");
+            let ping = ping.exec_async(conn);
+            if !matches!(tokio::time::timeout(target.timeout, ping).await, Ok(Ok(()))) {
+                return;
+            }
+        }
+        cache.confirm(sent);
+        beats += 1;
+        if let TrackingTarget::Cluster(cluster) = &target.server
+            && beats.is_multiple_of(TOPOLOGY_EVERY)
+        {
+            match cluster.masters().await {
+                Ok(masters) => {
+                    let mut now: Vec<&str> = masters.iter().map(|(n, _)| n.as_str()).collect();
+                    let mut tracked: Vec<&str> = names.iter().map(String::as_str).collect();
+                    now.sort_unstable();
+                    tracked.sort_unstable();
+                    if now != tracked {
+                        tracing::info!(
+                            "the cluster's masters changed; re-opening the near-cache channel"
+                        );
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
         }
     }
 }

@@ -1,14 +1,20 @@
 //! The store conformance suite on a real local Redis Cluster (3 masters, 3
-//! replicas): every case under its own key prefix, the cases sharing one
-//! cluster while any of them runs. Also: scripts reach every master, the
-//! live count scans every master, and a session's keys sit in one slot.
+//! replicas), bare and behind the near-cache: every case under its own key
+//! prefix, the cases sharing one cluster while any of them runs. Also: the
+//! live count scans every master; the near-cache sees another instance's
+//! revocations on every master at once, and drops everything when one
+//! master's invalidation channel is killed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use sessiond_engine::{Engine, Policy, Store};
+use std::time::{Duration, Instant};
+
+use sessiond_engine::{
+    CacheOptions, CachedStore, CreateRequest, Engine, Policy, RevokeReason, Store,
+};
 use sessiond_redis::{RedisOptions, RedisStore};
 use sessiond_testkit::redis_cluster::RedisCluster;
 use sessiond_testkit::{Fixture, ManualClock};
@@ -42,8 +48,137 @@ async fn fixture(_clock: ManualClock) -> Fixture {
     Fixture::new(Arc::new(store), cluster)
 }
 
+async fn cached_fixture(_clock: ManualClock) -> Fixture {
+    let (store, cluster) = store().await;
+    let cached = CachedStore::new(store, CacheOptions::default());
+    wait_serving(&cached).await;
+    Fixture::new(Arc::new(cached), cluster)
+}
+
+async fn wait_serving(cached: &CachedStore<RedisStore>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cached.cache().serving() {
+        assert!(
+            Instant::now() < deadline,
+            "the invalidation channel never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 mod conformance {
     sessiond_testkit::conformance_tests!(super::fixture);
+}
+
+mod cached {
+    sessiond_testkit::conformance_tests!(super::cached_fixture);
+}
+
+/// Introspect `token` through `engine` until `store`'s cache answers it.
+async fn cached_on(engine: &Engine, store: &CachedStore<RedisStore>, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hits = store.cache().stats().hits;
+        assert!(engine.introspect(token, false).await.unwrap().is_some());
+        if store.cache().stats().hits > hits {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never answered from memory");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A caches sessions of users on every master; B revokes them; A sees each
+/// revocation within 50 ms and never reports it active again. Then one
+/// master's invalidation channel is killed: A drops its cache before any
+/// further hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_cache_follows_every_master() {
+    let (a_store, cluster) = store().await;
+    let options = RedisOptions {
+        key_prefix: a_store_prefix(&a_store),
+        ..RedisOptions::default()
+    };
+    let a = Arc::new(CachedStore::new(a_store, CacheOptions::default()));
+    wait_serving(&a).await;
+    let b = RedisStore::connect(&cluster.url(), options).await.unwrap();
+    let engine_a = Engine::new(a.clone() as Arc<dyn Store>, Policy::default());
+    let engine_b = Engine::new(Arc::new(b) as Arc<dyn Store>, Policy::default());
+    let mut slowest = Duration::ZERO;
+    for round in 0..150 {
+        let created = engine_a
+            .create(CreateRequest {
+                user_id: format!("user{round}"),
+                ..CreateRequest::default()
+            })
+            .await
+            .unwrap();
+        let token = created.token.expose();
+        cached_on(&engine_a, &a, token).await;
+        engine_b
+            .revoke(created.session.id.as_str(), RevokeReason::RevokedByAdmin)
+            .await
+            .unwrap();
+        let revoked = Instant::now();
+        while engine_a.introspect(token, false).await.unwrap().is_some() {
+            assert!(
+                revoked.elapsed() < Duration::from_millis(50),
+                "round {round}: A still active 50 ms after B revoked"
+            );
+        }
+        slowest = slowest.max(revoked.elapsed());
+        assert!(engine_a.introspect(token, false).await.unwrap().is_none());
+    }
+    println!("slowest invalidation: {slowest:?}");
+
+    // Kill one master's channel, revoke through B: A must not answer from
+    // memory.
+    let created = engine_a
+        .create(CreateRequest {
+            user_id: "killed".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    let token = created.token.expose();
+    cached_on(&engine_a, &a, token).await;
+    let master = cluster.masters()[0];
+    let list = cluster.command(master, "CLIENT LIST").unwrap();
+    let id = list
+        .lines()
+        .find(|l| l.contains(" name=sessiond-near-cache "))
+        .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .unwrap()
+        .to_owned();
+    cluster
+        .command(master, &format!("CLIENT KILL ID {id}"))
+        .unwrap();
+    engine_b
+        .revoke(created.session.id.as_str(), RevokeReason::RevokedByAdmin)
+        .await
+        .unwrap();
+    assert!(engine_a.introspect(token, false).await.unwrap().is_none());
+    assert!(a.cache().stats().flushes >= 1);
+    // The channel comes back and the cache serves again.
+    let again = engine_a
+        .create(CreateRequest {
+            user_id: "again".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    wait_serving(&a).await;
+    cached_on(&engine_a, &a, again.token.expose()).await;
+}
+
+fn a_store_prefix(store: &RedisStore) -> String {
+    // The Debug form names the prefix (never the URL).
+    let text = format!("{store:?}");
+    text.split("key_prefix: \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
 }
 
 /// Sessions of many users spread over every master; the live count finds
