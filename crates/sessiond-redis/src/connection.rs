@@ -18,6 +18,8 @@ use redis::{
 };
 use sessiond_engine::StoreError;
 
+use crate::clients::client_for;
+use crate::errors::{is_connection_error, map_error, unavailable};
 use crate::scripts::LuaScript;
 use crate::sentinel_link::{SentinelLink, SentinelTarget};
 use crate::topology::Topology;
@@ -711,26 +713,6 @@ async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, S
         .map_err(|_| StoreError::Unavailable(format!("no answer from redis within {limit:?}")))
 }
 
-/// Whether `e` means the connection itself failed (so a retry goes out on a
-/// fresh one).
-pub(crate) fn is_connection_error(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
-}
-
-fn unavailable(e: RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-/// Map a redis error: a record of the wrong type is corrupt; everything else
-/// (I/O, timeouts, cluster or replica trouble, a server refusing work) means
-/// the store cannot serve the call right now.
-pub(crate) fn map_error(e: RedisError) -> StoreError {
-    if e.code() == Some("WRONGTYPE") || e.to_string().contains("WRONGTYPE") {
-        return StoreError::Corrupt(format!("a key holds the wrong type: {e}"));
-    }
-    unavailable(e)
-}
-
 /// A client for `url` or [`StoreError::Unavailable`]; TLS settings apply
 /// to `rediss://` only.
 fn client(url: &str, tls_ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
@@ -741,30 +723,6 @@ fn client(url: &str, tls_ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreEr
             format!("redis TLS settings: {e}")
         })
     })
-}
-
-/// A client for `url`; TLS settings apply to `rediss://` only (the system's
-/// roots, or `tls_ca_pem`).
-pub(crate) fn client_for(url: &str, tls_ca_pem: Option<&[u8]>) -> RedisResult<redis::Client> {
-    let is_tls = url
-        .get(..9)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
-    if !is_tls {
-        return redis::Client::open(url);
-    }
-    // The crypto provider of the TLS stack; an error only means one is
-    // installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    match tls_ca_pem {
-        None => redis::Client::open(url),
-        Some(pem) => redis::Client::build_with_tls(
-            url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.to_vec()),
-            },
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,10 @@
 #![deny(missing_docs)]
 
 mod channel_socket;
+mod clients;
 mod codec;
 mod connection;
+mod errors;
 mod keys;
 mod record;
 mod scripts;

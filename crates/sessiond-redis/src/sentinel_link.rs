@@ -14,7 +14,8 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::watch;
 
-use crate::connection::{client_for, is_connection_error};
+use crate::clients::client_for;
+use crate::errors::is_connection_error;
 
 /// How often the sentinels are asked which server is the master.
 const SENTINEL_CHECK: Duration = Duration::from_millis(500);

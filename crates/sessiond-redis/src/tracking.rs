@@ -32,7 +32,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::channel_socket::{self, Probe, SocketState};
-use crate::connection::{TrackingTarget, is_connection_error, map_error};
+use crate::connection::TrackingTarget;
+use crate::errors::{is_connection_error, map_error};
 
 /// The channel's name in `CLIENT LIST`.
 pub const CONNECTION_NAME: &str = "sessiond-near-cache";
