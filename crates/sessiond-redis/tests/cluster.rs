@@ -171,6 +171,97 @@ async fn the_near_cache_follows_every_master() {
     cached_on(&engine_a, &a, again.token.expose()).await;
 }
 
+/// Calls of `command` (lower case) on every node since the last reset.
+fn calls(cluster: &RedisCluster, command: &str) -> u64 {
+    cluster
+        .masters()
+        .into_iter()
+        .chain(cluster.replicas())
+        .map(|port| {
+            let info = cluster.command(port, "INFO commandstats").unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Every write on the cluster is one script call on one node, and an
+/// introspection one GET (counted on every node by INFO commandstats).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_one_command_on_the_cluster() {
+    let (store, cluster) = store().await;
+    let engine = Engine::new(Arc::new(store) as Arc<dyn Store>, Policy::default());
+    let reset = || {
+        for port in cluster.masters().into_iter().chain(cluster.replicas()) {
+            cluster.command(port, "CONFIG RESETSTAT").unwrap();
+        }
+    };
+    // Scripts loaded (the first call of each may have been an EVAL).
+    let warm = engine
+        .create(CreateRequest {
+            user_id: "warm".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    engine
+        .revoke(warm.session.id.as_str(), RevokeReason::Logout)
+        .await
+        .unwrap();
+
+    reset();
+    let created = engine
+        .create(CreateRequest {
+            user_id: "alice".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    // Replicas run the script's effects, not the script: only masters count.
+    assert_eq!(
+        calls(&cluster, "evalsha") + calls(&cluster, "eval"),
+        1,
+        "create"
+    );
+
+    reset();
+    assert!(
+        engine
+            .introspect(created.token.expose(), false)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(calls(&cluster, "get"), 1, "introspect");
+    assert_eq!(
+        calls(&cluster, "evalsha") + calls(&cluster, "eval"),
+        0,
+        "introspect"
+    );
+
+    let id = created.session.id.as_str().to_owned();
+    for (name, op) in [("rotate", 0), ("list", 1), ("revoke_user", 2)] {
+        reset();
+        match op {
+            0 => drop(engine.rotate(&id).await.unwrap()),
+            1 => drop(engine.list_user("alice").await.unwrap()),
+            _ => drop(
+                engine
+                    .revoke_user("alice", None, RevokeReason::RevokedByAdmin)
+                    .await
+                    .unwrap(),
+            ),
+        }
+        assert_eq!(
+            calls(&cluster, "evalsha") + calls(&cluster, "eval"),
+            1,
+            "{name}"
+        );
+    }
+}
+
 fn a_store_prefix(store: &RedisStore) -> String {
     // The Debug form names the prefix (never the URL).
     let text = format!("{store:?}");
