@@ -3,7 +3,8 @@
 //! replicas), measured through the engine (near-cache off) at 10,000
 //! sessions and at 1,000,000: bytes per session, create / introspect / list
 //! throughput with 64 calls in flight, and p50/p99 latency with 4 in flight
-//! (below saturation, so that the latency is the call's, not the queue's).
+//! (below saturation, so that the latency is the call's, not the queue's;
+//! for introspection, the median of five runs' p99).
 //! Prints Markdown.
 //!
 //! `cargo run --release -p sessiond-redis --example scale_run -- [USERS] [PER_USER]`
@@ -153,9 +154,22 @@ async fn reads(engine: &Engine, tokens: Arc<Vec<String>>, users: usize) -> (Meas
             }
         })
     };
+    // The latency of introspection is the headline: the run with the
+    // median p99 of five (a shared 2-vCPU machine has a noisy tail).
+    let mut rounds = Vec::new();
+    for salt in 1..=5 {
+        rounds.push(introspect(LATENCY_LANES, salt).await);
+    }
+    rounds.sort_by(|a, b| {
+        let (mut a, mut b) = (a.latencies.clone(), b.latencies.clone());
+        a.sort();
+        b.sort();
+        a[a.len() * 99 / 100].cmp(&b[b.len() * 99 / 100])
+    });
+    let latency = rounds.swap_remove(2);
     let i = Measured {
         throughput: introspect(LANES, 0).await,
-        latency: introspect(LATENCY_LANES, 1).await,
+        latency,
     };
     let l = Measured {
         throughput: list(LANES, 0).await,
