@@ -93,13 +93,44 @@ where
     }
 }
 
+/// Tokens packed in one buffer: a million separate strings would make the
+/// measuring process's own heap (and so its cost per call) grow with the
+/// number of sessions, which a server does not carry.
+#[derive(Clone, Default)]
+struct Tokens {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Tokens {
+    fn push(&mut self, token: &str) {
+        self.text.push_str(token);
+        self.ends.push(self.text.len());
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn extend(&mut self, other: Tokens) {
+        for i in 0..other.len() {
+            self.push(other.get(i));
+        }
+    }
+}
+
 fn user(u: usize) -> String {
     format!("user-{u:06}@example.com")
 }
 
 /// Create sessions `from..to` (user `i / per_user`), returning their
 /// tokens in order, and the timing of the creates.
-async fn load(engine: &Engine, from: usize, to: usize, per_user: usize) -> (Vec<String>, Run) {
+async fn load(engine: &Engine, from: usize, to: usize, per_user: usize) -> (Tokens, Run) {
     let tokens = Arc::new(std::sync::Mutex::new(vec![String::new(); to - from]));
     let slot = tokens.clone();
     let engine = engine.clone();
@@ -121,13 +152,17 @@ async fn load(engine: &Engine, from: usize, to: usize, per_user: usize) -> (Vec<
         }
     })
     .await;
-    let tokens = std::mem::take(&mut *tokens.lock().unwrap());
-    (tokens, run)
+    let loose = std::mem::take(&mut *tokens.lock().unwrap());
+    let mut packed = Tokens::default();
+    for token in &loose {
+        packed.push(token);
+    }
+    (packed, run)
 }
 
 /// Introspect a spread of `tokens`, and list a spread of `users`: each
 /// once for throughput, once for latency.
-async fn reads(engine: &Engine, tokens: Arc<Vec<String>>, users: usize) -> (Measured, Measured) {
+async fn reads(engine: &Engine, tokens: Arc<Tokens>, users: usize) -> (Measured, Measured) {
     let introspect = |lanes: usize, salt: usize| {
         let e = engine.clone();
         let t = tokens.clone();
@@ -136,7 +171,7 @@ async fn reads(engine: &Engine, tokens: Arc<Vec<String>>, users: usize) -> (Meas
             let t = t.clone();
             async move {
                 // A spread over all tokens, not a hot few.
-                let token = &t[(i * 7919 + salt) % t.len()];
+                let token = t.get((i * 7919 + salt) % t.len());
                 assert!(e.introspect(token, true).await.unwrap().is_some());
             }
         })
