@@ -109,6 +109,14 @@ fn config_check_names_key_and_value_and_exits_2() {
             r#"invalid config: unknown key "listn" in bad.toml:1 (did you mean "listen"?)"#,
         ),
         (
+            "store = \"redis+cluster://h1\"\n",
+            r#"invalid config: store = "redis+cluster://h1" (from bad.toml:1): "h1" has no port; expected redis+cluster://HOST:PORT,HOST:PORT,… (or rediss+cluster:// for TLS)"#,
+        ),
+        (
+            "store = \"redis+sentinel://s1:26379,s2:26379\"\n",
+            r#"invalid config: store = "redis+sentinel://s1:26379,s2:26379" (from bad.toml:1): the sentinel URL names no master; expected redis+sentinel://HOST:PORT,HOST:PORT,…/MASTER_NAME (or rediss+sentinel:// for TLS)"#,
+        ),
+        (
             "max_sessions_policy = \"random\"\n",
             r#"invalid config: max_sessions_policy = "random" (from bad.toml:1): expected one of evict_oldest, reject"#,
         ),

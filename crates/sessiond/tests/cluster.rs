@@ -65,6 +65,48 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // A running load of introspections and creates while a master dies:
+    // every answer comes quickly, 200/201 or 503, never anything else.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let client = s.client.clone();
+        let base = s.url("");
+        let tokens: Vec<String> = sessions.iter().map(|(_, t)| t.clone()).collect();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut unavailable, mut slowest) = (0u32, 0u32, Duration::ZERO);
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let asked = Instant::now();
+                let r = if i % 3 == 0 {
+                    client
+                        .post(format!("{base}/v1/sessions"))
+                        .bearer_auth(common::API_KEY)
+                        .json(&serde_json::json!({"user_id": format!("load{i}")}))
+                        .send()
+                        .await
+                } else {
+                    client
+                        .post(format!("{base}/v1/sessions/introspect"))
+                        .bearer_auth(common::API_KEY)
+                        .json(&serde_json::json!({"token": tokens[i % tokens.len()]}))
+                        .send()
+                        .await
+                }
+                .unwrap();
+                slowest = slowest.max(asked.elapsed());
+                match r.status().as_u16() {
+                    200 | 201 => ok += 1,
+                    503 => unavailable += 1,
+                    other => panic!("unexpected status {other} under load"),
+                }
+                i += 1;
+            }
+            (ok, unavailable, slowest)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     // Kill one master: readiness says so (once the cluster marks it failed).
     let victim = cluster.lock().unwrap().masters()[0];
     cluster.lock().unwrap().kill_node(victim);
@@ -150,6 +192,16 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
         assert!(Instant::now() < deadline, "no recovery after the failover");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, unavailable, slowest) = load.await.unwrap();
+    println!(
+        "load through the failover: {ok} answered, {unavailable} unavailable, slowest {slowest:?}"
+    );
+    assert!(
+        slowest < Duration::from_secs(3),
+        "a request took {slowest:?}"
+    );
+    assert!(ok > 0);
     // Writes work again too, and the server is ready again.
     let (_, token) = s.create("after-failover").await;
     assert!(s.active(&token).await);
