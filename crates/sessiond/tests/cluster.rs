@@ -78,7 +78,7 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
             let mut i = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let asked = Instant::now();
-                let r = if i % 3 == 0 {
+                let r = if i.is_multiple_of(3) {
                     client
                         .post(format!("{base}/v1/sessions"))
                         .bearer_auth(common::API_KEY)
