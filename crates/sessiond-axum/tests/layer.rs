@@ -244,6 +244,8 @@ async fn logout_ends_the_session_and_clears_the_cookie(h: Harness) {
 
 async fn devices_and_signing_out_other_devices(h: Harness) {
     let (laptop, laptop_csrf) = h.login("frank", DESKTOP_UA).await;
+    // Distinct creation times (milliseconds), so "newest first" is one order.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (phone, _) = h.login("frank", MOBILE_UA).await;
     let (other_user, other_csrf) = h.login("grace", DESKTOP_UA).await;
 
