@@ -90,6 +90,8 @@ async fn full_lifecycle(backend: Backend) {
     let s = TestServer::start(backend).await;
     // Two devices of alice, one of bob.
     let (laptop, laptop_token) = s.create("alice").await;
+    // Distinct creation times (milliseconds), so "newest first" is one order.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (phone, phone_token) = s.create("alice").await;
     let (_, bob_token) = s.create("bob").await;
     assert_eq!(laptop["device"]["kind"], "desktop");
