@@ -153,7 +153,7 @@ impl Connection {
             .set_max_delay(Duration::from_millis(500))
             .set_exponent_base(2.0)
             .set_number_of_retries(20);
-        let mut manager = tokio::time::timeout_at(
+        let manager = tokio::time::timeout_at(
             deadline,
             ConnectionManager::new_with_config(client.clone(), config),
         )
@@ -162,24 +162,10 @@ impl Connection {
             StoreError::Unavailable(format!("could not connect to redis within {timeout:?}"))
         })?
         .map_err(unavailable)?;
-        let mut load = redis::pipe();
-        for s in scripts {
-            load.cmd("SCRIPT").arg("LOAD").arg(s.code).ignore();
-        }
-        if !matches!(
-            tokio::time::timeout_at(deadline, load.exec_async(&mut manager)).await,
-            Ok(Ok(()))
-        ) {
-            tracing::debug!("could not preload the Lua scripts; they load on first use");
-        }
-        Ok(Self {
-            client: Some(client),
-            tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
-            manager: Link::Single(manager),
-            timeout,
-            wait_replicas: 0,
-            cluster_seed: None,
-        })
+        let mut conn = Self::assemble(Link::Single(manager), timeout, tls_ca_pem);
+        conn.client = Some(client);
+        conn.preload(scripts, deadline).await;
+        Ok(conn)
     }
 
     /// Connect to the cluster that `nodes` (seeds) belong to. The client
@@ -213,7 +199,7 @@ impl Connection {
         let client = builder
             .build()
             .map_err(|e| StoreError::Unavailable(format!("invalid redis cluster url: {e}")))?;
-        let mut conn = tokio::time::timeout_at(deadline, client.get_async_connection())
+        let conn = tokio::time::timeout_at(deadline, client.get_async_connection())
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!(
@@ -221,30 +207,10 @@ impl Connection {
                 ))
             })?
             .map_err(unavailable)?;
-        for s in scripts {
-            let mut load = redis::cmd("SCRIPT");
-            load.arg("LOAD").arg(s.code);
-            let routing = RoutingInfo::MultiNode((
-                MultipleNodeRoutingInfo::AllMasters,
-                Some(ResponsePolicy::AllSucceeded),
-            ));
-            if !matches!(
-                tokio::time::timeout_at(deadline, conn.route_command(load, routing)).await,
-                Ok(Ok(_))
-            ) {
-                tracing::debug!(
-                    "could not preload a Lua script on every master; it loads on first use"
-                );
-            }
-        }
-        Ok(Self {
-            client: None,
-            tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
-            manager: Link::Cluster(conn),
-            timeout,
-            wait_replicas: 0,
-            cluster_seed: nodes.first().cloned(),
-        })
+        let mut conn = Self::assemble(Link::Cluster(conn), timeout, tls_ca_pem);
+        conn.cluster_seed = nodes.first().cloned();
+        conn.preload(scripts, deadline).await;
+        Ok(conn)
     }
 
     /// Connect to the master the sentinels of `target` name, within
@@ -266,25 +232,56 @@ impl Connection {
                 ))
             })?
             .map_err(unavailable)?;
-        let mut manager = Link::Sentinel(link);
-        let mut load = redis::pipe();
-        for s in scripts {
-            load.cmd("SCRIPT").arg("LOAD").arg(s.code).ignore();
-        }
-        if !matches!(
-            tokio::time::timeout_at(deadline, load.exec_async(&mut manager)).await,
-            Ok(Ok(()))
-        ) {
-            tracing::debug!("could not preload the Lua scripts; they load on first use");
-        }
-        Ok(Self {
+        let conn = Self::assemble(Link::Sentinel(link), timeout, tls_ca_pem);
+        conn.preload(scripts, deadline).await;
+        Ok(conn)
+    }
+
+    /// A connection over `link` with the defaults of every deployment.
+    fn assemble(link: Link, timeout: Duration, tls_ca_pem: Option<&[u8]>) -> Self {
+        Self {
             client: None,
             tls_ca_pem: tls_ca_pem.map(<[u8]>::to_vec),
-            manager,
+            manager: link,
             timeout,
             wait_replicas: 0,
             cluster_seed: None,
-        })
+        }
+    }
+
+    /// Load `scripts` (on every master of a cluster) before `deadline`, so
+    /// the first call of each is one EVALSHA. Best effort: the EVAL fallback
+    /// covers a server that refuses it or forgets the scripts.
+    async fn preload(&self, scripts: &[&LuaScript], deadline: tokio::time::Instant) {
+        let loaded = match &self.manager {
+            Link::Cluster(cluster) => {
+                let mut all = true;
+                for s in scripts {
+                    let mut load = redis::cmd("SCRIPT");
+                    load.arg("LOAD").arg(s.code);
+                    let routing = RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::AllSucceeded),
+                    ));
+                    let mut conn = cluster.clone();
+                    let sent = conn.route_command(load, routing);
+                    all &= matches!(tokio::time::timeout_at(deadline, sent).await, Ok(Ok(_)));
+                }
+                all
+            }
+            link => {
+                let mut load = redis::pipe();
+                for s in scripts {
+                    load.cmd("SCRIPT").arg("LOAD").arg(s.code).ignore();
+                }
+                let mut conn = link.clone();
+                let sent = load.exec_async(&mut conn);
+                matches!(tokio::time::timeout_at(deadline, sent).await, Ok(Ok(())))
+            }
+        };
+        if !loaded {
+            tracing::debug!("could not preload the Lua scripts; they load on first use");
+        }
     }
 
     /// Acknowledge revoking writes only once `n` replicas have them.

@@ -7,8 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 
 use std::time::{Duration, Instant};
 
@@ -18,19 +18,14 @@ use sessiond_engine::{
 use sessiond_redis::{RedisOptions, RedisStore};
 use sessiond_testkit::redis_cluster::RedisCluster;
 use sessiond_testkit::{Fixture, ManualClock};
+use sessiond_testkit::{Shared, wait_serving};
 
-/// The running cluster, if some case holds it (the last one out stops it).
-static CLUSTER: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+/// Shared by the cases while any of them runs.
+static CLUSTER: Shared<RedisCluster> = Shared::new();
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
 fn shared_cluster() -> Arc<RedisCluster> {
-    let mut slot = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(cluster) = slot.upgrade() {
-        return cluster;
-    }
-    let cluster = Arc::new(RedisCluster::start());
-    *slot = Arc::downgrade(&cluster);
-    cluster
+    CLUSTER.get(RedisCluster::start)
 }
 
 async fn store() -> (RedisStore, Arc<RedisCluster>) {
@@ -51,19 +46,8 @@ async fn fixture(_clock: ManualClock) -> Fixture {
 async fn cached_fixture(_clock: ManualClock) -> Fixture {
     let (store, cluster) = store().await;
     let cached = CachedStore::new(store, CacheOptions::default());
-    wait_serving(&cached).await;
+    wait_serving(cached.cache()).await;
     Fixture::new(Arc::new(cached), cluster)
-}
-
-async fn wait_serving(cached: &CachedStore<RedisStore>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cached.cache().serving() {
-        assert!(
-            Instant::now() < deadline,
-            "the invalidation channel never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 mod conformance {
@@ -100,7 +84,7 @@ async fn the_near_cache_follows_every_master() {
         ..RedisOptions::default()
     };
     let a = Arc::new(CachedStore::new(a_store, CacheOptions::default()));
-    wait_serving(&a).await;
+    wait_serving(a.cache()).await;
     let b = RedisStore::connect(&cluster.url(), options).await.unwrap();
     let engine_a = Engine::new(a.clone() as Arc<dyn Store>, Policy::default());
     let engine_b = Engine::new(Arc::new(b) as Arc<dyn Store>, Policy::default());
@@ -167,7 +151,7 @@ async fn the_near_cache_follows_every_master() {
         })
         .await
         .unwrap();
-    wait_serving(&a).await;
+    wait_serving(a.cache()).await;
     cached_on(&engine_a, &a, again.token.expose()).await;
 }
 

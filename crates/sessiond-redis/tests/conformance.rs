@@ -5,29 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
 
 use sessiond_engine::{CacheOptions, CachedStore};
 use sessiond_redis::{RedisOptions, RedisStore};
 use sessiond_testkit::redis_server::RedisServer;
 use sessiond_testkit::{Fixture, ManualClock};
+use sessiond_testkit::{Shared, wait_serving};
 
-/// The running server, if some case holds it. A static would never be dropped
-/// (and would leave the process behind), so cases share it by `Arc` and the
-/// last one out stops it.
-static SERVER: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
+/// Shared by the cases while any of them runs.
+static SERVER: Shared<RedisServer> = Shared::new();
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
 fn shared_server() -> Arc<RedisServer> {
-    let mut slot = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(server) = slot.upgrade() {
-        return server;
-    }
-    let server = Arc::new(RedisServer::start());
-    *slot = Arc::downgrade(&server);
-    server
+    SERVER.get(RedisServer::start)
 }
 
 async fn store() -> (RedisStore, Arc<RedisServer>) {
@@ -48,14 +40,7 @@ async fn fixture(_clock: ManualClock) -> Fixture {
 async fn cached_fixture(_clock: ManualClock) -> Fixture {
     let (store, server) = store().await;
     let cached = CachedStore::new(store, CacheOptions::default());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cached.cache().serving() {
-        assert!(
-            Instant::now() < deadline,
-            "the invalidation channel never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_serving(cached.cache()).await;
     Fixture::new(Arc::new(cached), server)
 }
 

@@ -18,6 +18,7 @@ use sessiond_engine::{
 };
 use sessiond_redis::{NEAR_CACHE_CONNECTION_NAME, RedisStore};
 use sessiond_testkit::redis_server::RedisServer;
+use sessiond_testkit::wait_serving;
 
 use common::{CommandLog, admin, store_at};
 
@@ -27,14 +28,6 @@ async fn cached(url: &str, prefix: &str) -> Arc<CachedStore<RedisStore>> {
     let cached = Arc::new(CachedStore::new(store, CacheOptions::default()));
     wait_serving(cached.cache()).await;
     cached
-}
-
-async fn wait_serving(cache: &NearCache) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cache.serving() {
-        assert!(Instant::now() < deadline, "the channel never came up");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn engine(store: &Arc<CachedStore<RedisStore>>, clock: &ManualClock) -> Engine {

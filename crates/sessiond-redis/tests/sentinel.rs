@@ -6,8 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use sessiond_engine::{
@@ -16,18 +16,14 @@ use sessiond_engine::{
 use sessiond_redis::{RedisOptions, RedisStore};
 use sessiond_testkit::redis_sentinel::RedisSentinel;
 use sessiond_testkit::{Fixture, ManualClock};
+use sessiond_testkit::{Shared, wait_serving};
 
-static SETUP: Mutex<Weak<RedisSentinel>> = Mutex::new(Weak::new());
+/// Shared by the cases while any of them runs.
+static SETUP: Shared<RedisSentinel> = Shared::new();
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
 fn shared_setup() -> Arc<RedisSentinel> {
-    let mut slot = SETUP.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(setup) = slot.upgrade() {
-        return setup;
-    }
-    let setup = Arc::new(RedisSentinel::start());
-    *slot = Arc::downgrade(&setup);
-    setup
+    SETUP.get(RedisSentinel::start)
 }
 
 fn options() -> RedisOptions {
@@ -49,19 +45,8 @@ async fn cached_fixture(_clock: ManualClock) -> Fixture {
     let setup = tokio::task::spawn_blocking(shared_setup).await.unwrap();
     let store = RedisStore::connect(&setup.url(), options()).await.unwrap();
     let cached = CachedStore::new(store, CacheOptions::default());
-    wait_serving(&cached).await;
+    wait_serving(cached.cache()).await;
     Fixture::new(Arc::new(cached), setup)
-}
-
-async fn wait_serving(cached: &CachedStore<RedisStore>) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cached.cache().serving() {
-        assert!(
-            Instant::now() < deadline,
-            "the invalidation channel never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 mod conformance {
@@ -88,7 +73,7 @@ async fn the_near_cache_follows_a_failover() {
             .unwrap(),
         CacheOptions::default(),
     );
-    wait_serving(&a).await;
+    wait_serving(a.cache()).await;
     let a = Arc::new(a);
     let engine_a = Engine::new(a.clone() as Arc<dyn Store>, Policy::default());
     let b = RedisStore::connect(&setup.url(), shared).await.unwrap();

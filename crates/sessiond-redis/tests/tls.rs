@@ -4,27 +4,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use sessiond_engine::StoreError;
 use sessiond_redis::{RedisOptions, RedisStore};
+use sessiond_testkit::Shared;
 use sessiond_testkit::redis_server::RedisServer;
 use sessiond_testkit::{Fixture, ManualClock};
 
-/// Shared by the cases while any of them runs (see conformance.rs).
-static SERVER: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
+/// Shared by the cases while any of them runs.
+static SERVER: Shared<RedisServer> = Shared::new();
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
 fn shared_server() -> Arc<RedisServer> {
-    let mut slot = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(server) = slot.upgrade() {
-        return server;
-    }
-    let server = Arc::new(RedisServer::start_tls());
-    *slot = Arc::downgrade(&server);
-    server
+    SERVER.get(RedisServer::start_tls)
 }
 
 fn options(server: &RedisServer) -> RedisOptions {

@@ -26,10 +26,12 @@ pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;
 pub mod refresh_rotation;
+pub mod shared;
 
 pub use counting::{CallCounter, CountingStore, counting};
 pub use fixture::Fixture;
 pub use sessiond_engine::ManualClock;
+pub use shared::{Shared, wait_serving};
 
 /// Expands to one `#[tokio::test]` per conformance case, each with a fresh
 /// store from `$factory` (a closure `ManualClock -> impl Future<Output = Fixture>`).

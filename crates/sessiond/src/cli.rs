@@ -538,7 +538,7 @@ fn stats(
     };
     if let Some((stats, user)) = from_server {
         if json {
-            return print_json(&sc::server_json(&stats, user.as_ref()));
+            return print_json(&sc::json(&stats, user.as_ref()));
         }
         print!("{}", sc::server_text(&url, &described, &stats));
         if let Some(user) = user {
@@ -563,7 +563,7 @@ fn stats(
             None => None,
         };
         if json {
-            return print_json(&sc::store_json(&counted, user.as_ref()));
+            return print_json(&sc::json(&counted, user.as_ref()));
         }
         print!("{}", sc::store_text(&described, &counted));
         if let Some(user) = user {

@@ -87,22 +87,10 @@ pub fn store_text(store: &str, counted: &StoreOnly) -> String {
     )
 }
 
-/// JSON of the server's totals (the `/v1/stats` body), with the user's
-/// count when asked.
-pub fn server_json(stats: &Stats, user: Option<&UserCount>) -> serde_json::Value {
-    let mut value = serde_json::to_value(stats).unwrap_or(serde_json::Value::Null);
-    if let (Some(user), Some(object)) = (user, value.as_object_mut()) {
-        object.insert(
-            "user".to_owned(),
-            serde_json::to_value(user).unwrap_or(serde_json::Value::Null),
-        );
-    }
-    value
-}
-
-/// JSON of the store's own answer, with the user's count when asked.
-pub fn store_json(counted: &StoreOnly, user: Option<&UserCount>) -> serde_json::Value {
-    let mut value = serde_json::to_value(counted).unwrap_or(serde_json::Value::Null);
+/// JSON of `totals` (the server's `/v1/stats` body, or the store's own
+/// answer), with the user's count when asked.
+pub fn json(totals: &impl Serialize, user: Option<&UserCount>) -> serde_json::Value {
+    let mut value = serde_json::to_value(totals).unwrap_or(serde_json::Value::Null);
     if let (Some(user), Some(object)) = (user, value.as_object_mut()) {
         object.insert(
             "user".to_owned(),
@@ -144,7 +132,7 @@ mod tests {
              created since start: 40\nrevoked since start: 4 (logout 3, revoked_by_admin 1)\n\
              store errors since start: 0\n"
         );
-        let json = server_json(
+        let json = json(
             &stats,
             Some(&UserCount {
                 id: "alice".into(),

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
-use sessiond_axum::{Error, Session, SessionContext, SessionId, SessionLayer};
+use sessiond_axum::{Error, Session, SessionContext, SessionId, SessionLayer, cookie};
 use sessiond_engine::{Clock, Policy, RolePolicy, SystemClock};
 
 use crate::pages::{Confirm, DeviceRow, Devices, Home, Login};
@@ -104,17 +104,6 @@ impl IntoResponse for Page {
         }
         response
     }
-}
-
-/// The value of cookie `name` in `headers`.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// To the login page. If the request's session ended (its cookie named no
