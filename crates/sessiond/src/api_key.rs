@@ -74,17 +74,12 @@ pub fn existing(config: &Config) -> Result<Option<String>, io::Error> {
 /// The configured key; else the key in `<data_dir>/api_key`; else a new key
 /// written there with mode 0600. Logs the file's path, never the key.
 pub fn load_or_create(config: &Config) -> Result<ApiKey, io::Error> {
-    if let Some(key) = &config.api_key {
-        return Ok(ApiKey::new(key));
-    }
     let path = file_path(config);
-    match read_key_file(&path) {
-        Ok(key) => {
+    if let Some(key) = existing(config)? {
+        if config.api_key.is_none() {
             tracing::info!(path = %path.display(), "admin API key read from file");
-            return Ok(ApiKey::new(&key));
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        return Ok(ApiKey::new(&key));
     }
     let key = generate()?;
     match write_new_key_file(&config.data_dir, &path, &key) {

@@ -12,7 +12,8 @@ use askama::Template;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path};
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -106,6 +107,29 @@ impl IntoResponse for Page {
     }
 }
 
+/// The signed-in visitor's session. Without one, the answer is the way to
+/// the login page (saying why, once, if the session just ended).
+struct SignedIn(Session);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = Page;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Page> {
+        let ctx = SessionContext::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Page::Status(StatusCode::INTERNAL_SERVER_ERROR, "<h1>500</h1>".into()))?;
+        if let Some(session) = ctx.session() {
+            return Ok(Self(session));
+        }
+        let remote = parts
+            .extensions
+            .get::<Arc<RemoteSignOuts>>()
+            .cloned()
+            .unwrap_or_default();
+        Err(to_login(&ctx, &parts.headers, &remote))
+    }
+}
+
 /// To the login page. If the request's session ended (its cookie named no
 /// live session), the login page will say why, once: signed out from another
 /// device, or simply ended.
@@ -156,15 +180,7 @@ async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
-async fn home(
-    session: Option<Session>,
-    ctx: SessionContext,
-    headers: HeaderMap,
-    Extension(remote): Extension<Arc<RemoteSignOuts>>,
-) -> Page {
-    let Some(session) = session else {
-        return to_login(&ctx, &headers, &remote);
-    };
+async fn home(SignedIn(session): SignedIn) -> Page {
     let view = match session.view() {
         Ok(v) => v,
         Err(e) => return failed(e),
@@ -288,15 +304,7 @@ async fn logout(session: Option<Session>) -> Page {
     )
 }
 
-async fn count(
-    session: Option<Session>,
-    ctx: SessionContext,
-    headers: HeaderMap,
-    Extension(remote): Extension<Arc<RemoteSignOuts>>,
-) -> Page {
-    let Some(session) = session else {
-        return to_login(&ctx, &headers, &remote);
-    };
+async fn count(SignedIn(session): SignedIn) -> Page {
     let next = session.get::<u64>("counter").ok().flatten().unwrap_or(0) + 1;
     match session.insert("counter", next) {
         Ok(()) => Page::redirect("/"),
@@ -307,15 +315,7 @@ async fn count(
 /// The session's one-time notice for the devices page (a "flash").
 const FLASH: &str = "flash";
 
-async fn devices(
-    session: Option<Session>,
-    ctx: SessionContext,
-    headers: HeaderMap,
-    Extension(remote): Extension<Arc<RemoteSignOuts>>,
-) -> Page {
-    let Some(session) = session else {
-        return to_login(&ctx, &headers, &remote);
-    };
+async fn devices(SignedIn(session): SignedIn) -> Page {
     let list = match session.devices().await {
         Ok(list) => list,
         Err(e) => return failed(e),
@@ -351,16 +351,7 @@ fn signed_out_notice(n: u64) -> String {
 }
 
 /// `GET /devices/{id}/sign-out`: which device, and are you sure?
-async fn confirm_sign_out(
-    session: Option<Session>,
-    ctx: SessionContext,
-    headers: HeaderMap,
-    Extension(remote): Extension<Arc<RemoteSignOuts>>,
-    Path(id): Path<String>,
-) -> Page {
-    let Some(session) = session else {
-        return to_login(&ctx, &headers, &remote);
-    };
+async fn confirm_sign_out(SignedIn(session): SignedIn, Path(id): Path<String>) -> Page {
     let list = match session.devices().await {
         Ok(list) => list,
         Err(e) => return failed(e),
@@ -394,15 +385,10 @@ async fn confirm_sign_out(
 }
 
 async fn sign_out(
-    session: Option<Session>,
-    ctx: SessionContext,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Extension(remote): Extension<Arc<RemoteSignOuts>>,
     Path(id): Path<String>,
 ) -> Page {
-    let Some(session) = session else {
-        return to_login(&ctx, &headers, &remote);
-    };
     let Some(id) = SessionId::parse(&id) else {
         return failed(Error::NotFound);
     };
@@ -426,15 +412,7 @@ async fn sign_out(
 }
 
 /// `GET /devices/sign-out-others`: are you sure?
-async fn confirm_sign_out_others(
-    session: Option<Session>,
-    ctx: SessionContext,
-    headers: HeaderMap,
-    Extension(remote): Extension<Arc<RemoteSignOuts>>,
-) -> Page {
-    let Some(session) = session else {
-        return to_login(&ctx, &headers, &remote);
-    };
+async fn confirm_sign_out_others(SignedIn(session): SignedIn) -> Page {
     let others = match session.devices().await {
         Ok(list) => list.iter().filter(|s| s.id != *session.id()).count(),
         Err(e) => return failed(e),
@@ -452,14 +430,9 @@ async fn confirm_sign_out_others(
 }
 
 async fn sign_out_others(
-    session: Option<Session>,
-    ctx: SessionContext,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Extension(remote): Extension<Arc<RemoteSignOuts>>,
 ) -> Page {
-    let Some(session) = session else {
-        return to_login(&ctx, &headers, &remote);
-    };
     let others: Vec<SessionId> = match session.devices().await {
         Ok(list) => list
             .into_iter()
