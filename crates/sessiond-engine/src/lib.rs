@@ -28,5 +28,8 @@ pub use observed::{ObservedStore, Op, Outcome, StoreObserver};
 pub use policy::{LimitPolicy, Policy, RolePolicy, effective_touch_interval_ms};
 pub use refresh::RefreshToken;
 pub use session::{DataUpdate, Mode, RevokeReason, Session, SessionData, TouchRule, data_size};
-pub use store::{NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RotateTarget, Store};
+pub use store::{
+    NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RefreshState, RefreshStep,
+    RotateTarget, Store,
+};
 pub use token::{SessionToken, TokenDigest, TokenHash, csrf_token_for, csrf_token_matches};

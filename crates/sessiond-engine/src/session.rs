@@ -119,6 +119,25 @@ pub enum DataUpdate {
     Replace(SessionData),
 }
 
+impl DataUpdate {
+    /// Apply the update to `data` (the one definition of a merge that stores
+    /// which merge in Rust, under a row lock, share).
+    pub fn apply_to(&self, data: &mut SessionData) {
+        match self {
+            Self::Replace(new) => data.clone_from(new),
+            Self::Merge(changes) => {
+                for (key, value) in changes {
+                    if value.is_null() {
+                        data.remove(key);
+                    } else {
+                        data.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Why a session ended.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RevokeReason {

@@ -116,6 +116,59 @@ pub enum RefreshOutcome {
     Unknown,
 }
 
+/// A JWT-mode session's refresh state as a store that decides refreshes in
+/// Rust keeps it (read under a lock, in the transaction that applies the
+/// step it leads to).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshState {
+    /// Hash of the current refresh token.
+    pub current: TokenHash,
+    /// Hash of the token it replaced, if any.
+    pub previous: Option<TokenHash>,
+    /// The current token wrapped under `previous`.
+    pub wrapped: Option<[u8; 32]>,
+    /// Generation of the current token.
+    pub generation: u64,
+    /// When the current token was issued.
+    pub rotated_at: Timestamp,
+}
+
+/// What a refresh does to a live JWT-mode session, by [`RefreshState::step`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshStep {
+    /// `presented` is current: make `successor` current at this generation.
+    Rotate {
+        /// The new generation.
+        generation: u64,
+    },
+    /// `presented` is the previous token, within its grace period: change
+    /// nothing and hand back what its rotation produced.
+    Replay,
+    /// A retired token past its grace: revoke the session.
+    Reuse,
+}
+
+impl RefreshState {
+    /// The step a refresh presenting `request.presented` takes at `now`.
+    pub fn step(&self, request: &RefreshRequest, now: Timestamp) -> RefreshStep {
+        if self.current == request.presented {
+            return RefreshStep::Rotate {
+                generation: self.generation.saturating_add(1),
+            };
+        }
+        let within_grace = i128::from(now.as_millis())
+            < i128::from(self.rotated_at.as_millis()) + i128::from(request.reuse_grace_ms);
+        if self.previous.as_ref() == Some(&request.presented)
+            && self.wrapped.is_some()
+            && within_grace
+        {
+            RefreshStep::Replay
+        } else {
+            RefreshStep::Reuse
+        }
+    }
+}
+
 /// A session backend. Every method is one atomic operation; every method
 /// returns [`StoreError::Unavailable`] (never hangs) when the backend is down.
 #[async_trait]

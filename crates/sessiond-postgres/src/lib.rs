@@ -1,0 +1,393 @@
+//! The PostgreSQL session store: the system of record for teams that run
+//! PostgreSQL and no Redis. Every operation is one statement or one
+//! transaction (see `ops` for which lock keeps each atomic), tables live in
+//! their own schema that the store creates and migrates, only token hashes
+//! are stored, dead rows are swept in bounded batches, and a near-cache in
+//! front is kept honest by `LISTEN/NOTIFY` sent in the same transaction as
+//! every change.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod errors;
+mod listener;
+mod ops;
+mod rows;
+mod schema;
+mod statements;
+mod sweeper;
+mod target;
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use sessiond_engine::{
+    CacheSource, Clock, DataUpdate, NearCache, NewSession, NodeHealth, RefreshOutcome,
+    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock,
+    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+};
+use tokio::task::JoinHandle;
+
+pub use schema::valid_schema_name;
+
+use crate::errors::from_pool;
+use crate::listener::Listener;
+use crate::ops::{Ctx, Failure};
+use crate::statements::Statements;
+use crate::target::Target;
+
+/// How a [`PostgresStore`] connects and behaves.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// The PostgreSQL schema (namespace) that holds the tables; created if
+    /// missing. A lower-case identifier. Default: `sessiond`.
+    pub schema: String,
+    /// Most connections in the pool. Default: 16.
+    pub max_connections: usize,
+    /// How long connecting, or waiting for a pooled connection, may take.
+    /// Default: 2 s.
+    pub timeout: Duration,
+    /// PEM root certificates for TLS when the URL names no `sslrootcert`.
+    pub tls_ca_pem: Option<Vec<u8>>,
+    /// Clock of the background sweep (operations use the `now` they are
+    /// given). Default: [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+    /// How often dead rows are deleted; [`Duration::ZERO`] turns the sweep
+    /// off. Default: 1 s.
+    pub sweep_interval: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: "sessiond".to_owned(),
+            max_connections: 16,
+            timeout: Duration::from_secs(2),
+            tls_ca_pem: None,
+            clock: Arc::new(SystemClock),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Sessions in PostgreSQL.
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Arc<Statements>,
+    schema: String,
+    /// The change notification channel of this schema.
+    channel: String,
+    /// For the invalidation channel's own connection.
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    timeout: Duration,
+    listener: OnceLock<Listener>,
+    sweeper: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may hold a password.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("hosts", &self.config.get_hosts().len())
+            .field("pool", &self.pool.status().max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Run an operation on a pooled connection, again (up to twice more) when
+/// a concurrent transaction made PostgreSQL roll it back.
+macro_rules! with_retry {
+    ($self:ident, |$client:ident, $ctx:ident| $body:expr) => {{
+        let $ctx = $self.ctx();
+        let mut attempt = 0;
+        loop {
+            #[allow(unused_mut)]
+            let mut $client = $self.client().await?;
+            match $body.await {
+                Err(f) if f.is_transient() && attempt < 2 => attempt += 1,
+                other => break other.map_err(Failure::into_store),
+            }
+        }
+    }};
+}
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://` or `postgresql://`, with `sslmode`
+    /// and `sslrootcert` as libpq reads them), create or migrate the schema,
+    /// and start the expiry sweep.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        if !valid_schema_name(&options.schema) {
+            return Err(StoreError::Unavailable(format!(
+                "postgres schema {:?} is not a lower-case identifier",
+                options.schema
+            )));
+        }
+        let Target { config, tls, .. } =
+            target::parse(url, options.tls_ca_pem.as_deref(), options.timeout)?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.timeout))
+            .recycle_timeout(Some(options.timeout))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))?;
+        {
+            let mut client = pool.get().await.map_err(|e| from_pool(&e))?;
+            schema::migrate(&mut client, &options.schema).await?;
+        }
+        let sql = Arc::new(Statements::new(&options.schema));
+        let sweeper = (!options.sweep_interval.is_zero()).then(|| {
+            sweeper::start(
+                pool.clone(),
+                sql.clone(),
+                options.clock.clone(),
+                options.sweep_interval,
+            )
+        });
+        Ok(Self {
+            pool,
+            sql,
+            channel: format!("{}_changes", options.schema),
+            schema: options.schema,
+            config,
+            tls,
+            timeout: options.timeout,
+            listener: OnceLock::new(),
+            sweeper,
+        })
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Delete every row dead at the sweep clock's now, in batches; returns
+    /// how many (the background sweep runs the same).
+    pub async fn sweep(&self, clock: &dyn Clock) -> Result<u64, StoreError> {
+        sweeper::sweep(&self.pool, &self.sql, clock)
+            .await
+            .map_err(StoreError::Unavailable)
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        schema::version(&client, &self.schema).await
+    }
+
+    /// The query plan PostgreSQL picks for the statement an operation runs
+    /// (`introspect`, `list_user`, `sweep`), for tests that prove they are
+    /// index lookups.
+    pub async fn explain(&self, operation: &str) -> Result<String, StoreError> {
+        let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match operation {
+            "introspect" => (&self.sql.by_token, &[&&[0u8; 32][..], &0_i64]),
+            "list_user" => (&self.sql.list_user, &[&"someone", &0_i64]),
+            "sweep" => (&self.sql.sweep, &[&0_i64, &sweeper::SWEEP_BATCH]),
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "no operation {other} to explain"
+                )));
+            }
+        };
+        let client = self.client().await?;
+        let explain = format!("EXPLAIN {sql}");
+        let rows = client
+            .query(&explain, params)
+            .await
+            .map_err(|e| errors::from_pg(&e))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| from_pool(&e))
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            sql: &self.sql,
+            channel: &self.channel,
+        }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create(&self, new: &NewSession, now: Timestamp) -> Result<Vec<SessionId>, StoreError> {
+        with_retry!(self, |c, x| ops::create(&mut c, &x, new, now))
+    }
+
+    async fn introspect(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        with_retry!(self, |c, x| ops::introspect(&c, &x, token, touch, now))
+    }
+
+    async fn get(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        with_retry!(self, |c, x| ops::get(&c, &x, id, now))
+    }
+
+    async fn update_data(
+        &self,
+        id: &SessionId,
+        update: &DataUpdate,
+        max_data_bytes: usize,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        with_retry!(self, |c, x| ops::update_data(
+            &mut c,
+            &x,
+            id,
+            update,
+            max_data_bytes,
+            now
+        ))
+    }
+
+    async fn extend(
+        &self,
+        id: &SessionId,
+        idle_ttl_ms: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        with_retry!(self, |c, x| ops::extend(&c, &x, id, idle_ttl_ms, now))
+    }
+
+    async fn rotate(
+        &self,
+        target: &RotateTarget,
+        new_token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        with_retry!(self, |c, x| ops::rotate(&mut c, &x, target, new_token, now))
+    }
+
+    async fn refresh(
+        &self,
+        request: &RefreshRequest,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        with_retry!(self, |c, x| ops::refresh(&mut c, &x, request, now))
+    }
+
+    async fn revoke(
+        &self,
+        id: &SessionId,
+        _reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        with_retry!(self, |c, x| ops::revoke(&c, &x, id, now))
+    }
+
+    async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+        with_retry!(self, |c, x| ops::list_user(&c, &x, user_id, now))
+    }
+
+    async fn count_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
+        with_retry!(self, |c, x| ops::count_user(&c, &x, user_id, now))
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+        _reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        with_retry!(self, |c, x| ops::revoke_user(
+            &mut c, &x, user_id, except, now
+        ))
+    }
+
+    async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
+        with_retry!(self, |c, x| ops::count_live(&c, &x, now))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(|e| errors::from_pg(&e))
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeHealth>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.abort();
+        }
+        self.pool.close();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CacheSource for PostgresStore {
+    fn cache_key(&self, token: &TokenDigest) -> Vec<u8> {
+        token.hash.as_bytes().to_vec()
+    }
+
+    fn start_invalidations(&self, cache: Arc<NearCache>) {
+        let listener = Listener::start(
+            self.config.clone(),
+            self.tls.clone(),
+            self.channel.clone(),
+            self.timeout,
+            cache,
+        );
+        if self.listener.set(listener).is_err() {
+            tracing::warn!("the near-cache invalidation channel was already started");
+        }
+    }
+
+    fn sync_channel(&self) -> bool {
+        self.listener.get().is_some_and(Listener::connected)
+    }
+
+    async fn introspect_tracked(
+        &self,
+        token: &TokenDigest,
+        touch: Option<TouchRule>,
+        now: Timestamp,
+    ) -> Result<TrackedRead, StoreError> {
+        // Every change notifies, whoever reads: any read while the channel
+        // is up is followed. A read that touched may be cached too: the
+        // touch's own notification arrives after it and only drops it.
+        let session = self.introspect(token, touch, now).await?;
+        Ok(TrackedRead {
+            cacheable: self.sync_channel(),
+            session,
+        })
+    }
+}

@@ -1,0 +1,528 @@
+//! Each store operation as SQL on one connection: a single statement where
+//! one is enough, else one transaction whose row or advisory lock keeps it
+//! free of read-modify-write races (which one, operation by operation, is
+//! said at each function).
+
+use deadpool_postgres::{Client, GenericClient};
+use sessiond_engine::{
+    DataUpdate, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest, RefreshState,
+    RefreshStep, RotateTarget, Session, SessionId, StoreError, Timestamp, TokenDigest, TokenHash,
+    TouchRule, data_size,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::errors::{corrupt, from_pg, is_transient};
+use crate::rows::{self, COLUMN_COUNT, decode, millis};
+use crate::statements::Statements;
+
+/// Why an operation failed: the database (maybe worth another try), or a
+/// decision of the store.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Db(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl Failure {
+    /// Whether running the whole operation again may succeed (a deadlock or
+    /// serialization failure rolled it back).
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(self, Self::Db(e) if is_transient(e))
+    }
+
+    pub(crate) fn into_store(self) -> StoreError {
+        match self {
+            Self::Db(e) => from_pg(&e),
+            Self::Store(e) => e,
+        }
+    }
+}
+
+type Outcome<T> = Result<T, Failure>;
+
+/// What every operation needs besides its connection.
+pub(crate) struct Ctx<'a> {
+    pub sql: &'a Statements,
+    /// The notification channel of this schema.
+    pub channel: &'a str,
+}
+
+async fn rows(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Outcome<Vec<Row>> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.query(&stmt, params).await?)
+}
+
+async fn one_session(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Outcome<Option<Session>> {
+    match rows(c, sql, params).await?.first() {
+        Some(row) => Ok(Some(decode(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// The live session with this id. One indexed `SELECT`.
+pub(crate) async fn get(
+    c: &Client,
+    x: &Ctx<'_>,
+    id: &SessionId,
+    now: Timestamp,
+) -> Outcome<Option<Session>> {
+    one_session(c, &x.sql.get, &[&id.as_str(), &now.as_millis()]).await
+}
+
+/// The live session whose token has this digest. One indexed `SELECT`.
+pub(crate) async fn by_token(
+    c: &impl GenericClient,
+    x: &Ctx<'_>,
+    token: &TokenDigest,
+    now: Timestamp,
+) -> Outcome<Option<Session>> {
+    let found = one_session(
+        c,
+        &x.sql.by_token,
+        &[&&token.hash.as_bytes()[..], &now.as_millis()],
+    )
+    .await?;
+    // A token names its owner's shard; one that disagrees with the session
+    // it hashes to is not that session's token.
+    Ok(found.filter(|s| s.id.shard() == token.shard))
+}
+
+/// Introspection: one `SELECT`; when the touch is due, one conditional
+/// `UPDATE` that applies only if nobody touched or removed the row since
+/// (else the row is read again), so a touch never revives a revoked session.
+pub(crate) async fn introspect(
+    c: &Client,
+    x: &Ctx<'_>,
+    token: &TokenDigest,
+    touch: Option<TouchRule>,
+    now: Timestamp,
+) -> Outcome<Option<Session>> {
+    let Some(session) = by_token(c, x, token, now).await? else {
+        return Ok(None);
+    };
+    match touch {
+        Some(rule) if session.touch_due(rule, now) => {
+            let touched = one_session(
+                c,
+                &x.sql.touch,
+                &[
+                    &session.id.as_str(),
+                    &session.last_seen_at.as_millis(),
+                    &now.as_millis(),
+                    &x.channel,
+                ],
+            )
+            .await?;
+            match touched {
+                Some(s) => Ok(Some(s)),
+                // Touched by a racing request, or gone: what is there now.
+                None => by_token(c, x, token, now).await,
+            }
+        }
+        _ => Ok(Some(session)),
+    }
+}
+
+/// Create within the user's limit. One transaction under the user's
+/// advisory lock (so concurrent creates count one after another): count,
+/// evict or refuse, insert.
+pub(crate) async fn create(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    new: &NewSession,
+    now: Timestamp,
+) -> Outcome<Vec<SessionId>> {
+    let s = &new.session;
+    let tx = c.transaction().await?;
+    rows(&tx, &x.sql.lock_user, &[&s.user_id]).await?;
+    let count = rows(&tx, &x.sql.count_user, &[&s.user_id, &now.as_millis()]).await?;
+    let live = count
+        .first()
+        .map(|r| r.try_get::<_, i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    let live = u64::try_from(live).unwrap_or(0);
+    let max = u64::from(new.max_sessions);
+    let mut evicted = Vec::new();
+    if live >= max {
+        if new.limit_policy == LimitPolicy::Reject {
+            return Err(StoreError::LimitReached {
+                max: new.max_sessions,
+            }
+            .into());
+        }
+        let excess = i64::try_from(live - max + 1).unwrap_or(i64::MAX);
+        let removed = rows(
+            &tx,
+            &x.sql.evict,
+            &[&s.user_id, &now.as_millis(), &excess, &x.channel],
+        )
+        .await?;
+        evicted = removed_ids(&removed)?;
+    }
+    let data = rows::encode_data(&s.data)?;
+    let device = rows::encode_device(&s.device)?;
+    let refresh = new.refresh.as_ref().map(|h| &h.as_bytes()[..]);
+    let generation = new.refresh.as_ref().map(|_| 0_i64);
+    let rotated_at = new.refresh.as_ref().map(|_| s.created_at.as_millis());
+    let stmt = tx.prepare_cached(&x.sql.insert).await?;
+    tx.execute(
+        &stmt,
+        &[
+            &s.id.as_str(),
+            &s.user_id,
+            &s.role,
+            &data,
+            &device,
+            &&new.token.hash.as_bytes()[..],
+            &s.created_at.as_millis(),
+            &s.last_seen_at.as_millis(),
+            &s.expires_at.as_millis(),
+            &s.absolute_expires_at.as_millis(),
+            &millis(s.idle_ttl_ms),
+            &s.mode.as_str(),
+            &refresh,
+            &generation,
+            &rotated_at,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(evicted)
+}
+
+/// Ids of removed rows (`id, created_at` first), oldest first.
+fn removed_ids<'r>(removed: impl IntoIterator<Item = &'r Row>) -> Outcome<Vec<SessionId>> {
+    let mut found = Vec::new();
+    for row in removed {
+        let id: String = row.try_get(0)?;
+        let created: i64 = row.try_get(1)?;
+        found.push((created, id));
+    }
+    found.sort();
+    Ok(found
+        .into_iter()
+        .filter_map(|(_, id)| {
+            let parsed = SessionId::parse(&id);
+            if parsed.is_none() {
+                tracing::warn!(len = id.len(), "deleted a session row with a malformed id");
+            }
+            parsed
+        })
+        .collect())
+}
+
+/// Apply a data update. One transaction: the row read `FOR UPDATE` (so
+/// concurrent merges apply one after another, none lost), merged, measured,
+/// written.
+pub(crate) async fn update_data(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    id: &SessionId,
+    update: &DataUpdate,
+    max_bytes: usize,
+    now: Timestamp,
+) -> Outcome<Option<Session>> {
+    let tx = c.transaction().await?;
+    let Some(mut s) =
+        one_session(&tx, &x.sql.lock_by_id, &[&id.as_str(), &now.as_millis()]).await?
+    else {
+        return Ok(None);
+    };
+    update.apply_to(&mut s.data);
+    let size = data_size(&s.data);
+    if size > max_bytes {
+        return Err(StoreError::DataTooLarge {
+            size,
+            max: max_bytes,
+        }
+        .into());
+    }
+    let text = rows::encode_data(&s.data)?;
+    rows(&tx, &x.sql.set_data, &[&id.as_str(), &text, &x.channel]).await?;
+    tx.commit().await?;
+    Ok(Some(s))
+}
+
+/// Slide the idle deadline. One `UPDATE` computing the deadline from the
+/// row as it is.
+pub(crate) async fn extend(
+    c: &Client,
+    x: &Ctx<'_>,
+    id: &SessionId,
+    idle_ttl_ms: Option<u64>,
+    now: Timestamp,
+) -> Outcome<Option<Session>> {
+    let ttl = idle_ttl_ms.map(millis);
+    one_session(
+        c,
+        &x.sql.extend,
+        &[&id.as_str(), &now.as_millis(), &ttl, &x.channel],
+    )
+    .await
+}
+
+/// Give the session a new token. One transaction: the row locked by id or
+/// by its current token (a compare-and-swap: of concurrent rotations of one
+/// token, the first to lock it wins; the others find the token gone), then
+/// one `UPDATE`.
+pub(crate) async fn rotate(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    target: &RotateTarget,
+    new_token: &TokenHash,
+    now: Timestamp,
+) -> Outcome<Option<Session>> {
+    let tx = c.transaction().await?;
+    let found = match target {
+        RotateTarget::Id(id) => {
+            rows(&tx, &x.sql.lock_by_id, &[&id.as_str(), &now.as_millis()]).await?
+        }
+        RotateTarget::Token(token) => {
+            rows(
+                &tx,
+                &x.sql.lock_by_token,
+                &[&&token.hash.as_bytes()[..], &now.as_millis()],
+            )
+            .await?
+        }
+    };
+    let Some(row) = found.first() else {
+        return Ok(None);
+    };
+    let s = decode(row)?;
+    let old_hash: Vec<u8> = match target {
+        RotateTarget::Id(_) => row.try_get(COLUMN_COUNT)?,
+        RotateTarget::Token(token) => {
+            if s.id.shard() != token.shard {
+                return Ok(None);
+            }
+            token.hash.as_bytes().to_vec()
+        }
+    };
+    let rotated = one_session(
+        &tx,
+        &x.sql.set_token,
+        &[
+            &s.id.as_str(),
+            &&new_token.as_bytes()[..],
+            &x.channel,
+            &old_hash,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(rotated)
+}
+
+/// Rotate a refresh token. One transaction: the row locked by the family
+/// digest (so of concurrent refreshes one rotates and the others see its
+/// result), the step decided by [`RefreshState::step`], then one `UPDATE` or
+/// `DELETE`.
+pub(crate) async fn refresh(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    req: &RefreshRequest,
+    now: Timestamp,
+) -> Outcome<RefreshOutcome> {
+    let tx = c.transaction().await?;
+    let found = rows(
+        &tx,
+        &x.sql.lock_by_token,
+        &[&&req.family.hash.as_bytes()[..], &now.as_millis()],
+    )
+    .await?;
+    let Some(row) = found.first() else {
+        return Ok(RefreshOutcome::Unknown);
+    };
+    let s = decode(row)?;
+    if s.mode != Mode::Jwt || s.id.shard() != req.family.shard {
+        return Ok(RefreshOutcome::Unknown);
+    }
+    let state = refresh_state(row, s.id.as_str())?;
+    let outcome = match state.step(req, now) {
+        RefreshStep::Rotate { generation } => {
+            let updated = one_session(
+                &tx,
+                &x.sql.set_refresh,
+                &[
+                    &s.id.as_str(),
+                    &&req.successor.as_bytes()[..],
+                    &&req.wrapped_successor[..],
+                    &i64::try_from(generation).unwrap_or(i64::MAX),
+                    &now.as_millis(),
+                    &x.channel,
+                ],
+            )
+            .await?
+            .ok_or_else(|| corrupt(s.id.as_str(), "row", "vanished under its lock"))?;
+            RefreshOutcome::Rotated {
+                session: updated,
+                generation,
+            }
+        }
+        RefreshStep::Replay => RefreshOutcome::Replayed {
+            generation: state.generation,
+            rotated_at: state.rotated_at,
+            wrapped_successor: state.wrapped.unwrap_or([0; 32]),
+            session: s,
+        },
+        RefreshStep::Reuse => {
+            rows(
+                &tx,
+                &x.sql.delete,
+                &[&s.id.as_str(), &now.as_millis(), &x.channel],
+            )
+            .await?;
+            RefreshOutcome::Reused { session_id: s.id }
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// The refresh columns that follow the session's in [`Statements::lock_by_token`].
+fn refresh_state(row: &Row, at: &str) -> Result<RefreshState, StoreError> {
+    let bad = |what: &str| corrupt(at, "refresh state", what);
+    let hash = |i: usize, what: &str| -> Result<Option<TokenHash>, StoreError> {
+        let bytes: Option<Vec<u8>> = row.try_get(i).map_err(|_| bad(what))?;
+        bytes
+            .map(|b| {
+                <[u8; 32]>::try_from(b)
+                    .map(TokenHash::from_bytes)
+                    .map_err(|_| bad(what))
+            })
+            .transpose()
+    };
+    let current = hash(COLUMN_COUNT, "current hash")?.ok_or_else(|| bad("no current hash"))?;
+    let previous = hash(COLUMN_COUNT + 1, "previous hash")?;
+    let wrapped: Option<Vec<u8>> = row.try_get(COLUMN_COUNT + 2).map_err(|_| bad("wrapped"))?;
+    let wrapped = wrapped
+        .map(|w| <[u8; 32]>::try_from(w).map_err(|_| bad("wrapped")))
+        .transpose()?;
+    let generation: Option<i64> = row
+        .try_get(COLUMN_COUNT + 3)
+        .map_err(|_| bad("generation"))?;
+    let generation = generation
+        .and_then(|g| u64::try_from(g).ok())
+        .ok_or_else(|| bad("generation"))?;
+    let rotated_at: Option<i64> = row
+        .try_get(COLUMN_COUNT + 4)
+        .map_err(|_| bad("rotated_at"))?;
+    Ok(RefreshState {
+        current,
+        previous,
+        wrapped,
+        generation,
+        rotated_at: Timestamp::from_millis(rotated_at.ok_or_else(|| bad("rotated_at"))?),
+    })
+}
+
+/// Remove a session. One `DELETE`; `true` if it was live.
+pub(crate) async fn revoke(
+    c: &Client,
+    x: &Ctx<'_>,
+    id: &SessionId,
+    now: Timestamp,
+) -> Outcome<bool> {
+    let found = rows(
+        c,
+        &x.sql.delete,
+        &[&id.as_str(), &now.as_millis(), &x.channel],
+    )
+    .await?;
+    Ok(match found.first() {
+        Some(row) => row.try_get::<_, bool>(0)?,
+        None => false,
+    })
+}
+
+/// Remove all of the user's sessions but one. One transaction: the user's
+/// advisory lock (so it does not interleave with a create's count and
+/// insert), then one `DELETE`.
+pub(crate) async fn revoke_user(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    user_id: &str,
+    except: Option<&SessionId>,
+    now: Timestamp,
+) -> Outcome<Vec<SessionId>> {
+    let tx = c.transaction().await?;
+    rows(&tx, &x.sql.lock_user, &[&user_id]).await?;
+    let removed = rows(
+        &tx,
+        &x.sql.delete_user,
+        &[
+            &user_id,
+            &except.map(SessionId::as_str),
+            &now.as_millis(),
+            &x.channel,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    let mut live = Vec::with_capacity(removed.len());
+    for row in &removed {
+        if row.try_get::<_, bool>(2)? {
+            live.push(row);
+        }
+    }
+    removed_ids(live)
+}
+
+/// The user's live sessions, newest first. One indexed `SELECT`.
+pub(crate) async fn list_user(
+    c: &Client,
+    x: &Ctx<'_>,
+    user_id: &str,
+    now: Timestamp,
+) -> Outcome<Vec<Session>> {
+    let found = rows(c, &x.sql.list_user, &[&user_id, &now.as_millis()]).await?;
+    Ok(found.iter().map(decode).collect::<Result<_, _>>()?)
+}
+
+/// Count from a `SELECT count(*)`.
+async fn count(c: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Outcome<u64> {
+    let found = rows(c, sql, params).await?;
+    let n = match found.first() {
+        Some(row) => row.try_get::<_, i64>(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// How many live sessions the user has.
+pub(crate) async fn count_user(
+    c: &Client,
+    x: &Ctx<'_>,
+    user_id: &str,
+    now: Timestamp,
+) -> Outcome<u64> {
+    count(c, &x.sql.count_user, &[&user_id, &now.as_millis()]).await
+}
+
+/// Live sessions of all users (a range scan of the deadline index).
+pub(crate) async fn count_live(c: &Client, x: &Ctx<'_>, now: Timestamp) -> Outcome<u64> {
+    count(c, &x.sql.count_live, &[&now.as_millis()]).await
+}

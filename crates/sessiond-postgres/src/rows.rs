@@ -1,0 +1,76 @@
+//! Conversion between [`Session`] values and `sessions` rows: the column list
+//! every query selects, and decoding that reports a bad row as
+//! [`StoreError::Corrupt`] instead of failing the query.
+
+use sessiond_engine::{Device, Mode, Session, SessionData, SessionId, StoreError, Timestamp};
+use tokio_postgres::Row;
+
+use crate::errors::corrupt;
+
+/// Columns of a session row, in the order [`decode`] reads them.
+pub(crate) const COLUMNS: &str = "id, user_id, role, data, device, created_at, last_seen_at, \
+     expires_at, absolute_expires_at, idle_ttl_ms, mode";
+
+/// Number of columns [`decode`] reads from the start of a row.
+pub(crate) const COLUMN_COUNT: usize = 11;
+
+/// The session held by the first [`COLUMN_COUNT`] columns of `row`.
+pub(crate) fn decode(row: &Row) -> Result<Session, StoreError> {
+    let id: String = row
+        .try_get(0)
+        .map_err(|e| corrupt("a row", "id", &e.to_string()))?;
+    let id = SessionId::parse(&id).ok_or_else(|| corrupt("a row", "id", "malformed"))?;
+    let at = id.as_str().to_owned();
+    let get_text = |i: usize, field: &str| -> Result<String, StoreError> {
+        row.try_get::<_, String>(i)
+            .map_err(|e| corrupt(&at, field, &e.to_string()))
+    };
+    let get_millis = |i: usize, field: &str| -> Result<i64, StoreError> {
+        row.try_get::<_, i64>(i)
+            .map_err(|e| corrupt(&at, field, &e.to_string()))
+    };
+    let user_id = get_text(1, "user_id")?;
+    let role: Option<String> = row
+        .try_get(2)
+        .map_err(|e| corrupt(&at, "role", &e.to_string()))?;
+    let data: SessionData = serde_json::from_str(&get_text(3, "data")?)
+        .map_err(|e| corrupt(&at, "data", &e.to_string()))?;
+    let device: Device = serde_json::from_str(&get_text(4, "device")?)
+        .map_err(|e| corrupt(&at, "device", &e.to_string()))?;
+    let idle_ttl_ms = u64::try_from(get_millis(9, "idle_ttl_ms")?)
+        .map_err(|_| corrupt(&at, "idle_ttl_ms", "negative"))?;
+    let mode = match get_text(10, "mode")?.as_str() {
+        "opaque" => Mode::Opaque,
+        "jwt" => Mode::Jwt,
+        _ => return Err(corrupt(&at, "mode", "neither opaque nor jwt")),
+    };
+    Ok(Session {
+        created_at: Timestamp::from_millis(get_millis(5, "created_at")?),
+        last_seen_at: Timestamp::from_millis(get_millis(6, "last_seen_at")?),
+        expires_at: Timestamp::from_millis(get_millis(7, "expires_at")?),
+        absolute_expires_at: Timestamp::from_millis(get_millis(8, "absolute_expires_at")?),
+        id,
+        user_id,
+        role,
+        data,
+        device,
+        idle_ttl_ms,
+        mode,
+    })
+}
+
+/// A session's data as stored (compact JSON text).
+pub(crate) fn encode_data(data: &SessionData) -> Result<String, StoreError> {
+    serde_json::to_string(data).map_err(|e| StoreError::Corrupt(format!("cannot encode data: {e}")))
+}
+
+/// A session's device as stored (compact JSON text).
+pub(crate) fn encode_device(device: &Device) -> Result<String, StoreError> {
+    serde_json::to_string(device)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode device: {e}")))
+}
+
+/// Milliseconds as PostgreSQL's `bigint`, saturating.
+pub(crate) fn millis(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,174 @@
+//! The tables in their own PostgreSQL schema (namespace), created and
+//! migrated by the store itself: `schema_version` holds the version, and
+//! `MIGRATIONS[n]` takes version `n` to `n + 1`, all in one transaction
+//! under an advisory lock, so instances starting together migrate once.
+
+use sessiond_engine::StoreError;
+use tokio_postgres::Client;
+
+use crate::errors::from_pg;
+
+/// Schema version this build writes.
+pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Advisory lock key (class, object) that serializes migrations.
+const MIGRATION_LOCK: (i32, i32) = (0x5345_5353, 1);
+
+/// Migrations in order; `{s}` stands for the schema's quoted name.
+const MIGRATIONS: [&str; 1] = [
+    // Only the token's hash is kept, never the token: `token_hash` is the
+    // unique key introspection reads by. The per-user index serves listing,
+    // counting and eviction in `created_at, id` order; the expiry sweep
+    // walks the index on the earlier deadline. Times are Unix milliseconds,
+    // as the engine keeps them. JWT mode: `token_hash` holds the refresh
+    // family's digest; the refresh state is the current and previous token
+    // hashes, the current one wrapped under the previous, its generation and
+    // issue time.
+    "CREATE TABLE {s}.sessions (
+        id                  text    NOT NULL PRIMARY KEY,
+        user_id             text    NOT NULL,
+        role                text,
+        data                text    NOT NULL,
+        device              text    NOT NULL,
+        token_hash          bytea   NOT NULL UNIQUE,
+        created_at          bigint  NOT NULL,
+        last_seen_at        bigint  NOT NULL,
+        expires_at          bigint  NOT NULL,
+        absolute_expires_at bigint  NOT NULL,
+        idle_ttl_ms         bigint  NOT NULL,
+        mode                text    NOT NULL,
+        refresh_hash        bytea,
+        refresh_previous    bytea,
+        refresh_wrapped     bytea,
+        refresh_generation  bigint,
+        refresh_rotated_at  bigint
+     );
+     CREATE INDEX sessions_by_user ON {s}.sessions (user_id, created_at, id);
+     CREATE INDEX sessions_by_deadline ON {s}.sessions (LEAST(expires_at, absolute_expires_at));",
+];
+
+/// Whether `name` may name the schema: a lower-case identifier that needs no
+/// quoting (and so cannot smuggle SQL into the statements built from it).
+pub fn valid_schema_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && name.len() <= 40
+}
+
+/// Bring `schema` to [`SCHEMA_VERSION`]. Refuses a database written by a
+/// newer build.
+pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<(), StoreError> {
+    migrate_to(client, schema, SCHEMA_VERSION).await
+}
+
+/// Bring `schema` to `target` (tests start from an older version).
+pub(crate) async fn migrate_to(
+    client: &mut Client,
+    schema: &str,
+    target: usize,
+) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(|e| from_pg(&e))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&MIGRATION_LOCK.0, &MIGRATION_LOCK.1],
+    )
+    .await
+    .map_err(|e| from_pg(&e))?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_version (version integer NOT NULL);"
+    ))
+    .await
+    .map_err(|e| from_pg(&e))?;
+    let row = tx
+        .query_opt(&format!("SELECT version FROM {schema}.schema_version"), &[])
+        .await
+        .map_err(|e| from_pg(&e))?;
+    let current = match row {
+        Some(row) => {
+            let v: i32 = row.try_get(0).map_err(|e| from_pg(&e))?;
+            usize::try_from(v).ok().filter(|v| *v <= SCHEMA_VERSION).ok_or_else(|| {
+                StoreError::Unavailable(format!(
+                    "postgres schema {schema} is at version {v}, which this build does not know (up to {SCHEMA_VERSION})"
+                ))
+            })?
+        }
+        None => {
+            tx.execute(
+                &format!("INSERT INTO {schema}.schema_version (version) VALUES (0)"),
+                &[],
+            )
+            .await
+            .map_err(|e| from_pg(&e))?;
+            0
+        }
+    };
+    for (step, sql) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
+        tx.batch_execute(&sql.replace("{s}", schema))
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "postgres migration to version {} failed: {}",
+                    step + 1,
+                    from_pg(&e)
+                ))
+            })?;
+    }
+    if target > current {
+        let v = i32::try_from(target).unwrap_or(i32::MAX);
+        tx.execute(
+            &format!("UPDATE {schema}.schema_version SET version = $1"),
+            &[&v],
+        )
+        .await
+        .map_err(|e| from_pg(&e))?;
+    }
+    tx.commit().await.map_err(|e| from_pg(&e))
+}
+
+/// The version `schema` is at (0 when it has no tables yet).
+pub(crate) async fn version(client: &Client, schema: &str) -> Result<usize, StoreError> {
+    let exists = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{schema}.schema_version")],
+        )
+        .await
+        .map_err(|e| from_pg(&e))?;
+    if !exists.try_get::<_, bool>(0).map_err(|e| from_pg(&e))? {
+        return Ok(0);
+    }
+    let row = client
+        .query_opt(&format!("SELECT version FROM {schema}.schema_version"), &[])
+        .await
+        .map_err(|e| from_pg(&e))?;
+    Ok(row
+        .and_then(|r| r.try_get::<_, i32>(0).ok())
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for ok in ["sessiond", "_x", "a1_b2"] {
+            assert!(valid_schema_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "A",
+            "a-b",
+            "a;drop",
+            "a b",
+            "\"a\"",
+            &"a".repeat(41),
+        ] {
+            assert!(!valid_schema_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The SQL of every operation, written once for the store's schema when it
+//! opens (the schema name is a checked identifier), so each text is prepared
+//! once per connection and reused.
+//!
+//! Every change to a session also sends `pg_notify(channel, hex(token
+//! hash))` in the same statement or transaction: PostgreSQL delivers it on
+//! commit, and the near-cache of every instance drops that record.
+
+use crate::rows::COLUMNS;
+
+/// Live at `$now`: every query using it binds `now` at the position given.
+fn live(now: &str) -> String {
+    format!("expires_at > {now} AND absolute_expires_at > {now}")
+}
+
+/// The statements, for one schema and notification channel.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// `$1` id, `$2` now.
+    pub get: String,
+    /// `$1` token hash, `$2` now.
+    pub by_token: String,
+    /// Touch if nothing changed it since it was read: `$1` id, `$2`
+    /// `last_seen_at` as read, `$3` now, `$4` channel.
+    pub touch: String,
+    /// Serializes the user-wide operations of one user: `$1` user id.
+    pub lock_user: String,
+    /// `$1` user, `$2` now.
+    pub count_user: String,
+    /// Evict the oldest: `$1` user, `$2` now, `$3` how many, `$4` channel.
+    pub evict: String,
+    /// `$1`..`$15` the row.
+    pub insert: String,
+    /// For update: `$1` id, `$2` now; selects [`COLUMNS`] and the token hash.
+    pub lock_by_id: String,
+    /// `$1` id, `$2` data, `$3` channel.
+    pub set_data: String,
+    /// `$1` id, `$2` now, `$3` idle ttl ms or null, `$4` channel.
+    pub extend: String,
+    /// For update: `$1` token hash, `$2` now; selects [`COLUMNS`] and the
+    /// refresh state.
+    pub lock_by_token: String,
+    /// Give a new token: `$1` id, `$2` new token hash, `$3` channel, `$4`
+    /// the old hash; the session becomes opaque.
+    pub set_token: String,
+    /// Refresh rotation: `$1` id, `$2` successor hash, `$3` wrapped,
+    /// `$4` generation, `$5` now, `$6` channel.
+    pub set_refresh: String,
+    /// `$1` id, `$2` now, `$3` channel; selects whether it was live.
+    pub delete: String,
+    /// `$1` user, `$2` excepted id or null, `$3` now, `$4` channel; selects
+    /// id, created_at, live.
+    pub delete_user: String,
+    /// `$1` user, `$2` now.
+    pub list_user: String,
+    /// `$1` now.
+    pub count_live: String,
+    /// `$1` now, `$2` batch size; deletes dead rows oldest deadline first.
+    pub sweep: String,
+}
+
+impl Statements {
+    /// The statements for tables in `schema`.
+    pub(crate) fn new(schema: &str) -> Self {
+        let t = format!("{schema}.sessions");
+        let notify =
+            |hash: &str, channel: &str| format!("pg_notify({channel}, encode({hash}, 'hex'))");
+        Self {
+            get: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1 AND {}", live("$2")),
+            by_token: format!(
+                "SELECT {COLUMNS} FROM {t} WHERE token_hash = $1 AND {}",
+                live("$2")
+            ),
+            touch: format!(
+                "WITH u AS (
+                    UPDATE {t} SET last_seen_at = $3,
+                        expires_at = GREATEST(expires_at, LEAST($3 + idle_ttl_ms, absolute_expires_at))
+                    WHERE id = $1 AND last_seen_at = $2 AND {}
+                    RETURNING {COLUMNS}, token_hash)
+                 SELECT {COLUMNS}, {} FROM u",
+                live("$3"),
+                notify("token_hash", "$4")
+            ),
+            lock_user: "SELECT pg_advisory_xact_lock(1397052243, hashtext($1))".to_owned(),
+            count_user: format!(
+                "SELECT count(*) FROM {t} WHERE user_id = $1 AND {}",
+                live("$2")
+            ),
+            evict: format!(
+                "WITH d AS (
+                    DELETE FROM {t} WHERE id IN (
+                        SELECT id FROM {t} WHERE user_id = $1 AND {}
+                        ORDER BY created_at, id LIMIT $3)
+                    RETURNING id, created_at, token_hash)
+                 SELECT id, created_at, {} FROM d",
+                live("$2"),
+                notify("token_hash", "$4")
+            ),
+            insert: format!(
+                "INSERT INTO {t} (id, user_id, role, data, device, token_hash, created_at,
+                    last_seen_at, expires_at, absolute_expires_at, idle_ttl_ms, mode,
+                    refresh_hash, refresh_generation, refresh_rotated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ),
+            lock_by_id: format!(
+                "SELECT {COLUMNS}, token_hash FROM {t} WHERE id = $1 AND {} FOR UPDATE",
+                live("$2")
+            ),
+            set_data: format!(
+                "WITH u AS (UPDATE {t} SET data = $2 WHERE id = $1 RETURNING token_hash)
+                 SELECT {} FROM u",
+                notify("token_hash", "$3")
+            ),
+            extend: format!(
+                "WITH u AS (
+                    UPDATE {t} SET expires_at = GREATEST(expires_at,
+                        LEAST($2 + COALESCE($3, idle_ttl_ms), absolute_expires_at))
+                    WHERE id = $1 AND {}
+                    RETURNING {COLUMNS}, token_hash)
+                 SELECT {COLUMNS}, {} FROM u",
+                live("$2"),
+                notify("token_hash", "$4")
+            ),
+            lock_by_token: format!(
+                "SELECT {COLUMNS}, refresh_hash, refresh_previous, refresh_wrapped,
+                        refresh_generation, refresh_rotated_at
+                 FROM {t} WHERE token_hash = $1 AND {} FOR UPDATE",
+                live("$2")
+            ),
+            set_token: format!(
+                "WITH u AS (
+                    UPDATE {t} SET token_hash = $2, mode = 'opaque', refresh_hash = NULL,
+                        refresh_previous = NULL, refresh_wrapped = NULL,
+                        refresh_generation = NULL, refresh_rotated_at = NULL
+                    WHERE id = $1 RETURNING {COLUMNS})
+                 SELECT {COLUMNS}, {} FROM u",
+                notify("$4::bytea", "$3")
+            ),
+            set_refresh: format!(
+                "WITH u AS (
+                    UPDATE {t} SET refresh_previous = refresh_hash, refresh_hash = $2,
+                        refresh_wrapped = $3, refresh_generation = $4, refresh_rotated_at = $5,
+                        last_seen_at = $5,
+                        expires_at = GREATEST(expires_at, LEAST($5 + idle_ttl_ms, absolute_expires_at))
+                    WHERE id = $1 RETURNING {COLUMNS}, token_hash)
+                 SELECT {COLUMNS}, {} FROM u",
+                notify("token_hash", "$6")
+            ),
+            delete: format!(
+                "WITH d AS (DELETE FROM {t} WHERE id = $1
+                    RETURNING {} AS live, token_hash)
+                 SELECT live, {} FROM d",
+                live("$2"),
+                notify("token_hash", "$3")
+            ),
+            delete_user: format!(
+                "WITH d AS (DELETE FROM {t} WHERE user_id = $1 AND id IS DISTINCT FROM $2
+                    RETURNING id, created_at, {} AS live, token_hash)
+                 SELECT id, created_at, live, {} FROM d",
+                live("$3"),
+                notify("token_hash", "$4")
+            ),
+            list_user: format!(
+                "SELECT {COLUMNS} FROM {t} WHERE user_id = $1 AND {}
+                 ORDER BY created_at DESC, id DESC",
+                live("$2")
+            ),
+            count_live: format!(
+                "SELECT count(*) FROM {t} WHERE LEAST(expires_at, absolute_expires_at) > $1"
+            ),
+            sweep: format!(
+                "DELETE FROM {t} WHERE id IN (
+                    SELECT id FROM {t} WHERE LEAST(expires_at, absolute_expires_at) <= $1
+                    ORDER BY LEAST(expires_at, absolute_expires_at) LIMIT $2)"
+            ),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The store conformance suite against a private PostgreSQL: cases share one
+//! server while any of them runs, each in its own schema. Run twice: the
+//! store as it is, and behind its near-cache (channel up before the case
+//! starts), which must change nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sessiond_engine::{CacheOptions, CachedStore};
+use sessiond_postgres::{PostgresOptions, PostgresStore};
+use sessiond_testkit::postgres_server::PostgresServer;
+use sessiond_testkit::{Fixture, ManualClock, Shared, wait_serving};
+
+static SERVER: Shared<PostgresServer> = Shared::new();
+static CASE: AtomicUsize = AtomicUsize::new(0);
+
+async fn store(clock: ManualClock) -> (PostgresStore, Arc<PostgresServer>) {
+    let server = tokio::task::spawn_blocking(|| SERVER.get(PostgresServer::start))
+        .await
+        .unwrap();
+    let options = PostgresOptions {
+        schema: format!("case{}", CASE.fetch_add(1, Ordering::Relaxed)),
+        clock: Arc::new(clock),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect(&server.url(), options)
+        .await
+        .unwrap();
+    (store, server)
+}
+
+async fn fixture(clock: ManualClock) -> Fixture {
+    let (store, server) = store(clock).await;
+    Fixture::new(Arc::new(store), server)
+}
+
+async fn cached_fixture(clock: ManualClock) -> Fixture {
+    let (store, server) = store(clock).await;
+    let cached = CachedStore::new(store, CacheOptions::default());
+    wait_serving(cached.cache()).await;
+    Fixture::new(Arc::new(cached), server)
+}
+
+mod bare {
+    sessiond_testkit::conformance_tests!(super::fixture);
+}
+
+mod cached {
+    sessiond_testkit::conformance_tests!(super::cached_fixture);
+}
