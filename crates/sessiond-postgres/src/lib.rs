@@ -31,6 +31,7 @@ use sessiond_engine::{
 use tokio::task::JoinHandle;
 
 pub use schema::valid_schema_name;
+pub use target::check_url;
 
 use crate::errors::from_pool;
 use crate::listener::Listener;
@@ -360,6 +361,7 @@ impl CacheSource for PostgresStore {
 
     fn start_invalidations(&self, cache: Arc<NearCache>) {
         let listener = Listener::start(
+            self.pool.clone(),
             self.config.clone(),
             self.tls.clone(),
             self.channel.clone(),

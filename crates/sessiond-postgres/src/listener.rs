@@ -1,16 +1,19 @@
 //! The near-cache's invalidation channel: a connection of its own that
 //! `LISTEN`s on the schema's channel, where every change sends the hex of
-//! the changed record's token hash. It proves itself every
-//! [`NearCache::CONFIRM_INTERVAL`] by notifying a private channel of its
-//! own: notifications arrive in commit order, so when that one arrives,
-//! every change committed before it was sent has been applied. Losing the
-//! connection drops the whole cache first, then reconnects.
+//! the changed record's token hash, and does nothing else (only
+//! notifications flow on it). It is proven every
+//! [`NearCache::CONFIRM_INTERVAL`] by a notification to a private channel of
+//! its own, sent through the pool: notifications arrive in commit order, so
+//! when that one arrives, every change committed before it was sent has been
+//! applied. Losing the connection drops the whole cache first, then
+//! reconnects.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use sessiond_engine::NearCache;
 use tokio::task::JoinHandle;
@@ -31,6 +34,7 @@ pub(crate) struct Listener {
 impl Listener {
     /// Start listening on `channel` with its own connection.
     pub(crate) fn start(
+        pool: Pool,
         config: tokio_postgres::Config,
         tls: MakeRustlsConnect,
         channel: String,
@@ -43,7 +47,7 @@ impl Listener {
             let mut backoff = MIN_BACKOFF;
             loop {
                 let started = Instant::now();
-                let why = listen(&config, &tls, &channel, timeout, &cache, &flag).await;
+                let why = listen(&pool, &config, &tls, &channel, timeout, &cache, &flag).await;
                 // Before anything else: no hit is served from here on.
                 flag.store(false, Ordering::SeqCst);
                 cache.channel_lost();
@@ -73,6 +77,7 @@ impl Drop for Listener {
 
 /// One connection's life: listen, confirm, apply; returns why it ended.
 async fn listen(
+    pool: &Pool,
     config: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     channel: &str,
@@ -124,7 +129,7 @@ async fn listen(
     };
     let listen = format!("LISTEN \"{channel}\"; LISTEN \"{ping_channel}\"");
     let why = match tokio::time::timeout(timeout, client.batch_execute(&listen)).await {
-        Ok(Ok(())) => ping_until_lost(&client, &ping_channel, &sent, timeout, &mut lost_rx).await,
+        Ok(Ok(())) => ping_until_lost(pool, &ping_channel, &sent, timeout, &mut lost_rx).await,
         Ok(Err(e)) => format!("LISTEN failed: {e}"),
         Err(_) => "LISTEN timed out".to_owned(),
     };
@@ -132,10 +137,11 @@ async fn listen(
     why
 }
 
-/// Notify the private channel every confirm interval until the connection
-/// is lost or a ping fails.
+/// Notify the private channel through the pool every confirm interval
+/// until the listening connection is lost. A ping that fails is skipped:
+/// without confirmations the cache stops serving hits by itself.
 async fn ping_until_lost(
-    client: &tokio_postgres::Client,
+    pool: &Pool,
     ping_channel: &str,
     sent: &Mutex<VecDeque<(u64, Instant)>>,
     timeout: Duration,
@@ -160,13 +166,20 @@ async fn ping_until_lost(
             }
             sent.push_back((n, Instant::now()));
         }
-        let payload = n.to_string();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ping_channel, &payload];
-        let ping = client.execute("SELECT pg_notify($1, $2)", &params);
+        // The simple protocol, one round trip (the channel name is ours and
+        // plain, the payload a number).
+        let notify = format!("NOTIFY \"{ping_channel}\", '{n}'");
+        let ping = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .batch_execute(&notify)
+                .await
+                .map_err(|e| e.to_string())
+        };
         match tokio::time::timeout(timeout, ping).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return format!("ping failed: {e}"),
-            Err(_) => return "ping timed out".to_owned(),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "near-cache confirmation failed"),
+            Err(_) => tracing::debug!("near-cache confirmation timed out"),
         }
     }
 }

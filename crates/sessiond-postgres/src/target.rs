@@ -37,14 +37,19 @@ pub(crate) struct Target {
     pub tls: MakeRustlsConnect,
 }
 
-/// Parse `url`. `ca_pem` (the `store_ca_file`) stands in for `sslrootcert`
-/// when the URL has none.
-pub(crate) fn parse(
-    url: &str,
-    ca_pem: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<Target, StoreError> {
-    let bad = |why: String| StoreError::Unavailable(format!("store URL: {why}"));
+/// A store URL split into tokio-postgres settings and the TLS parameters
+/// read here.
+struct Parts {
+    config: tokio_postgres::Config,
+    sslmode: Option<String>,
+    rootcert: Option<String>,
+}
+
+fn parts(url: &str) -> Result<Parts, String> {
+    let lower = url.to_ascii_lowercase();
+    if !lower.starts_with("postgres://") && !lower.starts_with("postgresql://") {
+        return Err("expected postgres://USER@HOST:PORT/DATABASE".to_owned());
+    }
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
     let mut sslmode = None;
@@ -62,9 +67,36 @@ pub(crate) fn parse(
     } else {
         format!("{base}?{}", kept.join("&"))
     };
-    let mut config: tokio_postgres::Config = rebuilt
+    let config = rebuilt
         .parse()
-        .map_err(|e| bad(format!("not a PostgreSQL URL: {e}")))?;
+        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    mode(sslmode.as_deref(), true)?;
+    Ok(Parts {
+        config,
+        sslmode,
+        rootcert,
+    })
+}
+
+/// Check a store URL without connecting or reading files: the error says
+/// what is wrong with it.
+pub fn check_url(url: &str) -> Result<(), String> {
+    parts(url).map(drop)
+}
+
+/// Parse `url`. `ca_pem` (the `store_ca_file`) stands in for `sslrootcert`
+/// when the URL has none.
+pub(crate) fn parse(
+    url: &str,
+    ca_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Target, StoreError> {
+    let bad = |why: String| StoreError::Unavailable(format!("store URL: {why}"));
+    let Parts {
+        mut config,
+        sslmode,
+        rootcert,
+    } = parts(url).map_err(bad)?;
     let roots = match rootcert {
         Some(path) => Some(
             std::fs::read(&path)

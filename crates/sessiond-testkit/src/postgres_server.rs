@@ -7,6 +7,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -95,6 +96,26 @@ impl PostgresServer {
             "postgres://{}@127.0.0.1:{}/{DATABASE}",
             self.user, self.port
         )
+    }
+
+    /// `postgres://USER@127.0.0.1:PORT/DATABASE`.
+    pub fn url_of(&self, database: &str) -> String {
+        format!(
+            "postgres://{}@127.0.0.1:{}/{database}",
+            self.user, self.port
+        )
+    }
+
+    /// Create a fresh database of its own for one test and return its URL.
+    ///
+    /// # Panics
+    /// When PostgreSQL refuses.
+    pub fn fresh_database(&self) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("test{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.sql(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        self.url_of(&name)
     }
 
     /// The port it listens on.

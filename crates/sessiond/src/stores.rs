@@ -1,5 +1,5 @@
 //! Picks the session store named by the configuration (`embedded:PATH`,
-//! `redis://`, `rediss://`), behind the near-cache when the configuration
+//! `postgres://`, `redis://`, `rediss://`…), behind the near-cache when the configuration
 //! keeps it on.
 
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
 use sessiond_engine::{CacheSource, CachedStore, NearCache, Store, StoreError};
+use sessiond_postgres::{PostgresOptions, PostgresStore};
 use sessiond_redis::{RedisOptions, RedisStore};
 
 use crate::config::Config;
@@ -61,28 +62,38 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
         || lower.starts_with("redis+")
         || lower.starts_with("rediss+")
     {
-        let tls_ca_pem = match &config.store_ca_file {
-            None => None,
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot read store_ca_file {}: {e}",
-                    path.display()
-                ))
-            })?),
-        };
         let options = RedisOptions {
             key_prefix: config.key_prefix.clone(),
             timeout: config.store_timeout,
-            tls_ca_pem,
+            tls_ca_pem: read_ca_file(config)?,
             wait_replicas: config.store_wait_replicas,
         };
         let store = RedisStore::connect(url, options).await?;
         return Ok(cached(store, config, caching));
     }
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        let options = PostgresOptions {
+            timeout: config.store_timeout,
+            tls_ca_pem: read_ca_file(config)?,
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::connect(url, options).await?;
+        return Ok(cached(store, config, caching));
+    }
     Err(StoreError::Unavailable(format!(
-        "store {} is not supported; use embedded:PATH, redis://, rediss://, redis+cluster:// or redis+sentinel://",
+        "store {} is not supported; use embedded:PATH, postgres://, redis://, rediss://, redis+cluster:// or redis+sentinel://",
         crate::config::describe_store(url)
     )))
+}
+
+/// The PEM of `store_ca_file`, if set.
+fn read_ca_file(config: &Config) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(path) = &config.store_ca_file else {
+        return Ok(None);
+    };
+    std::fs::read(path).map(Some).map_err(|e| {
+        StoreError::Unavailable(format!("cannot read store_ca_file {}: {e}", path.display()))
+    })
 }
 
 /// `store` behind the near-cache, when `caching` and `[cache]` allow.

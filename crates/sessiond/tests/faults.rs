@@ -1,6 +1,7 @@
-//! Fail closed: with Redis killed under load, requests get 503 (with
-//! Retry-After) within the store timeout, never "valid", never a hang; after
-//! Redis restarts, 200s resume by themselves without restarting sessiond.
+//! Fail closed: with Redis or PostgreSQL killed under load, requests get 503
+//! (with Retry-After) within the store timeout, never "valid", never a hang;
+//! after the store restarts, 200s resume by themselves without restarting
+//! sessiond.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -10,10 +11,48 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestServer, problem};
 use reqwest::Method;
 use serde_json::json;
+use sessiond_testkit::postgres_server::PostgresServer;
+
+/// The store under a test server, which the test stops and starts.
+enum Store {
+    /// The server's own redis-server.
+    Redis,
+    /// A PostgreSQL of the test's own (not shared: it is stopped).
+    Postgres(PostgresServer),
+}
+
+impl Store {
+    fn kill(&mut self, s: &mut TestServer) {
+        match self {
+            Self::Redis => s.redis.as_mut().unwrap().kill(),
+            Self::Postgres(server) => server.kill(),
+        }
+    }
+
+    fn restart(&mut self, s: &mut TestServer) {
+        match self {
+            Self::Redis => s.redis.as_mut().unwrap().restart(),
+            Self::Postgres(server) => server.restart(),
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_under_load_gives_503_then_recovers() {
-    let mut s = TestServer::start(Backend::Redis).await;
+    let s = TestServer::start(Backend::Redis).await;
+    killed_under_load_gives_503_then_recovers(s, Store::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_load_gives_503_then_recovers() {
+    let postgres = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .unwrap();
+    let s = TestServer::start_on_url(postgres.url(), (), |_| {}).await;
+    killed_under_load_gives_503_then_recovers(s, Store::Postgres(postgres)).await;
+}
+
+async fn killed_under_load_gives_503_then_recovers(mut s: TestServer, mut store: Store) {
     let (_, token) = s.create("alice").await;
     let introspect = |s: &TestServer, token: &str| {
         s.admin(Method::POST, "/v1/sessions/introspect")
@@ -22,7 +61,7 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
     };
     assert_eq!(introspect(&s, &token).await.unwrap().status(), 200);
 
-    // Load from several tasks while Redis dies.
+    // Load from several tasks while the store dies.
     let client = s.client.clone();
     let url = s.url("/v1/me");
     let load: Vec<_> = (0..4)
@@ -41,7 +80,7 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    s.redis.as_mut().unwrap().kill();
+    store.kill(&mut s);
     let killed = Instant::now();
 
     // While down: 503 problem+json with Retry-After, within the 500 ms store timeout.
@@ -70,11 +109,11 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
     for task in load {
         for (status, started, took) in task.await.unwrap() {
             assert!(status == 200 || status == 503, "status {status} under load");
-            // The session was in the near-cache: once Redis is dead, nothing
+            // The session was in the near-cache: once the store is dead, nothing
             // may come from memory.
             assert!(
                 status == 503 || started < killed,
-                "a 200 for a request sent {:?} after Redis died",
+                "a 200 for a request sent {:?} after the store died",
                 started.saturating_duration_since(killed)
             );
             assert!(
@@ -84,8 +123,9 @@ async fn redis_killed_under_load_gives_503_then_recovers() {
         }
     }
 
-    // Restart Redis (empty: --save ""), create a session, and see 200s within 2 s.
-    s.redis.as_mut().unwrap().restart();
+    // Restart the store (Redis empty: --save ""), create a session, and see
+    // 200s within 2 s.
+    store.restart(&mut s);
     let restarted = Instant::now();
     let mut recovered = None;
     while restarted.elapsed() < Duration::from_secs(2) {

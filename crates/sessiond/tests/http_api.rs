@@ -8,7 +8,7 @@ use common::{API_KEY, Backend, TestServer, problem};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-both_stores!(
+every_store!(
     full_lifecycle,
     cookie_sessions_need_csrf_proof_for_changes,
     admin_errors_are_problems,

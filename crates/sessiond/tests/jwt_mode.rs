@@ -14,7 +14,7 @@ use common::{Backend, TestServer, problem};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-both_stores!(
+every_store!(
     jwt_lifecycle,
     rotation_by_id_kills_access_tokens_at_once,
     refresh_replays_within_grace_and_revokes_on_reuse,

@@ -164,7 +164,7 @@ async fn clients_behind_a_trusted_proxy_are_told_apart(backend: Backend) {
     s.shutdown().await;
 }
 
-both_stores!(
+every_store!(
     valid_credentials_are_never_throttled,
     admin_and_session_budgets_are_separate,
     zero_turns_the_limit_off,

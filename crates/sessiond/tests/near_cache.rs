@@ -1,7 +1,7 @@
-//! The near-cache seen from outside: two servers on one Redis, a change on
-//! one seen by the other within 50 ms, a killed invalidation channel never
-//! serving a stale answer, the `[cache]` switch, and the cache's counters in
-//! `/metrics`.
+//! The near-cache seen from outside: two servers on one Redis or one
+//! PostgreSQL, a change on one seen by the other within 50 ms, a killed
+//! invalidation channel never serving a stale answer, the `[cache]` switch,
+//! and the cache's counters in `/metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -45,8 +45,17 @@ async fn cached_on(server: &TestServer, token: &str) {
 /// Revoke on A, poll B: inactive within 50 ms, 1,000 times in a row, and
 /// never active again once it was inactive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_on_one_server_is_seen_by_the_other_within_50ms() {
-    let a = TestServer::start(Backend::Redis).await;
+async fn a_revocation_on_one_server_is_seen_by_the_other_within_50ms_on_redis() {
+    revocation_seen_by_the_other_within_50ms(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_server_is_seen_by_the_other_within_50ms_on_postgres() {
+    revocation_seen_by_the_other_within_50ms(Backend::Postgres).await;
+}
+
+async fn revocation_seen_by_the_other_within_50ms(backend: Backend) {
+    let a = TestServer::start(backend).await;
     let b = TestServer::beside(&a, |_| {}).await;
     wait_for_hits(&b).await;
     let mut slowest = Duration::ZERO;
@@ -98,26 +107,53 @@ fn channel_ids(server: &TestServer) -> Vec<String> {
         .collect()
 }
 
-/// Kill A's invalidation channel, revoke through another server (so Redis
-/// tells A nothing), and A's next introspection must be inactive.
+/// Kill the invalidation channel of `server` on its store: Redis's `CLIENT
+/// KILL`, PostgreSQL's `pg_terminate_backend` (waiting until the backend is
+/// gone).
+fn kill_channel(server: &TestServer, round: usize) {
+    if let Some(postgres) = &server.postgres {
+        let database = server.database().unwrap();
+        let killed = postgres
+            .sql(&format!(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+                 WHERE datname = '{database}' AND query LIKE 'LISTEN %'"
+            ))
+            .unwrap();
+        assert_eq!(killed, "t", "round {round}: {killed:?}");
+        return;
+    }
+    let ids = channel_ids(server);
+    assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
+    let reply = server
+        .redis
+        .as_ref()
+        .unwrap()
+        .command(&format!("CLIENT KILL ID {}", ids[0]))
+        .unwrap();
+    assert!(reply.starts_with(":1"), "{reply}");
+}
+
+/// Kill A's invalidation channel, revoke through another server (so the
+/// store tells A nothing), and A's next introspection must be inactive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_channel_never_serves_a_stale_answer() {
-    let a = TestServer::start(Backend::Redis).await;
+async fn a_killed_channel_never_serves_a_stale_answer_on_redis() {
+    killed_channel_never_serves_a_stale_answer(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_channel_never_serves_a_stale_answer_on_postgres() {
+    killed_channel_never_serves_a_stale_answer(Backend::Postgres).await;
+}
+
+async fn killed_channel_never_serves_a_stale_answer(backend: Backend) {
+    let a = TestServer::start(backend).await;
     let other = TestServer::beside(&a, |c| c.cache.enabled = false).await;
     wait_for_hits(&a).await;
     for round in 0..20 {
         let (session, token) = a.create("alice").await;
         assert!(a.active(&token).await);
         cached_on(&a, &token).await;
-        let ids = channel_ids(&a);
-        assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
-        let reply = a
-            .redis
-            .as_ref()
-            .unwrap()
-            .command(&format!("CLIENT KILL ID {}", ids[0]))
-            .unwrap();
-        assert!(reply.starts_with(":1"), "{reply}");
+        kill_channel(&a, round);
         let id = session["id"].as_str().unwrap();
         let r = other
             .admin(Method::DELETE, &format!("/v1/sessions/{id}"))

@@ -32,7 +32,7 @@ pub struct Config {
     /// there only, `/healthz` and `/readyz` there too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<String>,
-    /// `embedded:PATH`, `redis://…`, `rediss://…`; unset: the embedded store
+    /// `embedded:PATH`, `postgres://…`, `redis://…`, `rediss://…`; unset: the embedded store
     /// in `data_dir` (see [`Config::store_url`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
@@ -51,7 +51,8 @@ pub struct Config {
     /// Redis key prefix.
     pub key_prefix: String,
     /// CA certificates (PEM file) trusted for `rediss://` instead of the
-    /// system's roots.
+    /// system's roots, and for `postgres://` TLS when the URL names no
+    /// `sslrootcert`.
     pub store_ca_file: Option<PathBuf>,
     /// Bound on every store call.
     #[serde(with = "duration_text")]
@@ -426,7 +427,7 @@ pub fn describe_store(store_url: &str) -> String {
     let (scheme, rest) = store_url.split_at(scheme_end + 3);
     // The last '@' ends the user info even if a password holds a raw '@'.
     let Some(at) = rest.rfind('@') else {
-        return store_url.to_owned();
+        return format!("{scheme}{}", mask_query_password(rest));
     };
     let (userinfo, host) = rest.split_at(at);
     let masked = match userinfo.split_once(':') {
@@ -436,7 +437,23 @@ pub fn describe_store(store_url: &str) -> String {
         None if userinfo.is_empty() => String::new(),
         None => "***".to_owned(),
     };
-    format!("{scheme}{masked}{host}")
+    format!("{scheme}{masked}{}", mask_query_password(host))
+}
+
+/// `…?password=secret&x=1` with the password masked (PostgreSQL URLs may
+/// carry it there).
+fn mask_query_password(rest: &str) -> String {
+    let Some((path, query)) = rest.split_once('?') else {
+        return rest.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -481,5 +498,13 @@ mod tests {
         );
         assert_eq!(describe_store("redis://token@cache/"), "redis://***@cache/");
         assert!(!describe_store("redis://u:s3cret@h/").contains("s3cret"));
+        assert_eq!(
+            describe_store("postgres://app:pw@db/app?password=pw2&sslmode=require"),
+            "postgres://app:***@db/app?password=***&sslmode=require"
+        );
+        assert_eq!(
+            describe_store("postgres://db/app?password=pw"),
+            "postgres://db/app?password=***"
+        );
     }
 }

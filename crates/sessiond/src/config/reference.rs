@@ -106,7 +106,7 @@ pub const KEYS: &[KeyDoc] = &[
         ..key(
             "store",
             STRING,
-            "`embedded:PATH`, `redis://…` or `rediss://…` (TLS), a Redis Cluster: `redis+cluster://HOST:PORT,HOST:PORT,…`, or Sentinel: `redis+sentinel://HOST:PORT,HOST:PORT,…/MASTER` (`rediss+…` for TLS)",
+            "`embedded:PATH`, `postgres://USER@HOST:PORT/DB` (`?sslmode=` as libpq: disable, prefer, require, verify-ca, verify-full, with `sslrootcert=FILE`), `redis://…` or `rediss://…` (TLS), a Redis Cluster: `redis+cluster://HOST:PORT,HOST:PORT,…`, or Sentinel: `redis+sentinel://HOST:PORT,HOST:PORT,…/MASTER` (`rediss+…` for TLS)",
         )
     },
     KeyDoc {
@@ -153,7 +153,7 @@ pub const KEYS: &[KeyDoc] = &[
         ..key(
             "store_ca_file",
             STRING,
-            "PEM file of the CA certificates trusted for `rediss://`",
+            "PEM file of the CA certificates trusted for `rediss://`, and for `postgres://` TLS when the URL names no `sslrootcert`",
         )
     },
     key(

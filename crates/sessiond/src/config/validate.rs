@@ -231,7 +231,7 @@ fn listen_is_valid(listen: &str) -> bool {
 }
 
 fn validate_store(store: &str) -> Result<(), ConfigError> {
-    const ACCEPTED: &str = "expected embedded:PATH, redis://HOST:PORT/, rediss://HOST:PORT/, redis+cluster://HOST:PORT,HOST:PORT,… or redis+sentinel://HOST:PORT,HOST:PORT,…/MASTER";
+    const ACCEPTED: &str = "expected embedded:PATH, postgres://USER@HOST:PORT/DATABASE, redis://HOST:PORT/, rediss://HOST:PORT/, redis+cluster://HOST:PORT,HOST:PORT,… or redis+sentinel://HOST:PORT,HOST:PORT,…/MASTER";
     let shown = || quoted(&describe_store(store));
     if let Some(path) = store.strip_prefix("embedded:") {
         if path.is_empty() {
@@ -250,6 +250,10 @@ fn validate_store(store: &str) -> Result<(), ConfigError> {
             ));
         }
         return Ok(());
+    }
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return sessiond_postgres::check_url(store)
+            .map_err(|e| ConfigError::invalid("store", shown(), e));
     }
     if lower.starts_with("redis+") || lower.starts_with("rediss+") {
         return sessiond_redis::Topology::parse(store)
@@ -322,7 +326,12 @@ mod tests {
     fn validation_names_key_and_value() {
         let cases: &[(&str, &str, &str)] = &[
             ("listen = \"localhost\"", "listen", "\"localhost\""),
-            ("store = \"postgres://x\"", "store", "\"postgres://x\""),
+            (
+                "store = \"postgres://x?sslmode=sometimes\"",
+                "store",
+                "\"postgres://x?sslmode=sometimes\"",
+            ),
+            ("store = \"mysql://x\"", "store", "\"mysql://x\""),
             ("store = \"embedded:\"", "store", "\"embedded:\""),
             ("key_prefix = \"a{b}\"", "key_prefix", "\"a{b}\""),
             ("store_timeout = \"5ms\"", "store_timeout", "\"5ms\""),

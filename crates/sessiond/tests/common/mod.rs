@@ -1,5 +1,6 @@
 //! Test support: a real sessiond router on a real socket in this process,
-//! over a fresh embedded store or a private redis-server.
+//! over a fresh embedded store, a private redis-server, or a fresh database
+//! of a private PostgreSQL that the tests of one binary share.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -8,6 +9,8 @@ use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::Value;
 use sessiond::config::Config;
 use sessiond::server::{RunningServer, start};
+use sessiond_testkit::Shared;
+use sessiond_testkit::postgres_server::PostgresServer;
 use sessiond_testkit::redis_server::RedisServer;
 use tempfile::TempDir;
 
@@ -32,13 +35,22 @@ pub fn without_our_env(cmd: &mut std::process::Command) -> &mut std::process::Co
 pub enum Backend {
     Embedded,
     Redis,
+    Postgres,
 }
+
+/// The PostgreSQL the tests of this binary share, each in a database of its
+/// own.
+static POSTGRES: Shared<PostgresServer> = Shared::new();
 
 /// A running server and what it needs kept alive.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub client: Client,
     pub redis: Option<RedisServer>,
+    /// The PostgreSQL its store is a database of.
+    pub postgres: Option<std::sync::Arc<PostgresServer>>,
+    /// The store's URL.
+    pub store_url: String,
     server: Option<RunningServer>,
     _dir: TempDir,
     /// Whatever else the store needs kept alive (a cluster, say).
@@ -52,26 +64,35 @@ impl TestServer {
 
     /// Start with the test defaults, adjusted by `tweak`.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
-        let redis = match backend {
-            Backend::Redis => Some(
-                tokio::task::spawn_blocking(RedisServer::start)
+        match backend {
+            Backend::Redis => {
+                let redis = tokio::task::spawn_blocking(RedisServer::start)
                     .await
-                    .unwrap(),
-            ),
-            Backend::Embedded => None,
-        };
-        let store = redis.as_ref().map(RedisServer::url);
-        Self::start_on(store, redis, tweak).await
+                    .unwrap();
+                Self::start_on(Some(redis.url()), Some(redis), tweak).await
+            }
+            Backend::Embedded => Self::start_on(None, None, tweak).await,
+            Backend::Postgres => {
+                let (postgres, url) = tokio::task::spawn_blocking(|| {
+                    let server = POSTGRES.get(PostgresServer::start);
+                    let url = server.fresh_database();
+                    (server, url)
+                })
+                .await
+                .unwrap();
+                let mut server = Self::start_on(Some(url), None, tweak).await;
+                server.postgres = Some(postgres);
+                server
+            }
+        }
     }
 
     /// A second server on the same store as `other` (its own data
     /// directory, the same API key), adjusted by `tweak`.
     pub async fn beside(other: &TestServer, tweak: impl FnOnce(&mut Config)) -> Self {
-        let store = match &other.redis {
-            Some(redis) => redis.url(),
-            None => format!("embedded:{}", other._dir.path().join("store").display()),
-        };
-        Self::start_on(Some(store), None, tweak).await
+        let mut server = Self::start_on(Some(other.store_url.clone()), None, tweak).await;
+        server.postgres.clone_from(&other.postgres);
+        server
     }
 
     /// A server on the store at `url`, keeping `keep` alive as long as it
@@ -87,27 +108,36 @@ impl TestServer {
     }
 
     /// A server on `store` (none: a fresh embedded store), keeping `redis`.
+    /// The database of a PostgreSQL-backed server.
+    pub fn database(&self) -> Option<&str> {
+        self.postgres.as_ref()?;
+        self.store_url.rsplit('/').next()
+    }
+
     async fn start_on(
         store: Option<String>,
         redis: Option<RedisServer>,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let on_redis = store.as_deref().is_some_and(|s| s.starts_with("redis"));
+        let on_server = store
+            .as_deref()
+            .is_some_and(|s| s.starts_with("redis") || s.starts_with("postgres"));
+        let store_url =
+            store.unwrap_or_else(|| format!("embedded:{}", dir.path().join("store").display()));
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
-            store: Some(
-                store.unwrap_or_else(|| format!("embedded:{}", dir.path().join("store").display())),
-            ),
+            store: Some(store_url.clone()),
             data_dir: dir.path().join("data"),
             api_key: Some(API_KEY.into()),
             ..Config::default()
         };
         config.cookie.secure = false;
-        // Redis outages (the fault tests) must turn into 503s quickly. An
+        // Redis and PostgreSQL outages (the fault tests) must turn into 503s
+        // quickly. An
         // embedded write is an fsync, which can stall for seconds while the
         // kernel writes back a fresh build's binaries: keep the default there.
-        if on_redis {
+        if on_server {
             config.store_timeout = std::time::Duration::from_millis(500);
         }
         tweak(&mut config);
@@ -116,6 +146,8 @@ impl TestServer {
             addr: server.addr,
             client: Client::builder().build().unwrap(),
             redis,
+            postgres: None,
+            store_url,
             server: Some(server),
             _dir: dir,
             _keep: None,
@@ -238,7 +270,7 @@ pub async fn problem(r: Response, status: u16) -> Value {
 
 /// One `#[tokio::test]` per case and backend.
 #[macro_export]
-macro_rules! both_stores {
+macro_rules! every_store {
     ($($case:ident),* $(,)?) => {
         mod embedded {
             $(
@@ -253,6 +285,14 @@ macro_rules! both_stores {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case($crate::common::Backend::Redis).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::common::Backend::Postgres).await;
                 }
             )*
         }
