@@ -1,7 +1,9 @@
 //! Engine throughput on each store (create, introspect, rotate, list), one
 //! operation in flight and 64 in flight, next to the raw backend ceiling
 //! measured in the same run: a redis-rs GET for Redis, a bare SQLite point
-//! read and a one-row fsynced commit for the embedded store.
+//! read and a one-row fsynced commit for the embedded store, a bare
+//! primary-key `SELECT` and a one-row `INSERT` commit for PostgreSQL (whose
+//! store runs with its near-cache off and on).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -11,8 +13,10 @@ use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
-use sessiond_engine::{CreateRequest, Engine, Policy, Store};
+use sessiond_engine::{CacheOptions, CachedStore, CreateRequest, Engine, Policy, Store};
+use sessiond_postgres::{PostgresOptions, PostgresStore};
 use sessiond_redis::{RedisOptions, RedisStore};
+use sessiond_testkit::postgres_server::PostgresServer;
 use sessiond_testkit::redis_server::RedisServer;
 use tokio::runtime::Runtime;
 
@@ -239,6 +243,77 @@ fn embedded(c: &mut Criterion) {
     group.finish();
 }
 
+fn postgres(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let server = PostgresServer::start();
+    let mut group = c.benchmark_group("postgres");
+    group.throughput(Throughput::Elements(1));
+    // Ceilings, through the same client library: a bare primary-key SELECT
+    // and a bare one-row INSERT commit (synchronous_commit on, as the store).
+    let url = server.url();
+    let (client, connection) = rt
+        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(connection);
+    let client = Arc::new(client);
+    rt.block_on(client.batch_execute(
+        "CREATE TABLE t (k bigint PRIMARY KEY, v text);
+         CREATE TABLE w (k bigserial PRIMARY KEY, v text);
+         INSERT INTO t VALUES (1, 'x');",
+    ))
+    .unwrap();
+    let select = rt
+        .block_on(client.prepare("SELECT v FROM t WHERE k = $1"))
+        .unwrap();
+    let insert = rt
+        .block_on(client.prepare("INSERT INTO w (v) VALUES ('x')"))
+        .unwrap();
+    for width in [1, IN_FLIGHT] {
+        let (c, stmt) = (client.clone(), select.clone());
+        group.bench_function(format!("ceiling_select/{width}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (c, stmt) = (c.clone(), stmt.clone());
+                run(iters, width, move |_| {
+                    let (c, stmt) = (c.clone(), stmt.clone());
+                    async move {
+                        c.query_one(&stmt, &[&1_i64]).await.unwrap();
+                    }
+                })
+            })
+        });
+        let (c, stmt) = (client.clone(), insert.clone());
+        group.bench_function(format!("ceiling_insert/{width}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (c, stmt) = (c.clone(), stmt.clone());
+                run(iters, width, move |_| {
+                    let (c, stmt) = (c.clone(), stmt.clone());
+                    async move {
+                        c.execute(&stmt, &[]).await.unwrap();
+                    }
+                })
+            })
+        });
+    }
+    let store = rt
+        .block_on(PostgresStore::connect(&url, PostgresOptions::default()))
+        .unwrap();
+    engine_ops(&mut group, &rt, Arc::new(store));
+    group.finish();
+
+    // The same with the near-cache on (its own schema).
+    let mut group = c.benchmark_group("postgres_cached");
+    group.throughput(Throughput::Elements(1));
+    let options = PostgresOptions {
+        schema: "cached".into(),
+        ..PostgresOptions::default()
+    };
+    let store = rt.block_on(PostgresStore::connect(&url, options)).unwrap();
+    let cached = CachedStore::new(store, CacheOptions::default());
+    rt.block_on(sessiond_testkit::wait_serving(cached.cache()));
+    engine_ops(&mut group, &rt, Arc::new(cached));
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -246,5 +321,5 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! { name = benches; config = config(); targets = redis, embedded }
+criterion_group! { name = benches; config = config(); targets = redis, embedded, postgres }
 criterion_main!(benches);

@@ -374,7 +374,7 @@ impl CacheSource for PostgresStore {
     }
 
     fn sync_channel(&self) -> bool {
-        self.listener.get().is_some_and(Listener::connected)
+        self.listener.get().is_some_and(Listener::quiet)
     }
 
     async fn introspect_tracked(

@@ -5,30 +5,41 @@
 //! [`NearCache::CONFIRM_INTERVAL`] by a notification to a private channel of
 //! its own, sent through the pool: notifications arrive in commit order, so
 //! when that one arrives, every change committed before it was sent has been
-//! applied. Losing the connection drops the whole cache first, then
-//! reconnects.
+//! applied. Its socket is dialed here and peeked before every hit, so a
+//! change that has reached this host is never outrun by a lookup. Losing the
+//! connection drops the whole cache first, then reconnects.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use sessiond_engine::NearCache;
+use sessiond_engine::near_cache::channel_socket::{
+    Dialed, Probe, SocketState, Stream, Watched, probed_tcp, watched,
+};
+use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
-use tokio_postgres::AsyncMessage;
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Connection};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Pause before reconnecting after a loss, doubling up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The probe of the connection that listens now, if one does.
+type Current = Arc<RwLock<Option<Probe>>>;
+
 /// A running channel; stops when dropped.
-#[derive(Debug)]
 pub(crate) struct Listener {
     task: JoinHandle<()>,
-    connected: Arc<AtomicBool>,
+    current: Current,
+    cache: Arc<NearCache>,
 }
 
 impl Listener {
@@ -41,31 +52,64 @@ impl Listener {
         timeout: Duration,
         cache: Arc<NearCache>,
     ) -> Self {
-        let connected = Arc::new(AtomicBool::new(false));
-        let flag = connected.clone();
-        let task = tokio::spawn(async move {
-            let mut backoff = MIN_BACKOFF;
-            loop {
-                let started = Instant::now();
-                let why = listen(&pool, &config, &tls, &channel, timeout, &cache, &flag).await;
-                // Before anything else: no hit is served from here on.
-                flag.store(false, Ordering::SeqCst);
-                cache.channel_lost();
-                tracing::warn!(reason = %why, "near-cache invalidation channel lost; cache dropped");
-                if started.elapsed() > MAX_BACKOFF * 2 {
-                    backoff = MIN_BACKOFF;
+        let current: Current = Arc::default();
+        let task = {
+            let (current, cache) = (current.clone(), cache.clone());
+            tokio::spawn(async move {
+                let mut backoff = MIN_BACKOFF;
+                loop {
+                    let started = Instant::now();
+                    let why =
+                        listen(&pool, &config, &tls, &channel, timeout, &cache, &current).await;
+                    // Before anything else: no hit is served from here on.
+                    lost(&current, &cache);
+                    tracing::warn!(reason = %why, "near-cache invalidation channel lost; cache dropped");
+                    if started.elapsed() > MAX_BACKOFF * 2 {
+                        backoff = MIN_BACKOFF;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        });
-        Self { task, connected }
+            })
+        };
+        Self {
+            task,
+            current,
+            cache,
+        }
     }
 
-    /// Whether the channel's connection is up (hits need it, and a recent
-    /// confirmation, which the cache checks).
-    pub(crate) fn connected(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
+    /// Whether a hit may be served now: a connection listens, and nothing
+    /// has arrived on it that is not applied (its socket is peeked). A
+    /// closed socket drops the cache here.
+    pub(crate) fn quiet(&self) -> bool {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(probe) = current.as_ref() else {
+            return false;
+        };
+        match probe.state() {
+            SocketState::Quiet => true,
+            SocketState::Busy => false,
+            SocketState::Closed => {
+                drop(current);
+                lost(&self.current, &self.cache);
+                false
+            }
+        }
+    }
+}
+
+/// The listening connection is gone: forget its probe, drop the cache.
+fn lost(current: &Current, cache: &NearCache) {
+    // Under the probe's lock, so no lookup sees the old probe afterwards.
+    let mut probe = current.write().unwrap_or_else(PoisonError::into_inner);
+    *probe = None;
+    cache.channel_lost();
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").finish_non_exhaustive()
     }
 }
 
@@ -73,6 +117,70 @@ impl Drop for Listener {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Dial the first host of `config` that answers, on a socket of our own
+/// (so it can be peeked), and connect over it.
+async fn connect(
+    config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        Connection<
+            Watched<Box<dyn Stream>>,
+            <MakeRustlsConnect as MakeTlsConnect<Watched<Box<dyn Stream>>>>::Stream,
+        >,
+        Probe,
+    ),
+    String,
+> {
+    let ports = config.get_ports();
+    let mut last = "no host to connect to".to_owned();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let (dialed, name) = match host {
+            Host::Tcp(name) => match probed_tcp(name.clone(), port).await {
+                Ok((tcp, socket)) => (watched(Box::new(tcp), socket), name.clone()),
+                Err(e) => {
+                    last = format!("cannot connect to {name}:{port}: {e}");
+                    continue;
+                }
+            },
+            Host::Unix(dir) => {
+                let path = dir.join(format!(".s.PGSQL.{port}"));
+                match unix_socket(&path).await {
+                    Ok((unix, socket)) => (watched(Box::new(unix), socket), "localhost".to_owned()),
+                    Err(e) => {
+                        last = format!("cannot connect to {}: {e}", path.display());
+                        continue;
+                    }
+                }
+            }
+        };
+        let Dialed { stream, probe } = dialed;
+        let mut make = tls.clone();
+        let tls_connect =
+            MakeTlsConnect::<Watched<Box<dyn Stream>>>::make_tls_connect(&mut make, &name)
+                .map_err(|e| format!("TLS for {name}: {e}"))?;
+        // Boxed with its `Send` bound stated: the compiler cannot prove it
+        // for the spawned loop through the client library's generic future.
+        let connecting: Pin<
+            Box<dyn Future<Output = Result<_, tokio_postgres::Error>> + Send + '_>,
+        > = Box::pin(config.connect_raw(stream, tls_connect));
+        match connecting.await {
+            Ok((client, connection)) => return Ok((client, connection, probe)),
+            Err(e) => last = format!("cannot connect to {name}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+async fn unix_socket(path: &std::path::Path) -> std::io::Result<(UnixStream, socket2::Socket)> {
+    let unix = UnixStream::connect(path).await?;
+    let std = unix.into_std()?;
+    let socket = socket2::Socket::from(std.try_clone()?);
+    Ok((UnixStream::from_std(std)?, socket))
 }
 
 /// One connection's life: listen, confirm, apply; returns why it ended.
@@ -83,14 +191,15 @@ async fn listen(
     channel: &str,
     timeout: Duration,
     cache: &Arc<NearCache>,
-    connected: &Arc<AtomicBool>,
+    current: &Current,
 ) -> String {
-    let connect = tokio::time::timeout(timeout, config.connect(tls.clone()));
-    let (client, mut connection) = match connect.await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return format!("cannot connect: {e}"),
-        Err(_) => return "connecting timed out".to_owned(),
-    };
+    let (client, mut connection, probe) =
+        match tokio::time::timeout(timeout, connect(config, tls)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => return e,
+            Err(_) => return "connecting timed out".to_owned(),
+        };
+    let mut probe = Some(probe);
     let ping_channel = format!("{channel}_ping_{}", random_suffix());
     // Pings in flight: number and when it was sent.
     let sent: Arc<Mutex<VecDeque<(u64, Instant)>>> = Arc::default();
@@ -100,7 +209,7 @@ async fn listen(
         let sent = sent.clone();
         let channel = channel.to_owned();
         let ping_channel = ping_channel.clone();
-        let connected = connected.clone();
+        let current = current.clone();
         tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             let why = loop {
@@ -111,7 +220,11 @@ async fn listen(
                         } else if n.channel() == ping_channel {
                             let at = confirmed(&sent, n.payload());
                             if let Some(at) = at {
-                                connected.store(true, Ordering::SeqCst);
+                                if let Some(probe) = probe.take() {
+                                    // Listening and proven: lookups may peek it.
+                                    *current.write().unwrap_or_else(PoisonError::into_inner) =
+                                        Some(probe);
+                                }
                                 cache.channel_up(at);
                             }
                         }
@@ -122,8 +235,7 @@ async fn listen(
                 }
             };
             // Before anything else: no hit is served from here on.
-            connected.store(false, Ordering::SeqCst);
-            cache.channel_lost();
+            lost(&current, &cache);
             let _ = lost_tx.send(why);
         })
     };

@@ -1,129 +1,18 @@
 //! The near-cache channel's socket, dialed here rather than by redis-rs so
-//! that a lookup can ask, without a round trip, whether anything has arrived
-//! that the connection has not applied yet: the kernel's receive queue is
-//! peeked (empty, and not at end of stream), and the connection's reader
-//! must be idle (it applied everything it took from the socket, since its
-//! last read found nothing more). Invalidations the server sent before the
-//! lookup are therefore either applied or still on the wire.
+//! that a lookup can peek it (see the engine's
+//! [`sessiond_engine::near_cache::channel_socket`]): TCP, TLS over TCP, or a
+//! Unix socket.
 
 use std::io;
-use std::mem::MaybeUninit;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use sessiond_engine::near_cache::channel_socket::{Dialed, probed_tcp, watched};
+use tokio::net::UnixStream;
 use tokio_rustls::TlsConnector;
-
-/// What a connection is built on.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for S {}
-
-/// A dialed socket: the stream for redis-rs, and its probe.
-pub(crate) struct Dialed {
-    pub(crate) stream: Watched<Box<dyn Stream>>,
-    pub(crate) probe: Probe,
-}
-
-/// What [`Probe::state`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SocketState {
-    /// Nothing unread, nothing unapplied.
-    Quiet,
-    /// Bytes are waiting or being applied.
-    Busy,
-    /// The peer closed the connection, or it failed.
-    Closed,
-}
-
-/// Looks at the socket without reading from it.
-pub(crate) struct Probe {
-    socket: socket2::Socket,
-    reading: Arc<AtomicBool>,
-}
-
-impl Probe {
-    /// The socket's state now.
-    pub(crate) fn state(&self) -> SocketState {
-        let mut byte = [MaybeUninit::<u8>::uninit()];
-        // The socket is non-blocking (it is shared with the runtime).
-        let peeked = self.socket.peek(&mut byte);
-        // Read after the peek: a reader that took bytes before the peek is
-        // still marked as reading until it has applied them.
-        let reading = self.reading.load(Ordering::SeqCst);
-        match peeked {
-            Ok(0) => SocketState::Closed,
-            Ok(_) => SocketState::Busy,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if reading {
-                    SocketState::Busy
-                } else {
-                    SocketState::Quiet
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => SocketState::Busy,
-            Err(_) => SocketState::Closed,
-        }
-    }
-}
-
-/// A stream that records whether its reader may hold bytes it has not
-/// applied: from the start of every read until a read finds nothing.
-pub(crate) struct Watched<S> {
-    inner: S,
-    reading: Arc<AtomicBool>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.reading.store(true, Ordering::SeqCst);
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if polled.is_pending() {
-            self.reading.store(false, Ordering::SeqCst);
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
 
 /// Dial the server of `info` (TCP, TLS over TCP, or a Unix socket) within
 /// `timeout`. TLS verifies the server against `tls_ca_pem` when given, else
@@ -171,26 +60,6 @@ async fn dial_now(info: &ConnectionInfo, tls_ca_pem: Option<&[u8]>) -> io::Resul
     }
 }
 
-/// A TCP connection and a second handle on its socket for peeking.
-async fn probed_tcp(host: &str, port: u16) -> io::Result<(TcpStream, socket2::Socket)> {
-    let tcp = TcpStream::connect((host, port)).await?;
-    tcp.set_nodelay(true)?;
-    let std = tcp.into_std()?;
-    let socket = socket2::Socket::from(std.try_clone()?);
-    Ok((TcpStream::from_std(std)?, socket))
-}
-
-fn watched(stream: Box<dyn Stream>, socket: socket2::Socket) -> Dialed {
-    let reading = Arc::new(AtomicBool::new(false));
-    Dialed {
-        stream: Watched {
-            inner: stream,
-            reading: reading.clone(),
-        },
-        probe: Probe { socket, reading },
-    }
-}
-
 /// Roots from `ca_pem`, else the system's (as the main connection's).
 fn tls_config(ca_pem: Option<&[u8]>) -> io::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
@@ -214,56 +83,4 @@ fn tls_config(ca_pem: Option<&[u8]>) -> io::Result<rustls::ClientConfig> {
     Ok(rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test]
-    async fn the_probe_sees_unread_bytes_unapplied_bytes_and_the_end() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let info: ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(format!(
-            "redis://127.0.0.1:{}/",
-            addr.port()
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        let (dialed, accepted) =
-            tokio::join!(dial(&info, None, Duration::from_secs(2)), listener.accept());
-        let Dialed { mut stream, probe } = dialed.unwrap_or_else(|e| panic!("{e}"));
-        let (mut server, _) = accepted.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(probe.state(), SocketState::Quiet);
-
-        server
-            .write_all(b"hi")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while probe.state() != SocketState::Busy {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::task::yield_now().await;
-        }
-        let mut buf = [0u8; 2];
-        stream
-            .read_exact(&mut buf)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        // Read, but the reader has not come back for more: not yet applied.
-        assert_eq!(probe.state(), SocketState::Busy);
-        let mut more = [0u8; 1];
-        let next = tokio::time::timeout(Duration::from_millis(20), stream.read(&mut more)).await;
-        assert!(next.is_err(), "nothing more to read");
-        assert_eq!(probe.state(), SocketState::Quiet);
-
-        drop(server);
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while probe.state() != SocketState::Closed {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::task::yield_now().await;
-        }
-    }
 }

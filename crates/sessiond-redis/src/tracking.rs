@@ -31,9 +31,10 @@ use sessiond_engine::{NearCache, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::channel_socket::{self, Probe, SocketState};
+use crate::channel_socket;
 use crate::connection::TrackingTarget;
 use crate::errors::{is_connection_error, map_error};
+use sessiond_engine::near_cache::channel_socket::{Probe, SocketState};
 
 /// The channel's name in `CLIENT LIST`.
 pub const CONNECTION_NAME: &str = "sessiond-near-cache";

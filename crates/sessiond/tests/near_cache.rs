@@ -54,7 +54,13 @@ async fn a_revocation_on_one_server_is_seen_by_the_other_within_50ms_on_postgres
     revocation_seen_by_the_other_within_50ms(Backend::Postgres).await;
 }
 
+/// The 50 ms bounds are measured one store at a time: on two cores, two
+/// such loops side by side (four servers and their stores) measure the
+/// scheduler, not the channel.
+static ONE_TIMING_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn revocation_seen_by_the_other_within_50ms(backend: Backend) {
+    let _alone = ONE_TIMING_AT_A_TIME.lock().await;
     let a = TestServer::start(backend).await;
     let b = TestServer::beside(&a, |_| {}).await;
     wait_for_hits(&b).await;
@@ -87,7 +93,7 @@ async fn revocation_seen_by_the_other_within_50ms(backend: Backend) {
         .await
         .unwrap();
     assert!(hits >= 1000.0, "B answered from memory: {hits}");
-    println!("slowest: {slowest:?}");
+    println!("{backend:?}: slowest {slowest:?}");
     b.shutdown().await;
     a.shutdown().await;
 }

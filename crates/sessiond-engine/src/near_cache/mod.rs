@@ -10,6 +10,7 @@
 //! absolute deadline) and needs the touch not to be due; see
 //! [`NearCache`] for when a hit may be served at all.
 
+pub mod channel_socket;
 mod entries;
 
 use std::sync::Arc;
