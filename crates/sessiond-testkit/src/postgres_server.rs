@@ -1,7 +1,8 @@
 //! A private PostgreSQL server for tests: `initdb` and `pg_ctl` from
 //! Debian's packages (or PATH) on a free port in a temp dir, run as the
 //! `postgres` user when the tests run as root (PostgreSQL refuses root),
-//! stoppable and restartable on the same port, stopped on drop. Tests never
+//! with TLS if asked, stoppable and restartable on the same port, stopped
+//! on drop. Tests never
 //! touch a server they did not start.
 
 use std::net::TcpStream;
@@ -30,6 +31,8 @@ pub struct PostgresServer {
     /// root, else the current user).
     user: String,
     running: bool,
+    /// Whether it accepts TLS.
+    tls: bool,
 }
 
 impl PostgresServer {
@@ -39,11 +42,40 @@ impl PostgresServer {
     /// When the binaries are missing or the server does not come up: a test
     /// that needs PostgreSQL must fail loudly, never skip.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Start a server that also accepts TLS, with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a fresh CA (see
+    /// [`PostgresServer::ca_file`]).
+    ///
+    /// # Panics
+    /// As [`PostgresServer::start`], and when `openssl` cannot make the
+    /// certificates.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The CA certificate (PEM) a TLS server's certificate is signed by.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = find_bin().unwrap_or_else(|| panic!("{INSTALL_HINT}"));
         let dir = tempfile::Builder::new()
             .prefix("sessiond-postgres-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temp dir for PostgreSQL: {e}"));
+        if tls {
+            crate::redis_server::make_certificates(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            // PostgreSQL refuses a key others can read.
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap_or_else(|e| panic!("cannot protect the server key: {e}"));
+        }
         let root = is_root();
         let user = if root {
             "postgres".to_owned()
@@ -66,6 +98,7 @@ impl PostgresServer {
             port: free_port(),
             user,
             running: false,
+            tls,
         };
         let data = server.data_dir();
         let out = server.run(
@@ -172,11 +205,17 @@ impl PostgresServer {
     fn launch(&mut self) {
         let data = self.data_dir().display().to_string();
         let log = self.dir.path().join("server.log").display().to_string();
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' -c fsync=on -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            let dir = self.dir.path().display();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file='{dir}/server.crt' -c ssl_key_file='{dir}/server.key'"
+            ));
+        }
         let out = self.run(
             "pg_ctl",
             &[

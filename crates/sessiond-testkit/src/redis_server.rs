@@ -247,7 +247,7 @@ fn spawn(dir: &Path, port: u16, tls_port: Option<u16>) -> Result<Child, String> 
 }
 
 /// A CA and a `localhost` server certificate signed by it, in `dir`.
-fn make_certificates(dir: &Path) -> Result<(), String> {
+pub(crate) fn make_certificates(dir: &Path) -> Result<(), String> {
     let run = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("openssl")
             .args(args)
