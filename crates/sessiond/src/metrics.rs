@@ -519,14 +519,16 @@ mod tests {
         // A reason already labelled keeps its label; a known one always does.
         revoked(&m, &RevokeReason::parse("app_reason_0").unwrap(), 1);
         revoked(&m, &RevokeReason::Expired, 1);
+        revoked(&m, &RevokeReason::SignedOutOtherDevices, 2);
         // Built without parsing: not a safe label.
         revoked(&m, &RevokeReason::Other("has space\n".to_owned()), 1);
 
         let revoked = m.counts().revoked_by_reason;
-        assert_eq!(revoked.len(), MAX_CUSTOM_REASONS + 2);
+        assert_eq!(revoked.len(), MAX_CUSTOM_REASONS + 3);
         assert_eq!(revoked["other"], 11);
         assert_eq!(revoked["app_reason_0"], 2);
         assert_eq!(revoked["expired"], 1);
+        assert_eq!(revoked["signed_out_other_devices"], 2);
         assert!(!revoked.contains_key("app_reason_40"));
     }
 

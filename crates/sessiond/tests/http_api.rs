@@ -352,11 +352,10 @@ async fn full_lifecycle(backend: Backend) {
     assert!(stats["created"].as_u64().unwrap() >= 7, "{stats}");
     // alice and bob are signed out everywhere; carol keeps one.
     assert_eq!(stats["live_sessions"], 1, "{stats}");
-    assert!(
-        stats["revoked_by_reason"]["revoked_by_user"]
-            .as_u64()
-            .unwrap()
-            >= 3,
+    // One device signed out from the laptop, two by "sign out the others".
+    assert_eq!(stats["revoked_by_reason"]["revoked_by_user"], 1, "{stats}");
+    assert_eq!(
+        stats["revoked_by_reason"]["signed_out_other_devices"], 2,
         "{stats}"
     );
     s.shutdown().await;
