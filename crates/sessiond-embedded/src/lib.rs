@@ -44,9 +44,9 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, NearCache, NewSession, RefreshOutcome, RefreshRequest,
-    RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock, Timestamp,
-    TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, HistoryEvent, NearCache, NewSession, RefreshOutcome,
+    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock,
+    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::changes::ChangeLog;
@@ -366,6 +366,18 @@ impl Store for EmbeddedStore {
             tracing::debug!(removed = removed.len(), reason = %reason, "sessions of a user revoked");
         }
         Ok(removed)
+    }
+
+    async fn history(
+        &self,
+        _user_id: &str,
+        _limit: u32,
+        _before: Option<u64>,
+        _now: Timestamp,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        Err(StoreError::Unsupported(
+            "the embedded store keeps no history yet".to_owned(),
+        ))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -399,8 +399,11 @@ impl StoreObserver for StoreMetrics {
                 let kind = match e {
                     StoreError::Unavailable(_) => "unavailable",
                     StoreError::Corrupt(_) => "corrupt",
-                    // The caller's limits, not a failing store.
-                    StoreError::LimitReached { .. } | StoreError::DataTooLarge { .. } => return,
+                    // The caller's limits, or what the store does not
+                    // offer: not a failing store.
+                    StoreError::LimitReached { .. }
+                    | StoreError::DataTooLarge { .. }
+                    | StoreError::Unsupported(_) => return,
                 };
                 self.store_errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(STORE_ERRORS, "op" => op.as_str(), "kind" => kind).increment(1);
@@ -499,6 +502,7 @@ mod tests {
             (StoreError::Corrupt("bad".into()), true),
             (StoreError::LimitReached { max: 2 }, false),
             (StoreError::DataTooLarge { size: 9, max: 1 }, false),
+            (StoreError::Unsupported("no history".into()), false),
         ] {
             let m = StoreMetrics::default();
             m.observe(Op::Create, MS, Outcome::Failed(&fail));
