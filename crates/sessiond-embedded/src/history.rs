@@ -12,8 +12,10 @@ use sessiond_engine::{
 
 use crate::error::from_sqlite;
 
-/// Most events one prune transaction deletes: a sweep's batch.
-pub(crate) const PRUNE_BATCH: u64 = crate::sweeper::SWEEP_BATCH;
+/// Most events one prune transaction deletes: as many as a sweep's batch
+/// of sessions (`sweeper::SWEEP_BATCH`; a test there keeps them equal), so
+/// the sweep schedule reads a full batch of either the same way.
+pub(crate) const PRUNE_BATCH: u64 = 1000;
 
 /// A page of a user's events older than `:before`, newest first: a walk
 /// down the `(user_id, seq)` index that stops after `:limit` rows.

@@ -91,6 +91,12 @@ mod tests {
     }
 
     #[test]
+    fn pruning_and_sweeping_share_a_batch_size() {
+        // The schedule goes again at once after a full batch of either.
+        assert_eq!(history::PRUNE_BATCH, SWEEP_BATCH);
+    }
+
+    #[test]
     fn zero_interval_never_sweeps() {
         let s = SweepSchedule::every(Duration::ZERO);
         assert_eq!(s.wait(), None);
