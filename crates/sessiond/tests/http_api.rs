@@ -799,6 +799,7 @@ async fn ops_routes_answer(backend: Backend) {
         ("post", "/v1/sessions/{id}/rotate"),
         ("get", "/v1/users/{user_id}/sessions"),
         ("delete", "/v1/users/{user_id}/sessions"),
+        ("get", "/v1/users/{user_id}/history"),
         ("get", "/v1/stats"),
         ("post", "/v1/tokens/refresh"),
         ("get", "/v1/me"),
