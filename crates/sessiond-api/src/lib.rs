@@ -4,8 +4,8 @@
 //! OpenAPI schemas.
 //!
 //! Requests reject unknown fields; responses ignore them (a newer server may
-//! add some). A [`SessionView`] never holds a token or its hash; tokens are
-//! [`Secret`]s, redacted in `Debug`.
+//! add some). A [`SessionView`] or [`HistoryEventView`] never holds a token
+//! or its hash; tokens are [`Secret`]s, redacted in `Debug`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -15,11 +15,12 @@ mod secret;
 mod session;
 
 pub use requests::{
-    CreateSession, Extend, Introspect, PatchData, RefreshBody, RevokeQuery, RevokeUserQuery,
+    CreateSession, Extend, HistoryQuery, Introspect, PatchData, RefreshBody, RevokeQuery,
+    RevokeUserQuery,
 };
 pub use responses::{
-    CreateResponse, Created, CreatedJwt, Introspection, NodeState, ProblemBody, Readiness,
-    RevokedCount, Rotated, SessionList, Stats, TokenPair,
+    CreateResponse, Created, CreatedJwt, HistoryEventView, HistoryList, Introspection, NodeState,
+    ProblemBody, Readiness, RevokedCount, Rotated, SessionList, Stats, TokenPair,
 };
 pub use secret::Secret;
 pub use session::SessionView;

@@ -168,6 +168,21 @@ pub struct RevokeUserQuery {
     pub reason: Option<String>,
 }
 
+/// Query of `GET /v1/users/{user_id}/history`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct HistoryQuery {
+    /// Events per page, 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page: the events older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +224,7 @@ mod tests {
         );
         assert!(serde_json::from_value::<Introspect>(json!({"token": "t", "x": 1})).is_err());
         assert!(serde_json::from_value::<Extend>(json!({"idle_ttl": 1})).is_err());
+        assert!(serde_json::from_value::<HistoryQuery>(json!({"before": "1"})).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sessiond_engine::SessionId;
+use sessiond_engine::{HistoryEvent, HistoryKind, HistoryPage, SessionId, Timestamp};
 
 use crate::secret::Secret;
 use crate::session::SessionView;
@@ -103,6 +103,79 @@ pub struct SessionList {
     pub sessions: Vec<SessionView>,
     /// How many.
     pub count: usize,
+}
+
+/// One lifecycle event of a session, as `GET /v1/users/{user_id}/history`
+/// shows it. Never holds a token or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryEventView {
+    /// Position in the store's history: a later event has a larger one.
+    pub seq: u64,
+    /// When it happened (RFC 3339); for `expired`, the deadline that passed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub at: Timestamp,
+    /// `created`, `rotated`, `refreshed`, `revoked` or `expired`.
+    #[serde(rename = "type")]
+    pub kind: HistoryKind,
+    /// Why: the revocation reason of a `revoked` event (`logout`,
+    /// `revoked_by_admin`, an app-supplied reason…), `expired` for an
+    /// `expired` one; null otherwise.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub reason: Option<String>,
+    /// The session.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub session_id: SessionId,
+    /// Its user.
+    pub user_id: String,
+    /// Its device's kind (`desktop`, `mobile`, `tablet`, `bot`, `unknown`).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub device_kind: Option<String>,
+    /// The client IP address it was created with.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub ip: Option<String>,
+}
+
+impl From<HistoryEvent> for HistoryEventView {
+    fn from(e: HistoryEvent) -> Self {
+        Self {
+            seq: e.seq,
+            at: e.at,
+            kind: e.kind,
+            reason: e.reason,
+            session_id: e.session_id,
+            user_id: e.user_id,
+            device_kind: e.device_kind,
+            ip: e.ip,
+        }
+    }
+}
+
+/// `200` of `GET /v1/users/{user_id}/history`: one page of the user's
+/// lifecycle events, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryList {
+    /// Newest first.
+    pub events: Vec<HistoryEventView>,
+    /// When older events follow: pass it as `cursor` for the next page
+    /// (an opaque string); null on the last page.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub next_cursor: Option<String>,
+}
+
+impl From<HistoryPage> for HistoryList {
+    fn from(page: HistoryPage) -> Self {
+        Self {
+            events: page
+                .events
+                .into_iter()
+                .map(HistoryEventView::from)
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
 }
 
 /// How many sessions a bulk revocation removed.
@@ -213,6 +286,30 @@ mod tests {
         };
         let debug = format!("{pair:#?}");
         assert!(!debug.contains("secret-access") && !debug.contains("secret-refresh"));
+    }
+
+    #[test]
+    fn history_events_have_their_wire_names() {
+        let wire = json!({
+            "events": [{
+                "seq": 7,
+                "at": "2026-01-02T03:04:05.678Z",
+                "type": "revoked",
+                "reason": "signed_out_other_devices",
+                "session_id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "user_id": "alice",
+                "device_kind": "mobile",
+                "ip": null
+            }],
+            "next_cursor": null
+        });
+        let list: HistoryList = match serde_json::from_value(wire.clone()) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(list.events[0].kind, HistoryKind::Revoked);
+        assert_eq!(list.events[0].seq, 7);
+        assert_eq!(serde_json::to_value(&list).ok(), Some(wire));
     }
 
     #[test]

@@ -339,7 +339,11 @@ impl Session {
         Ok(self
             .ctx
             .backend()
-            .revoke_user(&self.user_id, Some(&self.id), RevokeReason::RevokedByUser)
+            .revoke_user(
+                &self.user_id,
+                Some(&self.id),
+                RevokeReason::SignedOutOtherDevices,
+            )
             .await?)
     }
 

@@ -10,6 +10,10 @@
 //! the writer deletes expired rows through an index on their deadline, so a
 //! sweep costs in proportion to what it removes.
 //!
+//! Every lifecycle change also writes its history event (created, rotated,
+//! refreshed, revoked with the reason, expired) in the same savepoint; the
+//! sweeper prunes events older than [`EmbeddedOptions::history_retention`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), sessiond_engine::StoreError> {
 //! use std::sync::Arc;
@@ -28,6 +32,7 @@
 mod changes;
 mod codec;
 mod error;
+mod history;
 mod ops;
 mod reader;
 mod schema;
@@ -44,9 +49,9 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, NearCache, NewSession, RefreshOutcome, RefreshRequest,
-    RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock, Timestamp,
-    TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, HistoryEvent, NearCache, NewSession, RefreshOutcome,
+    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock,
+    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::changes::ChangeLog;
@@ -68,7 +73,14 @@ pub struct EmbeddedOptions {
     /// Most write operations committed in one transaction (at least 1).
     /// Default: 256.
     pub max_batch: usize,
+    /// How long history events are kept: older ones are left out of
+    /// [`Store::history`] and pruned by the background sweep. Default:
+    /// [`DEFAULT_HISTORY_RETENTION`] (90 days).
+    pub history_retention: Duration,
 }
+
+/// How long history events are kept unless told otherwise: 90 days.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
@@ -77,6 +89,7 @@ impl Default for EmbeddedOptions {
             sweep_interval: Duration::from_secs(1),
             readers: 4,
             max_batch: 256,
+            history_retention: DEFAULT_HISTORY_RETENTION,
         }
     }
 }
@@ -95,6 +108,7 @@ struct Inner {
     readers: Arc<ReaderPool>,
     changes: Arc<ChangeLog>,
     clock: Arc<dyn Clock>,
+    history_retention: Duration,
     closed: AtomicBool,
 }
 
@@ -126,6 +140,7 @@ impl EmbeddedStore {
             WriterConfig {
                 clock: Arc::clone(&options.clock),
                 sweep_interval: options.sweep_interval,
+                history_retention: options.history_retention,
                 max_batch: options.max_batch,
                 changes: Arc::clone(&changes),
             },
@@ -138,6 +153,7 @@ impl EmbeddedStore {
                 readers: Arc::new(readers),
                 changes,
                 clock: options.clock,
+                history_retention: options.history_retention,
                 closed: AtomicBool::new(false),
             }),
         })
@@ -161,6 +177,20 @@ impl EmbeddedStore {
             let deleted = self.write(move |c| sweeper::sweep_batch(c, now)).await?;
             total += deleted;
             if deleted < sweeper::SWEEP_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Delete every history event past the retention by the store's clock
+    /// now; returns how many.
+    pub async fn prune_history_now(&self) -> Result<u64, StoreError> {
+        let cutoff = history::cutoff(self.inner.clock.now(), self.inner.history_retention);
+        let mut total = 0;
+        loop {
+            let pruned = self.write(move |c| history::prune_batch(c, cutoff)).await?;
+            total += pruned;
+            if pruned < history::PRUNE_BATCH {
                 return Ok(total);
             }
         }
@@ -330,11 +360,12 @@ impl Store for EmbeddedStore {
     async fn revoke(
         &self,
         id: &SessionId,
-        _reason: &RevokeReason,
+        reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let target = id.clone();
-        self.write(move |c| ops::revoke(c, &target, now)).await
+        let (target, reason) = (id.clone(), reason.clone());
+        self.write(move |c| ops::revoke(c, &target, &reason, now))
+            .await
     }
 
     async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
@@ -358,14 +389,27 @@ impl Store for EmbeddedStore {
         reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let (user, except) = (user_id.to_owned(), except.cloned());
+        let (user, except, why) = (user_id.to_owned(), except.cloned(), reason.clone());
         let removed = self
-            .write(move |c| ops::revoke_user(c, &user, except.as_ref(), now))
+            .write(move |c| ops::revoke_user(c, &user, except.as_ref(), &why, now))
             .await?;
         if !removed.is_empty() {
             tracing::debug!(removed = removed.len(), reason = %reason, "sessions of a user revoked");
         }
         Ok(removed)
+    }
+
+    async fn history(
+        &self,
+        user_id: &str,
+        limit: u32,
+        before: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        let user_id = user_id.to_owned();
+        let since = history::cutoff(now, self.inner.history_retention);
+        self.read(move |c| history::page(c, &user_id, limit, before, since))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

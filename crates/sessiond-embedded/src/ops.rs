@@ -4,12 +4,14 @@
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
 use sessiond_engine::{
-    DataUpdate, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest, RotateTarget,
-    Session, SessionId, StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
+    DataUpdate, HistoryKind, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest,
+    RevokeReason, RotateTarget, Session, SessionId, StoreError, Timestamp, TokenDigest, TokenHash,
+    TouchRule, data_size,
 };
 
 use crate::codec::{self, COLUMNS, RawRow};
 use crate::error::from_sqlite;
+use crate::history::{self, REMOVED, Subject};
 
 /// Condition of a live row; every query using it binds `:now`.
 const LIVE: &str = "expires_at > :now AND absolute_expires_at > :now";
@@ -90,6 +92,7 @@ pub(crate) fn introspect_touch(
 }
 
 /// Insert a session within the user's limit; returns the evicted ids.
+/// History: `revoked` (`evicted_max_sessions`) per eviction, then `created`.
 pub(crate) fn create(
     conn: &Connection,
     new: &NewSession,
@@ -110,18 +113,17 @@ pub(crate) fn create(
             "DELETE FROM sessions WHERE id IN (
                 SELECT id FROM sessions WHERE user_id = :user AND {LIVE}
                 ORDER BY created_at, id LIMIT :excess)
-             RETURNING id, created_at"
+             RETURNING {REMOVED}"
         );
-        let mut stmt = conn.prepare_cached(&sql).map_err(from_sqlite)?;
-        let mut rows = stmt
-            .query_map(
-                rusqlite::named_params! {":user": s.user_id, ":now": now.as_millis(), ":excess": excess},
-                |r| Ok((r.get::<_, i64>(1)?, r.get::<_, String>(0)?)),
-            )
-            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
-            .map_err(from_sqlite)?;
-        rows.sort();
-        evicted.extend(rows.into_iter().filter_map(|(_, id)| removed_id(&id)));
+        let rows = history::removed_rows(
+            conn,
+            &sql,
+            rusqlite::named_params! {":user": s.user_id, ":now": now.as_millis(), ":excess": excess},
+        )?;
+        for row in rows {
+            row.record_end(conn, &RevokeReason::EvictedMaxSessions, now)?;
+            evicted.extend(row.id);
+        }
     }
     let data = codec::encode_data(&s.data)?;
     let device = codec::encode_device(&s.device)?;
@@ -151,6 +153,7 @@ pub(crate) fn create(
         ])
     })
     .map_err(from_sqlite)?;
+    history::record(conn, now, HistoryKind::Created, None, &Subject::of(s))?;
     Ok(evicted)
 }
 
@@ -212,7 +215,7 @@ pub(crate) fn extend(
     Ok(Some(s))
 }
 
-/// Give the target session a new token hash.
+/// Give the target session a new token hash. History: `rotated`.
 pub(crate) fn rotate(
     conn: &Connection,
     target: &RotateTarget,
@@ -238,10 +241,13 @@ pub(crate) fn rotate(
     .and_then(|mut stmt| stmt.execute(params![&new_token.as_bytes()[..], s.id.as_str()]))
     .map_err(from_sqlite)?;
     s.mode = Mode::Opaque;
+    history::record(conn, now, HistoryKind::Rotated, None, &Subject::of(&s))?;
     Ok(Some(s))
 }
 
 /// Rotate a JWT-mode session's refresh token (see [`RefreshOutcome`]).
+/// History: `refreshed` on a rotation, `revoked` (`refresh_token_reuse`) on
+/// reuse, nothing on a grace replay.
 pub(crate) fn refresh(
     conn: &Connection,
     req: &RefreshRequest,
@@ -304,6 +310,7 @@ pub(crate) fn refresh(
             ])
         })
         .map_err(from_sqlite)?;
+        history::record(conn, now, HistoryKind::Refreshed, None, &Subject::of(&s))?;
         return Ok(RefreshOutcome::Rotated {
             session: s,
             generation,
@@ -325,67 +332,58 @@ pub(crate) fn refresh(
         });
     }
     // A retired token of this family, past its grace: end the session.
-    revoke(conn, &s.id, now)?;
+    revoke(conn, &s.id, &RevokeReason::RefreshTokenReuse, now)?;
     Ok(RefreshOutcome::Reused { session_id: s.id })
 }
 
-/// Delete a session (dead or alive); `true` if it was live.
+/// Delete a session (dead or alive); `true` if it was live. History:
+/// `revoked` for `reason` if it was live (`expired` if its deadline had
+/// passed but the sweep had not removed it yet).
 pub(crate) fn revoke(
     conn: &Connection,
     id: &SessionId,
+    reason: &RevokeReason,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let deleted = conn
-        .prepare_cached(&format!(
-            "DELETE FROM sessions WHERE id = :id RETURNING {LIVE}"
-        ))
-        .and_then(|mut stmt| {
-            stmt.query_row(
-                rusqlite::named_params! {":id": id.as_str(), ":now": now.as_millis()},
-                |r| r.get::<_, bool>(0),
-            )
-            .optional()
-        })
-        .map_err(from_sqlite)?;
-    Ok(deleted.unwrap_or(false))
+    let rows = history::removed_rows(
+        conn,
+        &format!("DELETE FROM sessions WHERE id = ?1 RETURNING {REMOVED}"),
+        [id.as_str()],
+    )?;
+    let mut live = false;
+    for row in rows {
+        row.record_end(conn, reason, now)?;
+        live |= row.was_live(now);
+    }
+    Ok(live)
 }
 
 /// Delete every session of the user but `except`; returns the live ones
-/// removed, oldest first.
+/// removed, oldest first. History as for [`revoke`], oldest first.
 pub(crate) fn revoke_user(
     conn: &Connection,
     user_id: &str,
     except: Option<&SessionId>,
+    reason: &RevokeReason,
     now: Timestamp,
 ) -> Result<Vec<SessionId>, StoreError> {
     let sql = format!(
         "DELETE FROM sessions WHERE user_id = :user AND id IS NOT :except
-         RETURNING id, created_at, {LIVE}"
+         RETURNING {REMOVED}"
     );
-    let mut stmt = conn.prepare_cached(&sql).map_err(from_sqlite)?;
-    let mut rows = stmt
-        .query_map(
-            rusqlite::named_params! {":user": user_id, ":except": except.map(SessionId::as_str), ":now": now.as_millis()},
-            |r| Ok((r.get::<_, i64>(1)?, r.get::<_, String>(0)?, r.get::<_, bool>(2)?)),
-        )
-        .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
-        .map_err(from_sqlite)?;
-    rows.sort();
-    Ok(rows
-        .into_iter()
-        .filter(|(_, _, live)| *live)
-        .filter_map(|(_, id, _)| removed_id(&id))
-        .collect())
-}
-
-/// The id of a deleted row. A malformed one cannot be reported, but its row
-/// is gone all the same: removing sessions must not fail on a damaged one.
-fn removed_id(id: &str) -> Option<SessionId> {
-    let parsed = SessionId::parse(id);
-    if parsed.is_none() {
-        tracing::warn!(len = id.len(), "deleted a session row with a malformed id");
+    let rows = history::removed_rows(
+        conn,
+        &sql,
+        rusqlite::named_params! {":user": user_id, ":except": except.map(SessionId::as_str)},
+    )?;
+    let mut removed = Vec::new();
+    for row in rows {
+        row.record_end(conn, reason, now)?;
+        if row.was_live(now) {
+            removed.extend(row.id);
+        }
     }
-    parsed
+    Ok(removed)
 }
 
 /// The user's live sessions, newest first.

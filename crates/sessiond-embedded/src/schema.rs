@@ -1,5 +1,6 @@
 //! The on-disk layout: connection settings (WAL, `synchronous=FULL`), the
-//! `sessions` table and its indexes, and migrations keyed by `user_version`.
+//! `sessions` and `history` tables and their indexes, and migrations keyed
+//! by `user_version`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -67,6 +68,23 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         generation INTEGER NOT NULL
      ) STRICT;
      INSERT INTO changes (id, generation) VALUES (1, 0);",
+    // Lifecycle events (see `history`), written in the same savepoint as
+    // their change. AUTOINCREMENT: a `seq` is never handed out twice, even
+    // after the newest events are pruned, so a cursor never skips an event.
+    // Read by user in `seq` order; pruned by age through the index on `at`.
+    "CREATE TABLE history (
+        seq         INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,
+        kind        TEXT    NOT NULL
+                    CHECK (kind IN ('created', 'rotated', 'refreshed', 'revoked', 'expired')),
+        reason      TEXT,
+        session_id  TEXT    NOT NULL,
+        user_id     TEXT    NOT NULL,
+        device_kind TEXT,
+        ip          TEXT
+     ) STRICT;
+     CREATE INDEX history_by_user ON history (user_id, seq);
+     CREATE INDEX history_by_time ON history (at);",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.
@@ -202,6 +220,69 @@ mod tests {
     }
 
     #[test]
+    fn a_version_3_database_upgrades_keeps_its_rows_and_gains_history() {
+        let (_dir, conn) = fresh();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO sessions (id, user_id, data, device, token_hash, created_at,
+                                   last_seen_at, expires_at, absolute_expires_at, idle_ttl_ms)
+             VALUES ('i', 'u', '{}', '{}', x'00', 1, 2, 3, 4, 5)",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.prepare("SELECT seq FROM history").is_err(),
+            "no history before the upgrade"
+        );
+        migrate(&conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let kept: String = conn
+            .query_row("SELECT user_id FROM sessions WHERE id = 'i'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, "u");
+        let events: i64 = conn
+            .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 0, "history starts with the upgrade");
+        // The table takes only the known kinds.
+        let insert = |kind: &str| {
+            conn.execute(
+                "INSERT INTO history (at, kind, session_id, user_id) VALUES (1, ?1, 's', 'u')",
+                [kind],
+            )
+        };
+        insert("created").unwrap();
+        assert!(insert("updated").is_err());
+    }
+
+    #[test]
+    fn history_seqs_are_never_reused_after_pruning() {
+        let (_dir, conn) = fresh();
+        migrate(&conn).unwrap();
+        let insert = || {
+            conn.query_row(
+                "INSERT INTO history (at, kind, session_id, user_id)
+                 VALUES (1, 'created', 's', 'u') RETURNING seq",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+        };
+        let first = insert();
+        let second = insert();
+        conn.execute("DELETE FROM history", []).unwrap();
+        assert!(insert() > second && second > first);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let (_dir, conn) = fresh();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
@@ -232,6 +313,29 @@ mod tests {
         assert!(
             list.contains("sessions_by_user") && !list.contains("TEMP B-TREE"),
             "{list}"
+        );
+        // A page of history walks the user's index backwards from the
+        // cursor: no scan, no sort.
+        let page = plan(
+            &crate::history::PAGE_SQL
+                .replace(":user", "'u'")
+                .replace(":before", "100")
+                .replace(":since", "0")
+                .replace(":limit", "10"),
+        );
+        assert!(
+            page.contains("SEARCH history USING INDEX history_by_user (user_id=? AND seq<?)")
+                && !page.contains("TEMP B-TREE"),
+            "{page}"
+        );
+        let prune = plan(
+            &crate::history::PRUNE_SQL
+                .replace("?1", "0")
+                .replace("?2", "10"),
+        );
+        assert!(
+            prune.contains("history_by_time") && !prune.contains("SCAN history"),
+            "{prune}"
         );
     }
 }

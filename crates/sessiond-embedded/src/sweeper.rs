@@ -1,12 +1,14 @@
-//! Expiry sweeping: the batched delete of dead rows, and the schedule on
-//! which the writer thread runs it between client writes.
+//! Expiry sweeping: the batched delete of dead rows (each recorded in the
+//! history as `expired`, in the same transaction), the batched pruning of
+//! history past its retention, and the schedule on which the writer thread
+//! runs both between client writes.
 
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use sessiond_engine::{StoreError, Timestamp};
+use sessiond_engine::{RevokeReason, StoreError, Timestamp};
 
-use crate::error::from_sqlite;
+use crate::history;
 
 /// Most rows one sweep transaction deletes, so client writes queued behind a
 /// large sweep wait for one batch at most.
@@ -18,16 +20,19 @@ pub(crate) const SWEEP_SQL: &str = "DELETE FROM sessions WHERE rowid IN (
         SELECT rowid FROM sessions
         WHERE min(expires_at, absolute_expires_at) <= ?1
         ORDER BY min(expires_at, absolute_expires_at)
-        LIMIT ?2)";
+        LIMIT ?2)
+     RETURNING id, user_id, device, created_at, min(expires_at, absolute_expires_at)";
 
-/// Delete up to [`SWEEP_BATCH`] rows dead at `now`; returns how many.
+/// Delete up to [`SWEEP_BATCH`] rows dead at `now`, recording each as
+/// `expired` in the order the deadlines passed; returns how many.
 pub(crate) fn sweep_batch(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
     let limit = i64::try_from(SWEEP_BATCH).unwrap_or(i64::MAX);
-    let deleted = conn
-        .prepare_cached(SWEEP_SQL)
-        .and_then(|mut stmt| stmt.execute(params![now.as_millis(), limit]))
-        .map_err(from_sqlite)?;
-    Ok(deleted as u64)
+    let mut rows = history::removed_rows(conn, SWEEP_SQL, params![now.as_millis(), limit])?;
+    history::by_deadline(&mut rows);
+    for row in &rows {
+        row.record_end(conn, &RevokeReason::Expired, now)?;
+    }
+    Ok(rows.len() as u64)
 }
 
 /// When the background sweep is next due.
@@ -79,6 +84,17 @@ impl SweepSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sweep_returns_the_columns_its_history_reads() {
+        assert!(SWEEP_SQL.ends_with(&format!("RETURNING {}", history::REMOVED)));
+    }
+
+    #[test]
+    fn pruning_and_sweeping_share_a_batch_size() {
+        // The schedule goes again at once after a full batch of either.
+        assert_eq!(history::PRUNE_BATCH, SWEEP_BATCH);
+    }
 
     #[test]
     fn zero_interval_never_sweeps() {

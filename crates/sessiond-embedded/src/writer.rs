@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::changes::{self, ChangeLog};
 use crate::error::{closed, from_sqlite};
+use crate::history;
 use crate::sweeper::{self, SweepSchedule};
 
 /// Most operations waiting for the writer; past it a write fails fast as
@@ -84,6 +85,8 @@ pub(crate) struct WriterConfig {
     pub(crate) clock: Arc<dyn Clock>,
     /// How often the background sweeper runs (zero: never).
     pub(crate) sweep_interval: Duration,
+    /// How long history events are kept before the sweeper prunes them.
+    pub(crate) history_retention: Duration,
     /// Most operations per transaction.
     pub(crate) max_batch: usize,
     /// Where committed generations are reported.
@@ -256,16 +259,25 @@ fn in_transaction<T>(
     outcome
 }
 
+/// One batch of expired sessions and one of history past its retention,
+/// in one transaction.
 fn background_sweep(conn: &Connection, config: &WriterConfig, schedule: &mut SweepSchedule) {
     let now = config.clock.now();
+    let cutoff = history::cutoff(now, config.history_retention);
     match in_transaction(conn, &config.changes, |conn| {
-        sweeper::sweep_batch(conn, now)
+        let deleted = sweeper::sweep_batch(conn, now)?;
+        let pruned = history::prune_batch(conn, cutoff)?;
+        Ok((deleted, pruned))
     }) {
-        Ok(deleted) => {
+        Ok((deleted, pruned)) => {
             if deleted > 0 {
                 tracing::debug!(deleted, "swept expired sessions");
             }
-            schedule.swept(deleted);
+            if pruned > 0 {
+                tracing::debug!(pruned, "pruned history past its retention");
+            }
+            // A full batch of either: more may be waiting.
+            schedule.swept(deleted.max(pruned));
         }
         Err(e) => {
             tracing::warn!(error = %e, "sweeping expired sessions failed");

@@ -24,6 +24,19 @@ pub enum DeviceKind {
     Unknown,
 }
 
+impl DeviceKind {
+    /// The wire name, e.g. `desktop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Desktop => "desktop",
+            Self::Mobile => "mobile",
+            Self::Tablet => "tablet",
+            Self::Bot => "bot",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// Device facts of a session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -134,6 +147,20 @@ mod tests {
             DeviceKind::Bot
         );
         assert_eq!(kind("curl/8.0"), DeviceKind::Unknown);
+    }
+
+    #[test]
+    fn kind_names_are_the_wire_names() {
+        for kind in [
+            DeviceKind::Desktop,
+            DeviceKind::Mobile,
+            DeviceKind::Tablet,
+            DeviceKind::Bot,
+            DeviceKind::Unknown,
+        ] {
+            let wire = serde_json::to_value(kind).unwrap_or_default();
+            assert_eq!(wire, kind.as_str());
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::device::Device;
 use crate::error::{Error, StoreError};
+use crate::history::HistoryEvent;
 use crate::id::{SessionId, ShardTag};
 use crate::policy::Policy;
 use crate::refresh::RefreshToken;
@@ -23,6 +24,10 @@ pub const MAX_USER_ID_BYTES: usize = 256;
 pub const MAX_ROLE_BYTES: usize = 64;
 /// Longest TTL accepted for a session (400 days).
 pub const MAX_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+/// Events in a page of history when the caller names no limit.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
+/// Most events in one page of history.
+pub const MAX_HISTORY_LIMIT: u32 = 1000;
 
 /// Input of [`Engine::create`].
 #[derive(Clone, Debug, Default)]
@@ -96,6 +101,17 @@ pub struct Refreshed {
     pub issued_at: Timestamp,
     /// Whether this call rotated (`false`: a replay within the grace period).
     pub rotated: bool,
+}
+
+/// Result of [`Engine::history`]: one page of a user's lifecycle events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Newest first.
+    pub events: Vec<HistoryEvent>,
+    /// Present when older events follow: pass it as the next call's
+    /// `cursor`. An opaque string (today the `seq` of the page's last
+    /// event, in decimal).
+    pub next_cursor: Option<String>,
 }
 
 /// The session engine over one store.
@@ -411,6 +427,41 @@ impl Engine {
         .await
     }
 
+    /// A page of the user's lifecycle events with their reasons, newest
+    /// first: `limit` of them (1..=1000, default 100), older than the page
+    /// `cursor` names (a `next_cursor` of an earlier page). A store that
+    /// keeps no history answers [`Error::Unsupported`].
+    pub async fn history(
+        &self,
+        user_id: &str,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, Error> {
+        validate_user_id(user_id)?;
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+        if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
+            return Err(Error::invalid(
+                "limit",
+                format!("a whole number from 1 to {MAX_HISTORY_LIMIT}"),
+            ));
+        }
+        let before = cursor.map(parse_cursor).transpose()?;
+        // One more than asked: whether older events follow, without a
+        // last, empty page.
+        let mut events = self
+            .call(self.store.history(user_id, limit + 1, before, self.now()))
+            .await?;
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next_cursor = more
+            .then(|| events.last().map(|e| e.seq.to_string()))
+            .flatten();
+        Ok(HistoryPage {
+            events,
+            next_cursor,
+        })
+    }
+
     /// Number of live sessions of all users (statistics; may scan the store).
     pub async fn count_live(&self) -> Result<u64, Error> {
         self.call(self.store.count_live(self.now())).await
@@ -436,6 +487,16 @@ fn parse_id(id: &str) -> Result<SessionId, Error> {
         .ok_or_else(|| Error::invalid("id", "a session id (33 base64url characters)"))
 }
 
+/// A history cursor: the decimal `seq` a page ended at.
+fn parse_cursor(cursor: &str) -> Result<u64, Error> {
+    cursor
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| cursor.parse().ok())
+        .flatten()
+        .ok_or_else(|| Error::invalid("cursor", "the next_cursor of an earlier page"))
+}
+
 fn parse_token(token: &str) -> Result<SessionToken, Error> {
     SessionToken::parse(token).ok_or_else(|| Error::invalid("token", "a session token"))
 }
@@ -459,5 +520,38 @@ fn validate_ttl(field: &'static str, ttl: Option<Duration>) -> Result<Option<Dur
             Err(Error::invalid(field, "between 1 second and 400 days"))
         }
         other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_decimal_sequence_numbers() {
+        assert_eq!(parse_cursor("0"), Ok(0));
+        assert_eq!(parse_cursor("42"), Ok(42));
+        assert_eq!(parse_cursor("18446744073709551615"), Ok(u64::MAX));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1.5",
+            "0x10",
+            "18446744073709551616",
+            "abc",
+        ] {
+            assert!(
+                matches!(
+                    parse_cursor(bad),
+                    Err(Error::Invalid {
+                        field: "cursor",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -27,6 +27,10 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// This store does not offer the operation (history on a store that
+    /// keeps none); what is missing and where to find it.
+    #[error("not supported by this store: {0}")]
+    Unsupported(String),
 }
 
 /// Failure of an engine call.
@@ -67,6 +71,10 @@ pub enum Error {
     /// A stored record could not be decoded.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The store does not offer this operation (see
+    /// [`StoreError::Unsupported`]).
+    #[error("not supported by this store: {0}")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -89,6 +97,7 @@ impl From<StoreError> for Error {
             StoreError::LimitReached { max } => Self::LimitReached { max },
             StoreError::DataTooLarge { size, max } => Self::DataTooLarge { size, max },
             StoreError::Corrupt(m) => Self::Corrupt(m),
+            StoreError::Unsupported(m) => Self::Unsupported(m),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod id;
 pub mod near_cache;
 pub mod observed;
@@ -20,8 +21,9 @@ pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use device::{Device, DeviceKind};
-pub use engine::{CreateRequest, Created, CreatedJwt, Engine, Refreshed, Rotated};
+pub use engine::{CreateRequest, Created, CreatedJwt, Engine, HistoryPage, Refreshed, Rotated};
 pub use error::{Error, StoreError};
+pub use history::{HistoryEvent, HistoryKind};
 pub use id::{SessionId, ShardTag};
 pub use near_cache::{CacheOptions, CacheSource, CacheStats, CachedStore, NearCache, TrackedRead};
 pub use observed::{ObservedStore, Op, Outcome, StoreObserver};

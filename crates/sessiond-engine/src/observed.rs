@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
@@ -44,6 +45,8 @@ pub enum Op {
     RevokeUser,
     /// [`Store::count_live`].
     CountLive,
+    /// [`Store::history`].
+    History,
     /// [`Store::ping`].
     Ping,
     /// [`Store::close`].
@@ -52,7 +55,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 15] = [
         Op::Create,
         Op::Introspect,
         Op::Get,
@@ -65,6 +68,7 @@ impl Op {
         Op::CountUser,
         Op::RevokeUser,
         Op::CountLive,
+        Op::History,
         Op::Ping,
         Op::Close,
     ];
@@ -84,6 +88,7 @@ impl Op {
             Op::CountUser => "count_user",
             Op::RevokeUser => "revoke_user",
             Op::CountLive => "count_live",
+            Op::History => "history",
             Op::Ping => "ping",
             Op::Close => "close",
         }
@@ -305,6 +310,17 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
             .await
     }
 
+    async fn history(
+        &self,
+        user_id: &str,
+        limit: u32,
+        before: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        let call = self.inner.history(user_id, limit, before, now);
+        self.run(Op::History, call, done).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(Op::Ping, self.inner.ping(), done).await
     }
@@ -340,6 +356,7 @@ mod tests {
                 "count_user",
                 "revoke_user",
                 "count_live",
+                "history",
                 "ping",
                 "close"
             ]

@@ -145,6 +145,8 @@ pub enum RevokeReason {
     Logout,
     /// The user revoked it from another device.
     RevokedByUser,
+    /// The user signed out every other device ("sign out other devices").
+    SignedOutOtherDevices,
     /// An operator or the app's backend revoked it.
     RevokedByAdmin,
     /// Evicted because the user went over `max_sessions`.
@@ -168,6 +170,7 @@ impl RevokeReason {
         match self {
             Self::Logout => "logout",
             Self::RevokedByUser => "revoked_by_user",
+            Self::SignedOutOtherDevices => "signed_out_other_devices",
             Self::RevokedByAdmin => "revoked_by_admin",
             Self::EvictedMaxSessions => "evicted_max_sessions",
             Self::RefreshTokenReuse => "refresh_token_reuse",
@@ -183,6 +186,7 @@ impl RevokeReason {
         Some(match s {
             "logout" => Self::Logout,
             "revoked_by_user" => Self::RevokedByUser,
+            "signed_out_other_devices" => Self::SignedOutOtherDevices,
             "revoked_by_admin" => Self::RevokedByAdmin,
             "evicted_max_sessions" => Self::EvictedMaxSessions,
             "refresh_token_reuse" => Self::RefreshTokenReuse,
@@ -228,6 +232,7 @@ mod tests {
         for r in [
             "logout",
             "revoked_by_user",
+            "signed_out_other_devices",
             "rotated",
             "expired",
             "password_changed",
@@ -235,6 +240,11 @@ mod tests {
         ] {
             assert_eq!(RevokeReason::parse(r).unwrap().as_str(), r);
         }
+        assert_eq!(
+            RevokeReason::parse("signed_out_other_devices"),
+            Some(RevokeReason::SignedOutOtherDevices),
+            "a known reason, not an app-supplied one"
+        );
         for bad in ["", "has space", "new\nline", &"x".repeat(65), "ünïcode"] {
             assert!(RevokeReason::parse(bad).is_none(), "{bad:?}");
         }

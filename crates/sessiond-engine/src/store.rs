@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::policy::LimitPolicy;
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
@@ -261,6 +262,35 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// proportional to the number of sessions (it is not on a request path);
     /// a store may count sessions that expired less than a second ago.
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The user's lifecycle events, newest first (by `seq`, descending): at
+    /// most `limit` of them, and only those with `seq < before` when
+    /// `before` is given (the `seq` of the last event of the previous page).
+    ///
+    /// A store that keeps history records, in the same transaction as the
+    /// change itself, so an event exists exactly when its change does:
+    /// - `create`: `revoked` (reason `evicted_max_sessions`) for each
+    ///   session evicted, oldest first, then `created`;
+    /// - `rotate`: `rotated`;
+    /// - `refresh`: `refreshed` when it rotated (not on a grace replay);
+    ///   `revoked` (reason `refresh_token_reuse`) when it found reuse;
+    /// - `revoke`, `revoke_user`: `revoked` with the reason given, for each
+    ///   session that was live (a removed row whose deadline had passed is
+    ///   `expired` instead);
+    /// - its expiry sweep: `expired` (reason `expired`, at the deadline that
+    ///   passed) for each session it removes.
+    ///
+    /// Data updates, touches and extensions are not recorded. Events older
+    /// than the store's retention at `now` may be left out before they are
+    /// pruned. A store that keeps no history answers
+    /// [`StoreError::Unsupported`].
+    async fn history(
+        &self,
+        user_id: &str,
+        limit: u32,
+        before: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Vec<HistoryEvent>, StoreError>;
 
     /// Check that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;

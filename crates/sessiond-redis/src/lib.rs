@@ -38,9 +38,9 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sessiond_engine::{
-    CacheSource, DataUpdate, LimitPolicy, NearCache, NewSession, RefreshOutcome, RefreshRequest,
-    RevokeReason, RotateTarget, Session, SessionId, ShardTag, Store, StoreError, Timestamp,
-    TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, DataUpdate, HistoryEvent, LimitPolicy, NearCache, NewSession, RefreshOutcome,
+    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, ShardTag, Store, StoreError,
+    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::codec::Reply;
@@ -50,6 +50,10 @@ use crate::scripts::SCRIPTS;
 pub use crate::topology::{Topology, UrlError};
 pub use crate::tracking::CONNECTION_NAME as NEAR_CACHE_CONNECTION_NAME;
 use crate::tracking::Tracking;
+
+/// What [`Store::history`] answers on Redis ([`StoreError::Unsupported`]).
+pub const HISTORY_UNSUPPORTED: &str =
+    "history needs a SQL store (embedded or PostgreSQL): the Redis store keeps no history";
 
 /// Settings of a [`RedisStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -418,6 +422,18 @@ impl Store for RedisStore {
             .eval_revoking(&SCRIPTS.revoke_user, &[self.keys.index(&tag)], &args.0)
             .await?;
         codec::id_list(codec::array(&reply)?)
+    }
+
+    async fn history(
+        &self,
+        _user_id: &str,
+        _limit: u32,
+        _before: Option<u64>,
+        _now: Timestamp,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        // Redis keeps live sessions only: an audit trail that outlives them
+        // belongs in a durable, queryable store.
+        Err(StoreError::Unsupported(HISTORY_UNSUPPORTED.to_owned()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

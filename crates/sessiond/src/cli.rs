@@ -1,14 +1,16 @@
 //! The command line: `sessiond serve`, `sessiond config check|print`, and the
-//! operator commands (`sessions list|revoke|revoke-user`, `stats`) that work
-//! directly on the configured store through the engine.
+//! operator commands (`sessions list|revoke|revoke-user`, `history`, `stats`)
+//! that work directly on the configured store through the engine.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sessiond_api::{SessionList, SessionView};
-use sessiond_engine::{Engine, Error as EngineError, RevokeReason, Session, SessionId, Store};
+use sessiond_api::{HistoryList, SessionList, SessionView};
+use sessiond_engine::{
+    Engine, Error as EngineError, HistoryEvent, RevokeReason, Session, SessionId, Store,
+};
 
 use crate::config::{Config, LogFormat, Mode, Overrides};
 use crate::stores;
@@ -43,6 +45,26 @@ pub enum Command {
         /// Which.
         #[command(subcommand)]
         command: SessionsCommand,
+    },
+    /// A user's lifecycle events with their reasons, newest first, read
+    /// directly from the configured store (SQL stores keep history; Redis
+    /// does not).
+    History {
+        /// The user id.
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// Events to print, 1 to 1000 [default: 100].
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Older events: the `next_cursor` an earlier page ended with.
+        #[arg(long, value_name = "CURSOR")]
+        cursor: Option<String>,
+        /// Print JSON (the body of `GET /v1/users/{user_id}/history`).
+        #[arg(long)]
+        json: bool,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// The running server's totals (those of `GET /v1/stats`); when no
     /// server answers, what the store tells: reachable, live sessions.
@@ -335,6 +357,18 @@ fn execute(command: Command) -> Result<(), Failure> {
                 }),
             }
         }
+        Command::History {
+            user,
+            limit,
+            cursor,
+            json,
+            store,
+        } => {
+            quiet_logs();
+            with_engine(&store, |engine| async move {
+                history(&engine, &user, limit, cursor.as_deref(), json).await
+            })
+        }
         Command::Keys {
             command:
                 KeysCommand::Rotate {
@@ -480,6 +514,28 @@ async fn list(engine: &Engine, user: &str, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn history(
+    engine: &Engine,
+    user: &str,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+    json: bool,
+) -> Result<(), Failure> {
+    let page = engine.history(user, limit, cursor).await?;
+    if json {
+        return print_json(&HistoryList::from(page));
+    }
+    if page.events.is_empty() {
+        println!("no history for user {user:?}");
+        return Ok(());
+    }
+    print!("{}", history_table(&page.events));
+    if let Some(next) = page.next_cursor {
+        println!("older events follow: add --cursor {next}");
+    }
+    Ok(())
+}
+
 /// Print `value` as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value)
@@ -573,6 +629,27 @@ fn stats(
     })
 }
 
+/// The table `history` prints: one header line and one line per event.
+pub fn history_table(events: &[HistoryEvent]) -> String {
+    let header = ["SEQ", "AT", "TYPE", "REASON", "SESSION", "DEVICE", "IP"].map(str::to_owned);
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let rows: Vec<[String; 7]> = events
+        .iter()
+        .map(|e| {
+            [
+                e.seq.to_string(),
+                seconds(e.at),
+                e.kind.as_str().to_owned(),
+                dash(&e.reason),
+                e.session_id.as_str().to_owned(),
+                dash(&e.device_kind),
+                dash(&e.ip),
+            ]
+        })
+        .collect();
+    table(&header, &rows)
+}
+
 /// The table `sessions list` prints: one header line and one line per session.
 pub fn session_table(sessions: &[Session]) -> String {
     let header = ["ID", "CREATED", "LAST SEEN", "EXPIRES", "DEVICE", "IP"].map(str::to_owned);
@@ -599,14 +676,20 @@ pub fn session_table(sessions: &[Session]) -> String {
             ]
         })
         .collect();
+    table(&header, &rows)
+}
+
+/// `header` and `rows` in columns as wide as their widest cell, two spaces
+/// apart.
+fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
     let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(header).chain(rows) {
         let cells: Vec<String> = row
             .iter()
             .zip(widths)
@@ -677,6 +760,64 @@ mod tests {
             let e = Cli::try_parse_from(&bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parses_the_history_command() {
+        let cli = Cli::try_parse_from([
+            "sessiond", "history", "--user", "alice", "--limit", "5", "--json",
+        ])
+        .unwrap();
+        let Command::History {
+            user,
+            limit,
+            cursor,
+            json,
+            store,
+        } = cli.command
+        else {
+            panic!("wrong command")
+        };
+        assert_eq!(
+            (user.as_str(), limit, cursor, json, store.store),
+            ("alice", Some(5), None, true, None)
+        );
+        for bad in [
+            vec!["sessiond", "history"],
+            vec!["sessiond", "history", "--user", "a", "--limit", "many"],
+        ] {
+            let e = Cli::try_parse_from(&bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_history_table_has_a_line_per_event() {
+        use sessiond_engine::{HistoryKind, ShardTag, Timestamp};
+        let id = SessionId::generate(&ShardTag::of_user("alice"));
+        let event = |seq, kind: HistoryKind, reason: Option<&str>| HistoryEvent {
+            seq,
+            at: Timestamp::from_millis(1_795_000_000_123),
+            kind,
+            reason: reason.map(str::to_owned),
+            session_id: id.clone(),
+            user_id: "alice".into(),
+            device_kind: Some("desktop".into()),
+            ip: None,
+        };
+        let text = history_table(&[
+            event(12, HistoryKind::Revoked, Some("signed_out_other_devices")),
+            event(3, HistoryKind::Created, None),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("SEQ  AT"), "{text}");
+        assert!(
+            lines[1].starts_with("12   2026-11-18T11:06:40Z  revoked  signed_out_other_devices  "),
+            "{text}"
+        );
+        assert!(lines[1].ends_with(&format!("{id}  desktop  -")), "{text}");
+        assert!(lines[2].contains(" created  -  "), "{text}");
     }
 
     #[test]

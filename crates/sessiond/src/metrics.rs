@@ -399,8 +399,11 @@ impl StoreObserver for StoreMetrics {
                 let kind = match e {
                     StoreError::Unavailable(_) => "unavailable",
                     StoreError::Corrupt(_) => "corrupt",
-                    // The caller's limits, not a failing store.
-                    StoreError::LimitReached { .. } | StoreError::DataTooLarge { .. } => return,
+                    // The caller's limits, or what the store does not
+                    // offer: not a failing store.
+                    StoreError::LimitReached { .. }
+                    | StoreError::DataTooLarge { .. }
+                    | StoreError::Unsupported(_) => return,
                 };
                 self.store_errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(STORE_ERRORS, "op" => op.as_str(), "kind" => kind).increment(1);
@@ -499,6 +502,7 @@ mod tests {
             (StoreError::Corrupt("bad".into()), true),
             (StoreError::LimitReached { max: 2 }, false),
             (StoreError::DataTooLarge { size: 9, max: 1 }, false),
+            (StoreError::Unsupported("no history".into()), false),
         ] {
             let m = StoreMetrics::default();
             m.observe(Op::Create, MS, Outcome::Failed(&fail));
@@ -519,14 +523,16 @@ mod tests {
         // A reason already labelled keeps its label; a known one always does.
         revoked(&m, &RevokeReason::parse("app_reason_0").unwrap(), 1);
         revoked(&m, &RevokeReason::Expired, 1);
+        revoked(&m, &RevokeReason::SignedOutOtherDevices, 2);
         // Built without parsing: not a safe label.
         revoked(&m, &RevokeReason::Other("has space\n".to_owned()), 1);
 
         let revoked = m.counts().revoked_by_reason;
-        assert_eq!(revoked.len(), MAX_CUSTOM_REASONS + 2);
+        assert_eq!(revoked.len(), MAX_CUSTOM_REASONS + 3);
         assert_eq!(revoked["other"], 11);
         assert_eq!(revoked["app_reason_0"], 2);
         assert_eq!(revoked["expired"], 1);
+        assert_eq!(revoked["signed_out_other_devices"], 2);
         assert!(!revoked.contains_key("app_reason_40"));
     }
 

@@ -80,6 +80,9 @@ fn error_description(status: &str) -> Option<&'static str> {
         "409" => "The role's session limit is reached and its policy is `reject`",
         "413" => "The body, or its `data`, is over the configured limit",
         "429" => "Too many requests: retry after `Retry-After` seconds",
+        "501" => {
+            "The configured store does not offer this (history needs a SQL store: embedded or PostgreSQL)"
+        }
         "503" => "The store is unreachable: retry after `Retry-After` seconds",
         _ => return None,
     })

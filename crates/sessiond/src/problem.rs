@@ -138,7 +138,8 @@ impl Problem {
         }
     }
 
-    /// 501: a documented feature that this build does not serve yet.
+    /// 501: a documented feature that this build, or the configured store,
+    /// does not serve.
     pub fn not_implemented(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -204,6 +205,8 @@ impl From<Error> for Problem {
                 tracing::error!(%reason, "corrupt stored record");
                 Self::internal()
             }
+            // What the store says is missing and where to find it.
+            Error::Unsupported(detail) => Self::not_implemented(detail),
         }
     }
 }
@@ -248,6 +251,7 @@ mod tests {
             (Error::DataTooLarge { size: 2, max: 1 }, 413),
             (Error::Unavailable("down".into()), 503),
             (Error::Corrupt("bad".into()), 500),
+            (Error::Unsupported("no history here".into()), 501),
         ];
         for (e, status) in cases {
             assert_eq!(Problem::from(e).status().as_u16(), status);

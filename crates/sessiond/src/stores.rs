@@ -37,8 +37,8 @@ impl Opened {
 }
 
 /// Open the store of `config.store`: an [`EmbeddedStore`] in `PATH` (relative
-/// to the working directory) for `embedded:PATH`, a [`RedisStore`] for
-/// `redis://`, `rediss://`, a cluster's `redis+cluster://` and Sentinel's
+/// to the working directory; history kept for `history_retention`) for
+/// `embedded:PATH`, a [`RedisStore`] for `redis://`, `rediss://`, a cluster's `redis+cluster://` and Sentinel's
 /// `redis+sentinel://` (and their TLS forms) with `key_prefix`, `store_timeout` and
 /// `store_ca_file`, behind a [`CachedStore`] when `caching` and `[cache]`
 /// allow.
@@ -51,7 +51,11 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
                 "store embedded: needs a directory, e.g. embedded:./data".to_owned(),
             ));
         }
-        let store = EmbeddedStore::open(PathBuf::from(path), EmbeddedOptions::default()).await?;
+        let options = EmbeddedOptions {
+            history_retention: config.history_retention,
+            ..EmbeddedOptions::default()
+        };
+        let store = EmbeddedStore::open(PathBuf::from(path), options).await?;
         return Ok(cached(store, config, caching));
     }
     let lower = url.to_ascii_lowercase();

@@ -450,3 +450,106 @@ fn an_unreachable_store_is_a_runtime_error() {
         "{err}"
     );
 }
+
+/// `sessiond history` reads the lifecycle events straight from the store,
+/// as a table or as the body of `GET /v1/users/{user_id}/history`, a page
+/// at a time; a store that keeps none (Redis) is a runtime error.
+#[test]
+fn history_prints_a_users_events_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let store_url = format!("embedded:{}", db.display());
+    let rt = runtime();
+    let ids: Vec<String> = rt.block_on(async {
+        let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
+            .await
+            .unwrap();
+        let engine = Engine::new(Arc::new(store.clone()) as Arc<dyn Store>, Policy::default());
+        let mut ids = Vec::new();
+        for i in 0..2 {
+            let created = engine
+                .create(CreateRequest {
+                    user_id: "alice".to_owned(),
+                    user_agent: Some(CHROME.to_owned()),
+                    ip: Some(format!("203.0.113.{i}")),
+                    ..CreateRequest::default()
+                })
+                .await
+                .unwrap();
+            ids.push(created.session.id.as_str().to_owned());
+        }
+        engine
+            .revoke(&ids[0], sessiond_engine::RevokeReason::RevokedByAdmin)
+            .await
+            .unwrap();
+        store.close().await;
+        ids
+    });
+    let op = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--store", store_url.as_str()]);
+        run(&mut sessiond(dir.path(), &all))
+    };
+
+    let (code, out, err) = op(&["history", "--user", "alice"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for column in ["SEQ", "AT", "TYPE", "REASON", "SESSION", "DEVICE", "IP"] {
+        assert!(lines[0].contains(column), "{out}");
+    }
+    assert!(
+        lines[1].contains(" revoked ") && lines[1].contains(" revoked_by_admin "),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains(&ids[0]) && lines[1].contains("desktop"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains(" created ") && lines[2].contains(&ids[1]),
+        "{out}"
+    );
+    assert!(lines[2].ends_with("203.0.113.1"), "{out}");
+    assert!(lines[3].contains(&ids[0]), "{out}");
+
+    // Two at a time: the cursor leads to the rest.
+    let (code, out, _) = op(&["history", "--user", "alice", "--limit", "2"]);
+    assert_eq!(code, 0);
+    let more = out.lines().last().unwrap();
+    let cursor = more
+        .strip_prefix("older events follow: add --cursor ")
+        .unwrap_or_else(|| panic!("{out}"));
+    let (code, out, _) = op(&["history", "--user", "alice", "--cursor", cursor]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().nth(1).unwrap().contains(&ids[0]), "{out}");
+
+    let (code, out, err) = op(&["history", "--user", "alice", "--json", "--limit", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let page: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["events"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(page["events"][0]["type"], "revoked", "{out}");
+    assert_eq!(page["events"][0]["reason"], "revoked_by_admin", "{out}");
+    assert_eq!(page["next_cursor"], cursor, "{out}");
+
+    let (code, out, _) = op(&["history", "--user", "carol"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "no history for user \"carol\"\n");
+
+    // Bad input is a usage error.
+    let (code, _, err) = op(&["history", "--user", "alice", "--limit", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid limit"), "{err}");
+    let (code, _, err) = op(&["history", "--user", "alice", "--cursor", "x"]);
+    assert_eq!(code, 2, "{err}");
+
+    // Redis keeps no history.
+    let redis = sessiond_testkit::redis_server::RedisServer::start();
+    let (code, _, err) = run(&mut sessiond(
+        dir.path(),
+        &["history", "--user", "alice", "--store", &redis.url()],
+    ));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("history needs a SQL store"), "{err}");
+}

@@ -74,6 +74,17 @@ fn quickstart_walkthrough_works_as_written() {
         .filter(|l| l.len() == 3 && l.chars().all(|c| c.is_ascii_digit()))
         .collect();
     assert_eq!(codes, ["204", "401", "204"], "{out}");
+    let history: Vec<&str> = out.lines().filter(|l| l.starts_with("{\"type\"")).collect();
+    assert_eq!(
+        history,
+        [
+            r#"{"type":"revoked","reason":"logout"}"#,
+            r#"{"type":"revoked","reason":"revoked_by_user"}"#,
+            r#"{"type":"rotated","reason":null}"#,
+            r#"{"type":"created","reason":null}"#,
+        ],
+        "{out}"
+    );
 
     // SIGTERM: graceful shutdown, exit 0, and the key never in the logs.
     let key = std::fs::read_to_string(&key_file).unwrap();

@@ -21,6 +21,7 @@ pub use entries::{CacheOptions, CacheStats, NearCache, Ticket};
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
@@ -255,6 +256,17 @@ impl<S: CacheSource> Store for CachedStore<S> {
 
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.inner.count_live(now).await
+    }
+
+    async fn history(
+        &self,
+        user_id: &str,
+        limit: u32,
+        before: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        // A read of records the cache never holds: nothing to invalidate.
+        self.inner.history(user_id, limit, before, now).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

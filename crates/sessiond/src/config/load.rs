@@ -258,6 +258,7 @@ mod tests {
         assert_eq!(c.touch_interval, Duration::from_secs(60));
         assert_eq!(c.jwt.access_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh.reuse_grace, Duration::from_secs(10));
+        assert_eq!(c.history_retention, Duration::from_secs(90 * 86_400));
         assert_eq!(c.limits.max_body_bytes, 65_536);
         assert_eq!(c.cookie.same_site, SameSite::Lax);
         assert!(c.cookie.secure);
@@ -280,6 +281,7 @@ touch_interval = "30s"
 max_sessions_policy = "reject"
 key_prefix = "app:"
 store_timeout = "900ms"
+history_retention = "30d"
 
 [limits]
 max_body_bytes = 32768
@@ -308,6 +310,7 @@ max_sessions = 2
         assert_eq!(c.default_mode, Mode::Jwt);
         assert_eq!(c.max_sessions_policy, MaxSessionsPolicy::Reject);
         assert_eq!(c.store_timeout, Duration::from_millis(900));
+        assert_eq!(c.history_retention, Duration::from_secs(30 * 86_400));
         assert_eq!(c.limits.max_body_bytes, 32_768);
         assert_eq!(c.limits.failed_auth_per_minute, 30);
         assert_eq!(c.cookie.domain.as_deref(), Some("example.com"));
@@ -439,6 +442,7 @@ max_sessions = 2
             ),
             ("[cache]\nenabled = \"true\"", "cache.enabled"),
             ("touch_interval = 60", "touch_interval"),
+            ("history_retention = 90", "history_retention"),
             ("trusted_proxies = [1, 2]", "trusted_proxies"),
         ] {
             let err = from(toml, &[]).unwrap_err();

@@ -60,6 +60,9 @@ pub struct Config {
     /// Redis replicas every revoking write must reach before it is
     /// acknowledged (`WAIT`); 0: off.
     pub store_wait_replicas: u32,
+    /// SQL stores: how long lifecycle events stay in the history.
+    #[serde(with = "duration_text")]
+    pub history_retention: Duration,
     /// Bound on every HTTP request.
     #[serde(with = "duration_text")]
     pub request_timeout: Duration,
@@ -272,6 +275,7 @@ impl Default for Config {
             store_ca_file: None,
             store_timeout: Duration::from_secs(2),
             store_wait_replicas: 0,
+            history_retention: sessiond_embedded::DEFAULT_HISTORY_RETENTION,
             request_timeout: Duration::from_secs(10),
             strict_roles: false,
             trusted_proxies: Vec::new(),

@@ -167,6 +167,11 @@ pub const KEYS: &[KeyDoc] = &[
         "Redis: replicas that every revoking write (revoke, sign out, rotate, refresh) must reach before it is acknowledged, checked with `WAIT`; fewer within half of `store_timeout`: 503 (0 to 16)",
     ),
     key(
+        "history_retention",
+        DURATION_EXPECTED,
+        "SQL stores (embedded): how long the history of lifecycle events (`GET /v1/users/{user_id}/history`) is kept; older events are pruned in the background (1h to 3650d)",
+    ),
+    key(
         "request_timeout",
         DURATION_EXPECTED,
         "bound on a request from the end of its head to the end of its answer; past it: 408",

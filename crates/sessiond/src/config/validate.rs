@@ -79,6 +79,12 @@ impl Config {
             ));
         }
         found.check(check_range(
+            "history_retention",
+            self.history_retention,
+            Duration::from_secs(3600),
+            Duration::from_secs(3650 * 86_400),
+        ));
+        found.check(check_range(
             "request_timeout",
             self.request_timeout,
             Duration::from_millis(10),
@@ -337,6 +343,16 @@ mod tests {
             ("store_timeout = \"5ms\"", "store_timeout", "\"5ms\""),
             ("store_timeout = \"2m\"", "store_timeout", "\"2m\""),
             ("request_timeout = \"0s\"", "request_timeout", "\"0s\""),
+            (
+                "history_retention = \"30m\"",
+                "history_retention",
+                "\"30m\"",
+            ),
+            (
+                "history_retention = \"3651d\"",
+                "history_retention",
+                "\"3651d\"",
+            ),
             ("[jwt]\naccess_ttl = \"0s\"", "jwt.access_ttl", "\"0s\""),
             ("[jwt]\nalgorithm = \"HS256\"", "jwt.algorithm", "\"HS256\""),
             ("[jwt]\nissuer = \"\"", "jwt.issuer", "\"\""),

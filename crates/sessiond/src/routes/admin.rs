@@ -12,9 +12,9 @@ use crate::reply::Json;
 use crate::state::AppState;
 use crate::telemetry::with_session;
 use sessiond_api::{
-    CreateResponse, CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection,
-    PatchData, ProblemBody, RevokeQuery, RevokeUserQuery, RevokedCount, Rotated, Secret,
-    SessionList, SessionView, Stats,
+    CreateResponse, CreateSession, Created, CreatedJwt, Extend, HistoryList, HistoryQuery,
+    Introspect, Introspection, PatchData, ProblemBody, RevokeQuery, RevokeUserQuery, RevokedCount,
+    Rotated, Secret, SessionList, SessionView, Stats,
 };
 
 fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
@@ -229,6 +229,29 @@ pub async fn revoke_user(
         revoked: revoked.len(),
     })
     .into_response())
+}
+
+/// A user's lifecycle events with their reasons, newest first (SQL stores).
+///
+/// Each event: `seq`, `at`, `type` (`created`, `rotated`, `refreshed`,
+/// `revoked`, `expired`), `reason`, `session_id`, `user_id`, `device_kind`,
+/// `ip`; never a token. Data updates are not events. Pass `next_cursor` as
+/// `cursor` for the next page. On a store that keeps no history (Redis): 501.
+#[utoipa::path(get, path = "/v1/users/{user_id}/history", tag = "admin", security(("api_key" = [])),
+    params(("user_id" = String, Path, description = "the app's user id"), HistoryQuery),
+    responses((status = 200, description = "A page of the user's lifecycle events, newest first, and the cursor of the next one", body = HistoryList), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(user_id): PathParam,
+    QueryParams(q): QueryParams<HistoryQuery>,
+) -> Result<Response, Problem> {
+    let page = state
+        .engine
+        .history(&user_id, q.limit, q.cursor.as_deref())
+        .await?;
+    Ok(Json(HistoryList::from(page)).into_response())
 }
 
 /// Counters since start and the store's status.

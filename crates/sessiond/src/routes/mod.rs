@@ -31,6 +31,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::extend))
         .routes(routes!(admin::rotate))
         .routes(routes!(admin::list_user, admin::revoke_user))
+        .routes(routes!(admin::history))
         .routes(routes!(admin::stats))
         .routes(routes!(public::refresh))
         .routes(routes!(public::me))

@@ -103,7 +103,7 @@ pub async fn revoke_others(
         .revoke_user(
             &caller.session.user_id,
             Some(caller.session.id.as_str()),
-            RevokeReason::RevokedByUser,
+            RevokeReason::SignedOutOtherDevices,
         )
         .await?;
     let body = Json(RevokedCount {

@@ -1,0 +1,456 @@
+//! The `history` table: lifecycle events, written by the write operations
+//! inside their own savepoint (so an event exists exactly when its change
+//! does), read a page at a time newest first, pruned past the retention.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, Params, Row, params};
+use sessiond_engine::history::device_facts;
+use sessiond_engine::{
+    Device, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
+};
+
+use crate::error::from_sqlite;
+
+/// Most events one prune transaction deletes: as many as a sweep's batch
+/// of sessions (`sweeper::SWEEP_BATCH`; a test there keeps them equal), so
+/// the sweep schedule reads a full batch of either the same way.
+pub(crate) const PRUNE_BATCH: u64 = 1000;
+
+/// A page of a user's events older than `:before`, newest first: a walk
+/// down the `(user_id, seq)` index that stops after `:limit` rows.
+pub(crate) const PAGE_SQL: &str =
+    "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
+     FROM history
+     WHERE user_id = :user AND seq < :before AND at >= :since
+     ORDER BY seq DESC
+     LIMIT :limit";
+
+/// Deletes up to `?2` events recorded before `?1`, oldest first through
+/// the index on `at`: the cost grows with what is pruned, not the table.
+pub(crate) const PRUNE_SQL: &str = "DELETE FROM history WHERE seq IN (
+        SELECT seq FROM history WHERE at < ?1 ORDER BY at LIMIT ?2)";
+
+/// The session an event is about, as the event records it.
+#[derive(Debug)]
+pub(crate) struct Subject<'a> {
+    id: &'a SessionId,
+    user_id: &'a str,
+    device_kind: Option<String>,
+    ip: Option<String>,
+}
+
+impl<'a> Subject<'a> {
+    /// A session at hand.
+    pub(crate) fn of(session: &'a Session) -> Self {
+        let (device_kind, ip) = device_facts(&session.device);
+        Self {
+            id: &session.id,
+            user_id: &session.user_id,
+            device_kind,
+            ip,
+        }
+    }
+}
+
+/// Record one event in the writer's open transaction.
+pub(crate) fn record(
+    conn: &Connection,
+    at: Timestamp,
+    kind: HistoryKind,
+    reason: Option<&str>,
+    subject: &Subject<'_>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO history (at, kind, reason, session_id, user_id, device_kind, ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            at.as_millis(),
+            kind.as_str(),
+            reason,
+            subject.id.as_str(),
+            subject.user_id,
+            subject.device_kind,
+            subject.ip,
+        ])
+    })
+    .map_err(from_sqlite)?;
+    Ok(())
+}
+
+/// Columns of a removed session row that [`Removed::read`] expects, for a
+/// `DELETE … RETURNING`.
+pub(crate) const REMOVED: &str =
+    "id, user_id, device, created_at, min(expires_at, absolute_expires_at)";
+
+/// A session row a write deleted, as its history needs it.
+#[derive(Debug)]
+pub(crate) struct Removed {
+    /// Its id; `None` if the stored one is malformed.
+    pub(crate) id: Option<SessionId>,
+    raw_id: String,
+    user_id: String,
+    device: String,
+    created_at: i64,
+    deadline: i64,
+}
+
+impl Removed {
+    /// Read the [`REMOVED`] columns of `row`.
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        let raw_id: String = row.get(0)?;
+        Ok(Self {
+            id: removed_id(&raw_id),
+            raw_id,
+            user_id: row.get(1)?,
+            device: row.get(2)?,
+            created_at: row.get(3)?,
+            deadline: row.get(4)?,
+        })
+    }
+
+    /// Whether it was live at `now`.
+    pub(crate) fn was_live(&self, now: Timestamp) -> bool {
+        self.deadline > now.as_millis()
+    }
+
+    /// Record its end: `revoked` for `reason` if it was live at `now`,
+    /// otherwise `expired` at the deadline that passed. A row with a
+    /// malformed id is not recorded (its event could not be read back).
+    pub(crate) fn record_end(
+        &self,
+        conn: &Connection,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(id) = &self.id else {
+            return Ok(());
+        };
+        // A device that no longer decodes must not keep a session from
+        // ending: its event just has no device facts.
+        let (device_kind, ip) = serde_json::from_str::<Device>(&self.device)
+            .map(|d| device_facts(&d))
+            .unwrap_or_default();
+        let subject = Subject {
+            id,
+            user_id: &self.user_id,
+            device_kind,
+            ip,
+        };
+        if self.was_live(now) {
+            record(
+                conn,
+                now,
+                HistoryKind::Revoked,
+                Some(reason.as_str()),
+                &subject,
+            )
+        } else {
+            record(
+                conn,
+                Timestamp::from_millis(self.deadline),
+                HistoryKind::Expired,
+                Some(RevokeReason::Expired.as_str()),
+                &subject,
+            )
+        }
+    }
+}
+
+/// Run a `DELETE … RETURNING` of the [`REMOVED`] columns; the rows come
+/// back oldest first (by creation, then id).
+pub(crate) fn removed_rows(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> Result<Vec<Removed>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
+    let mut rows = stmt
+        .query_map(params, Removed::read)
+        .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+        .map_err(from_sqlite)?;
+    rows.sort_by(|a, b| (a.created_at, &a.raw_id).cmp(&(b.created_at, &b.raw_id)));
+    Ok(rows)
+}
+
+/// Sort removed rows by the deadline that passed, then id: the order in
+/// which they expired.
+pub(crate) fn by_deadline(rows: &mut [Removed]) {
+    rows.sort_by(|a, b| (a.deadline, &a.raw_id).cmp(&(b.deadline, &b.raw_id)));
+}
+
+/// The id of a deleted row. A malformed one cannot be reported, but its row
+/// is gone all the same: removing sessions must not fail on a damaged one.
+pub(crate) fn removed_id(id: &str) -> Option<SessionId> {
+    let parsed = SessionId::parse(id);
+    if parsed.is_none() {
+        tracing::warn!(len = id.len(), "deleted a session row with a malformed id");
+    }
+    parsed
+}
+
+/// Events recorded before this are past `retention` at `now`.
+pub(crate) fn cutoff(now: Timestamp, retention: Duration) -> Timestamp {
+    let ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_millis(now.as_millis().saturating_sub(ms))
+}
+
+/// Up to `limit` of the user's events with `seq < before`, recorded at or
+/// after `since`, newest first.
+pub(crate) fn page(
+    conn: &Connection,
+    user_id: &str,
+    limit: u32,
+    before: Option<u64>,
+    since: Timestamp,
+) -> Result<Vec<HistoryEvent>, StoreError> {
+    let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+    let mut stmt = conn.prepare_cached(PAGE_SQL).map_err(from_sqlite)?;
+    let rows = stmt
+        .query_map(
+            rusqlite::named_params! {
+                ":user": user_id,
+                ":before": before,
+                ":since": since.as_millis(),
+                ":limit": i64::from(limit),
+            },
+            RawEvent::read,
+        )
+        .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+        .map_err(from_sqlite)?;
+    rows.into_iter().map(RawEvent::decode).collect()
+}
+
+/// An event row as SQLite returned it (the table is STRICT: the column
+/// types hold), not yet checked.
+struct RawEvent {
+    seq: i64,
+    at: i64,
+    kind: String,
+    reason: Option<String>,
+    session_id: String,
+    user_id: String,
+    device_kind: Option<String>,
+    ip: Option<String>,
+}
+
+impl RawEvent {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: row.get(0)?,
+            at: row.get(1)?,
+            kind: row.get(2)?,
+            reason: row.get(3)?,
+            session_id: row.get(4)?,
+            user_id: row.get(5)?,
+            device_kind: row.get(6)?,
+            ip: row.get(7)?,
+        })
+    }
+
+    fn decode(self) -> Result<HistoryEvent, StoreError> {
+        let corrupt = |column: &str| {
+            StoreError::Corrupt(format!("history event {}: column {column}", self.seq))
+        };
+        Ok(HistoryEvent {
+            seq: u64::try_from(self.seq).map_err(|_| corrupt("seq"))?,
+            at: Timestamp::from_millis(self.at),
+            kind: HistoryKind::parse(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            session_id: SessionId::parse(&self.session_id).ok_or_else(|| corrupt("session_id"))?,
+            reason: self.reason,
+            user_id: self.user_id,
+            device_kind: self.device_kind,
+            ip: self.ip,
+        })
+    }
+}
+
+/// Delete up to [`PRUNE_BATCH`] events recorded before `cutoff`; returns
+/// how many.
+pub(crate) fn prune_batch(conn: &Connection, cutoff: Timestamp) -> Result<u64, StoreError> {
+    let limit = i64::try_from(PRUNE_BATCH).unwrap_or(i64::MAX);
+    let deleted = conn
+        .prepare_cached(PRUNE_SQL)
+        .and_then(|mut stmt| stmt.execute(params![cutoff.as_millis(), limit]))
+        .map_err(from_sqlite)?;
+    Ok(deleted as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use sessiond_engine::ShardTag;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let conn = crate::schema::open_writer(&dir.path().join(crate::schema::DB_FILE)).unwrap();
+        crate::schema::migrate(&conn).unwrap();
+        (dir, conn)
+    }
+
+    fn id(user: &str) -> SessionId {
+        SessionId::generate(&ShardTag::of_user(user))
+    }
+
+    fn event(conn: &Connection, at: i64, kind: HistoryKind, session: &SessionId, user: &str) {
+        let subject = Subject {
+            id: session,
+            user_id: user,
+            device_kind: Some("desktop".into()),
+            ip: Some("192.0.2.1".into()),
+        };
+        record(conn, Timestamp::from_millis(at), kind, None, &subject).unwrap();
+    }
+
+    fn seqs(events: &[HistoryEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    const ALL_TIME: Timestamp = Timestamp::from_millis(i64::MIN);
+
+    #[test]
+    fn pages_are_per_user_newest_first_before_the_cursor() {
+        let (_dir, conn) = db();
+        let (a, b) = (id("alice"), id("bob"));
+        for at in 1..=5 {
+            event(&conn, at, HistoryKind::Created, &a, "alice");
+            event(&conn, at, HistoryKind::Created, &b, "bob");
+        }
+        let all = page(&conn, "alice", 100, None, ALL_TIME).unwrap();
+        assert_eq!(all.len(), 5);
+        assert!(
+            all.iter()
+                .all(|e| e.user_id == "alice" && e.session_id == a)
+        );
+        assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+        assert_eq!(all[0].at, Timestamp::from_millis(5));
+        assert_eq!(all[0].device_kind.as_deref(), Some("desktop"));
+        assert_eq!(all[0].ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(all[0].reason, None);
+
+        let first = page(&conn, "alice", 2, None, ALL_TIME).unwrap();
+        assert_eq!(seqs(&first), seqs(&all[..2]));
+        let next = page(&conn, "alice", 2, Some(first[1].seq), ALL_TIME).unwrap();
+        assert_eq!(seqs(&next), seqs(&all[2..4]));
+        let last = page(&conn, "alice", 2, Some(next[1].seq), ALL_TIME).unwrap();
+        assert_eq!(seqs(&last), seqs(&all[4..]));
+        assert!(
+            page(&conn, "alice", 2, Some(0), ALL_TIME)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            page(&conn, "alice", 9, Some(u64::MAX), ALL_TIME).unwrap(),
+            all
+        );
+        assert!(page(&conn, "carol", 9, None, ALL_TIME).unwrap().is_empty());
+        // Events before `since` are past the retention: left out.
+        let recent = page(&conn, "alice", 9, None, Timestamp::from_millis(4)).unwrap();
+        assert_eq!(seqs(&recent), seqs(&all[..2]));
+    }
+
+    #[test]
+    fn pruning_takes_the_oldest_in_bounded_batches() {
+        let (_dir, conn) = db();
+        let s = id("alice");
+        let total = PRUNE_BATCH + 50;
+        for at in 0..total {
+            event(&conn, at as i64, HistoryKind::Created, &s, "alice");
+        }
+        let cutoff = Timestamp::from_millis(total as i64 - 10);
+        assert_eq!(prune_batch(&conn, cutoff).unwrap(), PRUNE_BATCH);
+        assert_eq!(prune_batch(&conn, cutoff).unwrap(), 40);
+        assert_eq!(prune_batch(&conn, cutoff).unwrap(), 0);
+        let left = page(&conn, "alice", 1000, None, ALL_TIME).unwrap();
+        assert_eq!(left.len(), 10);
+        assert!(left.iter().all(|e| e.at >= cutoff));
+    }
+
+    #[test]
+    fn the_cutoff_saturates() {
+        let now = Timestamp::from_millis(10_000);
+        assert_eq!(
+            cutoff(now, Duration::from_secs(4)),
+            Timestamp::from_millis(6_000)
+        );
+        assert_eq!(
+            cutoff(Timestamp::from_millis(i64::MIN + 1), Duration::MAX),
+            Timestamp::from_millis(i64::MIN)
+        );
+    }
+
+    #[test]
+    fn a_damaged_event_is_corrupt_not_a_panic() {
+        let (_dir, conn) = db();
+        event(&conn, 1, HistoryKind::Created, &id("alice"), "alice");
+        conn.execute("UPDATE history SET session_id = '../x'", [])
+            .unwrap();
+        assert!(matches!(
+            page(&conn, "alice", 10, None, ALL_TIME),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn removed_rows_end_as_revoked_or_expired_and_survive_damage() {
+        let (_dir, conn) = db();
+        let insert = |id: &str, device: &str, deadline: i64| {
+            conn.execute(
+                "INSERT INTO sessions (id, user_id, data, device, token_hash, created_at,
+                                       last_seen_at, expires_at, absolute_expires_at, idle_ttl_ms)
+                 VALUES (?1, 'alice', '{}', ?2, randomblob(32), 0, 0, ?3, ?3, 1)",
+                params![id, device, deadline],
+            )
+            .unwrap();
+        };
+        let (live, dead, damaged) = (id("alice"), id("alice"), id("alice"));
+        insert(
+            live.as_str(),
+            r#"{"user_agent":null,"ip":"192.0.2.9","kind":"mobile","os":null,"browser":null}"#,
+            100,
+        );
+        insert(dead.as_str(), "{}", 40);
+        insert(damaged.as_str(), "not json", 100);
+        insert("malformed-id", "{}", 100);
+        let now = Timestamp::from_millis(50);
+        let rows = removed_rows(
+            &conn,
+            &format!("DELETE FROM sessions RETURNING {REMOVED}"),
+            [],
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 4);
+        for row in &rows {
+            row.record_end(&conn, &RevokeReason::RevokedByAdmin, now)
+                .unwrap();
+        }
+        let events = page(&conn, "alice", 10, None, ALL_TIME).unwrap();
+        assert_eq!(events.len(), 3, "the malformed id is not recorded");
+        let of = |s: &SessionId| events.iter().find(|e| e.session_id == *s).unwrap();
+        let e = of(&live);
+        assert_eq!(
+            (e.kind, e.reason.as_deref(), e.at),
+            (HistoryKind::Revoked, Some("revoked_by_admin"), now)
+        );
+        assert_eq!(
+            (e.device_kind.as_deref(), e.ip.as_deref()),
+            (Some("mobile"), Some("192.0.2.9"))
+        );
+        let e = of(&dead);
+        assert_eq!(
+            (e.kind, e.reason.as_deref(), e.at),
+            (
+                HistoryKind::Expired,
+                Some("expired"),
+                Timestamp::from_millis(40)
+            )
+        );
+        let e = of(&damaged);
+        assert_eq!(e.kind, HistoryKind::Revoked);
+        assert_eq!((e.device_kind.as_deref(), e.ip.as_deref()), (None, None));
+    }
+}

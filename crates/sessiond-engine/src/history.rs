@@ -1,0 +1,120 @@
+//! Session history: the lifecycle events a store keeps with their reasons
+//! (created, rotated, refreshed, revoked, expired), newest first by a
+//! sequence number the store assigns, which is also the paging cursor.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::device::Device;
+use crate::id::SessionId;
+
+/// What happened to a session. Data updates and touches are not history:
+/// they change with every request; the history is the audit of the
+/// lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum HistoryKind {
+    /// The session was created.
+    Created,
+    /// Its token was replaced (`rotate`).
+    Rotated,
+    /// Its refresh token rotated (a grace replay is not one).
+    Refreshed,
+    /// It was revoked; the event's reason says why.
+    Revoked,
+    /// Its idle or absolute deadline passed and the store removed it.
+    Expired,
+}
+
+impl HistoryKind {
+    /// Every kind.
+    pub const ALL: [HistoryKind; 5] = [
+        Self::Created,
+        Self::Rotated,
+        Self::Refreshed,
+        Self::Revoked,
+        Self::Expired,
+    ];
+
+    /// The wire (and stored) name, e.g. `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Rotated => "rotated",
+            Self::Refreshed => "refreshed",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The kind of a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for HistoryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One lifecycle event of one session. Holds no token and no token hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEvent {
+    /// Assigned by the store, increasing with every event it records (never
+    /// reused, also after old events are pruned): the order of the history
+    /// and its paging cursor.
+    pub seq: u64,
+    /// When it happened; for `expired`, the deadline that passed.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: HistoryKind,
+    /// For `revoked`: the revocation reason's wire name
+    /// ([`crate::RevokeReason::as_str`]); for `expired`: `expired`;
+    /// otherwise none.
+    pub reason: Option<String>,
+    /// The session.
+    pub session_id: SessionId,
+    /// Its user.
+    pub user_id: String,
+    /// The kind of its device as parsed from the user agent (`desktop`,
+    /// `mobile`, `tablet`, `bot`, `unknown`); none if the store could not
+    /// read the session's device.
+    pub device_kind: Option<String>,
+    /// The client IP address the session was created with.
+    pub ip: Option<String>,
+}
+
+/// What a history event tells of a session's device: its kind and IP.
+pub fn device_facts(device: &Device) -> (Option<String>, Option<String>) {
+    (Some(device.kind.as_str().to_owned()), device.ip.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_by_their_wire_names() {
+        for kind in HistoryKind::ALL {
+            assert_eq!(HistoryKind::parse(kind.as_str()), Some(kind));
+            let wire = serde_json::to_value(kind).unwrap_or_default();
+            assert_eq!(wire, kind.as_str());
+        }
+        assert_eq!(HistoryKind::parse("Created"), None);
+        assert_eq!(HistoryKind::parse("updated"), None);
+    }
+
+    #[test]
+    fn device_facts_are_kind_and_ip() {
+        let d = Device::from_request(Some("curl/8.0"), Some("192.0.2.1"));
+        assert_eq!(
+            device_facts(&d),
+            (Some("unknown".to_owned()), Some("192.0.2.1".to_owned()))
+        );
+    }
+}
