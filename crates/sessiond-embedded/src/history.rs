@@ -2,8 +2,6 @@
 //! inside their own savepoint (so an event exists exactly when its change
 //! does), read a page at a time newest first, pruned past the retention.
 
-use std::time::Duration;
-
 use rusqlite::{Connection, Params, Row, params};
 use sessiond_engine::history::device_facts;
 use sessiond_engine::{
@@ -191,12 +189,6 @@ pub(crate) fn removed_id(id: &str) -> Option<SessionId> {
     parsed
 }
 
-/// Events recorded before this are past `retention` at `now`.
-pub(crate) fn cutoff(now: Timestamp, retention: Duration) -> Timestamp {
-    let ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    Timestamp::from_millis(now.as_millis().saturating_sub(ms))
-}
-
 /// Up to `limit` of the user's events with `seq < before`, recorded at or
 /// after `since`, newest first.
 pub(crate) fn page(
@@ -368,19 +360,6 @@ mod tests {
         let left = page(&conn, "alice", 1000, None, ALL_TIME).unwrap();
         assert_eq!(left.len(), 10);
         assert!(left.iter().all(|e| e.at >= cutoff));
-    }
-
-    #[test]
-    fn the_cutoff_saturates() {
-        let now = Timestamp::from_millis(10_000);
-        assert_eq!(
-            cutoff(now, Duration::from_secs(4)),
-            Timestamp::from_millis(6_000)
-        );
-        assert_eq!(
-            cutoff(Timestamp::from_millis(i64::MIN + 1), Duration::MAX),
-            Timestamp::from_millis(i64::MIN)
-        );
     }
 
     #[test]

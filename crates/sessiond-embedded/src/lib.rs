@@ -75,12 +75,9 @@ pub struct EmbeddedOptions {
     pub max_batch: usize,
     /// How long history events are kept: older ones are left out of
     /// [`Store::history`] and pruned by the background sweep. Default:
-    /// [`DEFAULT_HISTORY_RETENTION`] (90 days).
+    /// [`sessiond_engine::history::DEFAULT_RETENTION`] (90 days).
     pub history_retention: Duration,
 }
-
-/// How long history events are kept unless told otherwise: 90 days.
-pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
@@ -89,7 +86,7 @@ impl Default for EmbeddedOptions {
             sweep_interval: Duration::from_secs(1),
             readers: 4,
             max_batch: 256,
-            history_retention: DEFAULT_HISTORY_RETENTION,
+            history_retention: sessiond_engine::history::DEFAULT_RETENTION,
         }
     }
 }
@@ -185,7 +182,10 @@ impl EmbeddedStore {
     /// Delete every history event past the retention by the store's clock
     /// now; returns how many.
     pub async fn prune_history_now(&self) -> Result<u64, StoreError> {
-        let cutoff = history::cutoff(self.inner.clock.now(), self.inner.history_retention);
+        let cutoff = sessiond_engine::history::retention_cutoff(
+            self.inner.clock.now(),
+            self.inner.history_retention,
+        );
         let mut total = 0;
         loop {
             let pruned = self.write(move |c| history::prune_batch(c, cutoff)).await?;
@@ -407,7 +407,7 @@ impl Store for EmbeddedStore {
         now: Timestamp,
     ) -> Result<Vec<HistoryEvent>, StoreError> {
         let user_id = user_id.to_owned();
-        let since = history::cutoff(now, self.inner.history_retention);
+        let since = sessiond_engine::history::retention_cutoff(now, self.inner.history_retention);
         self.read(move |c| history::page(c, &user_id, limit, before, since))
             .await
     }

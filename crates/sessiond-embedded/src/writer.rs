@@ -263,7 +263,7 @@ fn in_transaction<T>(
 /// in one transaction.
 fn background_sweep(conn: &Connection, config: &WriterConfig, schedule: &mut SweepSchedule) {
     let now = config.clock.now();
-    let cutoff = history::cutoff(now, config.history_retention);
+    let cutoff = sessiond_engine::history::retention_cutoff(now, config.history_retention);
     match in_transaction(conn, &config.changes, |conn| {
         let deleted = sweeper::sweep_batch(conn, now)?;
         let pruned = history::prune_batch(conn, cutoff)?;

@@ -89,6 +89,15 @@ pub struct HistoryEvent {
     pub ip: Option<String>,
 }
 
+/// How long a store keeps events unless configured otherwise: 90 days.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// Events recorded before this are past `retention` at `now`.
+pub fn retention_cutoff(now: Timestamp, retention: std::time::Duration) -> Timestamp {
+    let ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_millis(now.as_millis().saturating_sub(ms))
+}
+
 /// What a history event tells of a session's device: its kind and IP.
 pub fn device_facts(device: &Device) -> (Option<String>, Option<String>) {
     (Some(device.kind.as_str().to_owned()), device.ip.clone())
@@ -115,6 +124,22 @@ mod tests {
         assert_eq!(
             device_facts(&d),
             (Some("unknown".to_owned()), Some("192.0.2.1".to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_cutoff_saturates() {
+        let now = Timestamp::from_millis(10_000);
+        assert_eq!(
+            retention_cutoff(now, std::time::Duration::from_secs(4)),
+            Timestamp::from_millis(6_000)
+        );
+        assert_eq!(
+            retention_cutoff(
+                Timestamp::from_millis(i64::MIN + 1),
+                std::time::Duration::MAX
+            ),
+            Timestamp::from_millis(i64::MIN)
         );
     }
 }

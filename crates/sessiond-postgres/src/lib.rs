@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod errors;
+mod history;
 mod listener;
 mod ops;
 mod rows;
@@ -23,10 +24,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, NearCache, NewSession, NodeHealth, RefreshOutcome,
-    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock,
-    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, HistoryEvent, NearCache, NewSession, NodeHealth,
+    RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store,
+    StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -55,9 +57,13 @@ pub struct PostgresOptions {
     /// Clock of the background sweep (operations use the `now` they are
     /// given). Default: [`SystemClock`].
     pub clock: Arc<dyn Clock>,
-    /// How often dead rows are deleted; [`Duration::ZERO`] turns the sweep
-    /// off. Default: 1 s.
+    /// How often dead rows are deleted (and history past its retention
+    /// pruned); [`Duration::ZERO`] turns the sweep off. Default: 1 s.
     pub sweep_interval: Duration,
+    /// How long history events are kept: older ones are left out of
+    /// [`Store::history`] and pruned by the sweep. Default:
+    /// [`sessiond_engine::history::DEFAULT_RETENTION`] (90 days).
+    pub history_retention: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -69,6 +75,7 @@ impl Default for PostgresOptions {
             tls_ca_pem: None,
             clock: Arc::new(SystemClock),
             sweep_interval: Duration::from_secs(1),
+            history_retention: sessiond_engine::history::DEFAULT_RETENTION,
         }
     }
 }
@@ -84,6 +91,7 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     timeout: Duration,
+    history_retention: Duration,
     listener: OnceLock<Listener>,
     sweeper: Option<JoinHandle<()>>,
 }
@@ -155,6 +163,7 @@ impl PostgresStore {
                 sql.clone(),
                 options.clock.clone(),
                 options.sweep_interval,
+                options.history_retention,
             )
         });
         Ok(Self {
@@ -165,9 +174,29 @@ impl PostgresStore {
             config,
             tls,
             timeout: options.timeout,
+            history_retention: options.history_retention,
             listener: OnceLock::new(),
             sweeper,
         })
+    }
+
+    /// Create `options.schema` at an older `version` of its tables (for
+    /// tests that prove an upgrade keeps what the older version held).
+    #[doc(hidden)]
+    pub async fn create_schema_at(
+        url: &str,
+        options: &PostgresOptions,
+        version: usize,
+    ) -> Result<(), StoreError> {
+        let Target { config, tls, .. } =
+            target::parse(url, options.tls_ca_pem.as_deref(), options.timeout)?;
+        let (mut client, connection) =
+            config.connect(tls).await.map_err(|e| errors::from_pg(&e))?;
+        let driver = tokio::spawn(connection);
+        let migrated = schema::migrate_to(&mut client, &options.schema, version).await;
+        drop(client);
+        let _ = driver.await;
+        migrated
     }
 
     /// The schema holding the tables.
@@ -175,10 +204,19 @@ impl PostgresStore {
         &self.schema
     }
 
-    /// Delete every row dead at the sweep clock's now, in batches; returns
-    /// how many (the background sweep runs the same).
+    /// Delete every session dead at `clock`'s now, in batches with their
+    /// `expired` events; returns how many (the background sweep runs the
+    /// same).
     pub async fn sweep(&self, clock: &dyn Clock) -> Result<u64, StoreError> {
         sweeper::sweep(&self.pool, &self.sql, clock)
+            .await
+            .map_err(StoreError::Unavailable)
+    }
+
+    /// Delete history events past the retention at `clock`'s now, in
+    /// batches; returns how many (the background sweep runs the same).
+    pub async fn prune_history(&self, clock: &dyn Clock) -> Result<u64, StoreError> {
+        sweeper::prune(&self.pool, &self.sql, clock, self.history_retention)
             .await
             .map_err(StoreError::Unavailable)
     }
@@ -190,13 +228,18 @@ impl PostgresStore {
     }
 
     /// The query plan PostgreSQL picks for the statement an operation runs
-    /// (`introspect`, `list_user`, `sweep`), for tests that prove they are
-    /// index lookups.
+    /// (`introspect`, `list_user`, `sweep`, `history`, `prune`), for tests
+    /// that prove they are index lookups.
     pub async fn explain(&self, operation: &str) -> Result<String, StoreError> {
         let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match operation {
             "introspect" => (&self.sql.by_token, &[&&[0u8; 32][..], &0_i64]),
             "list_user" => (&self.sql.list_user, &[&"someone", &0_i64]),
             "sweep" => (&self.sql.sweep, &[&0_i64, &sweeper::SWEEP_BATCH]),
+            "history" => (
+                &self.sql.history_page,
+                &[&"someone", &i64::MAX, &0_i64, &100_i64],
+            ),
+            "prune" => (&self.sql.prune, &[&0_i64, &sweeper::SWEEP_BATCH]),
             other => {
                 return Err(StoreError::Unavailable(format!(
                     "no operation {other} to explain"
@@ -301,10 +344,10 @@ impl Store for PostgresStore {
     async fn revoke(
         &self,
         id: &SessionId,
-        _reason: &RevokeReason,
+        reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        with_retry!(self, |c, x| ops::revoke(&c, &x, id, now))
+        with_retry!(self, |c, x| ops::revoke(&mut c, &x, id, reason, now))
     }
 
     async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
@@ -319,16 +362,29 @@ impl Store for PostgresStore {
         &self,
         user_id: &str,
         except: Option<&SessionId>,
-        _reason: &RevokeReason,
+        reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
         with_retry!(self, |c, x| ops::revoke_user(
-            &mut c, &x, user_id, except, now
+            &mut c, &x, user_id, except, reason, now
         ))
     }
 
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
         with_retry!(self, |c, x| ops::count_live(&c, &x, now))
+    }
+
+    async fn history(
+        &self,
+        user_id: &str,
+        limit: u32,
+        before: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        let since = retention_cutoff(now, self.history_retention);
+        with_retry!(self, |c, x| ops::history(
+            &c, &x, user_id, limit, before, since
+        ))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -5,14 +5,15 @@
 
 use deadpool_postgres::{Client, GenericClient};
 use sessiond_engine::{
-    DataUpdate, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest, RefreshState,
-    RefreshStep, RotateTarget, Session, SessionId, StoreError, Timestamp, TokenDigest, TokenHash,
-    TouchRule, data_size,
+    DataUpdate, HistoryEvent, HistoryKind, LimitPolicy, Mode, NewSession, RefreshOutcome,
+    RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
+    StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::errors::{corrupt, from_pg, is_transient};
+use crate::history::{Events, Removed};
 use crate::rows::{self, COLUMN_COUNT, decode, millis};
 use crate::statements::Statements;
 
@@ -165,6 +166,7 @@ pub(crate) async fn create(
     let live = u64::try_from(live).unwrap_or(0);
     let max = u64::from(new.max_sessions);
     let mut evicted = Vec::new();
+    let mut events = Events::default();
     if live >= max {
         if new.limit_policy == LimitPolicy::Reject {
             return Err(StoreError::LimitReached {
@@ -179,8 +181,12 @@ pub(crate) async fn create(
             &[&s.user_id, &now.as_millis(), &excess, &x.channel],
         )
         .await?;
-        evicted = removed_ids(&removed)?;
+        for row in Removed::all(&removed)? {
+            events.ended(&row, &RevokeReason::EvictedMaxSessions, now);
+            evicted.extend(row.id());
+        }
     }
+    events.session(now, HistoryKind::Created, s);
     let data = rows::encode_data(&s.data)?;
     let device = rows::encode_device(&s.device)?;
     let refresh = new.refresh.as_ref().map(|h| &h.as_bytes()[..]);
@@ -208,29 +214,9 @@ pub(crate) async fn create(
         ],
     )
     .await?;
+    events.write(&tx, x.sql).await?;
     tx.commit().await?;
     Ok(evicted)
-}
-
-/// Ids of removed rows (`id, created_at` first), oldest first.
-fn removed_ids<'r>(removed: impl IntoIterator<Item = &'r Row>) -> Outcome<Vec<SessionId>> {
-    let mut found = Vec::new();
-    for row in removed {
-        let id: String = row.try_get(0)?;
-        let created: i64 = row.try_get(1)?;
-        found.push((created, id));
-    }
-    found.sort();
-    Ok(found
-        .into_iter()
-        .filter_map(|(_, id)| {
-            let parsed = SessionId::parse(&id);
-            if parsed.is_none() {
-                tracing::warn!(len = id.len(), "deleted a session row with a malformed id");
-            }
-            parsed
-        })
-        .collect())
 }
 
 /// Apply a data update. One transaction: the row read `FOR UPDATE` (so
@@ -332,6 +318,9 @@ pub(crate) async fn rotate(
         ],
     )
     .await?;
+    let mut events = Events::default();
+    events.session(now, HistoryKind::Rotated, &s);
+    events.write(&tx, x.sql).await?;
     tx.commit().await?;
     Ok(rotated)
 }
@@ -377,6 +366,9 @@ pub(crate) async fn refresh(
             )
             .await?
             .ok_or_else(|| corrupt(s.id.as_str(), "row", "vanished under its lock"))?;
+            let mut events = Events::default();
+            events.session(now, HistoryKind::Refreshed, &updated);
+            events.write(&tx, x.sql).await?;
             RefreshOutcome::Rotated {
                 session: updated,
                 generation,
@@ -389,12 +381,12 @@ pub(crate) async fn refresh(
             session: s,
         },
         RefreshStep::Reuse => {
-            rows(
-                &tx,
-                &x.sql.delete,
-                &[&s.id.as_str(), &now.as_millis(), &x.channel],
-            )
-            .await?;
+            let removed = rows(&tx, &x.sql.delete, &[&s.id.as_str(), &x.channel]).await?;
+            let mut events = Events::default();
+            for row in Removed::all(&removed)? {
+                events.ended(&row, &RevokeReason::RefreshTokenReuse, now);
+            }
+            events.write(&tx, x.sql).await?;
             RefreshOutcome::Reused { session_id: s.id }
         }
     };
@@ -439,33 +431,37 @@ fn refresh_state(row: &Row, at: &str) -> Result<RefreshState, StoreError> {
     })
 }
 
-/// Remove a session. One `DELETE`; `true` if it was live.
+/// Remove a session. One transaction: one `DELETE`, and its history event;
+/// `true` if it was live.
 pub(crate) async fn revoke(
-    c: &Client,
+    c: &mut Client,
     x: &Ctx<'_>,
     id: &SessionId,
+    reason: &RevokeReason,
     now: Timestamp,
 ) -> Outcome<bool> {
-    let found = rows(
-        c,
-        &x.sql.delete,
-        &[&id.as_str(), &now.as_millis(), &x.channel],
-    )
-    .await?;
-    Ok(match found.first() {
-        Some(row) => row.try_get::<_, bool>(0)?,
-        None => false,
-    })
+    let tx = c.transaction().await?;
+    let removed = rows(&tx, &x.sql.delete, &[&id.as_str(), &x.channel]).await?;
+    let mut events = Events::default();
+    let mut was_live = false;
+    for row in Removed::all(&removed)? {
+        was_live |= row.was_live(now);
+        events.ended(&row, reason, now);
+    }
+    events.write(&tx, x.sql).await?;
+    tx.commit().await?;
+    Ok(was_live)
 }
 
 /// Remove all of the user's sessions but one. One transaction: the user's
 /// advisory lock (so it does not interleave with a create's count and
-/// insert), then one `DELETE`.
+/// insert), one `DELETE`, and their history events.
 pub(crate) async fn revoke_user(
     c: &mut Client,
     x: &Ctx<'_>,
     user_id: &str,
     except: Option<&SessionId>,
+    reason: &RevokeReason,
     now: Timestamp,
 ) -> Outcome<Vec<SessionId>> {
     let tx = c.transaction().await?;
@@ -473,22 +469,20 @@ pub(crate) async fn revoke_user(
     let removed = rows(
         &tx,
         &x.sql.delete_user,
-        &[
-            &user_id,
-            &except.map(SessionId::as_str),
-            &now.as_millis(),
-            &x.channel,
-        ],
+        &[&user_id, &except.map(SessionId::as_str), &x.channel],
     )
     .await?;
-    tx.commit().await?;
-    let mut live = Vec::with_capacity(removed.len());
-    for row in &removed {
-        if row.try_get::<_, bool>(2)? {
-            live.push(row);
+    let mut events = Events::default();
+    let mut revoked = Vec::new();
+    for row in Removed::all(&removed)? {
+        events.ended(&row, reason, now);
+        if row.was_live(now) {
+            revoked.extend(row.id());
         }
     }
-    removed_ids(live)
+    events.write(&tx, x.sql).await?;
+    tx.commit().await?;
+    Ok(revoked)
 }
 
 /// The user's live sessions, newest first. One indexed `SELECT`.
@@ -525,4 +519,16 @@ pub(crate) async fn count_user(
 /// Live sessions of all users (a range scan of the deadline index).
 pub(crate) async fn count_live(c: &Client, x: &Ctx<'_>, now: Timestamp) -> Outcome<u64> {
     count(c, &x.sql.count_live, &[&now.as_millis()]).await
+}
+
+/// A page of the user's history (see [`crate::history::page`]).
+pub(crate) async fn history(
+    c: &Client,
+    x: &Ctx<'_>,
+    user_id: &str,
+    limit: u32,
+    before: Option<u64>,
+    since: Timestamp,
+) -> Outcome<Vec<HistoryEvent>> {
+    crate::history::page(c, x.sql, user_id, limit, before, since).await
 }

@@ -15,7 +15,7 @@ pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 const MIGRATION_LOCK: (i32, i32) = (0x5345_5353, 1);
 
 /// Migrations in order; `{s}` stands for the schema's quoted name.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // Only the token's hash is kept, never the token: `token_hash` is the
     // unique key introspection reads by. The per-user index serves listing,
     // counting and eviction in `created_at, id` order; the expiry sweep
@@ -45,6 +45,21 @@ const MIGRATIONS: [&str; 1] = [
      );
      CREATE INDEX sessions_by_user ON {s}.sessions (user_id, created_at, id);
      CREATE INDEX sessions_by_deadline ON {s}.sessions (LEAST(expires_at, absolute_expires_at));",
+    // Lifecycle events with their reasons, written with each change: read
+    // by user newest first, pruned by age.
+    "CREATE TABLE {s}.history (
+        seq         bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at          bigint  NOT NULL,
+        kind        text    NOT NULL
+                    CHECK (kind IN ('created', 'rotated', 'refreshed', 'revoked', 'expired')),
+        reason      text,
+        session_id  text    NOT NULL,
+        user_id     text    NOT NULL,
+        device_kind text,
+        ip          text
+     );
+     CREATE INDEX history_by_user ON {s}.history (user_id, seq);
+     CREATE INDEX history_by_time ON {s}.history (at);",
 ];
 
 /// Whether `name` may name the schema: a lower-case identifier that needs no

@@ -6,6 +6,7 @@
 //! hash))` in the same statement or transaction: PostgreSQL delivers it on
 //! commit, and the near-cache of every instance drops that record.
 
+use crate::history::REMOVED;
 use crate::rows::COLUMNS;
 
 /// Live at `$now`: every query using it binds `now` at the position given.
@@ -27,7 +28,8 @@ pub(crate) struct Statements {
     pub lock_user: String,
     /// `$1` user, `$2` now.
     pub count_user: String,
-    /// Evict the oldest: `$1` user, `$2` now, `$3` how many, `$4` channel.
+    /// Evict the oldest: `$1` user, `$2` now, `$3` how many, `$4` channel;
+    /// selects the [`REMOVED`] columns.
     pub evict: String,
     /// `$1`..`$15` the row.
     pub insert: String,
@@ -46,17 +48,26 @@ pub(crate) struct Statements {
     /// Refresh rotation: `$1` id, `$2` successor hash, `$3` wrapped,
     /// `$4` generation, `$5` now, `$6` channel.
     pub set_refresh: String,
-    /// `$1` id, `$2` now, `$3` channel; selects whether it was live.
+    /// `$1` id, `$2` channel; selects the [`REMOVED`] columns.
     pub delete: String,
-    /// `$1` user, `$2` excepted id or null, `$3` now, `$4` channel; selects
-    /// id, created_at, live.
+    /// `$1` user, `$2` excepted id or null, `$3` channel; selects the
+    /// [`REMOVED`] columns.
     pub delete_user: String,
     /// `$1` user, `$2` now.
     pub list_user: String,
     /// `$1` now.
     pub count_live: String,
-    /// `$1` now, `$2` batch size; deletes dead rows oldest deadline first.
+    /// `$1` now, `$2` batch size; deletes dead rows oldest deadline first,
+    /// selecting the [`REMOVED`] columns.
     pub sweep: String,
+    /// Record events: `$1`..`$7` arrays of at, kind, reason, session id,
+    /// user id, device kind, IP.
+    pub record: String,
+    /// A page of a user's events: `$1` user, `$2` below this seq, `$3` at
+    /// or after this time, `$4` limit.
+    pub history_page: String,
+    /// `$1` events before this time, `$2` batch size.
+    pub prune: String,
 }
 
 impl Statements {
@@ -91,8 +102,8 @@ impl Statements {
                     DELETE FROM {t} WHERE id IN (
                         SELECT id FROM {t} WHERE user_id = $1 AND {}
                         ORDER BY created_at, id LIMIT $3)
-                    RETURNING id, created_at, token_hash)
-                 SELECT id, created_at, {} FROM d",
+                    RETURNING {REMOVED}, token_hash)
+                 SELECT id, user_id, device, created_at, deadline, {} FROM d",
                 live("$2"),
                 notify("token_hash", "$4")
             ),
@@ -147,18 +158,15 @@ impl Statements {
                 notify("token_hash", "$6")
             ),
             delete: format!(
-                "WITH d AS (DELETE FROM {t} WHERE id = $1
-                    RETURNING {} AS live, token_hash)
-                 SELECT live, {} FROM d",
-                live("$2"),
-                notify("token_hash", "$3")
+                "WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING {REMOVED}, token_hash)
+                 SELECT id, user_id, device, created_at, deadline, {} FROM d",
+                notify("token_hash", "$2")
             ),
             delete_user: format!(
                 "WITH d AS (DELETE FROM {t} WHERE user_id = $1 AND id IS DISTINCT FROM $2
-                    RETURNING id, created_at, {} AS live, token_hash)
-                 SELECT id, created_at, live, {} FROM d",
-                live("$3"),
-                notify("token_hash", "$4")
+                    RETURNING {REMOVED}, token_hash)
+                 SELECT id, user_id, device, created_at, deadline, {} FROM d",
+                notify("token_hash", "$3")
             ),
             list_user: format!(
                 "SELECT {COLUMNS} FROM {t} WHERE user_id = $1 AND {}
@@ -171,7 +179,23 @@ impl Statements {
             sweep: format!(
                 "DELETE FROM {t} WHERE id IN (
                     SELECT id FROM {t} WHERE LEAST(expires_at, absolute_expires_at) <= $1
-                    ORDER BY LEAST(expires_at, absolute_expires_at) LIMIT $2)"
+                    ORDER BY LEAST(expires_at, absolute_expires_at) LIMIT $2)
+                 RETURNING {REMOVED}"
+            ),
+            record: format!(
+                "INSERT INTO {schema}.history (at, kind, reason, session_id, user_id, device_kind, ip)
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[],
+                                      $5::text[], $6::text[], $7::text[])"
+            ),
+            history_page: format!(
+                "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
+                 FROM {schema}.history
+                 WHERE user_id = $1 AND seq < $2 AND at >= $3
+                 ORDER BY seq DESC LIMIT $4"
+            ),
+            prune: format!(
+                "DELETE FROM {schema}.history WHERE seq IN (
+                    SELECT seq FROM {schema}.history WHERE at < $1 ORDER BY at LIMIT $2)"
             ),
         }
     }

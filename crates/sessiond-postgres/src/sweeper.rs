@@ -1,17 +1,21 @@
-//! The expiry sweep: a background task that deletes dead rows in bounded
-//! batches, walking the deadline index from the oldest, so each batch costs
-//! in proportion to what it deletes and never holds long locks.
+//! The background sweep: dead sessions deleted in bounded batches, walking
+//! the deadline index from the oldest (so each batch costs in proportion to
+//! what it deletes and never holds long locks), each batch in one
+//! transaction with its `expired` history events; then history events past
+//! the retention pruned in bounded batches the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use sessiond_engine::Clock;
+use sessiond_engine::history::retention_cutoff;
+use sessiond_engine::{Clock, RevokeReason};
 use tokio::task::JoinHandle;
 
+use crate::history::{Events, Removed};
 use crate::statements::Statements;
 
-/// Most rows one sweep statement deletes.
+/// Most rows one sweep or prune statement deletes.
 pub(crate) const SWEEP_BATCH: i64 = 1000;
 
 /// Start sweeping every `interval` by `clock`.
@@ -20,6 +24,7 @@ pub(crate) fn start(
     sql: Arc<Statements>,
     clock: Arc<dyn Clock>,
     interval: Duration,
+    retention: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -33,22 +38,62 @@ pub(crate) fn start(
                 // sweep tries again at its next tick.
                 Err(e) => tracing::debug!(error = %e, "expiry sweep failed"),
             }
+            if let Err(e) = prune(&pool, &sql, clock.as_ref(), retention).await {
+                tracing::debug!(error = %e, "history prune failed");
+            }
         }
     })
 }
 
-/// Delete every row dead now, one batch per statement; returns how many.
+/// Delete every session dead now, one batch per transaction with its
+/// history events; returns how many.
 pub(crate) async fn sweep(pool: &Pool, sql: &Statements, clock: &dyn Clock) -> Result<u64, String> {
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let mut total = 0;
+    loop {
+        let now = clock.now();
+        let tx = client.transaction().await.map_err(|e| e.to_string())?;
+        let stmt = tx
+            .prepare_cached(&sql.sweep)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = tx
+            .query(&stmt, &[&now.as_millis(), &SWEEP_BATCH])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut removed = Removed::all(&rows).map_err(|e| e.to_string())?;
+        Removed::by_deadline(&mut removed);
+        let mut events = Events::default();
+        for row in &removed {
+            events.ended(row, &RevokeReason::Expired, now);
+        }
+        events.write(&tx, sql).await.map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        total += removed.len() as u64;
+        if (removed.len() as u64) < SWEEP_BATCH.unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}
+
+/// Delete every history event past `retention`, one batch per statement;
+/// returns how many.
+pub(crate) async fn prune(
+    pool: &Pool,
+    sql: &Statements,
+    clock: &dyn Clock,
+    retention: Duration,
+) -> Result<u64, String> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
     let stmt = client
-        .prepare_cached(&sql.sweep)
+        .prepare_cached(&sql.prune)
         .await
         .map_err(|e| e.to_string())?;
     let mut total = 0;
     loop {
-        let now = clock.now().as_millis();
+        let cutoff = retention_cutoff(clock.now(), retention);
         let deleted = client
-            .execute(&stmt, &[&now, &SWEEP_BATCH])
+            .execute(&stmt, &[&cutoff.as_millis(), &SWEEP_BATCH])
             .await
             .map_err(|e| e.to_string())?;
         total += deleted;

@@ -1,7 +1,8 @@
-//! The tables as PostgreSQL runs them: introspection, listing and the
-//! expiry sweep are index lookups (by `EXPLAIN` over a table of thousands
-//! of rows), the sweep deletes only dead rows, and a database at a version
-//! this build does not know is refused.
+//! The tables as PostgreSQL runs them: introspection, listing, the expiry
+//! sweep, history pages and pruning are index lookups (by `EXPLAIN` over
+//! tables of thousands of rows), the sweep deletes only dead rows, an
+//! upgrade from the first version keeps its sessions, and a database at a
+//! version this build does not know is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -32,13 +33,19 @@ async fn reads_and_the_sweep_are_index_lookups() {
              SELECT 'id' || n, 'user' || (n % 2000), '{}', '{}',
                     sha256(('t' || n)::bytea), n, n, 4000000000000 + n, 5000000000000, 60000, 'opaque'
              FROM generate_series(1, 20000) AS n;
-             ANALYZE sessiond.sessions;",
+             INSERT INTO sessiond.history (at, kind, session_id, user_id)
+             SELECT n, 'created', 'id' || n, 'user' || (n % 2000)
+             FROM generate_series(1, 20000) AS n;
+             ANALYZE sessiond.sessions;
+             ANALYZE sessiond.history;",
         )
         .unwrap();
     for (operation, index) in [
         ("introspect", "sessions_token_hash_key"),
         ("list_user", "sessions_by_user"),
         ("sweep", "sessions_by_deadline"),
+        ("history", "history_by_user"),
+        ("prune", "history_by_time"),
     ] {
         let plan = store.explain(operation).await.unwrap();
         assert!(
@@ -120,4 +127,56 @@ async fn a_newer_schema_is_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("does not know"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_from_the_first_version_keeps_the_sessions() {
+    let server = server().await;
+    let options = PostgresOptions::default();
+    PostgresStore::create_schema_at(&server.url(), &options, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        server
+            .sql("SELECT version FROM sessiond.schema_version")
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        server
+            .sql("SELECT to_regclass('sessiond.history') IS NULL")
+            .unwrap(),
+        "t",
+        "the first version has no history"
+    );
+    // A session written by the first version, as its store wrote it.
+    server
+        .sql(
+            "INSERT INTO sessiond.sessions (id, user_id, data, device, token_hash, created_at,
+                last_seen_at, expires_at, absolute_expires_at, idle_ttl_ms, mode)
+             VALUES ('AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'alice', '{\"theme\":\"dark\"}',
+                     '{\"user_agent\":null,\"ip\":null,\"kind\":\"unknown\",\"os\":null,\"browser\":null}',
+                     '\\x00', 1, 1, 4000000000000, 5000000000000, 60000, 'opaque')",
+        )
+        .unwrap();
+    let store = PostgresStore::connect(&server.url(), options)
+        .await
+        .unwrap();
+    assert!(store.schema_version().await.unwrap() >= 2);
+    let id = sessiond_engine::SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+    let kept = store
+        .get(&id, sessiond_engine::Timestamp::from_millis(2))
+        .await
+        .unwrap()
+        .expect("the session survives the upgrade");
+    assert_eq!(kept.user_id, "alice");
+    assert_eq!(kept.data["theme"], "dark");
+    // And the new version's history works on it.
+    let engine = Engine::new(Arc::new(store), Policy::default());
+    engine
+        .revoke(id.as_str(), sessiond_engine::RevokeReason::Logout)
+        .await
+        .unwrap();
+    let history = engine.history("alice", None, None).await.unwrap().events;
+    assert_eq!(history.len(), 1);
 }

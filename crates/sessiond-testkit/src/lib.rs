@@ -21,6 +21,7 @@ pub mod conformance;
 pub mod counting;
 pub mod csrf_cases;
 pub mod fixture;
+pub mod history_cases;
 pub mod postgres_server;
 pub mod redis_cluster;
 pub mod redis_sentinel;

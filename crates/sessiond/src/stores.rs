@@ -79,6 +79,7 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
         let options = PostgresOptions {
             timeout: config.store_timeout,
             tls_ca_pem: read_ca_file(config)?,
+            history_retention: config.history_retention,
             ..PostgresOptions::default()
         };
         let store = PostgresStore::connect(url, options).await?;

@@ -1,5 +1,5 @@
 //! `GET /v1/users/{user_id}/history` on a real server: a whole lifecycle on
-//! the embedded store (an eviction by a role's limit, a rotation, a JWT-mode
+//! the embedded store and on PostgreSQL (an eviction by a role's limit, a rotation, a JWT-mode
 //! refresh and the reuse of its retired token, an admin revocation with a
 //! reason, "sign out my other devices", a logout, an expiry swept in the
 //! background) lists exactly those events with their reasons, newest first,
@@ -67,8 +67,17 @@ fn summary(events: &[Value]) -> Vec<(String, Option<String>, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whole_lifecycle_is_listed_with_its_reasons_newest_first() {
-    let s = TestServer::start_with(Backend::Embedded, |c| {
+async fn a_whole_lifecycle_is_listed_with_its_reasons_newest_first_on_the_embedded_store() {
+    a_whole_lifecycle_is_listed_with_its_reasons_newest_first(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_lifecycle_is_listed_with_its_reasons_newest_first_on_postgres() {
+    a_whole_lifecycle_is_listed_with_its_reasons_newest_first(Backend::Postgres).await;
+}
+
+async fn a_whole_lifecycle_is_listed_with_its_reasons_newest_first(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
         c.roles.insert(
             "kiosk".into(),
             RoleConfig {
@@ -258,7 +267,13 @@ async fn a_whole_lifecycle_is_listed_with_its_reasons_newest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_limits_and_cursors_are_400_and_the_route_needs_the_api_key() {
-    let s = TestServer::start(Backend::Embedded).await;
+    for backend in [Backend::Embedded, Backend::Postgres] {
+        bad_limits_and_cursors_are_400(backend).await;
+    }
+}
+
+async fn bad_limits_and_cursors_are_400(backend: Backend) {
+    let s = TestServer::start(backend).await;
     for query in [
         "?limit=0",
         "?limit=1001",

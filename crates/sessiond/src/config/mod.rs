@@ -275,7 +275,7 @@ impl Default for Config {
             store_ca_file: None,
             store_timeout: Duration::from_secs(2),
             store_wait_replicas: 0,
-            history_retention: sessiond_embedded::DEFAULT_HISTORY_RETENTION,
+            history_retention: sessiond_engine::history::DEFAULT_RETENTION,
             request_timeout: Duration::from_secs(10),
             strict_roles: false,
             trusted_proxies: Vec::new(),

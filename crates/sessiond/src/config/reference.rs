@@ -169,7 +169,7 @@ pub const KEYS: &[KeyDoc] = &[
     key(
         "history_retention",
         DURATION_EXPECTED,
-        "SQL stores (embedded): how long the history of lifecycle events (`GET /v1/users/{user_id}/history`) is kept; older events are pruned in the background (1h to 3650d)",
+        "SQL stores (embedded, PostgreSQL): how long the history of lifecycle events (`GET /v1/users/{user_id}/history`) is kept; older events are pruned in the background (1h to 3650d)",
     ),
     key(
         "request_timeout",
