@@ -308,6 +308,8 @@ fn postgres(c: &mut Criterion) {
         ..PostgresOptions::default()
     };
     let store = rt.block_on(PostgresStore::connect(&url, options)).unwrap();
+    // The cache starts its invalidation channel on the runtime.
+    let _runtime = rt.enter();
     let cached = CachedStore::new(store, CacheOptions::default());
     rt.block_on(sessiond_testkit::wait_serving(cached.cache()));
     engine_ops(&mut group, &rt, Arc::new(cached));

@@ -3,7 +3,7 @@
 //! does), read a page at a time newest first, pruned past the retention.
 
 use rusqlite::{Connection, Params, Row, params};
-use sessiond_engine::history::device_facts;
+use sessiond_engine::history::{device_facts, ending};
 use sessiond_engine::{
     Device, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
 };
@@ -137,23 +137,8 @@ impl Removed {
             device_kind,
             ip,
         };
-        if self.was_live(now) {
-            record(
-                conn,
-                now,
-                HistoryKind::Revoked,
-                Some(reason.as_str()),
-                &subject,
-            )
-        } else {
-            record(
-                conn,
-                Timestamp::from_millis(self.deadline),
-                HistoryKind::Expired,
-                Some(RevokeReason::Expired.as_str()),
-                &subject,
-            )
-        }
+        let (at, kind, reason) = ending(Timestamp::from_millis(self.deadline), reason, now);
+        record(conn, at, kind, Some(reason), &subject)
     }
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::device::Device;
 use crate::id::SessionId;
+use crate::session::RevokeReason;
 
 /// What happened to a session. Data updates and touches are not history:
 /// they change with every request; the history is the audit of the
@@ -96,6 +97,22 @@ pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_sec
 pub fn retention_cutoff(now: Timestamp, retention: std::time::Duration) -> Timestamp {
     let ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     Timestamp::from_millis(now.as_millis().saturating_sub(ms))
+}
+
+/// How the end of a session a write removed is recorded: `revoked` for
+/// `reason` at `now` if it was still live then (its earlier deadline after
+/// `now`), otherwise `expired` (reason `expired`) at the deadline that
+/// passed, so every session ends exactly once in the history.
+pub fn ending(
+    deadline: Timestamp,
+    reason: &RevokeReason,
+    now: Timestamp,
+) -> (Timestamp, HistoryKind, &str) {
+    if deadline > now {
+        (now, HistoryKind::Revoked, reason.as_str())
+    } else {
+        (deadline, HistoryKind::Expired, "expired")
+    }
 }
 
 /// What a history event tells of a session's device: its kind and IP.

@@ -4,7 +4,7 @@
 //! batches.
 
 use deadpool_postgres::GenericClient;
-use sessiond_engine::history::device_facts;
+use sessiond_engine::history::{device_facts, ending};
 use sessiond_engine::{
     Device, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
 };
@@ -113,15 +113,7 @@ impl Events {
         let (device_kind, ip) = serde_json::from_str::<Device>(&removed.device)
             .map(|d| device_facts(&d))
             .unwrap_or_default();
-        let (at, kind, reason) = if removed.was_live(now) {
-            (now, HistoryKind::Revoked, reason.as_str())
-        } else {
-            (
-                Timestamp::from_millis(removed.deadline),
-                HistoryKind::Expired,
-                RevokeReason::Expired.as_str(),
-            )
-        };
+        let (at, kind, reason) = ending(Timestamp::from_millis(removed.deadline), reason, now);
         self.push(
             at,
             kind,
