@@ -13,11 +13,6 @@ use tokio_postgres::Row;
 use crate::errors::corrupt;
 use crate::statements::Statements;
 
-/// Columns of a removed session row that [`Removed::read`] expects, for a
-/// `DELETE … RETURNING`.
-pub(crate) const REMOVED: &str =
-    "id, user_id, device, created_at, LEAST(expires_at, absolute_expires_at) AS deadline";
-
 /// A session row a write deleted, as its history needs it.
 #[derive(Debug)]
 pub(crate) struct Removed {
@@ -29,7 +24,8 @@ pub(crate) struct Removed {
 }
 
 impl Removed {
-    /// Read the [`REMOVED`] columns at the start of `row`.
+    /// Read the [`crate::statements::REMOVED`] columns at the start of
+    /// `row`.
     pub(crate) fn read(row: &Row) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             raw_id: row.try_get(0)?,
@@ -40,8 +36,8 @@ impl Removed {
         })
     }
 
-    /// All rows of a `DELETE … RETURNING` of [`REMOVED`], oldest first (by
-    /// creation, then id).
+    /// All rows of a `DELETE … RETURNING` of those columns, oldest first
+    /// (by creation, then id).
     pub(crate) fn all(rows: &[Row]) -> Result<Vec<Self>, tokio_postgres::Error> {
         let mut removed = rows.iter().map(Self::read).collect::<Result<Vec<_>, _>>()?;
         removed.sort_by(|a, b| (a.created_at, &a.raw_id).cmp(&(b.created_at, &b.raw_id)));
@@ -172,28 +168,9 @@ impl Events {
     }
 }
 
-/// Up to `limit` of the user's events with `seq < before`, recorded at or
-/// after `since`, newest first: a walk down the `(user_id, seq)` index.
-pub(crate) async fn page(
-    c: &impl GenericClient,
-    sql: &Statements,
-    user_id: &str,
-    limit: u32,
-    before: Option<u64>,
-    since: Timestamp,
-) -> Result<Vec<HistoryEvent>, crate::ops::Failure> {
-    let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
-    let stmt = c.prepare_cached(&sql.history_page).await?;
-    let rows = c
-        .query(
-            &stmt,
-            &[&user_id, &before, &since.as_millis(), &i64::from(limit)],
-        )
-        .await?;
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
-}
-
-fn decode(row: &Row) -> Result<HistoryEvent, StoreError> {
+/// The event a row of [`crate::statements::Statements::history_page`]
+/// holds.
+pub(crate) fn decode(row: &Row) -> Result<HistoryEvent, StoreError> {
     let seq: i64 = row
         .try_get(0)
         .map_err(|e| corrupt("a history event", "seq", &e.to_string()))?;

@@ -521,7 +521,8 @@ pub(crate) async fn count_live(c: &Client, x: &Ctx<'_>, now: Timestamp) -> Outco
     count(c, &x.sql.count_live, &[&now.as_millis()]).await
 }
 
-/// A page of the user's history (see [`crate::history::page`]).
+/// Up to `limit` of the user's events with `seq < before`, recorded at or
+/// after `since`, newest first: a walk down the `(user_id, seq)` index.
 pub(crate) async fn history(
     c: &Client,
     x: &Ctx<'_>,
@@ -530,5 +531,15 @@ pub(crate) async fn history(
     before: Option<u64>,
     since: Timestamp,
 ) -> Outcome<Vec<HistoryEvent>> {
-    crate::history::page(c, x.sql, user_id, limit, before, since).await
+    let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+    let found = rows(
+        c,
+        &x.sql.history_page,
+        &[&user_id, &before, &since.as_millis(), &i64::from(limit)],
+    )
+    .await?;
+    Ok(found
+        .iter()
+        .map(crate::history::decode)
+        .collect::<Result<_, _>>()?)
 }

@@ -6,8 +6,12 @@
 //! hash))` in the same statement or transaction: PostgreSQL delivers it on
 //! commit, and the near-cache of every instance drops that record.
 
-use crate::history::REMOVED;
 use crate::rows::COLUMNS;
+
+/// Columns of a removed session row, for a `DELETE … RETURNING`, in the
+/// order `history::Removed::read` reads them.
+pub(crate) const REMOVED: &str =
+    "id, user_id, device, created_at, LEAST(expires_at, absolute_expires_at) AS deadline";
 
 /// Live at `$now`: every query using it binds `now` at the position given.
 fn live(now: &str) -> String {
