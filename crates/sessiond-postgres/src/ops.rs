@@ -54,6 +54,11 @@ impl Failure {
 
 type Outcome<T> = Result<T, Failure>;
 
+/// `N` bound parameters, for statements sent together (pipelined: only
+/// statements whose order does not matter, since the futures that send them
+/// are polled in no fixed order).
+type Params<'a, const N: usize> = [&'a (dyn ToSql + Sync); N];
+
 /// What every operation needs besides its connection.
 pub(crate) struct Ctx<'a> {
     pub sql: &'a Statements,
@@ -156,6 +161,8 @@ pub(crate) async fn create(
 ) -> Outcome<Vec<SessionId>> {
     let s = &new.session;
     let tx = c.transaction().await?;
+    // One after the other, not pipelined: the count must start (and take
+    // its snapshot) once the lock is held.
     rows(&tx, &x.sql.lock_user, &[&s.user_id]).await?;
     let count = rows(&tx, &x.sql.count_user, &[&s.user_id, &now.as_millis()]).await?;
     let live = count
@@ -192,29 +199,32 @@ pub(crate) async fn create(
     let refresh = new.refresh.as_ref().map(|h| &h.as_bytes()[..]);
     let generation = new.refresh.as_ref().map(|_| 0_i64);
     let rotated_at = new.refresh.as_ref().map(|_| s.created_at.as_millis());
-    let stmt = tx.prepare_cached(&x.sql.insert).await?;
-    tx.execute(
-        &stmt,
-        &[
-            &s.id.as_str(),
-            &s.user_id,
-            &s.role,
-            &data,
-            &device,
-            &&new.token.hash.as_bytes()[..],
-            &s.created_at.as_millis(),
-            &s.last_seen_at.as_millis(),
-            &s.expires_at.as_millis(),
-            &s.absolute_expires_at.as_millis(),
-            &millis(s.idle_ttl_ms),
-            &s.mode.as_str(),
-            &refresh,
-            &generation,
-            &rotated_at,
-        ],
-    )
-    .await?;
-    events.write(&tx, x.sql).await?;
+    let insert = async {
+        let stmt = tx.prepare_cached(&x.sql.insert).await?;
+        tx.execute(
+            &stmt,
+            &[
+                &s.id.as_str(),
+                &s.user_id,
+                &s.role,
+                &data,
+                &device,
+                &&new.token.hash.as_bytes()[..],
+                &s.created_at.as_millis(),
+                &s.last_seen_at.as_millis(),
+                &s.expires_at.as_millis(),
+                &s.absolute_expires_at.as_millis(),
+                &millis(s.idle_ttl_ms),
+                &s.mode.as_str(),
+                &refresh,
+                &generation,
+                &rotated_at,
+            ],
+        )
+        .await
+    };
+    // Pipelined: the row and its history event in one round trip.
+    tokio::try_join!(insert, events.write(&tx, x.sql))?;
     tx.commit().await?;
     Ok(evicted)
 }
@@ -307,20 +317,14 @@ pub(crate) async fn rotate(
             token.hash.as_bytes().to_vec()
         }
     };
-    let rotated = one_session(
-        &tx,
-        &x.sql.set_token,
-        &[
-            &s.id.as_str(),
-            &&new_token.as_bytes()[..],
-            &x.channel,
-            &old_hash,
-        ],
-    )
-    .await?;
     let mut events = Events::default();
     events.session(now, HistoryKind::Rotated, &s);
-    events.write(&tx, x.sql).await?;
+    let (id, token) = (s.id.as_str(), &new_token.as_bytes()[..]);
+    let set: Params<'_, 4> = [&id, &token, &x.channel, &old_hash];
+    // Pipelined: the new token and its history event in one round trip.
+    let (rotated, ()) = tokio::try_join!(one_session(&tx, &x.sql.set_token, &set), async {
+        Ok(events.write(&tx, x.sql).await?)
+    },)?;
     tx.commit().await?;
     Ok(rotated)
 }
@@ -352,23 +356,32 @@ pub(crate) async fn refresh(
     let state = refresh_state(row, s.id.as_str())?;
     let outcome = match state.step(req, now) {
         RefreshStep::Rotate { generation } => {
-            let updated = one_session(
-                &tx,
-                &x.sql.set_refresh,
-                &[
-                    &s.id.as_str(),
-                    &&req.successor.as_bytes()[..],
-                    &&req.wrapped_successor[..],
-                    &i64::try_from(generation).unwrap_or(i64::MAX),
-                    &now.as_millis(),
-                    &x.channel,
-                ],
-            )
-            .await?
-            .ok_or_else(|| corrupt(s.id.as_str(), "row", "vanished under its lock"))?;
             let mut events = Events::default();
-            events.session(now, HistoryKind::Refreshed, &updated);
-            events.write(&tx, x.sql).await?;
+            events.session(now, HistoryKind::Refreshed, &s);
+            let (id, successor, wrapped) = (
+                s.id.as_str(),
+                &req.successor.as_bytes()[..],
+                &req.wrapped_successor[..],
+            );
+            let (generation_i64, now_ms) = (
+                i64::try_from(generation).unwrap_or(i64::MAX),
+                now.as_millis(),
+            );
+            let set: Params<'_, 6> = [
+                &id,
+                &successor,
+                &wrapped,
+                &generation_i64,
+                &now_ms,
+                &x.channel,
+            ];
+            // Pipelined: the rotation and its history event in one round trip.
+            let (updated, ()) =
+                tokio::try_join!(one_session(&tx, &x.sql.set_refresh, &set), async {
+                    Ok(events.write(&tx, x.sql).await?)
+                },)?;
+            let updated =
+                updated.ok_or_else(|| corrupt(s.id.as_str(), "row", "vanished under its lock"))?;
             RefreshOutcome::Rotated {
                 session: updated,
                 generation,
