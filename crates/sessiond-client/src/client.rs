@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use sessiond_engine::{Mode, SessionData, SessionId};
 
 use sessiond_api::{
-    CreateSession, Created, CreatedJwt, Extend, Introspect, Introspection, PatchData, Readiness,
-    RefreshBody, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats, TokenPair,
+    CreateSession, Created, CreatedJwt, Extend, HistoryList, Introspect, Introspection, PatchData,
+    Readiness, RefreshBody, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats,
+    TokenPair,
 };
 
 use crate::error::Error;
@@ -184,6 +185,29 @@ impl Client {
         let url = self.url(&["v1", "users", user_segment(user_id)?, "sessions"])?;
         let list: SessionList = self.json(self.admin(Method::GET, url)).await?;
         Ok(list.sessions)
+    }
+
+    /// One page of a user's lifecycle events, newest first: at most `limit`
+    /// (the server's default when `None`), older than `cursor` (the
+    /// previous page's `next_cursor`). Only SQL stores keep history: on
+    /// Redis the server answers 501 ([`Error::Server`]).
+    pub async fn history(
+        &self,
+        user_id: &str,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<HistoryList, Error> {
+        let mut url = self.url(&["v1", "users", user_segment(user_id)?, "history"])?;
+        if limit.is_some() || cursor.is_some() {
+            let mut query = url.query_pairs_mut();
+            if let Some(limit) = limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+            if let Some(cursor) = cursor {
+                query.append_pair("cursor", cursor);
+            }
+        }
+        self.json(self.admin(Method::GET, url)).await
     }
 
     /// Revoke all of a user's sessions but `except`; returns how many ended.

@@ -656,7 +656,55 @@ macro_rules! both_stores {
     };
 }
 
-both_stores!(full_scenario, limit_reached);
+/// The history pages through `next_cursor` on a store that keeps it; Redis
+/// answers 501.
+async fn history(backend: Backend) {
+    let server = TestServer::start(backend, |_| {}).await;
+    let client = server.client();
+    let user = "history-user";
+    let first = create_for(&client, user).await;
+    client.rotate(&first.session.id).await.unwrap();
+    client
+        .revoke(&first.session.id, Some("password_changed"))
+        .await
+        .unwrap();
+    if matches!(backend, Backend::Redis) {
+        match client.history(user, None, None).await {
+            Err(Error::Server { status: 501, .. }) => {}
+            other => panic!("expected 501, got {other:?}"),
+        }
+        server.shutdown().await;
+        return;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = client
+            .history(user, Some(2), cursor.as_deref())
+            .await
+            .unwrap();
+        seen.extend(
+            page.events
+                .iter()
+                .map(|e| (e.kind.as_str(), e.reason.clone())),
+        );
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("revoked", Some("password_changed".to_owned())),
+            ("rotated", None),
+            ("created", None),
+        ]
+    );
+    server.shutdown().await;
+}
+
+both_stores!(full_scenario, limit_reached, history);
 
 /// A store that goes away is a quick `Unavailable` (with the server's
 /// `Retry-After`), and service resumes by itself when it comes back.
