@@ -110,21 +110,8 @@ fn corrupt(at: &str, column: &str, why: &str) -> StoreError {
     StoreError::Corrupt(format!("session {at}: column {column}: {why}"))
 }
 
-/// The JSON text stored for session data.
-pub(crate) fn encode_data(data: &SessionData) -> Result<String, StoreError> {
-    serde_json::to_string(data).map_err(|e| StoreError::Corrupt(format!("cannot encode data: {e}")))
-}
-
-/// The JSON text stored for device facts.
-pub(crate) fn encode_device(device: &Device) -> Result<String, StoreError> {
-    serde_json::to_string(device)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode device: {e}")))
-}
-
 /// A millisecond count as stored in an INTEGER column (saturating).
-pub(crate) fn millis(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
+pub(crate) use sessiond_engine::store::sql_millis as millis;
 
 #[cfg(test)]
 mod tests {
@@ -140,7 +127,7 @@ mod tests {
             Value::Text("u".into()),
             Value::Null,
             Value::Text(data.into()),
-            Value::Text(encode_device(&Device::default()).unwrap()),
+            Value::Text(sessiond_engine::store::json_text("device", &Device::default()).unwrap()),
             Value::Integer(1),
             Value::Integer(2),
             Value::Integer(3),

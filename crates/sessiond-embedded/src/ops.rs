@@ -12,6 +12,7 @@ use sessiond_engine::{
 use crate::codec::{self, COLUMNS, RawRow};
 use crate::error::from_sqlite;
 use crate::history::{self, REMOVED, Subject};
+use sessiond_engine::store::json_text;
 
 /// Condition of a live row; every query using it binds `:now`.
 const LIVE: &str = "expires_at > :now AND absolute_expires_at > :now";
@@ -125,8 +126,8 @@ pub(crate) fn create(
             evicted.extend(row.id);
         }
     }
-    let data = codec::encode_data(&s.data)?;
-    let device = codec::encode_device(&s.device)?;
+    let data = json_text("data", &s.data)?;
+    let device = json_text("device", &s.device)?;
     conn.prepare_cached(
         "INSERT INTO sessions (id, user_id, role, data, device, token_hash, created_at, last_seen_at,
                                expires_at, absolute_expires_at, idle_ttl_ms, mode, refresh_hash,
@@ -187,7 +188,7 @@ pub(crate) fn update_data(
             max: max_bytes,
         });
     }
-    let text = codec::encode_data(&s.data)?;
+    let text = json_text("data", &s.data)?;
     conn.prepare_cached("UPDATE sessions SET data = ?1 WHERE id = ?2")
         .and_then(|mut stmt| stmt.execute(params![text, s.id.as_str()]))
         .map_err(from_sqlite)?;

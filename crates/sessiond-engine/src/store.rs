@@ -117,6 +117,19 @@ pub enum RefreshOutcome {
     Unknown,
 }
 
+/// The JSON text a SQL store keeps for a session's `data` or `device`
+/// (`what` names it in the error; encoding these types cannot fail in
+/// practice, but a store must not panic).
+pub fn json_text<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))
+}
+
+/// A millisecond count as a SQL `bigint`/`INTEGER` (saturating).
+pub fn sql_millis(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 /// A JWT-mode session's refresh state as a store that decides refreshes in
 /// Rust keeps it (read under a lock, in the transaction that applies the
 /// step it leads to).

@@ -4,6 +4,7 @@
 //! said at each function).
 
 use deadpool_postgres::{Client, GenericClient};
+use sessiond_engine::store::json_text;
 use sessiond_engine::{
     DataUpdate, HistoryEvent, HistoryKind, LimitPolicy, Mode, NewSession, RefreshOutcome,
     RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
@@ -14,7 +15,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::errors::{corrupt, from_pg, is_transient};
 use crate::history::{Events, Removed};
-use crate::rows::{self, COLUMN_COUNT, decode, millis};
+use crate::rows::{COLUMN_COUNT, decode, millis};
 use crate::statements::Statements;
 
 /// Why an operation failed: the database (maybe worth another try), or a
@@ -194,8 +195,8 @@ pub(crate) async fn create(
         }
     }
     events.session(now, HistoryKind::Created, s);
-    let data = rows::encode_data(&s.data)?;
-    let device = rows::encode_device(&s.device)?;
+    let data = json_text("data", &s.data)?;
+    let device = json_text("device", &s.device)?;
     let refresh = new.refresh.as_ref().map(|h| &h.as_bytes()[..]);
     let generation = new.refresh.as_ref().map(|_| 0_i64);
     let rotated_at = new.refresh.as_ref().map(|_| s.created_at.as_millis());
@@ -255,7 +256,7 @@ pub(crate) async fn update_data(
         }
         .into());
     }
-    let text = rows::encode_data(&s.data)?;
+    let text = json_text("data", &s.data)?;
     rows(&tx, &x.sql.set_data, &[&id.as_str(), &text, &x.channel]).await?;
     tx.commit().await?;
     Ok(Some(s))

@@ -59,18 +59,4 @@ pub(crate) fn decode(row: &Row) -> Result<Session, StoreError> {
     })
 }
 
-/// A session's data as stored (compact JSON text).
-pub(crate) fn encode_data(data: &SessionData) -> Result<String, StoreError> {
-    serde_json::to_string(data).map_err(|e| StoreError::Corrupt(format!("cannot encode data: {e}")))
-}
-
-/// A session's device as stored (compact JSON text).
-pub(crate) fn encode_device(device: &Device) -> Result<String, StoreError> {
-    serde_json::to_string(device)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode device: {e}")))
-}
-
-/// Milliseconds as PostgreSQL's `bigint`, saturating.
-pub(crate) fn millis(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
+pub(crate) use sessiond_engine::store::sql_millis as millis;
