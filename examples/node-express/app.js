@@ -169,7 +169,7 @@ export function createApp({
 
   app.post("/devices/sign-out-others", session, async (req, res, next) => {
     try {
-      const query = new URLSearchParams({ except: req.session.id, reason: "revoked_by_user" });
+      const query = new URLSearchParams({ except: req.session.id, reason: "signed_out_other_devices" });
       const { revoked } = await ok(await sessiond("DELETE", `${userSessions(req.session.user_id)}?${query}`));
       res.json({ signed_out: revoked });
     } catch (e) {

@@ -150,7 +150,7 @@ async def sign_out_device(session_id: str, request: Request,
 @routes.post("/devices/sign-out-others")
 async def sign_out_others(request: Request, session: dict = Depends(current_session)):
     r = await sessiond(request, "DELETE", user_sessions(session["user_id"]),
-                       params={"except": session["id"], "reason": "revoked_by_user"})
+                       params={"except": session["id"], "reason": "signed_out_other_devices"})
     r.raise_for_status()
     return {"signed_out": r.json()["revoked"]}
 
