@@ -13,8 +13,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use rusqlite::Connection;
@@ -49,6 +49,17 @@ pub(crate) struct ChangeLog {
     /// Highest generation whose changes the cache reflects.
     reflected: AtomicU64,
     cache: OnceLock<Arc<NearCache>>,
+    /// The `-shm` file, if it could be opened (read without a lock).
+    shm: Option<File>,
+    /// The WAL-index header at the last check that found the cache current:
+    /// lookups compare against it under a shared lock, so they do not queue
+    /// behind each other while nothing changes.
+    known: RwLock<Option<[u8; WAL_INDEX_HEADER]>>,
+    /// Set by [`ChangeLog::close`] before it drops the cache.
+    closed: AtomicBool,
+    /// When the cache's lease was last renewed, in µs since `started`.
+    confirmed_us: AtomicU64,
+    started: Instant,
     watch: Mutex<Watch>,
 }
 
@@ -59,21 +70,11 @@ const WAL_INDEX_HEADER: usize = 48;
 struct Watch {
     /// A read connection for the generation; `None` once closed.
     conn: Option<Connection>,
-    /// The `-shm` file, if it could be opened.
-    shm: Option<File>,
-    /// The WAL-index header at the last check that found the cache current.
-    header: Option<[u8; WAL_INDEX_HEADER]>,
 }
 
-impl Watch {
-    /// The WAL-index header now (`None` if it cannot be read: then every
-    /// lookup asks SQLite).
-    fn header(&self) -> Option<[u8; WAL_INDEX_HEADER]> {
-        let mut header = [0; WAL_INDEX_HEADER];
-        self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
-        Some(header)
-    }
-}
+/// How often a lookup that found nothing changed renews the cache's lease
+/// (well within [`NearCache::LEASE`]).
+const RECONFIRM: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl ChangeLog {
     /// The log of the database at `path`, whose generation is `generation`
@@ -93,11 +94,12 @@ impl ChangeLog {
             written: AtomicU64::new(generation),
             reflected: AtomicU64::new(generation),
             cache: OnceLock::new(),
-            watch: Mutex::new(Watch {
-                conn: Some(conn),
-                shm,
-                header: None,
-            }),
+            shm,
+            known: RwLock::new(None),
+            closed: AtomicBool::new(false),
+            confirmed_us: AtomicU64::new(0),
+            started: Instant::now(),
+            watch: Mutex::new(Watch { conn: Some(conn) }),
         })
     }
 
@@ -116,42 +118,76 @@ impl ChangeLog {
         self.cache.set(cache).is_ok()
     }
 
+    /// The WAL-index header now (`None` if it cannot be read: then every
+    /// lookup asks SQLite).
+    fn header(&self) -> Option<[u8; WAL_INDEX_HEADER]> {
+        let mut header = [0; WAL_INDEX_HEADER];
+        self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
+        Some(header)
+    }
+
     /// Before a lookup: drop the cache if another process changed the
     /// database since the last lookup. `true` if the check worked (only then
-    /// may the cache serve).
+    /// may the cache serve). While the WAL-index header is what the last
+    /// check left, lookups take no exclusive lock.
     pub(crate) fn check(&self) -> bool {
         let Some(cache) = self.cache.get() else {
             return false;
         };
-        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        let header = self.header();
+        let unchanged = header.is_some()
+            && *self.known.read().unwrap_or_else(PoisonError::into_inner) == header;
+        if !unchanged && !self.catch_up(cache, header) {
+            return false;
+        }
+        // The check itself is the channel's proof; renewing the lease on
+        // every lookup would only make every core write the same lines.
+        let now = Instant::now();
+        let now_us =
+            u64::try_from(now.duration_since(self.started).as_micros()).unwrap_or(u64::MAX);
+        let renew_us = u64::try_from(RECONFIRM.as_micros()).unwrap_or(u64::MAX);
+        let last = self.confirmed_us.load(Ordering::SeqCst);
+        if !unchanged || last == 0 || now_us.saturating_sub(last) >= renew_us {
+            cache.channel_up(now);
+            self.confirmed_us.store(now_us.max(1), Ordering::SeqCst);
+        }
+        // Closed meanwhile: whatever this check renewed is dropped again.
+        if self.closed.load(Ordering::SeqCst) {
+            cache.channel_lost();
+            return false;
+        }
+        true
+    }
+
+    /// The header moved: some connection committed. Drop the cache if it
+    /// was not only this process's writer; remember the header. `false` if
+    /// the store is closed or the generation cannot be read.
+    fn catch_up(&self, cache: &NearCache, header: Option<[u8; WAL_INDEX_HEADER]>) -> bool {
+        let watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(conn) = watch.conn.as_ref() else {
             cache.channel_lost();
             return false;
         };
-        let header = watch.header();
-        if header.is_none() || header != watch.header {
-            // Some connection committed: was it only this process's writer?
-            match current(conn) {
-                Ok(generation) if generation <= self.reflected.load(Ordering::SeqCst) => {}
-                Ok(generation) => {
-                    cache.flush();
-                    self.reflected.fetch_max(generation, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the change generation; near-cache dropped");
-                    cache.channel_lost();
-                    watch.header = None;
-                    return false;
-                }
+        match current(conn) {
+            Ok(generation) if generation <= self.reflected.load(Ordering::SeqCst) => {}
+            Ok(generation) => {
+                cache.flush();
+                self.reflected.fetch_max(generation, Ordering::SeqCst);
             }
-            watch.header = header;
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the change generation; near-cache dropped");
+                cache.channel_lost();
+                *self.known.write().unwrap_or_else(PoisonError::into_inner) = None;
+                return false;
+            }
         }
-        cache.channel_up(Instant::now());
+        *self.known.write().unwrap_or_else(PoisonError::into_inner) = header;
         true
     }
 
     /// The store is closing: no more lookups from memory.
     pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         self.watch
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
