@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, Params, params};
 use sessiond_engine::{
     DataUpdate, HistoryKind, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest,
-    RevokeReason, RotateTarget, Session, SessionId, StoreError, Timestamp, TokenDigest, TokenHash,
-    TouchRule, data_size,
+    RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId, StoreError,
+    Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
 
 use crate::codec::{self, COLUMNS, RawRow};
@@ -169,18 +169,7 @@ pub(crate) fn update_data(
     let Some(mut s) = get(conn, id, now)? else {
         return Ok(None);
     };
-    match update {
-        DataUpdate::Replace(data) => s.data = data.clone(),
-        DataUpdate::Merge(changes) => {
-            for (key, value) in changes {
-                if value.is_null() {
-                    s.data.remove(key);
-                } else {
-                    s.data.insert(key.clone(), value.clone());
-                }
-            }
-        }
-    }
+    update.apply_to(&mut s.data);
     let size = data_size(&s.data);
     if size > max_bytes {
         return Err(StoreError::DataTooLarge {
@@ -278,63 +267,50 @@ pub(crate) fn refresh(
             })
         })
         .map_err(from_sqlite)?;
-    let bad =
-        |what: &str| StoreError::Corrupt(format!("session {}: bad refresh {what}", s.id.as_str()));
-    let hash = |bytes: Vec<u8>, what: &str| {
-        <[u8; 32]>::try_from(bytes)
-            .map(TokenHash::from_bytes)
-            .map_err(|_| bad(what))
-    };
-    let (Some(current), previous, wrapped, Some(generation), Some(rotated_at)) = state else {
-        return Err(bad("state"));
-    };
-    let current = hash(current, "hash")?;
-    let generation = u64::try_from(generation).map_err(|_| bad("generation"))?;
-    if current == req.presented {
-        let generation = generation + 1;
-        s.last_seen_at = now;
-        s.expires_at = s.slid_deadline(s.idle_ttl_ms, now);
-        conn.prepare_cached(
-            "UPDATE sessions SET refresh_previous = refresh_hash, refresh_hash = ?1,
-                    refresh_wrapped = ?2, refresh_generation = ?3, refresh_rotated_at = ?4,
-                    last_seen_at = ?4, expires_at = ?5
-             WHERE id = ?6",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                &req.successor.as_bytes()[..],
-                &req.wrapped_successor[..],
-                i64::try_from(generation).unwrap_or(i64::MAX),
-                now.as_millis(),
-                s.expires_at.as_millis(),
-                s.id.as_str(),
-            ])
-        })
-        .map_err(from_sqlite)?;
-        history::record(conn, now, HistoryKind::Refreshed, None, &Subject::of(&s))?;
-        return Ok(RefreshOutcome::Rotated {
+    let (current, previous, wrapped, generation, rotated_at) = state;
+    let state = RefreshState::from_columns(current, previous, wrapped, generation, rotated_at)
+        .map_err(|what| {
+            StoreError::Corrupt(format!("session {}: bad refresh {what}", s.id.as_str()))
+        })?;
+    match state.step(req, now) {
+        RefreshStep::Rotate { generation } => {
+            s.last_seen_at = now;
+            s.expires_at = s.slid_deadline(s.idle_ttl_ms, now);
+            conn.prepare_cached(
+                "UPDATE sessions SET refresh_previous = refresh_hash, refresh_hash = ?1,
+                        refresh_wrapped = ?2, refresh_generation = ?3, refresh_rotated_at = ?4,
+                        last_seen_at = ?4, expires_at = ?5
+                 WHERE id = ?6",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    &req.successor.as_bytes()[..],
+                    &req.wrapped_successor[..],
+                    i64::try_from(generation).unwrap_or(i64::MAX),
+                    now.as_millis(),
+                    s.expires_at.as_millis(),
+                    s.id.as_str(),
+                ])
+            })
+            .map_err(from_sqlite)?;
+            history::record(conn, now, HistoryKind::Refreshed, None, &Subject::of(&s))?;
+            Ok(RefreshOutcome::Rotated {
+                session: s,
+                generation,
+            })
+        }
+        RefreshStep::Replay { wrapped_successor } => Ok(RefreshOutcome::Replayed {
             session: s,
-            generation,
-        });
+            generation: state.generation,
+            rotated_at: state.rotated_at,
+            wrapped_successor,
+        }),
+        RefreshStep::Reuse => {
+            // A retired token of this family, past its grace: end the session.
+            revoke(conn, &s.id, &RevokeReason::RefreshTokenReuse, now)?;
+            Ok(RefreshOutcome::Reused { session_id: s.id })
+        }
     }
-    let rotated_at = Timestamp::from_millis(rotated_at);
-    let within_grace = i128::from(now.as_millis())
-        < i128::from(rotated_at.as_millis()) + i128::from(req.reuse_grace_ms);
-    if let (Some(previous), Some(wrapped)) = (previous, wrapped)
-        && hash(previous, "previous hash")? == req.presented
-        && within_grace
-    {
-        let wrapped = <[u8; 32]>::try_from(wrapped).map_err(|_| bad("wrapped successor"))?;
-        return Ok(RefreshOutcome::Replayed {
-            session: s,
-            generation,
-            rotated_at,
-            wrapped_successor: wrapped,
-        });
-    }
-    // A retired token of this family, past its grace: end the session.
-    revoke(conn, &s.id, &RevokeReason::RefreshTokenReuse, now)?;
-    Ok(RefreshOutcome::Reused { session_id: s.id })
 }
 
 /// Delete a session (dead or alive); `true` if it was live. History:

@@ -157,12 +157,39 @@ pub enum RefreshStep {
     },
     /// `presented` is the previous token, within its grace period: change
     /// nothing and hand back what its rotation produced.
-    Replay,
+    Replay {
+        /// The current token wrapped under the presented one.
+        wrapped_successor: [u8; 32],
+    },
     /// A retired token past its grace: revoke the session.
     Reuse,
 }
 
 impl RefreshState {
+    /// The state from the columns a SQL store keeps it in (hashes and the
+    /// wrapped successor as 32-byte blobs, generation and issue time as
+    /// integers); `Err` names the column that does not decode.
+    pub fn from_columns(
+        current: Option<Vec<u8>>,
+        previous: Option<Vec<u8>>,
+        wrapped: Option<Vec<u8>>,
+        generation: Option<i64>,
+        rotated_at: Option<i64>,
+    ) -> Result<Self, &'static str> {
+        let blob = |bytes: Vec<u8>, what| <[u8; 32]>::try_from(bytes).map_err(|_| what);
+        Ok(Self {
+            current: TokenHash::from_bytes(blob(current.ok_or("hash")?, "hash")?),
+            previous: previous
+                .map(|b| blob(b, "previous hash").map(TokenHash::from_bytes))
+                .transpose()?,
+            wrapped: wrapped.map(|b| blob(b, "wrapped successor")).transpose()?,
+            generation: generation
+                .and_then(|g| u64::try_from(g).ok())
+                .ok_or("generation")?,
+            rotated_at: Timestamp::from_millis(rotated_at.ok_or("rotated_at")?),
+        })
+    }
+
     /// The step a refresh presenting `request.presented` takes at `now`.
     pub fn step(&self, request: &RefreshRequest, now: Timestamp) -> RefreshStep {
         if self.current == request.presented {
@@ -172,13 +199,13 @@ impl RefreshState {
         }
         let within_grace = i128::from(now.as_millis())
             < i128::from(self.rotated_at.as_millis()) + i128::from(request.reuse_grace_ms);
-        if self.previous.as_ref() == Some(&request.presented)
-            && self.wrapped.is_some()
-            && within_grace
-        {
-            RefreshStep::Replay
-        } else {
-            RefreshStep::Reuse
+        match self.wrapped {
+            Some(wrapped_successor)
+                if self.previous.as_ref() == Some(&request.presented) && within_grace =>
+            {
+                RefreshStep::Replay { wrapped_successor }
+            }
+            _ => RefreshStep::Reuse,
         }
     }
 }

@@ -439,12 +439,13 @@ impl CacheSource for PostgresStore {
         touch: Option<TouchRule>,
         now: Timestamp,
     ) -> Result<TrackedRead, StoreError> {
-        // Every change notifies, whoever reads: any read while the channel
-        // is up is followed. A read that touched may be cached too: the
-        // touch's own notification arrives after it and only drops it.
+        // Every change notifies, whoever reads: any read is followed (a
+        // fill needs a ticket, taken only while the channel is up, and a
+        // lost channel voids it). A read that touched may be cached too:
+        // the touch's own notification arrives after it and only drops it.
         let session = self.introspect(token, touch, now).await?;
         Ok(TrackedRead {
-            cacheable: self.sync_channel(),
+            cacheable: true,
             session,
         })
     }

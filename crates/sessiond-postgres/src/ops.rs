@@ -388,10 +388,10 @@ pub(crate) async fn refresh(
                 generation,
             }
         }
-        RefreshStep::Replay => RefreshOutcome::Replayed {
+        RefreshStep::Replay { wrapped_successor } => RefreshOutcome::Replayed {
             generation: state.generation,
             rotated_at: state.rotated_at,
-            wrapped_successor: state.wrapped.unwrap_or([0; 32]),
+            wrapped_successor,
             session: s,
         },
         RefreshStep::Reuse => {
@@ -411,38 +411,14 @@ pub(crate) async fn refresh(
 /// The refresh columns that follow the session's in [`Statements::lock_by_token`].
 fn refresh_state(row: &Row, at: &str) -> Result<RefreshState, StoreError> {
     let bad = |what: &str| corrupt(at, "refresh state", what);
-    let hash = |i: usize, what: &str| -> Result<Option<TokenHash>, StoreError> {
-        let bytes: Option<Vec<u8>> = row.try_get(i).map_err(|_| bad(what))?;
-        bytes
-            .map(|b| {
-                <[u8; 32]>::try_from(b)
-                    .map(TokenHash::from_bytes)
-                    .map_err(|_| bad(what))
-            })
-            .transpose()
-    };
-    let current = hash(COLUMN_COUNT, "current hash")?.ok_or_else(|| bad("no current hash"))?;
-    let previous = hash(COLUMN_COUNT + 1, "previous hash")?;
-    let wrapped: Option<Vec<u8>> = row.try_get(COLUMN_COUNT + 2).map_err(|_| bad("wrapped"))?;
-    let wrapped = wrapped
-        .map(|w| <[u8; 32]>::try_from(w).map_err(|_| bad("wrapped")))
-        .transpose()?;
-    let generation: Option<i64> = row
-        .try_get(COLUMN_COUNT + 3)
-        .map_err(|_| bad("generation"))?;
-    let generation = generation
-        .and_then(|g| u64::try_from(g).ok())
-        .ok_or_else(|| bad("generation"))?;
-    let rotated_at: Option<i64> = row
-        .try_get(COLUMN_COUNT + 4)
-        .map_err(|_| bad("rotated_at"))?;
-    Ok(RefreshState {
-        current,
-        previous,
-        wrapped,
-        generation,
-        rotated_at: Timestamp::from_millis(rotated_at.ok_or_else(|| bad("rotated_at"))?),
-    })
+    let blob = |i: usize| row.try_get::<_, Option<Vec<u8>>>(COLUMN_COUNT + i);
+    let number = |i: usize| row.try_get::<_, Option<i64>>(COLUMN_COUNT + i);
+    let columns = (|| {
+        Ok::<_, tokio_postgres::Error>((blob(0)?, blob(1)?, blob(2)?, number(3)?, number(4)?))
+    })()
+    .map_err(|e| bad(&e.to_string()))?;
+    let (current, previous, wrapped, generation, rotated_at) = columns;
+    RefreshState::from_columns(current, previous, wrapped, generation, rotated_at).map_err(bad)
 }
 
 /// Remove a session. One transaction: one `DELETE`, and its history event;
