@@ -3,9 +3,9 @@
 //! does), read a page at a time newest first, pruned past the retention.
 
 use rusqlite::{Connection, Params, Row, params};
-use sessiond_engine::history::{device_facts, ending};
+use sessiond_engine::history::{RemovedRow, device_facts};
 use sessiond_engine::{
-    Device, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
+    HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
 };
 
 use crate::error::from_sqlite;
@@ -78,68 +78,31 @@ pub(crate) fn record(
     Ok(())
 }
 
-/// Columns of a removed session row that [`Removed::read`] expects, for a
+/// Columns of a removed session row that [`removed_rows`] reads, for a
 /// `DELETE … RETURNING`.
 pub(crate) const REMOVED: &str =
     "id, user_id, device, created_at, min(expires_at, absolute_expires_at)";
 
-/// A session row a write deleted, as its history needs it.
-#[derive(Debug)]
-pub(crate) struct Removed {
-    /// Its id; `None` if the stored one is malformed.
-    pub(crate) id: Option<SessionId>,
-    raw_id: String,
-    user_id: String,
-    device: String,
-    created_at: i64,
-    deadline: i64,
-}
-
-impl Removed {
-    /// Read the [`REMOVED`] columns of `row`.
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        let raw_id: String = row.get(0)?;
-        Ok(Self {
-            id: removed_id(&raw_id),
-            raw_id,
-            user_id: row.get(1)?,
-            device: row.get(2)?,
-            created_at: row.get(3)?,
-            deadline: row.get(4)?,
-        })
-    }
-
-    /// Whether it was live at `now`.
-    pub(crate) fn was_live(&self, now: Timestamp) -> bool {
-        self.deadline > now.as_millis()
-    }
-
-    /// Record its end: `revoked` for `reason` if it was live at `now`,
-    /// otherwise `expired` at the deadline that passed. A row with a
-    /// malformed id is not recorded (its event could not be read back).
-    pub(crate) fn record_end(
-        &self,
-        conn: &Connection,
-        reason: &RevokeReason,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let Some(id) = &self.id else {
-            return Ok(());
-        };
-        // A device that no longer decodes must not keep a session from
-        // ending: its event just has no device facts.
-        let (device_kind, ip) = serde_json::from_str::<Device>(&self.device)
-            .map(|d| device_facts(&d))
-            .unwrap_or_default();
-        let subject = Subject {
-            id,
-            user_id: &self.user_id,
-            device_kind,
-            ip,
-        };
-        let (at, kind, reason) = ending(Timestamp::from_millis(self.deadline), reason, now);
-        record(conn, at, kind, Some(reason), &subject)
-    }
+/// Record the end of a removed session (see [`RemovedRow::ending`]) in the
+/// writer's open transaction; its id when the stored one is well formed.
+pub(crate) fn record_end(
+    conn: &Connection,
+    row: &RemovedRow,
+    reason: &RevokeReason,
+    now: Timestamp,
+) -> Result<Option<SessionId>, StoreError> {
+    let Some(id) = row.id() else {
+        return Ok(None);
+    };
+    let end = row.ending(&id, reason, now);
+    let subject = Subject {
+        id: end.session_id,
+        user_id: end.user_id,
+        device_kind: end.device_kind.clone(),
+        ip: end.ip.clone(),
+    };
+    record(conn, end.at, end.kind, Some(end.reason), &subject)?;
+    Ok(Some(id))
 }
 
 /// Run a `DELETE … RETURNING` of the [`REMOVED`] columns; the rows come
@@ -148,30 +111,22 @@ pub(crate) fn removed_rows(
     conn: &Connection,
     sql: &str,
     params: impl Params,
-) -> Result<Vec<Removed>, StoreError> {
+) -> Result<Vec<RemovedRow>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
     let mut rows = stmt
-        .query_map(params, Removed::read)
+        .query_map(params, |row| {
+            Ok(RemovedRow {
+                raw_id: row.get(0)?,
+                user_id: row.get(1)?,
+                device: row.get(2)?,
+                created_at: row.get(3)?,
+                deadline: row.get(4)?,
+            })
+        })
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(from_sqlite)?;
-    rows.sort_by(|a, b| (a.created_at, &a.raw_id).cmp(&(b.created_at, &b.raw_id)));
+    RemovedRow::sort_by_creation(&mut rows);
     Ok(rows)
-}
-
-/// Sort removed rows by the deadline that passed, then id: the order in
-/// which they expired.
-pub(crate) fn by_deadline(rows: &mut [Removed]) {
-    rows.sort_by(|a, b| (a.deadline, &a.raw_id).cmp(&(b.deadline, &b.raw_id)));
-}
-
-/// The id of a deleted row. A malformed one cannot be reported, but its row
-/// is gone all the same: removing sessions must not fail on a damaged one.
-pub(crate) fn removed_id(id: &str) -> Option<SessionId> {
-    let parsed = SessionId::parse(id);
-    if parsed.is_none() {
-        tracing::warn!(len = id.len(), "deleted a session row with a malformed id");
-    }
-    parsed
 }
 
 /// Up to `limit` of the user's events with `seq < before`, recorded at or
@@ -389,8 +344,7 @@ mod tests {
         .unwrap();
         assert_eq!(rows.len(), 4);
         for row in &rows {
-            row.record_end(&conn, &RevokeReason::RevokedByAdmin, now)
-                .unwrap();
+            record_end(&conn, row, &RevokeReason::RevokedByAdmin, now).unwrap();
         }
         let events = page(&conn, "alice", 10, None, ALL_TIME).unwrap();
         assert_eq!(events.len(), 3, "the malformed id is not recorded");

@@ -122,8 +122,12 @@ pub(crate) fn create(
             rusqlite::named_params! {":user": s.user_id, ":now": now.as_millis(), ":excess": excess},
         )?;
         for row in rows {
-            row.record_end(conn, &RevokeReason::EvictedMaxSessions, now)?;
-            evicted.extend(row.id);
+            evicted.extend(history::record_end(
+                conn,
+                &row,
+                &RevokeReason::EvictedMaxSessions,
+                now,
+            )?);
         }
     }
     let data = json_text("data", &s.data)?;
@@ -329,7 +333,7 @@ pub(crate) fn revoke(
     )?;
     let mut live = false;
     for row in rows {
-        row.record_end(conn, reason, now)?;
+        history::record_end(conn, &row, reason, now)?;
         live |= row.was_live(now);
     }
     Ok(live)
@@ -355,9 +359,9 @@ pub(crate) fn revoke_user(
     )?;
     let mut removed = Vec::new();
     for row in rows {
-        row.record_end(conn, reason, now)?;
+        let id = history::record_end(conn, &row, reason, now)?;
         if row.was_live(now) {
-            removed.extend(row.id);
+            removed.extend(id);
         }
     }
     Ok(removed)

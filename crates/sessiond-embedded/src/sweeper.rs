@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
+use sessiond_engine::history::RemovedRow;
 use sessiond_engine::{RevokeReason, StoreError, Timestamp};
 
 use crate::history;
@@ -28,9 +29,9 @@ pub(crate) const SWEEP_SQL: &str = "DELETE FROM sessions WHERE rowid IN (
 pub(crate) fn sweep_batch(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
     let limit = i64::try_from(SWEEP_BATCH).unwrap_or(i64::MAX);
     let mut rows = history::removed_rows(conn, SWEEP_SQL, params![now.as_millis(), limit])?;
-    history::by_deadline(&mut rows);
+    RemovedRow::sort_by_deadline(&mut rows);
     for row in &rows {
-        row.record_end(conn, &RevokeReason::Expired, now)?;
+        history::record_end(conn, row, &RevokeReason::Expired, now)?;
     }
     Ok(rows.len() as u64)
 }

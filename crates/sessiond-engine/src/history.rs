@@ -99,19 +99,106 @@ pub fn retention_cutoff(now: Timestamp, retention: std::time::Duration) -> Times
     Timestamp::from_millis(now.as_millis().saturating_sub(ms))
 }
 
-/// How the end of a session a write removed is recorded: `revoked` for
-/// `reason` at `now` if it was still live then (its earlier deadline after
-/// `now`), otherwise `expired` (reason `expired`) at the deadline that
-/// passed, so every session ends exactly once in the history.
-pub fn ending(
-    deadline: Timestamp,
-    reason: &RevokeReason,
-    now: Timestamp,
-) -> (Timestamp, HistoryKind, &str) {
-    if deadline > now {
-        (now, HistoryKind::Revoked, reason.as_str())
-    } else {
-        (deadline, HistoryKind::Expired, "expired")
+/// A session row a SQL store's write deleted, as its `DELETE … RETURNING`
+/// gives it and as its history needs it. Both SQL stores read their rows
+/// into this and record each end the one way [`RemovedRow::ending`] says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovedRow {
+    /// The stored id, not yet checked.
+    pub raw_id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Its device as stored (JSON text).
+    pub device: String,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+    /// The earlier of its deadlines, Unix ms.
+    pub deadline: i64,
+}
+
+/// How the end of a removed session is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ending<'a> {
+    /// `now` for a revocation, the deadline that passed for an expiry.
+    pub at: Timestamp,
+    /// `revoked` or `expired`.
+    pub kind: HistoryKind,
+    /// The revocation reason, or `expired`.
+    pub reason: &'a str,
+    /// The session.
+    pub session_id: &'a SessionId,
+    /// Its user.
+    pub user_id: &'a str,
+    /// Its device's kind, if its device still decodes.
+    pub device_kind: Option<String>,
+    /// Its IP address, if its device still decodes.
+    pub ip: Option<String>,
+}
+
+impl RemovedRow {
+    /// Whether it was live at `now`.
+    pub fn was_live(&self, now: Timestamp) -> bool {
+        self.deadline > now.as_millis()
+    }
+
+    /// Its id; `None` (and a warning) if the stored one is malformed: its
+    /// row is gone all the same, removing sessions must not fail on a
+    /// damaged one.
+    pub fn id(&self) -> Option<SessionId> {
+        let parsed = SessionId::parse(&self.raw_id);
+        if parsed.is_none() {
+            tracing::warn!(
+                len = self.raw_id.len(),
+                "deleted a session row with a malformed id"
+            );
+        }
+        parsed
+    }
+
+    /// Oldest first: by creation, then id.
+    pub fn sort_by_creation(rows: &mut [Self]) {
+        rows.sort_by(|a, b| (a.created_at, &a.raw_id).cmp(&(b.created_at, &b.raw_id)));
+    }
+
+    /// In the order they expired: by the deadline that passed, then id.
+    pub fn sort_by_deadline(rows: &mut [Self]) {
+        rows.sort_by(|a, b| (a.deadline, &a.raw_id).cmp(&(b.deadline, &b.raw_id)));
+    }
+
+    /// How its end is recorded: `revoked` for `reason` at `now` if it was
+    /// still live then, otherwise `expired` (reason `expired`) at the
+    /// deadline that passed, so every session ends exactly once in the
+    /// history; `session_id` is its parsed [`RemovedRow::id`] (a row with a
+    /// malformed id is not recorded: its event could not be read back). A
+    /// device that no longer decodes does not keep a session from ending:
+    /// its event just has no device facts.
+    pub fn ending<'a>(
+        &'a self,
+        session_id: &'a SessionId,
+        reason: &'a RevokeReason,
+        now: Timestamp,
+    ) -> Ending<'a> {
+        let (device_kind, ip) = serde_json::from_str::<Device>(&self.device)
+            .map(|d| device_facts(&d))
+            .unwrap_or_default();
+        let (at, kind, reason) = if self.was_live(now) {
+            (now, HistoryKind::Revoked, reason.as_str())
+        } else {
+            (
+                Timestamp::from_millis(self.deadline),
+                HistoryKind::Expired,
+                "expired",
+            )
+        };
+        Ending {
+            at,
+            kind,
+            reason,
+            session_id,
+            user_id: &self.user_id,
+            device_kind,
+            ip,
+        }
     }
 }
 

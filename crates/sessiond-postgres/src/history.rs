@@ -4,70 +4,32 @@
 //! batches.
 
 use deadpool_postgres::GenericClient;
-use sessiond_engine::history::{device_facts, ending};
+use sessiond_engine::history::{RemovedRow, device_facts};
 use sessiond_engine::{
-    Device, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
+    HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 
 use crate::errors::corrupt;
 use crate::statements::Statements;
 
-/// A session row a write deleted, as its history needs it.
-#[derive(Debug)]
-pub(crate) struct Removed {
-    raw_id: String,
-    user_id: String,
-    device: String,
-    created_at: i64,
-    deadline: i64,
-}
-
-impl Removed {
-    /// Read the [`crate::statements::REMOVED`] columns at the start of
-    /// `row`.
-    pub(crate) fn read(row: &Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            raw_id: row.try_get(0)?,
-            user_id: row.try_get(1)?,
-            device: row.try_get(2)?,
-            created_at: row.try_get(3)?,
-            deadline: row.try_get(4)?,
+/// All rows of a `DELETE … RETURNING` of [`crate::statements::REMOVED`],
+/// oldest first (by creation, then id).
+pub(crate) fn removed(rows: &[Row]) -> Result<Vec<RemovedRow>, tokio_postgres::Error> {
+    let mut removed = rows
+        .iter()
+        .map(|row| {
+            Ok(RemovedRow {
+                raw_id: row.try_get(0)?,
+                user_id: row.try_get(1)?,
+                device: row.try_get(2)?,
+                created_at: row.try_get(3)?,
+                deadline: row.try_get(4)?,
+            })
         })
-    }
-
-    /// All rows of a `DELETE … RETURNING` of those columns, oldest first
-    /// (by creation, then id).
-    pub(crate) fn all(rows: &[Row]) -> Result<Vec<Self>, tokio_postgres::Error> {
-        let mut removed = rows.iter().map(Self::read).collect::<Result<Vec<_>, _>>()?;
-        removed.sort_by(|a, b| (a.created_at, &a.raw_id).cmp(&(b.created_at, &b.raw_id)));
-        Ok(removed)
-    }
-
-    /// Sort by the deadline that passed, then id: the order in which they
-    /// expired.
-    pub(crate) fn by_deadline(rows: &mut [Self]) {
-        rows.sort_by(|a, b| (a.deadline, &a.raw_id).cmp(&(b.deadline, &b.raw_id)));
-    }
-
-    /// Whether it was live at `now`.
-    pub(crate) fn was_live(&self, now: Timestamp) -> bool {
-        self.deadline > now.as_millis()
-    }
-
-    /// Its id; `None` (and a warning) if the stored one is malformed: its
-    /// row is gone all the same, removing sessions must not fail on a
-    /// damaged one.
-    pub(crate) fn id(&self) -> Option<SessionId> {
-        let parsed = SessionId::parse(&self.raw_id);
-        if parsed.is_none() {
-            tracing::warn!(
-                len = self.raw_id.len(),
-                "deleted a session row with a malformed id"
-            );
-        }
-        parsed
-    }
+        .collect::<Result<Vec<_>, _>>()?;
+    RemovedRow::sort_by_creation(&mut removed);
+    Ok(removed)
 }
 
 /// Events to record in the current transaction, written by one `INSERT`.
@@ -97,28 +59,26 @@ impl Events {
         );
     }
 
-    /// The end of a removed session: `revoked` for `reason` if it was live
-    /// at `now`, otherwise `expired` at the deadline that passed. A row with
-    /// a malformed id is not recorded (its event could not be read back).
-    pub(crate) fn ended(&mut self, removed: &Removed, reason: &RevokeReason, now: Timestamp) {
-        if SessionId::parse(&removed.raw_id).is_none() {
-            return;
-        }
-        // A device that no longer decodes must not keep a session from
-        // ending: its event just has no device facts.
-        let (device_kind, ip) = serde_json::from_str::<Device>(&removed.device)
-            .map(|d| device_facts(&d))
-            .unwrap_or_default();
-        let (at, kind, reason) = ending(Timestamp::from_millis(removed.deadline), reason, now);
+    /// The end of a removed session (see [`RemovedRow::ending`]); its id
+    /// when the stored one is well formed.
+    pub(crate) fn ended(
+        &mut self,
+        removed: &RemovedRow,
+        reason: &RevokeReason,
+        now: Timestamp,
+    ) -> Option<SessionId> {
+        let id = removed.id()?;
+        let end = removed.ending(&id, reason, now);
         self.push(
-            at,
-            kind,
-            Some(reason.to_owned()),
-            &removed.raw_id,
-            &removed.user_id,
-            device_kind,
-            ip,
+            end.at,
+            end.kind,
+            Some(end.reason.to_owned()),
+            id.as_str(),
+            end.user_id,
+            end.device_kind,
+            end.ip,
         );
+        Some(id)
     }
 
     #[allow(clippy::too_many_arguments)]

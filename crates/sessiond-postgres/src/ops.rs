@@ -14,7 +14,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::errors::{corrupt, from_pg, is_transient};
-use crate::history::{Events, Removed};
+use crate::history::{Events, removed as removed_rows};
 use crate::rows::{COLUMN_COUNT, decode, millis};
 use crate::statements::Statements;
 
@@ -189,9 +189,8 @@ pub(crate) async fn create(
             &[&s.user_id, &now.as_millis(), &excess, &x.channel],
         )
         .await?;
-        for row in Removed::all(&removed)? {
-            events.ended(&row, &RevokeReason::EvictedMaxSessions, now);
-            evicted.extend(row.id());
+        for row in removed_rows(&removed)? {
+            evicted.extend(events.ended(&row, &RevokeReason::EvictedMaxSessions, now));
         }
     }
     events.session(now, HistoryKind::Created, s);
@@ -397,7 +396,7 @@ pub(crate) async fn refresh(
         RefreshStep::Reuse => {
             let removed = rows(&tx, &x.sql.delete, &[&s.id.as_str(), &x.channel]).await?;
             let mut events = Events::default();
-            for row in Removed::all(&removed)? {
+            for row in removed_rows(&removed)? {
                 events.ended(&row, &RevokeReason::RefreshTokenReuse, now);
             }
             events.write(&tx, x.sql).await?;
@@ -434,7 +433,7 @@ pub(crate) async fn revoke(
     let removed = rows(&tx, &x.sql.delete, &[&id.as_str(), &x.channel]).await?;
     let mut events = Events::default();
     let mut was_live = false;
-    for row in Removed::all(&removed)? {
+    for row in removed_rows(&removed)? {
         was_live |= row.was_live(now);
         events.ended(&row, reason, now);
     }
@@ -464,10 +463,10 @@ pub(crate) async fn revoke_user(
     .await?;
     let mut events = Events::default();
     let mut revoked = Vec::new();
-    for row in Removed::all(&removed)? {
-        events.ended(&row, reason, now);
+    for row in removed_rows(&removed)? {
+        let id = events.ended(&row, reason, now);
         if row.was_live(now) {
-            revoked.extend(row.id());
+            revoked.extend(id);
         }
     }
     events.write(&tx, x.sql).await?;

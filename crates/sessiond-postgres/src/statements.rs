@@ -9,7 +9,7 @@
 use crate::rows::COLUMNS;
 
 /// Columns of a removed session row, for a `DELETE … RETURNING`, in the
-/// order `history::Removed::read` reads them.
+/// order `history::removed` reads them.
 pub(crate) const REMOVED: &str =
     "id, user_id, device, created_at, LEAST(expires_at, absolute_expires_at) AS deadline";
 

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use sessiond_engine::history::retention_cutoff;
+use sessiond_engine::history::{RemovedRow, retention_cutoff};
 use sessiond_engine::{Clock, RevokeReason};
 use tokio::task::JoinHandle;
 
-use crate::history::{Events, Removed};
+use crate::history::Events;
 use crate::statements::Statements;
 
 /// Most rows one sweep or prune statement deletes.
@@ -61,8 +61,8 @@ pub(crate) async fn sweep(pool: &Pool, sql: &Statements, clock: &dyn Clock) -> R
             .query(&stmt, &[&now.as_millis(), &SWEEP_BATCH])
             .await
             .map_err(|e| e.to_string())?;
-        let mut removed = Removed::all(&rows).map_err(|e| e.to_string())?;
-        Removed::by_deadline(&mut removed);
+        let mut removed = crate::history::removed(&rows).map_err(|e| e.to_string())?;
+        RemovedRow::sort_by_deadline(&mut removed);
         let mut events = Events::default();
         for row in &removed {
             events.ended(row, &RevokeReason::Expired, now);
