@@ -1,11 +1,12 @@
-//! The `history` table: lifecycle events, written by the write operations
-//! inside their own savepoint (so an event exists exactly when its change
-//! does), read a page at a time newest first, pruned past the retention.
+//! The `events` table, written by the write operations inside their own
+//! savepoint (so an event exists exactly when its change does), and the
+//! history it holds: its lifecycle events, read a page at a time newest
+//! first and pruned past the retention once they have left the feed.
 
 use rusqlite::{Connection, Params, Row, params};
 use sessiond_engine::history::{RemovedRow, device_facts};
 use sessiond_engine::{
-    HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
+    EventKind, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
 };
 
 use crate::error::from_sqlite;
@@ -19,15 +20,17 @@ pub(crate) const PRUNE_BATCH: u64 = 1000;
 /// down the `(user_id, seq)` index that stops after `:limit` rows.
 pub(crate) const PAGE_SQL: &str =
     "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
-     FROM history
+     FROM events
      WHERE user_id = :user AND seq < :before AND at >= :since
+       AND kind IN ('created', 'rotated', 'refreshed', 'revoked', 'expired')
      ORDER BY seq DESC
      LIMIT :limit";
 
-/// Deletes up to `?2` events recorded before `?1`, oldest first through
-/// the index on `at`: the cost grows with what is pruned, not the table.
-pub(crate) const PRUNE_SQL: &str = "DELETE FROM history WHERE seq IN (
-        SELECT seq FROM history WHERE at < ?1 ORDER BY at LIMIT ?2)";
+/// Deletes up to `?2` events from before `?1` that have left the feed
+/// (`seq` at most `?3`, the feed's floor), oldest first through the index
+/// on `at`: the cost grows with what is pruned, not the table.
+pub(crate) const PRUNE_SQL: &str = "DELETE FROM events WHERE seq IN (
+        SELECT seq FROM events WHERE at < ?1 AND seq <= ?3 ORDER BY at LIMIT ?2)";
 
 /// The session an event is about, as the event records it.
 #[derive(Debug)]
@@ -51,20 +54,22 @@ impl<'a> Subject<'a> {
     }
 }
 
-/// Record one event in the writer's open transaction.
+/// Record one event, written at `now`, in the writer's open transaction.
 pub(crate) fn record(
     conn: &Connection,
+    now: Timestamp,
     at: Timestamp,
-    kind: HistoryKind,
+    kind: EventKind,
     reason: Option<&str>,
     subject: &Subject<'_>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO history (at, kind, reason, session_id, user_id, device_kind, ip)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (recorded_at, at, kind, reason, session_id, user_id, device_kind, ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
+            now.as_millis(),
             at.as_millis(),
             kind.as_str(),
             reason,
@@ -101,7 +106,14 @@ pub(crate) fn record_end(
         device_kind: end.device_kind.clone(),
         ip: end.ip.clone(),
     };
-    record(conn, end.at, end.kind, Some(end.reason), &subject)?;
+    record(
+        conn,
+        now,
+        end.at,
+        end.kind.into(),
+        Some(end.reason),
+        &subject,
+    )?;
     Ok(Some(id))
 }
 
@@ -203,9 +215,10 @@ impl RawEvent {
 /// how many.
 pub(crate) fn prune_batch(conn: &Connection, cutoff: Timestamp) -> Result<u64, StoreError> {
     let limit = i64::try_from(PRUNE_BATCH).unwrap_or(i64::MAX);
+    let floor = crate::feed::floor(conn)?;
     let deleted = conn
         .prepare_cached(PRUNE_SQL)
-        .and_then(|mut stmt| stmt.execute(params![cutoff.as_millis(), limit]))
+        .and_then(|mut stmt| stmt.execute(params![cutoff.as_millis(), limit, floor]))
         .map_err(from_sqlite)?;
     Ok(deleted as u64)
 }
@@ -235,7 +248,8 @@ mod tests {
             device_kind: Some("desktop".into()),
             ip: Some("192.0.2.1".into()),
         };
-        record(conn, Timestamp::from_millis(at), kind, None, &subject).unwrap();
+        let at = Timestamp::from_millis(at);
+        record(conn, at, at, kind.into(), None, &subject).unwrap();
     }
 
     fn seqs(events: &[HistoryEvent]) -> Vec<u64> {
@@ -294,6 +308,10 @@ mod tests {
             event(&conn, at as i64, HistoryKind::Created, &s, "alice");
         }
         let cutoff = Timestamp::from_millis(total as i64 - 10);
+        // Only what has left the feed goes.
+        assert_eq!(prune_batch(&conn, cutoff).unwrap(), 0);
+        conn.execute("UPDATE event_floor SET seq = ?1", [total as i64])
+            .unwrap();
         assert_eq!(prune_batch(&conn, cutoff).unwrap(), PRUNE_BATCH);
         assert_eq!(prune_batch(&conn, cutoff).unwrap(), 40);
         assert_eq!(prune_batch(&conn, cutoff).unwrap(), 0);
@@ -303,10 +321,38 @@ mod tests {
     }
 
     #[test]
+    fn the_history_is_the_lifecycle_of_the_events_table() {
+        let (_dir, conn) = db();
+        let s = id("alice");
+        event(&conn, 1, HistoryKind::Created, &s, "alice");
+        let subject = Subject {
+            id: &s,
+            user_id: "alice",
+            device_kind: None,
+            ip: None,
+        };
+        let at = Timestamp::from_millis(2);
+        for kind in [
+            EventKind::DataUpdated,
+            EventKind::Extended,
+            EventKind::ConnectionOpened,
+        ] {
+            record(&conn, at, at, kind, None, &subject).unwrap();
+        }
+        event(&conn, 3, HistoryKind::Revoked, &s, "alice");
+        let kinds: Vec<_> = page(&conn, "alice", 10, None, ALL_TIME)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, vec![HistoryKind::Revoked, HistoryKind::Created]);
+    }
+
+    #[test]
     fn a_damaged_event_is_corrupt_not_a_panic() {
         let (_dir, conn) = db();
         event(&conn, 1, HistoryKind::Created, &id("alice"), "alice");
-        conn.execute("UPDATE history SET session_id = '../x'", [])
+        conn.execute("UPDATE events SET session_id = '../x'", [])
             .unwrap();
         assert!(matches!(
             page(&conn, "alice", 10, None, ALL_TIME),

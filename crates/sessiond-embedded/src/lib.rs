@@ -10,9 +10,11 @@
 //! the writer deletes expired rows through an index on their deadline, so a
 //! sweep costs in proportion to what it removes.
 //!
-//! Every lifecycle change also writes its history event (created, rotated,
-//! refreshed, revoked with the reason, expired) in the same savepoint; the
-//! sweeper prunes events older than [`EmbeddedOptions::history_retention`].
+//! Every change also writes its event (created, rotated, refreshed,
+//! data_updated, extended, revoked with the reason, expired) in the same
+//! savepoint, into one table that is both the event feed ([`Store::events`],
+//! kept for [`EmbeddedOptions::event_retention`]) and the history (its
+//! lifecycle events, kept for [`EmbeddedOptions::history_retention`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sessiond_engine::StoreError> {
@@ -32,6 +34,7 @@
 mod changes;
 mod codec;
 mod error;
+mod feed;
 mod history;
 mod ops;
 mod reader;
@@ -49,9 +52,9 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, HistoryEvent, NearCache, NewSession, RefreshOutcome,
-    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock,
-    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention, HistoryEvent, NearCache,
+    NewSession, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId,
+    Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::changes::ChangeLog;
@@ -77,6 +80,10 @@ pub struct EmbeddedOptions {
     /// [`Store::history`] and pruned by the background sweep. Default:
     /// [`sessiond_engine::history::DEFAULT_RETENTION`] (90 days).
     pub history_retention: Duration,
+    /// How long, and how many, events the feed keeps ([`Store::events`]).
+    /// Default: 24 hours, a million events. Never longer than
+    /// `history_retention`, which the lifecycle events leave with.
+    pub event_retention: EventRetention,
 }
 
 impl Default for EmbeddedOptions {
@@ -87,6 +94,7 @@ impl Default for EmbeddedOptions {
             readers: 4,
             max_batch: 256,
             history_retention: sessiond_engine::history::DEFAULT_RETENTION,
+            event_retention: EventRetention::default(),
         }
     }
 }
@@ -106,6 +114,7 @@ struct Inner {
     changes: Arc<ChangeLog>,
     clock: Arc<dyn Clock>,
     history_retention: Duration,
+    event_retention: EventRetention,
     closed: AtomicBool,
 }
 
@@ -124,6 +133,15 @@ impl EmbeddedStore {
     pub async fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         let readers = options.readers;
+        // A lifecycle event leaves the table with the history: the feed
+        // cannot keep it longer.
+        let event_retention = EventRetention {
+            max_age: options
+                .event_retention
+                .max_age
+                .min(options.history_retention),
+            ..options.event_retention
+        };
         let (conn, readers, changes, path) =
             tokio::task::spawn_blocking(move || prepare(&dir, readers))
                 .await
@@ -138,6 +156,7 @@ impl EmbeddedStore {
                 clock: Arc::clone(&options.clock),
                 sweep_interval: options.sweep_interval,
                 history_retention: options.history_retention,
+                event_retention,
                 max_batch: options.max_batch,
                 changes: Arc::clone(&changes),
             },
@@ -151,6 +170,7 @@ impl EmbeddedStore {
                 changes,
                 clock: options.clock,
                 history_retention: options.history_retention,
+                event_retention,
                 closed: AtomicBool::new(false),
             }),
         })
@@ -179,13 +199,18 @@ impl EmbeddedStore {
         }
     }
 
-    /// Delete every history event past the retention by the store's clock
-    /// now; returns how many.
+    /// Retire every event past the feed's retention by the store's clock
+    /// now, then delete every history event past the history's; returns
+    /// how many history events were deleted.
     pub async fn prune_history_now(&self) -> Result<u64, StoreError> {
-        let cutoff = sessiond_engine::history::retention_cutoff(
-            self.inner.clock.now(),
-            self.inner.history_retention,
-        );
+        let now = self.inner.clock.now();
+        let retention = self.inner.event_retention;
+        while self
+            .write(move |c| feed::retire_batch(c, &retention, now))
+            .await?
+            >= feed::RETENTION_BATCH
+        {}
+        let cutoff = sessiond_engine::history::retention_cutoff(now, self.inner.history_retention);
         let mut total = 0;
         loop {
             let pruned = self.write(move |c| history::prune_batch(c, cutoff)).await?;
@@ -410,6 +435,11 @@ impl Store for EmbeddedStore {
         let since = sessiond_engine::history::retention_cutoff(now, self.inner.history_retention);
         self.read(move |c| history::page(c, &user_id, limit, before, since))
             .await
+    }
+
+    async fn events(&self, query: &EventQuery, _now: Timestamp) -> Result<EventPage, StoreError> {
+        let query = query.clone();
+        self.read(move |c| feed::read(c, &query)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
 use sessiond_engine::{
-    DataUpdate, HistoryKind, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest,
+    DataUpdate, EventKind, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest,
     RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId, StoreError,
     Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
@@ -158,11 +158,12 @@ pub(crate) fn create(
         ])
     })
     .map_err(from_sqlite)?;
-    history::record(conn, now, HistoryKind::Created, None, &Subject::of(s))?;
+    history::record(conn, now, now, EventKind::Created, None, &Subject::of(s))?;
     Ok(evicted)
 }
 
-/// Apply a data update if the result fits in `max_bytes`.
+/// Apply a data update if the result fits in `max_bytes`. Event:
+/// `data_updated`.
 pub(crate) fn update_data(
     conn: &Connection,
     id: &SessionId,
@@ -185,11 +186,20 @@ pub(crate) fn update_data(
     conn.prepare_cached("UPDATE sessions SET data = ?1 WHERE id = ?2")
         .and_then(|mut stmt| stmt.execute(params![text, s.id.as_str()]))
         .map_err(from_sqlite)?;
+    history::record(
+        conn,
+        now,
+        now,
+        EventKind::DataUpdated,
+        None,
+        &Subject::of(&s),
+    )?;
     Ok(Some(s))
 }
 
 /// Slide the idle deadline by `idle_ttl_ms` (default: the session's own idle
-/// timeout) from `now`, within the absolute one.
+/// timeout) from `now`, within the absolute one. Event: `extended`, when
+/// the deadline moved.
 pub(crate) fn extend(
     conn: &Connection,
     id: &SessionId,
@@ -205,6 +215,7 @@ pub(crate) fn extend(
         conn.prepare_cached("UPDATE sessions SET expires_at = ?1 WHERE id = ?2")
             .and_then(|mut stmt| stmt.execute(params![expires_at.as_millis(), s.id.as_str()]))
             .map_err(from_sqlite)?;
+        history::record(conn, now, now, EventKind::Extended, None, &Subject::of(&s))?;
     }
     Ok(Some(s))
 }
@@ -235,7 +246,7 @@ pub(crate) fn rotate(
     .and_then(|mut stmt| stmt.execute(params![&new_token.as_bytes()[..], s.id.as_str()]))
     .map_err(from_sqlite)?;
     s.mode = Mode::Opaque;
-    history::record(conn, now, HistoryKind::Rotated, None, &Subject::of(&s))?;
+    history::record(conn, now, now, EventKind::Rotated, None, &Subject::of(&s))?;
     Ok(Some(s))
 }
 
@@ -297,7 +308,7 @@ pub(crate) fn refresh(
                 ])
             })
             .map_err(from_sqlite)?;
-            history::record(conn, now, HistoryKind::Refreshed, None, &Subject::of(&s))?;
+            history::record(conn, now, now, EventKind::Refreshed, None, &Subject::of(&s))?;
             Ok(RefreshOutcome::Rotated {
                 session: s,
                 generation,

@@ -1,5 +1,5 @@
 //! The on-disk layout: connection settings (WAL, `synchronous=FULL`), the
-//! `sessions` and `history` tables and their indexes, and migrations keyed
+//! `sessions` and `events` tables and their indexes, and migrations keyed
 //! by `user_version`.
 
 use std::path::Path;
@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -85,6 +85,37 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      ) STRICT;
      CREATE INDEX history_by_user ON history (user_id, seq);
      CREATE INDEX history_by_time ON history (at);",
+    // The history becomes the event feed (see `feed`): every change, the
+    // lifecycle ones and data updates, extensions and connections, in the
+    // order recorded, each with the time it was written. The history is the
+    // lifecycle kinds of it. `event_floor` is the newest `seq` that has left
+    // the feed: a reader resuming from before it has missed events. The
+    // `seq` high-water mark carries over, so no `seq` is handed out twice.
+    "CREATE TABLE events (
+        seq         INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+        recorded_at INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        kind        TEXT    NOT NULL
+                    CHECK (kind IN ('created', 'rotated', 'refreshed', 'data_updated', 'extended',
+                                    'revoked', 'expired', 'connection_opened', 'connection_closed')),
+        reason      TEXT,
+        session_id  TEXT    NOT NULL,
+        user_id     TEXT    NOT NULL,
+        device_kind TEXT,
+        ip          TEXT
+     ) STRICT;
+     INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'events', seq FROM sqlite_sequence WHERE name = 'history';
+     INSERT INTO events (seq, recorded_at, at, kind, reason, session_id, user_id, device_kind, ip)
+        SELECT seq, at, at, kind, reason, session_id, user_id, device_kind, ip FROM history;
+     DROP TABLE history;
+     CREATE INDEX events_by_user ON events (user_id, seq);
+     CREATE INDEX events_by_time ON events (at);
+     CREATE TABLE event_floor (
+        id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO event_floor (id, seq) VALUES (1, 0);",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.
@@ -234,7 +265,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            conn.prepare("SELECT seq FROM history").is_err(),
+            conn.prepare("SELECT seq FROM events").is_err(),
             "no history before the upgrade"
         );
         migrate(&conn).unwrap();
@@ -249,28 +280,78 @@ mod tests {
             .unwrap();
         assert_eq!(kept, "u");
         let events: i64 = conn
-            .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(events, 0, "history starts with the upgrade");
         // The table takes only the known kinds.
         let insert = |kind: &str| {
             conn.execute(
-                "INSERT INTO history (at, kind, session_id, user_id) VALUES (1, ?1, 's', 'u')",
+                "INSERT INTO events (recorded_at, at, kind, session_id, user_id)
+                 VALUES (1, 1, ?1, 's', 'u')",
                 [kind],
             )
         };
         insert("created").unwrap();
+        insert("data_updated").unwrap();
         assert!(insert("updated").is_err());
     }
 
     #[test]
-    fn history_seqs_are_never_reused_after_pruning() {
+    fn a_version_4_history_becomes_the_event_feed_with_its_seqs() {
+        let (_dir, conn) = fresh();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        for seq in 1..=3 {
+            conn.execute(
+                "INSERT INTO history (at, kind, reason, session_id, user_id)
+                 VALUES (?1, 'revoked', 'logout', 's', 'u')",
+                [seq * 10],
+            )
+            .unwrap();
+        }
+        // The newest is pruned: its seq must still never come back.
+        conn.execute("DELETE FROM history WHERE seq = 3", [])
+            .unwrap();
+        migrate(&conn).unwrap();
+        let rows: Vec<(i64, i64, i64, String)> = conn
+            .prepare("SELECT seq, recorded_at, at, reason FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (1, 10, 10, "logout".to_owned()),
+                (2, 20, 20, "logout".to_owned())
+            ]
+        );
+        let next: i64 = conn
+            .query_row(
+                "INSERT INTO events (recorded_at, at, kind, session_id, user_id)
+                 VALUES (1, 1, 'created', 's', 'u') RETURNING seq",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(next, 4);
+        let floor: i64 = conn
+            .query_row("SELECT seq FROM event_floor", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(floor, 0);
+    }
+
+    #[test]
+    fn event_seqs_are_never_reused_after_pruning() {
         let (_dir, conn) = fresh();
         migrate(&conn).unwrap();
         let insert = || {
             conn.query_row(
-                "INSERT INTO history (at, kind, session_id, user_id)
-                 VALUES (1, 'created', 's', 'u') RETURNING seq",
+                "INSERT INTO events (recorded_at, at, kind, session_id, user_id)
+                 VALUES (1, 1, 'created', 's', 'u') RETURNING seq",
                 [],
                 |r| r.get::<_, i64>(0),
             )
@@ -278,7 +359,7 @@ mod tests {
         };
         let first = insert();
         let second = insert();
-        conn.execute("DELETE FROM history", []).unwrap();
+        conn.execute("DELETE FROM events", []).unwrap();
         assert!(insert() > second && second > first);
     }
 
@@ -324,17 +405,18 @@ mod tests {
                 .replace(":limit", "10"),
         );
         assert!(
-            page.contains("SEARCH history USING INDEX history_by_user (user_id=? AND seq<?)")
+            page.contains("SEARCH events USING INDEX events_by_user (user_id=? AND seq<?)")
                 && !page.contains("TEMP B-TREE"),
             "{page}"
         );
         let prune = plan(
             &crate::history::PRUNE_SQL
                 .replace("?1", "0")
-                .replace("?2", "10"),
+                .replace("?2", "10")
+                .replace("?3", "5"),
         );
         assert!(
-            prune.contains("history_by_time") && !prune.contains("SCAN history"),
+            prune.contains("events_by_time") && !prune.contains("SCAN events"),
             "{prune}"
         );
     }

@@ -9,13 +9,13 @@ use std::thread;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use sessiond_engine::{Clock, StoreError};
+use sessiond_engine::{Clock, EventRetention, StoreError};
 use tokio::sync::oneshot;
 
 use crate::changes::{self, ChangeLog};
 use crate::error::{closed, from_sqlite};
-use crate::history;
 use crate::sweeper::{self, SweepSchedule};
+use crate::{feed, history};
 
 /// Most operations waiting for the writer; past it a write fails fast as
 /// unavailable instead of queueing work nobody will wait for.
@@ -87,6 +87,8 @@ pub(crate) struct WriterConfig {
     pub(crate) sweep_interval: Duration,
     /// How long history events are kept before the sweeper prunes them.
     pub(crate) history_retention: Duration,
+    /// How long, and how many, events the feed keeps.
+    pub(crate) event_retention: EventRetention,
     /// Most operations per transaction.
     pub(crate) max_batch: usize,
     /// Where committed generations are reported.
@@ -266,8 +268,9 @@ fn background_sweep(conn: &Connection, config: &WriterConfig, schedule: &mut Swe
     let cutoff = sessiond_engine::history::retention_cutoff(now, config.history_retention);
     match in_transaction(conn, &config.changes, |conn| {
         let deleted = sweeper::sweep_batch(conn, now)?;
+        let retired = feed::retire_batch(conn, &config.event_retention, now)?;
         let pruned = history::prune_batch(conn, cutoff)?;
-        Ok((deleted, pruned))
+        Ok((deleted, retired.max(pruned)))
     }) {
         Ok((deleted, pruned)) => {
             if deleted > 0 {

@@ -1,7 +1,8 @@
-//! History on the embedded store: the shared history cases
-//! (`sessiond_testkit::history_cases`) bare and behind both decorators, then
-//! what is the embedded store's own: events past the retention left out and
-//! pruned (on demand and by the background sweep), and kept across a
+//! History and the event feed on the embedded store: the shared history
+//! and event cases (`sessiond_testkit::history_cases`, `event_cases`) bare
+//! and behind both decorators, then what is the embedded store's own: events
+//! past the retentions left out and pruned (on demand and by the background
+//! sweep), a cursor from before them refused, and both kept across a
 //! restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,9 +11,11 @@ use std::time::Duration;
 
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
 use sessiond_engine::{
-    CacheOptions, CachedStore, Clock, CreateRequest, Engine, HistoryKind, LimitPolicy, ManualClock,
-    Policy, RevokeReason, RolePolicy, Store,
+    CacheOptions, CachedStore, Clock, CreateRequest, DataUpdate, Engine, Error, EventKind,
+    EventRetention, EventsFrom, HistoryKind, LimitPolicy, ManualClock, Policy, RevokeReason,
+    RolePolicy, Store,
 };
+use sessiond_testkit::event_cases::{drain, now_cursor, query};
 use sessiond_testkit::history_cases::{HistoryWorld, login, summary};
 
 const MIN: Duration = Duration::from_secs(60);
@@ -86,14 +89,17 @@ async fn observed(clock: ManualClock, limit_policy: LimitPolicy) -> HistoryWorld
 
 mod bare {
     sessiond_testkit::history_tests!(super::bare);
+    sessiond_testkit::event_tests!(super::bare);
 }
 
 mod cached {
     sessiond_testkit::history_tests!(super::cached);
+    sessiond_testkit::event_tests!(super::cached);
 }
 
 mod observed {
     sessiond_testkit::history_tests!(super::observed);
+    sessiond_testkit::event_tests!(super::observed);
 }
 
 async fn world(wrapping: Wrapping, options: EmbeddedOptions, limit_policy: LimitPolicy) -> World {
@@ -122,7 +128,7 @@ async fn world(wrapping: Wrapping, options: EmbeddedOptions, limit_policy: Limit
 fn stored_events(dir: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(dir.join("sessions.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+    conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap()
 }
 
@@ -231,5 +237,116 @@ async fn the_history_survives_a_restart() {
     let now = e.history("alice", None, None).await.unwrap().events;
     assert_eq!(now.len(), 3);
     assert!(now[0].seq > before.events[0].seq);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_feed_retention_leave_it_and_a_cursor_before_them_is_refused() {
+    let options = EmbeddedOptions {
+        event_retention: EventRetention {
+            max_age: 10 * MIN,
+            ..EventRetention::default()
+        },
+        ..EmbeddedOptions::default()
+    };
+    let w = world(Wrapping::Bare, options, LimitPolicy::EvictOldest).await;
+    let e = &w.engine;
+    let start = now_cursor(e).await;
+    let old = e.create(login("alice")).await.unwrap().session;
+    e.update_data(old.id.as_str(), DataUpdate::Merge(serde_json::Map::new()))
+        .await
+        .unwrap();
+    let seen = drain(e, &query(EventsFrom::Oldest, 10), start.clone()).await;
+    assert_eq!(seen.len(), 2);
+    w.clock.advance(11 * MIN);
+    let recent = e.create(login("alice")).await.unwrap().session;
+    // Not retired yet: everything is still there.
+    assert_eq!(
+        drain(e, &query(EventsFrom::Oldest, 10), start.clone())
+            .await
+            .len(),
+        3
+    );
+    w.store.prune_history_now().await.unwrap();
+
+    // Resuming from before the retired events would skip them: refused.
+    for from in [start.clone(), seen[0].cursor.clone()] {
+        match e.events(&query(EventsFrom::After(from), 10)).await {
+            Err(Error::CursorExpired(detail)) => assert!(detail.contains("retention"), "{detail}"),
+            other => panic!("expected CursorExpired, got {other:?}"),
+        }
+    }
+    // From the last retired one, nothing was missed.
+    let rest = drain(e, &query(EventsFrom::Oldest, 10), seen[1].cursor.clone()).await;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        (rest[0].kind, &rest[0].session_id),
+        (EventKind::Created, &recent.id)
+    );
+    let oldest = e.events(&query(EventsFrom::Oldest, 10)).await.unwrap();
+    assert_eq!(oldest.events, rest);
+    // The data update is gone from the table; the lifecycle event stays in
+    // the history until the history's own retention.
+    assert_eq!(stored_events(w.dir.path()), 2);
+    assert_eq!(
+        e.history("alice", None, None).await.unwrap().events.len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_keeps_at_most_its_count() {
+    let options = EmbeddedOptions {
+        event_retention: EventRetention {
+            max_events: 5,
+            ..EventRetention::default()
+        },
+        ..EmbeddedOptions::default()
+    };
+    let w = world(Wrapping::Bare, options, LimitPolicy::EvictOldest).await;
+    let e = &w.engine;
+    let start = now_cursor(e).await;
+    for i in 0..8 {
+        e.create(login(&format!("user{i}"))).await.unwrap();
+    }
+    let all = drain(e, &query(EventsFrom::Oldest, 100), start.clone()).await;
+    w.store.prune_history_now().await.unwrap();
+    let kept = e
+        .events(&query(EventsFrom::Oldest, 100))
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(kept, all[3..]);
+    assert!(matches!(
+        e.events(&query(EventsFrom::After(all[1].cursor.clone()), 10))
+            .await,
+        Err(Error::CursorExpired(_))
+    ));
+    assert_eq!(
+        drain(e, &query(EventsFrom::Oldest, 100), all[2].cursor.clone()).await,
+        all[3..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_resumes_across_a_restart() {
+    let w = world(
+        Wrapping::Bare,
+        EmbeddedOptions::default(),
+        LimitPolicy::EvictOldest,
+    )
+    .await;
+    let start = now_cursor(&w.engine).await;
+    let s = w.engine.create(login("alice")).await.unwrap().session;
+    let before = drain(&w.engine, &query(EventsFrom::Oldest, 10), start).await;
+    w.store.close().await;
+    let store = EmbeddedStore::open(w.dir.path(), EmbeddedOptions::default())
+        .await
+        .unwrap();
+    let e = Engine::new(Arc::new(store.clone()), Policy::default());
+    e.revoke(s.id.as_str(), RevokeReason::Logout).await.unwrap();
+    let after = drain(&e, &query(EventsFrom::Oldest, 10), before[0].cursor.clone()).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].reason.as_deref(), Some("logout"));
     store.close().await;
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::device::Device;
 use crate::error::{Error, StoreError};
+use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::{SessionId, ShardTag};
 use crate::policy::Policy;
@@ -26,6 +27,8 @@ pub const MAX_ROLE_BYTES: usize = 64;
 pub const MAX_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
 /// Events in a page of history when the caller names no limit.
 pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
+/// Most events in one read of the event feed.
+pub const MAX_EVENTS_LIMIT: u32 = 1000;
 /// Most events in one page of history.
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
 
@@ -460,6 +463,24 @@ impl Engine {
             events,
             next_cursor,
         })
+    }
+
+    /// A read of the event feed (see [`crate::events`]): at most
+    /// `query.limit` events (1..=1000) after `query.from`, of one user and
+    /// some kinds if the query says so. A cursor from before events that
+    /// have left the feed is [`Error::CursorExpired`]; a store that keeps no
+    /// feed answers [`Error::Unsupported`].
+    pub async fn events(&self, query: &EventQuery) -> Result<EventPage, Error> {
+        if let Some(user_id) = &query.user_id {
+            validate_user_id(user_id)?;
+        }
+        if !(1..=MAX_EVENTS_LIMIT).contains(&query.limit) {
+            return Err(Error::invalid(
+                "limit",
+                format!("a whole number from 1 to {MAX_EVENTS_LIMIT}"),
+            ));
+        }
+        self.call(self.store.events(query, self.now())).await
     }
 
     /// Number of live sessions of all users (statistics; may scan the store).

@@ -31,6 +31,14 @@ pub enum StoreError {
     /// keeps none); what is missing and where to find it.
     #[error("not supported by this store: {0}")]
     Unsupported(String),
+    /// An event cursor names a position the feed no longer holds: events
+    /// after it have left the feed (past its retention), so resuming from
+    /// it would silently skip them.
+    #[error("event cursor expired: {0}")]
+    CursorExpired(String),
+    /// An event cursor this store could not have made.
+    #[error("not an event cursor of this store: {0}")]
+    InvalidCursor(String),
 }
 
 /// Failure of an engine call.
@@ -75,6 +83,9 @@ pub enum Error {
     /// [`StoreError::Unsupported`]).
     #[error("not supported by this store: {0}")]
     Unsupported(String),
+    /// See [`StoreError::CursorExpired`].
+    #[error("event cursor expired: {0}")]
+    CursorExpired(String),
 }
 
 impl Error {
@@ -98,6 +109,11 @@ impl From<StoreError> for Error {
             StoreError::DataTooLarge { size, max } => Self::DataTooLarge { size, max },
             StoreError::Corrupt(m) => Self::Corrupt(m),
             StoreError::Unsupported(m) => Self::Unsupported(m),
+            StoreError::CursorExpired(m) => Self::CursorExpired(m),
+            StoreError::InvalidCursor(m) => Self::Invalid {
+                field: "cursor",
+                reason: format!("an event id this server sent ({m})"),
+            },
         }
     }
 }

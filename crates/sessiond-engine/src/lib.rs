@@ -8,6 +8,7 @@ pub mod clock;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod id;
 pub mod near_cache;
@@ -23,6 +24,9 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use device::{Device, DeviceKind};
 pub use engine::{CreateRequest, Created, CreatedJwt, Engine, HistoryPage, Refreshed, Rotated};
 pub use error::{Error, StoreError};
+pub use events::{
+    Event, EventCursor, EventKind, EventKinds, EventPage, EventQuery, EventRetention, EventsFrom,
+};
 pub use history::{HistoryEvent, HistoryKind};
 pub use id::{SessionId, ShardTag};
 pub use near_cache::{CacheOptions, CacheSource, CacheStats, CachedStore, NearCache, TrackedRead};

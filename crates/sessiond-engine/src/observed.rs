@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
@@ -47,6 +48,8 @@ pub enum Op {
     CountLive,
     /// [`Store::history`].
     History,
+    /// [`Store::events`].
+    Events,
     /// [`Store::ping`].
     Ping,
     /// [`Store::close`].
@@ -55,7 +58,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 15] = [
+    pub const ALL: [Op; 16] = [
         Op::Create,
         Op::Introspect,
         Op::Get,
@@ -69,6 +72,7 @@ impl Op {
         Op::RevokeUser,
         Op::CountLive,
         Op::History,
+        Op::Events,
         Op::Ping,
         Op::Close,
     ];
@@ -89,6 +93,7 @@ impl Op {
             Op::RevokeUser => "revoke_user",
             Op::CountLive => "count_live",
             Op::History => "history",
+            Op::Events => "events",
             Op::Ping => "ping",
             Op::Close => "close",
         }
@@ -319,6 +324,11 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
     ) -> Result<Vec<HistoryEvent>, StoreError> {
         let call = self.inner.history(user_id, limit, before, now);
         self.run(Op::History, call, done).await
+    }
+
+    async fn events(&self, query: &EventQuery, now: Timestamp) -> Result<EventPage, StoreError> {
+        self.run(Op::Events, self.inner.events(query, now), done)
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

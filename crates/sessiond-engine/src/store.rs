@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::policy::LimitPolicy;
@@ -331,6 +332,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         before: Option<u64>,
         now: Timestamp,
     ) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// A read of the event feed (see [`crate::events`]): the events after
+    /// `query.from` in the order they were recorded, at most `query.limit`,
+    /// of `query.user_id` and `query.kinds` only.
+    ///
+    /// A store that keeps a feed records each event in the same atomic step
+    /// as its change (the events of [`Store::history`], and `data_updated`
+    /// for `update_data`, `extended` for `extend`), keeps them for its
+    /// [`crate::events::EventRetention`], and hands out every event exactly
+    /// once to a reader that resumes from the cursor of the last page. A
+    /// cursor from before events that have since left the feed is
+    /// [`StoreError::CursorExpired`]; text this store could not have made
+    /// is [`StoreError::InvalidCursor`]. A store that keeps no feed answers
+    /// [`StoreError::Unsupported`].
+    async fn events(&self, query: &EventQuery, now: Timestamp) -> Result<EventPage, StoreError>;
 
     /// Check that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -387,6 +387,17 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn events(
+        &self,
+        _query: &sessiond_engine::EventQuery,
+        _now: Timestamp,
+    ) -> Result<sessiond_engine::EventPage, StoreError> {
+        Err(StoreError::Unsupported(
+            "the event feed is not available on the PostgreSQL store yet; the embedded store keeps one"
+                .to_owned(),
+        ))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client

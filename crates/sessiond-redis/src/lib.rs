@@ -436,6 +436,17 @@ impl Store for RedisStore {
         Err(StoreError::Unsupported(HISTORY_UNSUPPORTED.to_owned()))
     }
 
+    async fn events(
+        &self,
+        _query: &sessiond_engine::EventQuery,
+        _now: Timestamp,
+    ) -> Result<sessiond_engine::EventPage, StoreError> {
+        Err(StoreError::Unsupported(
+            "the event feed is not available on the Redis store yet; the embedded store keeps one"
+                .to_owned(),
+        ))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.conn.ping().await
     }

@@ -20,6 +20,7 @@
 pub mod conformance;
 pub mod counting;
 pub mod csrf_cases;
+pub mod event_cases;
 pub mod fixture;
 pub mod history_cases;
 pub mod postgres_server;

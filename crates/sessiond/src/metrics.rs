@@ -403,7 +403,9 @@ impl StoreObserver for StoreMetrics {
                     // offer: not a failing store.
                     StoreError::LimitReached { .. }
                     | StoreError::DataTooLarge { .. }
-                    | StoreError::Unsupported(_) => return,
+                    | StoreError::Unsupported(_)
+                    | StoreError::CursorExpired(_)
+                    | StoreError::InvalidCursor(_) => return,
                 };
                 self.store_errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(STORE_ERRORS, "op" => op.as_str(), "kind" => kind).increment(1);

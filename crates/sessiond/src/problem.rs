@@ -207,6 +207,15 @@ impl From<Error> for Problem {
             }
             // What the store says is missing and where to find it.
             Error::Unsupported(detail) => Self::not_implemented(detail),
+            Error::CursorExpired(detail) => Self::new(
+                StatusCode::GONE,
+                "event-cursor-expired",
+                "Event cursor expired",
+                format!(
+                    "cannot resume from this event id without missing events: {detail}; \
+                     start again from the oldest kept event or from now"
+                ),
+            ),
         }
     }
 }
@@ -252,6 +261,7 @@ mod tests {
             (Error::Unavailable("down".into()), 503),
             (Error::Corrupt("bad".into()), 500),
             (Error::Unsupported("no history here".into()), 501),
+            (Error::CursorExpired("gone".into()), 410),
         ];
         for (e, status) in cases {
             assert_eq!(Problem::from(e).status().as_u16(), status);

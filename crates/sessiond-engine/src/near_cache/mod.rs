@@ -21,6 +21,7 @@ pub use entries::{CacheOptions, CacheStats, NearCache, Ticket};
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
@@ -267,6 +268,10 @@ impl<S: CacheSource> Store for CachedStore<S> {
     ) -> Result<Vec<HistoryEvent>, StoreError> {
         // A read of records the cache never holds: nothing to invalidate.
         self.inner.history(user_id, limit, before, now).await
+    }
+
+    async fn events(&self, query: &EventQuery, now: Timestamp) -> Result<EventPage, StoreError> {
+        self.inner.events(query, now).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
