@@ -15,12 +15,12 @@ mod secret;
 mod session;
 
 pub use requests::{
-    CreateSession, Extend, HistoryQuery, Introspect, PatchData, RefreshBody, RevokeQuery,
-    RevokeUserQuery,
+    CreateSession, EventsQuery, Extend, HistoryQuery, Introspect, PatchData, RefreshBody,
+    RevokeQuery, RevokeUserQuery,
 };
 pub use responses::{
-    CreateResponse, Created, CreatedJwt, HistoryEventView, HistoryList, Introspection, NodeState,
-    ProblemBody, Readiness, RevokedCount, Rotated, SessionList, Stats, TokenPair,
+    CreateResponse, Created, CreatedJwt, EventView, HistoryEventView, HistoryList, Introspection,
+    NodeState, ProblemBody, Readiness, RevokedCount, Rotated, SessionList, Stats, TokenPair,
 };
 pub use secret::Secret;
 pub use session::SessionView;

@@ -183,6 +183,28 @@ pub struct HistoryQuery {
     pub cursor: Option<String>,
 }
 
+/// Query of `GET /v1/events`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct EventsQuery {
+    /// Only this user's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Only these types, comma-separated (e.g. `revoked,expired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<String>,
+    /// Where to start without a `Last-Event-ID`: `now` (the default: only
+    /// what happens from now on) or `oldest` (every event still kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Resume after this event id, for clients that cannot send the
+    /// `Last-Event-ID` header (the header wins when both are given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sessiond_engine::{HistoryEvent, HistoryKind, HistoryPage, SessionId, Timestamp};
+use sessiond_engine::{
+    Event, EventKind, HistoryEvent, HistoryKind, HistoryPage, SessionId, Timestamp,
+};
 
 use crate::secret::Secret;
 use crate::session::SessionView;
@@ -142,6 +144,54 @@ impl From<HistoryEvent> for HistoryEventView {
             seq: e.seq,
             at: e.at,
             kind: e.kind,
+            reason: e.reason,
+            session_id: e.session_id,
+            user_id: e.user_id,
+            device_kind: e.device_kind,
+            ip: e.ip,
+        }
+    }
+}
+
+/// One change to one session, as `GET /v1/events` sends it (the `data`
+/// of a Server-Sent Event whose `id` is the same `id`). Never holds a token
+/// or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventView {
+    /// Its place in the feed, opaque: resume after it with `Last-Event-ID`.
+    pub id: String,
+    /// `created`, `rotated`, `refreshed`, `data_updated`, `extended`,
+    /// `revoked`, `expired`, `connection_opened` or `connection_closed`.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// When it happened (RFC 3339); for `expired`, the deadline that passed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub at: Timestamp,
+    /// Why: the revocation reason of a `revoked` event (`logout`,
+    /// `revoked_by_admin`, `signed_out_other_devices`, an app-supplied
+    /// reason…), `expired` for an `expired` one; null otherwise.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub reason: Option<String>,
+    /// The session.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub session_id: SessionId,
+    /// Its user.
+    pub user_id: String,
+    /// Its device's kind (`desktop`, `mobile`, `tablet`, `bot`, `unknown`).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub device_kind: Option<String>,
+    /// The client IP address it was created with.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub ip: Option<String>,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        Self {
+            id: e.cursor.as_str().to_owned(),
+            kind: e.kind,
+            at: e.at,
             reason: e.reason,
             session_id: e.session_id,
             user_id: e.user_id,

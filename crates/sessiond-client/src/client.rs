@@ -210,6 +210,15 @@ impl Client {
         self.json(self.admin(Method::GET, url)).await
     }
 
+    /// Subscribe to the event feed (`GET /v1/events`): a stream that gives
+    /// every event once, in order, and resumes by itself after a
+    /// disconnect (see [`EventStream`](crate::EventStream)). Nothing is
+    /// sent until the stream is first polled.
+    pub fn events(&self, request: &crate::EventsRequest) -> Result<crate::EventStream, Error> {
+        let url = self.url(&["v1", "events"])?;
+        crate::events::subscribe(url, self.admin_auth.clone(), self.timeout, request)
+    }
+
     /// Revoke all of a user's sessions but `except`; returns how many ended.
     pub async fn revoke_user(
         &self,

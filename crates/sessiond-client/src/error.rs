@@ -41,6 +41,13 @@ pub enum Error {
         /// The server's explanation.
         detail: String,
     },
+    /// 410: the event id to resume from is older than the feed's
+    /// retention; events after it are gone.
+    #[error("event id expired: {detail}")]
+    CursorExpired {
+        /// The server's explanation.
+        detail: String,
+    },
     /// 429: too many failed credential checks from this address.
     #[error("rate limited")]
     RateLimited {
@@ -99,6 +106,9 @@ impl Error {
                 detail: detail(status, body),
             },
             413 => Self::TooLarge {
+                detail: detail(status, body),
+            },
+            410 => Self::CursorExpired {
                 detail: detail(status, body),
             },
             429 => Self::RateLimited { retry_after },

@@ -56,11 +56,14 @@
 
 mod client;
 mod error;
+mod events;
 
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::Error;
+pub use events::{EventStream, EventsRequest, StartAt};
 pub use sessiond_api::{
-    CreateSession, Created, CreatedJwt, Readiness, Rotated, Secret, SessionView, Stats, TokenPair,
+    CreateSession, Created, CreatedJwt, EventView, Readiness, Rotated, Secret, SessionView, Stats,
+    TokenPair,
 };
 
-pub use sessiond_engine::{Device, DeviceKind, Mode, SessionData, SessionId, Timestamp};
+pub use sessiond_engine::{Device, DeviceKind, EventKind, Mode, SessionData, SessionId, Timestamp};

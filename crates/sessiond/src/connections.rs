@@ -15,7 +15,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::Request;
+use axum::http::{Request, Response, header};
+use futures_util::StreamExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
@@ -259,6 +260,24 @@ pub async fn serve(
     }
 }
 
+/// A response is in flight until its head is sent, or, for an event
+/// stream (whose body is the answer, for as long as it lasts), until its
+/// body ends: an open stream is neither idle nor done at shutdown.
+fn streaming_stays_in_flight(response: Response<Body>, in_flight: InFlight) -> Response<Body> {
+    let streaming = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streaming {
+        return response;
+    }
+    response.map(|body| {
+        Body::from_stream(body.into_data_stream().inspect(move |_| {
+            let _ = &in_flight;
+        }))
+    })
+}
+
 /// Errors of a single failed handshake are the client's; anything else
 /// (out of file descriptors, say) is logged and waited out.
 async fn accept_failed(e: &io::Error) {
@@ -293,12 +312,11 @@ async fn serve_connection(
         let in_flight = InFlight(tracked.clone());
         let call = app.clone().oneshot(request.map(Body::new));
         async move {
-            let response = call.await;
-            drop(in_flight);
-            Ok::<_, Infallible>(match response {
+            let response = match call.await {
                 Ok(response) => response,
                 Err(never) => match never {},
-            })
+            };
+            Ok::<_, Infallible>(streaming_stays_in_flight(response, in_flight))
         }
     });
     let builder = Builder::new(TokioExecutor::new());

@@ -176,6 +176,16 @@ impl Problem {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// Its JSON body.
+    pub fn body(&self) -> ProblemBody {
+        ProblemBody {
+            kind: format!("urn:sessiond:problem:{}", self.slug),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+        }
+    }
 }
 
 impl From<Error> for Problem {
@@ -222,13 +232,7 @@ impl From<Error> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = ProblemBody {
-            kind: format!("urn:sessiond:problem:{}", self.slug),
-            title: self.title.to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail,
-        };
-        let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let json = serde_json::to_vec(&self.body()).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, json).into_response();
         let headers = response.headers_mut();
         headers.insert(

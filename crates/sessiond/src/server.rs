@@ -173,6 +173,7 @@ async fn launch(
         }
     });
     let app = router(state.clone(), &config);
+    let streams = state.stopping.clone();
     let limits = config.connection_limits();
     let (stop, stopped) = oneshot::channel::<()>();
     let (stopping, stop_signal) = watch::channel(false);
@@ -191,6 +192,8 @@ async fn launch(
     let task = tokio::spawn(async move {
         tokio::spawn(async move {
             let _ = stopped.await;
+            // Event streams end first, so their connections can drain.
+            streams.send_replace(true);
             let _ = stopping.send(true);
         });
         connections::serve(listeners.main, app, limits, main_stopped).await;

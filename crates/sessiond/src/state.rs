@@ -52,6 +52,10 @@ pub struct Shared {
     pub tokens: AccessTokens,
     /// How long a retired refresh token still gets its successor back.
     pub reuse_grace: std::time::Duration,
+    /// How event streams are served.
+    pub events: crate::config::EventsConfig,
+    /// Set when the server stops: open event streams end.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -77,6 +81,8 @@ impl AppState {
             default_mode: config.default_mode,
             tokens,
             reuse_grace: config.refresh.reuse_grace,
+            events: config.events.clone(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 }

@@ -53,6 +53,7 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
         }
         let options = EmbeddedOptions {
             history_retention: config.history_retention,
+            event_retention: config.events.retention(),
             ..EmbeddedOptions::default()
         };
         let store = EmbeddedStore::open(PathBuf::from(path), options).await?;

@@ -78,6 +78,8 @@ pub struct Config {
     pub limits: Limits,
     /// The near-cache in front of the store.
     pub cache: CacheConfig,
+    /// The event feed.
+    pub events: EventsConfig,
     /// Session cookie attributes.
     pub cookie: CookieConfig,
     /// JWT mode settings.
@@ -162,6 +164,46 @@ impl CacheConfig {
             max_entries: self.max_entries,
             max_bytes: self.max_bytes,
         })
+    }
+}
+
+/// The event feed (`GET /v1/events`): how long and how much of it the store
+/// keeps, and how subscribers are served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events recorded longer ago leave the feed.
+    #[serde(with = "duration_text")]
+    pub retention: Duration,
+    /// Most events the feed keeps; the oldest leave first.
+    pub max_events: u64,
+    /// How often a subscriber with nothing new looks for new events.
+    #[serde(with = "duration_text")]
+    pub poll_interval: Duration,
+    /// How often a quiet subscription gets a heartbeat comment.
+    #[serde(with = "duration_text")]
+    pub heartbeat: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        let d = sessiond_engine::EventRetention::default();
+        Self {
+            retention: d.max_age,
+            max_events: d.max_events,
+            poll_interval: Duration::from_millis(250),
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+impl EventsConfig {
+    /// What the store keeps.
+    pub fn retention(&self) -> sessiond_engine::EventRetention {
+        sessiond_engine::EventRetention {
+            max_age: self.retention,
+            max_events: self.max_events,
+        }
     }
 }
 
@@ -281,6 +323,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
             cache: CacheConfig::default(),
+            events: EventsConfig::default(),
             cookie: CookieConfig::default(),
             jwt: JwtConfig::default(),
             refresh: RefreshConfig::default(),

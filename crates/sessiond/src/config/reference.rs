@@ -243,6 +243,27 @@ pub const KEYS: &[KeyDoc] = &[
         WHOLE_NUMBER,
         "most bytes the near-cache holds (estimated per session)",
     ),
+    table("events"),
+    key(
+        "events.retention",
+        DURATION_EXPECTED,
+        "how long the event feed (`GET /v1/events`) keeps an event; a subscriber resuming from an older one gets 410 (1m to 3650d; at most `history_retention`)",
+    ),
+    key(
+        "events.max_events",
+        WHOLE_NUMBER,
+        "most events the feed keeps; the oldest leave first",
+    ),
+    key(
+        "events.poll_interval",
+        DURATION_EXPECTED,
+        "how often a subscriber that is up to date looks for new events (10ms to 60s)",
+    ),
+    key(
+        "events.heartbeat",
+        DURATION_EXPECTED,
+        "how often a quiet event stream gets a heartbeat comment (1s to 300s)",
+    ),
     table("cookie"),
     key(
         "cookie.name",

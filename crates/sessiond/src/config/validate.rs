@@ -98,6 +98,7 @@ impl Config {
             ));
         }
         self.validate_limits_and_cache(&mut found);
+        self.validate_events(&mut found);
         found.check(self.validate_cookie());
         self.validate_jwt(&mut found);
         found.check(check_range(
@@ -110,6 +111,35 @@ impl Config {
             validate_role(name, role, &mut found);
         }
         found.finish()
+    }
+
+    fn validate_events(&self, found: &mut Found) {
+        let e = &self.events;
+        found.check(check_range(
+            "events.retention",
+            e.retention,
+            Duration::from_secs(60),
+            Duration::from_secs(3650 * 86_400),
+        ));
+        if e.max_events == 0 {
+            found.push(ConfigError::invalid(
+                "events.max_events",
+                "0",
+                "expected a number above 0",
+            ));
+        }
+        found.check(check_range(
+            "events.poll_interval",
+            e.poll_interval,
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        ));
+        found.check(check_range(
+            "events.heartbeat",
+            e.heartbeat,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        ));
     }
 
     fn validate_limits_and_cache(&self, found: &mut Found) {

@@ -2,6 +2,7 @@
 //! its OpenAPI description so the document always matches the routes.
 
 pub mod admin;
+pub mod events;
 pub mod ops;
 pub mod public;
 
@@ -32,6 +33,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::rotate))
         .routes(routes!(admin::list_user, admin::revoke_user))
         .routes(routes!(admin::history))
+        .routes(routes!(events::events))
         .routes(routes!(admin::stats))
         .routes(routes!(public::refresh))
         .routes(routes!(public::me))
