@@ -1,5 +1,6 @@
 //! The command line: `sessiond serve`, `sessiond config check|print`, and the
-//! operator commands (`sessions list|revoke|revoke-user`, `history`, `stats`)
+//! operator commands (`sessions list|revoke|revoke-user`, `history`,
+//! `events tail`, `stats`)
 //! that work directly on the configured store through the engine.
 
 use std::path::{Path, PathBuf};
@@ -7,9 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sessiond_api::{HistoryList, SessionList, SessionView};
+use std::time::Duration;
+
+use sessiond_api::{EventView, HistoryList, SessionList, SessionView};
 use sessiond_engine::{
-    Engine, Error as EngineError, HistoryEvent, RevokeReason, Session, SessionId, Store,
+    Engine, Error as EngineError, EventCursor, EventKind, EventKinds, EventQuery, EventsFrom,
+    HistoryEvent, RevokeReason, Session, SessionId, Store,
 };
 
 use crate::config::{Config, LogFormat, Mode, Overrides};
@@ -66,6 +70,12 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Read the event feed directly from the configured store.
+    Events {
+        /// Which.
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// The running server's totals (those of `GET /v1/stats`); when no
     /// server answers, what the store tells: reachable, live sessions.
     Stats {
@@ -88,6 +98,33 @@ pub enum Command {
         /// Which.
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+/// `sessiond events …`.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print events as they happen, one JSON object per line (the `data`
+    /// of `GET /v1/events`), until interrupted; never a token.
+    Tail {
+        /// Only this user's events.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only these types, comma-separated (e.g. `revoked,expired`).
+        #[arg(long, value_name = "TYPES")]
+        types: Option<String>,
+        /// Start with the oldest event kept instead of now.
+        #[arg(long, conflicts_with = "after")]
+        oldest: bool,
+        /// Start right after the event with this id.
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+        /// Print what is there and stop instead of following.
+        #[arg(long)]
+        no_follow: bool,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -369,6 +406,47 @@ fn execute(command: Command) -> Result<(), Failure> {
                 history(&engine, &user, limit, cursor.as_deref(), json).await
             })
         }
+        Command::Events {
+            command:
+                EventsCommand::Tail {
+                    user,
+                    types,
+                    oldest,
+                    after,
+                    no_follow,
+                    store,
+                },
+        } => {
+            quiet_logs();
+            let from = match (after, oldest) {
+                (Some(id), _) => match EventCursor::parse(&id) {
+                    Some(cursor) => EventsFrom::After(cursor),
+                    None => {
+                        return Err(Failure::usage(format!(
+                            "error: --after {id:?} is not an event id"
+                        )));
+                    }
+                },
+                (None, true) => EventsFrom::Oldest,
+                (None, false) => EventsFrom::Now,
+            };
+            let kinds = types
+                .as_deref()
+                .map(parse_kinds)
+                .transpose()
+                .map_err(|m| Failure::usage(format!("error: {m}")))?
+                .unwrap_or(EventKinds::ALL);
+            let query = EventQuery {
+                from,
+                user_id: user,
+                kinds,
+                limit: 500,
+            };
+            let poll = store_config(&store)?.events.poll_interval;
+            with_engine(&store, |engine| async move {
+                tail(&engine, query, (!no_follow).then_some(poll)).await
+            })
+        }
         Command::Keys {
             command:
                 KeysCommand::Rotate {
@@ -512,6 +590,50 @@ async fn list(engine: &Engine, user: &str, json: bool) -> Result<(), Failure> {
     }
     print!("{}", session_table(&sessions));
     Ok(())
+}
+
+/// The kinds `types` names (comma-separated), or what is wrong with it.
+fn parse_kinds(types: &str) -> Result<EventKinds, String> {
+    types
+        .split(',')
+        .map(|t| EventKind::parse(t.trim()))
+        .collect::<Option<Vec<_>>>()
+        .filter(|k| !k.is_empty())
+        .map(EventKinds::of)
+        .ok_or_else(|| {
+            let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!(
+                "--types {types:?}: expected a comma-separated list of {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// Print the events `query` selects, one JSON line each; with `follow`,
+/// keep looking every so often for new ones, else stop when caught up.
+async fn tail(engine: &Engine, query: EventQuery, follow: Option<Duration>) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut query = query;
+    loop {
+        let page = engine.events(&query).await?;
+        let mut out = std::io::stdout().lock();
+        for event in page.events {
+            let line = serde_json::to_string(&EventView::from(event))
+                .map_err(|e| Failure::runtime(format!("cannot print an event: {e}")))?;
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure::runtime(format!("cannot write to stdout: {e}")))?;
+        }
+        drop(out);
+        let moved = query.from != EventsFrom::After(page.cursor.clone());
+        query.from = EventsFrom::After(page.cursor);
+        if !moved {
+            match follow {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Ok(()),
+            }
+        }
+    }
 }
 
 async fn history(

@@ -553,3 +553,93 @@ fn history_prints_a_users_events_a_page_at_a_time() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("history needs a SQL store"), "{err}");
 }
+
+/// `sessiond events tail` prints the feed straight from the store as JSON
+/// lines: what is kept (`--oldest --no-follow`), after an id, filtered;
+/// following, it prints a change made by a running server as it happens.
+#[test]
+fn events_tail_prints_the_feed_as_json_lines_and_follows_it() {
+    use std::io::{BufRead as _, BufReader};
+    let rt = runtime();
+    let server = rt.block_on(common::TestServer::start(common::Backend::Embedded));
+    let store = server.embedded_store_url();
+    let work = tempfile::tempdir().unwrap();
+    let (alice, token) = rt.block_on(server.create("alice"));
+    let (bob, _) = rt.block_on(server.create("bob"));
+    let op = |args: &[&str]| {
+        let mut all = vec!["events", "tail"];
+        all.extend(args);
+        all.extend(["--store", store.as_str()]);
+        run(&mut sessiond(work.path(), &all))
+    };
+    let (code, out, err) = op(&["--oldest", "--no-follow"]);
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{out}");
+    assert_eq!(events[0]["type"], "created");
+    assert_eq!(events[0]["session_id"], alice["id"]);
+    assert_eq!(events[1]["session_id"], bob["id"]);
+    assert!(!out.contains(&token));
+
+    let first = events[0]["id"].as_str().unwrap();
+    let (code, out, _) = op(&["--after", first, "--no-follow"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (code, out, _) = op(&["--oldest", "--no-follow", "--user", "bob"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().count() == 1 && out.contains("\"bob\""), "{out}");
+    let (code, out, _) = op(&["--oldest", "--no-follow", "--types", "revoked"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, _, err) = op(&["--types", "touched", "--no-follow"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--types"), "{err}");
+    let (code, _, err) = op(&["--after", "not an id", "--no-follow"]);
+    assert_eq!(code, 2, "{err}");
+
+    // Following from the last event: a revocation by the server shows up
+    // as a line.
+    let last = events[1]["id"].as_str().unwrap();
+    let mut child = sessiond(
+        work.path(),
+        &[
+            "events", "tail", "--after", last, "--types", "revoked", "--store", &store,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let id = alice["id"].as_str().unwrap();
+    let r = rt
+        .block_on(
+            server
+                .admin(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/sessions/{id}?reason=logout"),
+                )
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "revoked");
+    assert_eq!(event["reason"], "logout");
+    assert_eq!(event["session_id"], alice["id"]);
+}
