@@ -33,6 +33,7 @@
 
 mod changes;
 mod codec;
+mod connections;
 mod error;
 mod feed;
 mod history;
@@ -186,14 +187,20 @@ impl EmbeddedStore {
         self.inner.writer.shutdown().await;
     }
 
-    /// Delete every row expired by the store's clock now; returns how many.
+    /// Delete every session expired by the store's clock now, and close
+    /// every expired connection; returns how many sessions.
     pub async fn sweep_now(&self) -> Result<u64, StoreError> {
         let now = self.inner.clock.now();
         let mut total = 0;
         loop {
-            let deleted = self.write(move |c| sweeper::sweep_batch(c, now)).await?;
+            let (deleted, closed) = self
+                .write(move |c| {
+                    let deleted = sweeper::sweep_batch(c, now)?;
+                    Ok((deleted, connections::sweep_batch(c, now)?))
+                })
+                .await?;
             total += deleted;
-            if deleted < sweeper::SWEEP_BATCH {
+            if deleted < sweeper::SWEEP_BATCH && closed < connections::SWEEP_BATCH {
                 return Ok(total);
             }
         }
@@ -440,6 +447,36 @@ impl Store for EmbeddedStore {
     async fn events(&self, query: &EventQuery, _now: Timestamp) -> Result<EventPage, StoreError> {
         let query = query.clone();
         self.read(move |c| feed::read(c, &query)).await
+    }
+
+    async fn beat_connection(
+        &self,
+        beat: &sessiond_engine::ConnectionBeat,
+        now: Timestamp,
+    ) -> Result<Option<sessiond_engine::Beaten>, StoreError> {
+        let beat = beat.clone();
+        self.write(move |c| connections::beat(c, &beat, now)).await
+    }
+
+    async fn close_connection(
+        &self,
+        session_id: &SessionId,
+        connection_id: &sessiond_engine::ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (session_id, connection_id) = (session_id.clone(), connection_id.clone());
+        self.write(move |c| connections::close(c, &session_id, &connection_id, now))
+            .await
+    }
+
+    async fn presence(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<sessiond_engine::Presence, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| connections::presence(c, &user_id, now))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -116,6 +116,25 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         seq INTEGER NOT NULL
      ) STRICT;
      INSERT INTO event_floor (id, seq) VALUES (1, 0);",
+    // Live connections (see `connections`), each with its own expiry, read
+    // by user for presence and swept by expiry. A session's connections go
+    // in the same statement as the session, whichever write removes it.
+    "CREATE TABLE connections (
+        session_id    TEXT    NOT NULL,
+        connection_id TEXT    NOT NULL,
+        user_id       TEXT    NOT NULL,
+        node          TEXT,
+        opened_at     INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        PRIMARY KEY (session_id, connection_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX connections_by_user ON connections (user_id);
+     CREATE INDEX connections_by_expiry ON connections (expires_at);
+     CREATE TRIGGER a_session_takes_its_connections AFTER DELETE ON sessions
+     BEGIN
+        DELETE FROM connections WHERE session_id = OLD.id;
+     END;",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.

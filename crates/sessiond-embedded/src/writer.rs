@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use crate::changes::{self, ChangeLog};
 use crate::error::{closed, from_sqlite};
 use crate::sweeper::{self, SweepSchedule};
-use crate::{feed, history};
+use crate::{connections, feed, history};
 
 /// Most operations waiting for the writer; past it a write fails fast as
 /// unavailable instead of queueing work nobody will wait for.
@@ -268,9 +268,10 @@ fn background_sweep(conn: &Connection, config: &WriterConfig, schedule: &mut Swe
     let cutoff = sessiond_engine::history::retention_cutoff(now, config.history_retention);
     match in_transaction(conn, &config.changes, |conn| {
         let deleted = sweeper::sweep_batch(conn, now)?;
+        let closed = connections::sweep_batch(conn, now)?;
         let retired = feed::retire_batch(conn, &config.event_retention, now)?;
         let pruned = history::prune_batch(conn, cutoff)?;
-        Ok((deleted, retired.max(pruned)))
+        Ok((deleted.max(closed), retired.max(pruned)))
     }) {
         Ok((deleted, pruned)) => {
             if deleted > 0 {

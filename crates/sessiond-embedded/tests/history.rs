@@ -1,5 +1,6 @@
-//! History and the event feed on the embedded store: the shared history
-//! and event cases (`sessiond_testkit::history_cases`, `event_cases`) bare
+//! History, the event feed and presence on the embedded store: the shared
+//! history, event and presence cases (`sessiond_testkit::history_cases`,
+//! `event_cases`, `presence_cases`) bare
 //! and behind both decorators, then what is the embedded store's own: events
 //! past the retentions left out and pruned (on demand and by the background
 //! sweep), a cursor from before them refused, and both kept across a
@@ -90,16 +91,19 @@ async fn observed(clock: ManualClock, limit_policy: LimitPolicy) -> HistoryWorld
 mod bare {
     sessiond_testkit::history_tests!(super::bare);
     sessiond_testkit::event_tests!(super::bare);
+    sessiond_testkit::presence_tests!(super::bare);
 }
 
 mod cached {
     sessiond_testkit::history_tests!(super::cached);
     sessiond_testkit::event_tests!(super::cached);
+    sessiond_testkit::presence_tests!(super::cached);
 }
 
 mod observed {
     sessiond_testkit::history_tests!(super::observed);
     sessiond_testkit::event_tests!(super::observed);
+    sessiond_testkit::presence_tests!(super::observed);
 }
 
 async fn world(wrapping: Wrapping, options: EmbeddedOptions, limit_policy: LimitPolicy) -> World {

@@ -13,6 +13,7 @@ use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::{SessionId, ShardTag};
 use crate::policy::Policy;
+use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::refresh::RefreshToken;
 use crate::session::Mode;
 use crate::session::{DataUpdate, RevokeReason, Session, SessionData, TouchRule, data_size};
@@ -483,6 +484,63 @@ impl Engine {
         self.call(self.store.events(query, self.now())).await
     }
 
+    /// Register a connection on a live session, or keep it alive: it ends
+    /// `ttl` (1 s to 1 h, default 60 s) after this heartbeat, or with its
+    /// session. [`Error::NotFound`] when the session is not live.
+    pub async fn beat_connection(
+        &self,
+        session_id: &str,
+        connection_id: &str,
+        node: Option<String>,
+        ttl: Option<Duration>,
+    ) -> Result<Beaten, Error> {
+        let session_id = parse_id(session_id)?;
+        let connection_id = parse_connection_id(connection_id)?;
+        if node
+            .as_deref()
+            .is_some_and(|n| !crate::presence::well_formed(n, crate::presence::MAX_NODE_LEN))
+        {
+            return Err(Error::invalid(
+                "node",
+                "1 to 128 characters from A-Z a-z 0-9 _ . : -",
+            ));
+        }
+        let ttl = ttl.unwrap_or(crate::presence::DEFAULT_CONNECTION_TTL);
+        if ttl < Duration::from_secs(1) || ttl > crate::presence::MAX_CONNECTION_TTL {
+            return Err(Error::invalid("ttl", "between 1 second and 1 hour"));
+        }
+        let beat = ConnectionBeat {
+            session_id,
+            connection_id,
+            node,
+            ttl_ms: millis(ttl),
+        };
+        self.call(self.store.beat_connection(&beat, self.now()))
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Close a connection; `true` if it was live.
+    pub async fn close_connection(
+        &self,
+        session_id: &str,
+        connection_id: &str,
+    ) -> Result<bool, Error> {
+        let session_id = parse_id(session_id)?;
+        let connection_id = parse_connection_id(connection_id)?;
+        self.call(
+            self.store
+                .close_connection(&session_id, &connection_id, self.now()),
+        )
+        .await
+    }
+
+    /// Whether the user is online, on which devices, last seen when.
+    pub async fn presence(&self, user_id: &str) -> Result<Presence, Error> {
+        validate_user_id(user_id)?;
+        self.call(self.store.presence(user_id, self.now())).await
+    }
+
     /// Number of live sessions of all users (statistics; may scan the store).
     pub async fn count_live(&self) -> Result<u64, Error> {
         self.call(self.store.count_live(self.now())).await
@@ -516,6 +574,15 @@ fn parse_cursor(cursor: &str) -> Result<u64, Error> {
         .then(|| cursor.parse().ok())
         .flatten()
         .ok_or_else(|| Error::invalid("cursor", "the next_cursor of an earlier page"))
+}
+
+fn parse_connection_id(id: &str) -> Result<ConnectionId, Error> {
+    ConnectionId::parse(id).ok_or_else(|| {
+        Error::invalid(
+            "connection_id",
+            "1 to 128 characters from A-Z a-z 0-9 _ . : -",
+        )
+    })
 }
 
 fn parse_token(token: &str) -> Result<SessionToken, Error> {

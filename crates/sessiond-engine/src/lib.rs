@@ -14,6 +14,7 @@ pub mod id;
 pub mod near_cache;
 pub mod observed;
 pub mod policy;
+pub mod presence;
 pub mod private_files;
 pub mod refresh;
 pub mod session;
@@ -32,6 +33,7 @@ pub use id::{SessionId, ShardTag};
 pub use near_cache::{CacheOptions, CacheSource, CacheStats, CachedStore, NearCache, TrackedRead};
 pub use observed::{ObservedStore, Op, Outcome, StoreObserver};
 pub use policy::{LimitPolicy, Policy, RolePolicy, effective_touch_interval_ms};
+pub use presence::{Beaten, Connection, ConnectionBeat, ConnectionId, DevicePresence, Presence};
 pub use refresh::RefreshToken;
 pub use session::{DataUpdate, Mode, RevokeReason, Session, SessionData, TouchRule, data_size};
 pub use store::{

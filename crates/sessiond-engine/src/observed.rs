@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
+use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
 use crate::token::{TokenDigest, TokenHash};
@@ -50,6 +51,12 @@ pub enum Op {
     History,
     /// [`Store::events`].
     Events,
+    /// [`Store::beat_connection`].
+    BeatConnection,
+    /// [`Store::close_connection`].
+    CloseConnection,
+    /// [`Store::presence`].
+    Presence,
     /// [`Store::ping`].
     Ping,
     /// [`Store::close`].
@@ -58,7 +65,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 19] = [
         Op::Create,
         Op::Introspect,
         Op::Get,
@@ -73,6 +80,9 @@ impl Op {
         Op::CountLive,
         Op::History,
         Op::Events,
+        Op::BeatConnection,
+        Op::CloseConnection,
+        Op::Presence,
         Op::Ping,
         Op::Close,
     ];
@@ -94,6 +104,9 @@ impl Op {
             Op::CountLive => "count_live",
             Op::History => "history",
             Op::Events => "events",
+            Op::BeatConnection => "beat_connection",
+            Op::CloseConnection => "close_connection",
+            Op::Presence => "presence",
             Op::Ping => "ping",
             Op::Close => "close",
         }
@@ -328,6 +341,30 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
 
     async fn events(&self, query: &EventQuery, now: Timestamp) -> Result<EventPage, StoreError> {
         self.run(Op::Events, self.inner.events(query, now), done)
+            .await
+    }
+
+    async fn beat_connection(
+        &self,
+        beat: &ConnectionBeat,
+        now: Timestamp,
+    ) -> Result<Option<Beaten>, StoreError> {
+        let call = self.inner.beat_connection(beat, now);
+        self.run(Op::BeatConnection, call, done).await
+    }
+
+    async fn close_connection(
+        &self,
+        session_id: &SessionId,
+        connection_id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.close_connection(session_id, connection_id, now);
+        self.run(Op::CloseConnection, call, done).await
+    }
+
+    async fn presence(&self, user_id: &str, now: Timestamp) -> Result<Presence, StoreError> {
+        self.run(Op::Presence, self.inner.presence(user_id, now), done)
             .await
     }
 

@@ -17,6 +17,7 @@ use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::policy::LimitPolicy;
+use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::token::{TokenDigest, TokenHash};
 
@@ -347,6 +348,31 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// is [`StoreError::InvalidCursor`]. A store that keeps no feed answers
     /// [`StoreError::Unsupported`].
     async fn events(&self, query: &EventQuery, now: Timestamp) -> Result<EventPage, StoreError>;
+
+    /// Register a connection on its live session, or keep it alive (a
+    /// heartbeat): it then ends `beat.ttl_ms` after `now`, or with its
+    /// session, whichever comes first. A new connection (or one whose
+    /// expiry had passed) records `connection_opened`; `None` when the
+    /// session is not live. A store removes a session's connections in the
+    /// same atomic step as the session (revocation, expiry).
+    async fn beat_connection(
+        &self,
+        beat: &ConnectionBeat,
+        now: Timestamp,
+    ) -> Result<Option<Beaten>, StoreError>;
+
+    /// Close a connection, recording `connection_closed` (reason `closed`);
+    /// `true` if it was live. A connection whose expiry passes is closed by
+    /// the store's sweep (reason `expired`, at its expiry).
+    async fn close_connection(
+        &self,
+        session_id: &SessionId,
+        connection_id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's live sessions with their live connections.
+    async fn presence(&self, user_id: &str, now: Timestamp) -> Result<Presence, StoreError>;
 
     /// Check that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;

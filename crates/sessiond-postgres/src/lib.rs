@@ -41,6 +41,9 @@ use crate::ops::{Ctx, Failure};
 use crate::statements::Statements;
 use crate::target::Target;
 
+/// What connection and presence calls answer until this store keeps them.
+const CONNECTIONS_UNSUPPORTED: &str = "connections and presence are not available on the PostgreSQL store yet; the embedded store keeps them";
+
 /// How a [`PostgresStore`] connects and behaves.
 #[derive(Clone, Debug)]
 pub struct PostgresOptions {
@@ -396,6 +399,31 @@ impl Store for PostgresStore {
             "the event feed is not available on the PostgreSQL store yet; the embedded store keeps one"
                 .to_owned(),
         ))
+    }
+
+    async fn beat_connection(
+        &self,
+        _beat: &sessiond_engine::ConnectionBeat,
+        _now: Timestamp,
+    ) -> Result<Option<sessiond_engine::Beaten>, StoreError> {
+        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+    }
+
+    async fn close_connection(
+        &self,
+        _session_id: &SessionId,
+        _connection_id: &sessiond_engine::ConnectionId,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+    }
+
+    async fn presence(
+        &self,
+        _user_id: &str,
+        _now: Timestamp,
+    ) -> Result<sessiond_engine::Presence, StoreError> {
+        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

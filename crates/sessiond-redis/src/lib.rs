@@ -51,6 +51,9 @@ pub use crate::topology::{Topology, UrlError};
 pub use crate::tracking::CONNECTION_NAME as NEAR_CACHE_CONNECTION_NAME;
 use crate::tracking::Tracking;
 
+/// What connection and presence calls answer until this store keeps them.
+const CONNECTIONS_UNSUPPORTED: &str = "connections and presence are not available on the Redis store yet; the embedded store keeps them";
+
 /// What [`Store::history`] answers on Redis ([`StoreError::Unsupported`]).
 pub const HISTORY_UNSUPPORTED: &str =
     "history needs a SQL store (embedded or PostgreSQL): the Redis store keeps no history";
@@ -445,6 +448,31 @@ impl Store for RedisStore {
             "the event feed is not available on the Redis store yet; the embedded store keeps one"
                 .to_owned(),
         ))
+    }
+
+    async fn beat_connection(
+        &self,
+        _beat: &sessiond_engine::ConnectionBeat,
+        _now: Timestamp,
+    ) -> Result<Option<sessiond_engine::Beaten>, StoreError> {
+        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+    }
+
+    async fn close_connection(
+        &self,
+        _session_id: &SessionId,
+        _connection_id: &sessiond_engine::ConnectionId,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+    }
+
+    async fn presence(
+        &self,
+        _user_id: &str,
+        _now: Timestamp,
+    ) -> Result<sessiond_engine::Presence, StoreError> {
+        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -24,6 +24,7 @@ pub mod event_cases;
 pub mod fixture;
 pub mod history_cases;
 pub mod postgres_server;
+pub mod presence_cases;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;

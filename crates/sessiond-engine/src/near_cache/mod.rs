@@ -24,6 +24,7 @@ use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
+use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
 use crate::token::{TokenDigest, TokenHash};
@@ -272,6 +273,31 @@ impl<S: CacheSource> Store for CachedStore<S> {
 
     async fn events(&self, query: &EventQuery, now: Timestamp) -> Result<EventPage, StoreError> {
         self.inner.events(query, now).await
+    }
+
+    // Connections live beside the session records the cache holds: nothing
+    // to invalidate.
+    async fn beat_connection(
+        &self,
+        beat: &ConnectionBeat,
+        now: Timestamp,
+    ) -> Result<Option<Beaten>, StoreError> {
+        self.inner.beat_connection(beat, now).await
+    }
+
+    async fn close_connection(
+        &self,
+        session_id: &SessionId,
+        connection_id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .close_connection(session_id, connection_id, now)
+            .await
+    }
+
+    async fn presence(&self, user_id: &str, now: Timestamp) -> Result<Presence, StoreError> {
+        self.inner.presence(user_id, now).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
