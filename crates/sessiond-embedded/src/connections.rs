@@ -201,7 +201,7 @@ pub(crate) fn presence(db: &Db, user_id: &str, now: Timestamp) -> Result<Presenc
             .chain([d.last_seen_at])
             .max()
     };
-    devices.sort_by(|a, b| latest(b).cmp(&latest(a)));
+    devices.sort_by_key(|d| std::cmp::Reverse(latest(d)));
     Ok(Presence { devices })
 }
 
