@@ -15,12 +15,13 @@ mod secret;
 mod session;
 
 pub use requests::{
-    CreateSession, EventsQuery, Extend, HistoryQuery, Introspect, PatchData, RefreshBody,
-    RevokeQuery, RevokeUserQuery,
+    ConnectionBeat, CreateSession, EventsQuery, Extend, HistoryQuery, Introspect, PatchData,
+    RefreshBody, RevokeQuery, RevokeUserQuery,
 };
 pub use responses::{
-    CreateResponse, Created, CreatedJwt, EventView, HistoryEventView, HistoryList, Introspection,
-    NodeState, ProblemBody, Readiness, RevokedCount, Rotated, SessionList, Stats, TokenPair,
+    ConnectionView, CreateResponse, Created, CreatedJwt, DevicePresenceView, EventView,
+    HistoryEventView, HistoryList, Introspection, NodeState, PresenceView, ProblemBody, Readiness,
+    RevokedCount, Rotated, SessionList, Stats, TokenPair,
 };
 pub use secret::Secret;
 pub use session::SessionView;

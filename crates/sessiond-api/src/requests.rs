@@ -183,6 +183,28 @@ pub struct HistoryQuery {
     pub cursor: Option<String>,
 }
 
+/// `PUT /v1/sessions/{id}/connections/{connection_id}` (the body may be
+/// left out).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectionBeat {
+    /// The connection ends this long after this heartbeat unless another
+    /// comes (1 to 3600 seconds; default 60), or with its session.
+    #[serde(
+        rename = "ttl_seconds",
+        default,
+        with = "whole_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub ttl: Option<Duration>,
+    /// The app node holding the connection (1 to 128 characters from
+    /// `A-Z a-z 0-9 _ . : -`); kept from an earlier heartbeat when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
 /// Query of `GET /v1/events`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sessiond_engine::{
-    Event, EventKind, HistoryEvent, HistoryKind, HistoryPage, SessionId, Timestamp,
+    Connection, Device, Event, EventKind, HistoryEvent, HistoryKind, HistoryPage, Presence,
+    SessionId, Timestamp,
 };
 
 use crate::secret::Secret;
@@ -197,6 +198,115 @@ impl From<Event> for EventView {
             user_id: e.user_id,
             device_kind: e.device_kind,
             ip: e.ip,
+        }
+    }
+}
+
+/// A live connection on a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectionView {
+    /// Its session.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub session_id: SessionId,
+    /// Its id (the app's).
+    pub connection_id: String,
+    /// The app node holding it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub node: Option<String>,
+    /// When it was registered (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub opened_at: Timestamp,
+    /// Its last heartbeat (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub last_seen_at: Timestamp,
+    /// When it ends without another heartbeat (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
+}
+
+impl From<Connection> for ConnectionView {
+    fn from(c: Connection) -> Self {
+        Self {
+            session_id: c.session_id,
+            connection_id: c.connection_id.as_str().to_owned(),
+            node: c.node,
+            opened_at: c.opened_at,
+            last_seen_at: c.last_seen_at,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+/// One of the user's live sessions in a presence answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DevicePresenceView {
+    /// The session.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub session_id: SessionId,
+    /// Its device (user agent, IP, kind, OS, browser).
+    pub device: Device,
+    /// Whether it has a live connection now.
+    pub online: bool,
+    /// Its latest activity or heartbeat (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub last_seen_at: Timestamp,
+    /// Its live connections, oldest first.
+    pub connections: Vec<ConnectionView>,
+    /// `GET /v1/me/presence` only: whether it is the caller's session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+}
+
+/// `200` of `GET /v1/users/{user_id}/presence` and `GET /v1/me/presence`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PresenceView {
+    /// The user.
+    pub user_id: String,
+    /// Whether any of the user's sessions has a live connection.
+    pub online: bool,
+    /// The latest activity or heartbeat of any live session (RFC 3339);
+    /// null when the user has none.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, required = true))]
+    pub last_seen_at: Option<Timestamp>,
+    /// The user's live sessions, most recently seen first.
+    pub devices: Vec<DevicePresenceView>,
+}
+
+impl PresenceView {
+    /// The view of `user_id`'s presence.
+    pub fn of(user_id: &str, presence: Presence) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            online: presence.online(),
+            last_seen_at: presence.last_seen_at(),
+            devices: presence
+                .devices
+                .into_iter()
+                .map(|d| {
+                    let last_seen_at = d
+                        .connections
+                        .iter()
+                        .map(|c| c.last_seen_at)
+                        .chain([d.last_seen_at])
+                        .max()
+                        .unwrap_or(d.last_seen_at);
+                    DevicePresenceView {
+                        session_id: d.session_id,
+                        device: d.device,
+                        online: !d.connections.is_empty(),
+                        last_seen_at,
+                        connections: d
+                            .connections
+                            .into_iter()
+                            .map(ConnectionView::from)
+                            .collect(),
+                        current: None,
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -50,6 +50,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be left out: no body and no `Content-Type` is
+/// `T::default()`; anything else is read as [`JsonBody`] is.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let headers = req.headers();
+        let empty = !headers.contains_key(axum::http::header::CONTENT_TYPE)
+            && headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0")
+            && !headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+        if empty {
+            return Ok(Self(T::default()));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(v)| Self(v))
+    }
+}
+
 /// Whether the request says its body is JSON: `application/json` or an
 /// `application/…+json` type, with any parameters.
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
@@ -82,6 +105,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| Self(v))
+            .map_err(|e| Problem::bad_request(e.body_text()))
+    }
+}
+
+/// Two path parameters: 400 problem+json when they do not decode.
+pub struct PathPair(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathPair {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|Path((a, b))| Self(a, b))
             .map_err(|e| Problem::bad_request(e.body_text()))
     }
 }

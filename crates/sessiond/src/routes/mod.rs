@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod events;
 pub mod ops;
+pub mod presence;
 pub mod public;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +35,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list_user, admin::revoke_user))
         .routes(routes!(admin::history))
         .routes(routes!(events::events))
+        .routes(routes!(presence::beat, presence::close))
+        .routes(routes!(presence::user_presence))
+        .routes(routes!(presence::my_presence))
         .routes(routes!(admin::stats))
         .routes(routes!(public::refresh))
         .routes(routes!(public::me))
