@@ -404,6 +404,10 @@ mod tests {
                 "revoke_user",
                 "count_live",
                 "history",
+                "events",
+                "beat_connection",
+                "close_connection",
+                "presence",
                 "ping",
                 "close"
             ]
