@@ -800,10 +800,15 @@ async fn ops_routes_answer(backend: Backend) {
         ("get", "/v1/users/{user_id}/sessions"),
         ("delete", "/v1/users/{user_id}/sessions"),
         ("get", "/v1/users/{user_id}/history"),
+        ("get", "/v1/users/{user_id}/presence"),
+        ("put", "/v1/sessions/{id}/connections/{connection_id}"),
+        ("delete", "/v1/sessions/{id}/connections/{connection_id}"),
+        ("get", "/v1/events"),
         ("get", "/v1/stats"),
         ("post", "/v1/tokens/refresh"),
         ("get", "/v1/me"),
         ("get", "/v1/me/sessions"),
+        ("get", "/v1/me/presence"),
         ("delete", "/v1/me/sessions/{id}"),
         ("delete", "/v1/me/sessions"),
         ("post", "/v1/me/logout"),
@@ -830,7 +835,8 @@ async fn ops_routes_answer(backend: Backend) {
         // And the route exists: anything but 404-for-unknown-route / 405.
         let url_path = path
             .replace("{id}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-            .replace("{user_id}", "u");
+            .replace("{user_id}", "u")
+            .replace("{connection_id}", "c");
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = s.anon(m, &url_path).send().await.unwrap();
         assert_ne!(r.status(), 405, "{method} {path}");
