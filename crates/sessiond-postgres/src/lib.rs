@@ -5,6 +5,11 @@
 //! are stored, dead rows are swept in bounded batches, and a near-cache in
 //! front is kept honest by `LISTEN/NOTIFY` sent in the same transaction as
 //! every change.
+//!
+//! Every change also writes its event (created, rotated, refreshed,
+//! data_updated, extended, revoked with the reason, expired) in its own
+//! transaction, into one `events` table whose lifecycle events are the
+//! history (kept for [`PostgresOptions::history_retention`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -321,7 +326,7 @@ impl Store for PostgresStore {
         idle_ttl_ms: Option<u64>,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
-        with_retry!(self, |c, x| ops::extend(&c, &x, id, idle_ttl_ms, now))
+        with_retry!(self, |c, x| ops::extend(&mut c, &x, id, idle_ttl_ms, now))
     }
 
     async fn rotate(

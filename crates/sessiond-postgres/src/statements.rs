@@ -6,6 +6,8 @@
 //! hash))` in the same statement or transaction: PostgreSQL delivers it on
 //! commit, and the near-cache of every instance drops that record.
 
+use sessiond_engine::{EventKind, HistoryKind};
+
 use crate::rows::COLUMNS;
 
 /// Columns of a removed session row, for a `DELETE … RETURNING`, in the
@@ -41,8 +43,9 @@ pub(crate) struct Statements {
     pub lock_by_id: String,
     /// `$1` id, `$2` data, `$3` channel.
     pub set_data: String,
-    /// `$1` id, `$2` now, `$3` idle ttl ms or null, `$4` channel.
-    pub extend: String,
+    /// Move the idle deadline of a row locked by [`Statements::lock_by_id`]:
+    /// `$1` id, `$2` deadline, `$3` channel.
+    pub set_expiry: String,
     /// For update: `$1` token hash, `$2` now; selects [`COLUMNS`] and the
     /// refresh state.
     pub lock_by_token: String,
@@ -65,10 +68,11 @@ pub(crate) struct Statements {
     /// selecting the [`REMOVED`] columns.
     pub sweep: String,
     /// Record events: `$1`..`$7` arrays of at, kind, reason, session id,
-    /// user id, device kind, IP.
+    /// user id, device kind, IP; `$8` the time they are written. Each row
+    /// takes the id of the writing transaction (the column's default).
     pub record: String,
-    /// A page of a user's events: `$1` user, `$2` below this seq, `$3` at
-    /// or after this time, `$4` limit.
+    /// A page of a user's lifecycle events: `$1` user, `$2` below this seq,
+    /// `$3` at or after this time, `$4` limit.
     pub history_page: String,
     /// `$1` events before this time, `$2` batch size.
     pub prune: String,
@@ -78,6 +82,8 @@ impl Statements {
     /// The statements for tables in `schema`.
     pub(crate) fn new(schema: &str) -> Self {
         let t = format!("{schema}.sessions");
+        let e = format!("{schema}.events");
+        let lifecycle = kind_list(HistoryKind::ALL.into_iter().map(EventKind::from));
         let notify =
             |hash: &str, channel: &str| format!("pg_notify({channel}, encode({hash}, 'hex'))");
         Self {
@@ -126,15 +132,10 @@ impl Statements {
                  SELECT {} FROM u",
                 notify("token_hash", "$3")
             ),
-            extend: format!(
-                "WITH u AS (
-                    UPDATE {t} SET expires_at = GREATEST(expires_at,
-                        LEAST($2 + COALESCE($3, idle_ttl_ms), absolute_expires_at))
-                    WHERE id = $1 AND {}
-                    RETURNING {COLUMNS}, token_hash)
-                 SELECT {COLUMNS}, {} FROM u",
-                live("$2"),
-                notify("token_hash", "$4")
+            set_expiry: format!(
+                "WITH u AS (UPDATE {t} SET expires_at = $2 WHERE id = $1 RETURNING token_hash)
+                 SELECT {} FROM u",
+                notify("token_hash", "$3")
             ),
             lock_by_token: format!(
                 "SELECT {COLUMNS}, refresh_hash, refresh_previous, refresh_wrapped,
@@ -187,20 +188,29 @@ impl Statements {
                  RETURNING {REMOVED}"
             ),
             record: format!(
-                "INSERT INTO {schema}.history (at, kind, reason, session_id, user_id, device_kind, ip)
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[],
-                                      $5::text[], $6::text[], $7::text[])"
+                "INSERT INTO {e} (recorded_at, at, kind, reason, session_id, user_id,
+                    device_kind, ip)
+                 SELECT $8::bigint, u.* FROM UNNEST($1::bigint[], $2::text[], $3::text[],
+                    $4::text[], $5::text[], $6::text[], $7::text[]) AS u"
             ),
             history_page: format!(
                 "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
-                 FROM {schema}.history
-                 WHERE user_id = $1 AND seq < $2 AND at >= $3
+                 FROM {e}
+                 WHERE user_id = $1 AND seq < $2 AND at >= $3 AND kind IN ({lifecycle})
                  ORDER BY seq DESC LIMIT $4"
             ),
             prune: format!(
-                "DELETE FROM {schema}.history WHERE seq IN (
-                    SELECT seq FROM {schema}.history WHERE at < $1 ORDER BY at LIMIT $2)"
+                "DELETE FROM {e} WHERE seq IN (
+                    SELECT seq FROM {e} WHERE at < $1 ORDER BY at LIMIT $2)"
             ),
         }
     }
+}
+
+/// `'a', 'b'` for an SQL `IN` list (the wire names are plain words).
+fn kind_list(kinds: impl Iterator<Item = EventKind>) -> String {
+    kinds
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

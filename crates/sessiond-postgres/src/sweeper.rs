@@ -63,7 +63,7 @@ pub(crate) async fn sweep(pool: &Pool, sql: &Statements, clock: &dyn Clock) -> R
             .map_err(|e| e.to_string())?;
         let mut removed = crate::history::removed(&rows).map_err(|e| e.to_string())?;
         RemovedRow::sort_by_deadline(&mut removed);
-        let mut events = Events::default();
+        let mut events = Events::new(now);
         for row in &removed {
             events.ended(row, &RevokeReason::Expired, now);
         }

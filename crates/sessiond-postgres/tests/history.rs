@@ -115,7 +115,7 @@ async fn events_past_the_retention_are_left_out_then_pruned() {
     );
     let stored = || {
         server
-            .sql(&format!("SELECT count(*) FROM {schema}.history"))
+            .sql(&format!("SELECT count(*) FROM {schema}.events"))
             .unwrap()
     };
     assert_eq!(stored(), "3", "left out before it is pruned");
