@@ -8,12 +8,28 @@
 //!
 //! Every change also writes its event (created, rotated, refreshed,
 //! data_updated, extended, revoked with the reason, expired) in its own
-//! transaction, into one `events` table whose lifecycle events are the
-//! history (kept for [`PostgresOptions::history_retention`]).
+//! transaction, into one table that is both the event feed
+//! ([`Store::events`]) and the history (its lifecycle events, kept for
+//! [`PostgresOptions::history_retention`]).
+//!
+//! Transactions commit in another order than they take their `seq`, so the
+//! feed is not read by `seq`: each event carries the id of the transaction
+//! that wrote it, the feed is ordered by that id then `seq`, and a read
+//! hands out only the events of transactions older than the oldest one still
+//! running (every one of those has ended, so no event can later appear
+//! before a cursor already handed out). The price: a long-running
+//! transaction anywhere in the PostgreSQL cluster (any database, not only
+//! this store's) that has written anything, and so holds a transaction id,
+//! holds back the delivery of every event of the transactions that took
+//! their ids after it, until it ends; so does a prepared (two-phase)
+//! transaction. Nothing is lost, only late. Keep transactions short, and
+//! watch for connections left idle in a transaction
+//! (`idle_in_transaction_session_timeout` ends them).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod errors;
+mod feed;
 mod history;
 mod listener;
 mod ops;
@@ -31,9 +47,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, HistoryEvent, NearCache, NewSession, NodeHealth,
-    RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store,
-    StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, EventPage, EventQuery, HistoryEvent, NearCache, NewSession,
+    NodeHealth, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId,
+    Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -233,8 +249,8 @@ impl PostgresStore {
     }
 
     /// The query plan PostgreSQL picks for the statement an operation runs
-    /// (`introspect`, `list_user`, `sweep`, `history`, `prune`), for tests
-    /// that prove they are index lookups.
+    /// (`introspect`, `list_user`, `sweep`, `history`, `prune`, `feed`,
+    /// `feed_user`), for tests that prove they are index lookups.
     pub async fn explain(&self, operation: &str) -> Result<String, StoreError> {
         let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match operation {
             "introspect" => (&self.sql.by_token, &[&&[0u8; 32][..], &0_i64]),
@@ -245,6 +261,11 @@ impl PostgresStore {
                 &[&"someone", &i64::MAX, &0_i64, &100_i64],
             ),
             "prune" => (&self.sql.prune, &[&0_i64, &sweeper::SWEEP_BATCH]),
+            "feed" => (&self.sql.feed, &[&Some(0_i64), &Some(0_i64), &100_i64]),
+            "feed_user" => (
+                &self.sql.feed_user,
+                &[&Some(0_i64), &Some(0_i64), &100_i64, &"someone"],
+            ),
             other => {
                 return Err(StoreError::Unavailable(format!(
                     "no operation {other} to explain"
@@ -392,15 +413,8 @@ impl Store for PostgresStore {
         ))
     }
 
-    async fn events(
-        &self,
-        _query: &sessiond_engine::EventQuery,
-        _now: Timestamp,
-    ) -> Result<sessiond_engine::EventPage, StoreError> {
-        Err(StoreError::Unsupported(
-            "the event feed is not available on the PostgreSQL store yet; the embedded store keeps one"
-                .to_owned(),
-        ))
+    async fn events(&self, query: &EventQuery, _now: Timestamp) -> Result<EventPage, StoreError> {
+        with_retry!(self, |c, x| feed::read(&c, x.sql, query))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -53,7 +53,7 @@ impl Failure {
     }
 }
 
-type Outcome<T> = Result<T, Failure>;
+pub(crate) type Outcome<T> = Result<T, Failure>;
 
 /// `N` bound parameters, for statements sent together (pipelined: only
 /// statements whose order does not matter, since the futures that send them
@@ -67,7 +67,7 @@ pub(crate) struct Ctx<'a> {
     pub channel: &'a str,
 }
 
-async fn rows(
+pub(crate) async fn rows(
     c: &impl GenericClient,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],

@@ -76,6 +76,13 @@ pub(crate) struct Statements {
     pub history_page: String,
     /// `$1` events before this time, `$2` batch size.
     pub prune: String,
+    /// A read of the feed in one snapshot: `$1`, `$2` the position to read
+    /// after (null: the floor), `$3` limit. Every row holds the horizon
+    /// (the snapshot's xmin), the floor and the newest `seq` handed out,
+    /// then an event's columns (null when no event follows).
+    pub feed: String,
+    /// [`Statements::feed`] of one user: `$4` the user.
+    pub feed_user: String,
 }
 
 impl Statements {
@@ -203,8 +210,41 @@ impl Statements {
                 "DELETE FROM {e} WHERE seq IN (
                     SELECT seq FROM {e} WHERE at < $1 ORDER BY at LIMIT $2)"
             ),
+            feed: feed(schema, ""),
+            feed_user: feed(schema, "user_id = $4 AND "),
         }
     }
+}
+
+/// The delivery horizon: the oldest transaction id still running when the
+/// statement's snapshot was taken (every transaction below it has ended, so
+/// no row below it can still appear).
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint";
+
+/// The newest `seq` handed out (0 before the first), also when its row is
+/// gone or its transaction rolled back.
+fn head(schema: &str) -> String {
+    format!("COALESCE(pg_sequence_last_value('{schema}.events_seq_seq'), 0)")
+}
+
+/// A read of the feed (see [`Statements::feed`]); `user` is empty or a
+/// condition on `$4` followed by `AND`.
+fn feed(schema: &str, user: &str) -> String {
+    format!(
+        "WITH m AS (
+            SELECT {HORIZON} AS horizon, f.xid AS floor_xid, f.seq AS floor_seq, {} AS head
+            FROM {schema}.event_floor f WHERE f.id = 1)
+         SELECT m.horizon, m.floor_xid, m.floor_seq, m.head, e.xid, e.seq, e.at, e.kind,
+                e.reason, e.session_id, e.user_id, e.device_kind, e.ip
+         FROM m LEFT JOIN LATERAL (
+            SELECT xid, seq, at, kind, reason, session_id, user_id, device_kind, ip
+            FROM {schema}.events
+            WHERE {user}(xid, seq) > (COALESCE($1, m.floor_xid), COALESCE($2, m.floor_seq))
+              AND xid < m.horizon
+            ORDER BY xid, seq LIMIT $3) e ON true
+         ORDER BY e.xid, e.seq",
+        head(schema)
+    )
 }
 
 /// `'a', 'b'` for an SQL `IN` list (the wire names are plain words).

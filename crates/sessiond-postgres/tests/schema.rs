@@ -1,9 +1,9 @@
 //! The tables as PostgreSQL runs them: introspection, listing, the expiry
-//! sweep, history pages and pruning are index lookups (by `EXPLAIN` over
-//! tables of thousands of rows), the sweep deletes only dead rows, upgrades
-//! from the first version keep its sessions and from the second its
-//! history, and a database at a version this build does not know is
-//! refused.
+//! sweep, history pages, pruning and feed reads are index lookups (by
+//! `EXPLAIN` over tables of thousands of rows), the sweep deletes only dead
+//! rows, upgrades from the first version keep its sessions and from the
+//! second its history, and a database at a version this build does not
+//! know is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_engine::{
-    Clock, CreateRequest, Engine, EventKind, HistoryKind, ManualClock, Policy, Store, SystemClock,
+    Clock, CreateRequest, Engine, EventKind, EventKinds, EventQuery, EventsFrom, HistoryKind,
+    ManualClock, Policy, Store, SystemClock,
 };
 use sessiond_postgres::{PostgresOptions, PostgresStore};
 use sessiond_testkit::postgres_server::PostgresServer;
@@ -51,6 +52,8 @@ async fn reads_and_the_sweep_are_index_lookups() {
         ("sweep", "sessions_by_deadline"),
         ("history", "events_by_user"),
         ("prune", "events_by_time"),
+        ("feed", "events_by_xid"),
+        ("feed_user", "events_by_user_xid"),
     ] {
         let plan = store.explain(operation).await.unwrap();
         assert!(
@@ -66,16 +69,35 @@ async fn reads_and_the_sweep_are_index_lookups() {
         );
         assert!(!plan.contains("Seq Scan"), "{operation}:\n{plan}");
     }
-    // A history page walks its index newest first and stops after the
-    // page (the limit sits right on the index scan): nothing is sorted.
-    let plan = store.explain("history").await.unwrap();
-    let lines: Vec<_> = plan.lines().map(str::trim).collect();
-    assert!(
-        lines.first().is_some_and(|l| l.starts_with("Limit"))
-            && lines.get(1).is_some_and(|l| l.starts_with("->  Index")),
-        "a history page does not stop after the page:\n{plan}"
-    );
-    assert!(!plan.contains("Sort"), "{plan}");
+    // A history page and a read of the feed walk their index in order and
+    // stop after the page (the limit sits right on the index scan); the
+    // feed sorts only the page it read, at the top.
+    for operation in ["history", "feed"] {
+        let plan = store.explain(operation).await.unwrap();
+        let lines: Vec<_> = plan.lines().map(str::trim).collect();
+        let limit = lines
+            .iter()
+            .position(|l| l.starts_with("Limit") || l.starts_with("->  Limit"));
+        let walked = limit
+            .and_then(|i| lines.get(i + 1))
+            .is_some_and(|l| l.starts_with("->  Index"));
+        assert!(walked, "{operation} does not stop after a page:\n{plan}");
+        let sorts = lines.iter().filter(|l| l.contains("Sort Key")).count();
+        assert!(
+            sorts == 0 || (sorts == 1 && lines[0].starts_with("Sort")),
+            "{operation} sorts more than its page:\n{plan}"
+        );
+    }
+    // Feed reads start in the index at the cursor, and end at the horizon.
+    for operation in ["feed", "feed_user"] {
+        let plan = store.explain(operation).await.unwrap();
+        assert!(
+            plan.lines().any(|l| l.contains("Index Cond")
+                && l.contains("ROW(xid, seq) > ROW(")
+                && l.contains("(xid < ")),
+            "{operation}:\n{plan}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,20 +282,39 @@ async fn a_version_2_history_becomes_the_event_feed_with_its_seqs() {
             .unwrap(),
         "0,0"
     );
-    // A new event takes the next seq, and its transaction's id.
     let engine = Engine::new(Arc::new(store), Policy::default());
-    engine
+    let all = |from| EventQuery {
+        from,
+        user_id: None,
+        kinds: EventKinds::ALL,
+        limit: 10,
+    };
+    let old = engine.events(&all(EventsFrom::Oldest)).await.unwrap();
+    let cursors: Vec<_> = old.events.iter().map(|e| e.cursor.as_str()).collect();
+    assert_eq!(cursors, ["p.0.1", "p.0.2"]);
+    assert_eq!(old.events[1].kind, EventKind::Revoked);
+    assert_eq!(old.events[1].reason.as_deref(), Some("logout"));
+    assert_eq!(old.events[1].at.as_millis(), at + 1000);
+
+    // A new event takes the next seq and follows them.
+    let new = engine
         .create(CreateRequest {
             user_id: "alice".into(),
             ..CreateRequest::default()
         })
         .await
+        .unwrap()
+        .session;
+    let next = engine
+        .events(&all(EventsFrom::After(old.cursor)))
+        .await
         .unwrap();
-    assert_eq!(
-        server
-            .sql("SELECT seq || ',' || (xid > 0) FROM sessiond.events WHERE seq > 2")
-            .unwrap(),
-        "4,true"
+    assert_eq!(next.events.len(), 1);
+    assert_eq!(next.events[0].session_id, new.id);
+    let cursor = next.events[0].cursor.as_str();
+    assert!(
+        cursor.ends_with(".4") && !cursor.starts_with("p.0."),
+        "{cursor}"
     );
     // The history still holds the old lifecycle, newest first.
     let history = engine.history("alice", None, None).await.unwrap().events;
