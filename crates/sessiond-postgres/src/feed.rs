@@ -1,21 +1,26 @@
 //! The event feed: reads of the `events` table in `(xid, seq)` order after a
-//! cursor (`p.<xid>.<seq>`), up to the oldest transaction still running,
-//! from the floor, the position of the newest event that left the feed.
+//! cursor (`p.<xid>.<seq>`), up to the oldest transaction still running, and
+//! its retention: the floor, the position of the newest retired event.
 
 use std::fmt;
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Client, GenericClient};
+use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
-    Event, EventCursor, EventKind, EventPage, EventQuery, EventsFrom, SessionId, StoreError,
-    Timestamp,
+    Event, EventCursor, EventKind, EventPage, EventQuery, EventRetention, EventsFrom, SessionId,
+    StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 
+use crate::errors::from_pg;
 use crate::ops::{Outcome, rows};
 use crate::statements::Statements;
 
 /// What a cursor of this store starts with.
 const CURSOR_PREFIX: &str = "p.";
+
+/// Most events one retention step moves past the floor.
+pub(crate) const RETENTION_BATCH: u64 = 1000;
 
 /// A place in the feed: right after the event written as `seq` by the
 /// transaction `xid`. `(horizon, 0)` is right before every event of the
@@ -136,6 +141,75 @@ pub(crate) async fn read(
         events,
         cursor: last.cursor(),
     })
+}
+
+/// Move the floor past up to [`RETENTION_BATCH`] events, oldest first, that
+/// were recorded before the retention at `now` or lie beyond its count, and
+/// delete those of them the history does not keep; returns how many it
+/// moved past. One transaction under the schema's retirement lock, so
+/// retirements run one at a time; only events of ended transactions are
+/// retired, so none can appear behind the floor.
+pub(crate) async fn retire_batch(
+    c: &mut Client,
+    sql: &Statements,
+    retention: &EventRetention,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let tx = c.transaction().await.map_err(|e| from_pg(&e))?;
+    let number = |row: &Row, i: usize| row.try_get::<_, i64>(i).map_err(|e| from_pg(&e));
+    // One after the other: the floor is read once the lock is held.
+    tx.execute(&sql.lock_retire, &[])
+        .await
+        .map_err(|e| from_pg(&e))?;
+    let floor_row = tx
+        .query_one(&sql.floor, &[])
+        .await
+        .map_err(|e| from_pg(&e))?;
+    let old_floor = Position {
+        xid: number(&floor_row, 0)?,
+        seq: number(&floor_row, 1)?,
+    };
+    let batch = i64::try_from(RETENTION_BATCH).unwrap_or(i64::MAX);
+    let oldest = tx
+        .query(&sql.retire_scan, &[&old_floor.xid, &old_floor.seq, &batch])
+        .await
+        .map_err(|e| from_pg(&e))?;
+    let cutoff = retention_cutoff(now, retention.max_age).as_millis();
+    let max_events = i64::try_from(retention.max_events).unwrap_or(i64::MAX);
+    let mut new_floor = None;
+    let mut leaving = 0;
+    for row in &oldest {
+        let (seq, recorded_at, head) = (number(row, 1)?, number(row, 2)?, number(row, 3)?);
+        // Beyond the count: more than `max_events` were handed out after it.
+        if recorded_at >= cutoff && seq > head.saturating_sub(max_events) {
+            break;
+        }
+        new_floor = Some(Position {
+            xid: number(row, 0)?,
+            seq,
+        });
+        leaving += 1;
+    }
+    let Some(new_floor) = new_floor else {
+        tx.commit().await.map_err(|e| from_pg(&e))?;
+        return Ok(0);
+    };
+    tx.execute(&sql.set_floor, &[&new_floor.xid, &new_floor.seq])
+        .await
+        .map_err(|e| from_pg(&e))?;
+    tx.execute(
+        &sql.delete_retired,
+        &[
+            &old_floor.xid,
+            &old_floor.seq,
+            &new_floor.xid,
+            &new_floor.seq,
+        ],
+    )
+    .await
+    .map_err(|e| from_pg(&e))?;
+    tx.commit().await.map_err(|e| from_pg(&e))?;
+    Ok(leaving)
 }
 
 /// An event of a [`Statements::feed`] row, not yet checked.

@@ -9,7 +9,8 @@
 //! Every change also writes its event (created, rotated, refreshed,
 //! data_updated, extended, revoked with the reason, expired) in its own
 //! transaction, into one table that is both the event feed
-//! ([`Store::events`]) and the history (its lifecycle events, kept for
+//! ([`Store::events`], kept for [`PostgresOptions::event_retention`]) and
+//! the history (its lifecycle events, kept for
 //! [`PostgresOptions::history_retention`]).
 //!
 //! Transactions commit in another order than they take their `seq`, so the
@@ -47,9 +48,10 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, EventPage, EventQuery, HistoryEvent, NearCache, NewSession,
-    NodeHealth, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId,
-    Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention, HistoryEvent, NearCache,
+    NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
+    SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
+    TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -85,6 +87,11 @@ pub struct PostgresOptions {
     /// [`Store::history`] and pruned by the sweep. Default:
     /// [`sessiond_engine::history::DEFAULT_RETENTION`] (90 days).
     pub history_retention: Duration,
+    /// How long, and how many, events the feed keeps ([`Store::events`]);
+    /// older ones are retired by the sweep. Default: 24 hours, a million
+    /// events. Never longer than `history_retention`, which the lifecycle
+    /// events leave with.
+    pub event_retention: EventRetention,
 }
 
 impl Default for PostgresOptions {
@@ -97,6 +104,7 @@ impl Default for PostgresOptions {
             clock: Arc::new(SystemClock),
             sweep_interval: Duration::from_secs(1),
             history_retention: sessiond_engine::history::DEFAULT_RETENTION,
+            event_retention: EventRetention::default(),
         }
     }
 }
@@ -113,6 +121,7 @@ pub struct PostgresStore {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     timeout: Duration,
     history_retention: Duration,
+    event_retention: EventRetention,
     listener: OnceLock<Listener>,
     sweeper: Option<JoinHandle<()>>,
 }
@@ -178,6 +187,15 @@ impl PostgresStore {
             schema::migrate(&mut client, &options.schema).await?;
         }
         let sql = Arc::new(Statements::new(&options.schema));
+        // A lifecycle event leaves the table with the history: the feed
+        // cannot keep it longer.
+        let event_retention = EventRetention {
+            max_age: options
+                .event_retention
+                .max_age
+                .min(options.history_retention),
+            ..options.event_retention
+        };
         let sweeper = (!options.sweep_interval.is_zero()).then(|| {
             sweeper::start(
                 pool.clone(),
@@ -185,6 +203,7 @@ impl PostgresStore {
                 options.clock.clone(),
                 options.sweep_interval,
                 options.history_retention,
+                event_retention,
             )
         });
         Ok(Self {
@@ -196,6 +215,7 @@ impl PostgresStore {
             tls,
             timeout: options.timeout,
             history_retention: options.history_retention,
+            event_retention,
             listener: OnceLock::new(),
             sweeper,
         })
@@ -234,9 +254,14 @@ impl PostgresStore {
             .map_err(StoreError::Unavailable)
     }
 
-    /// Delete history events past the retention at `clock`'s now, in
-    /// batches; returns how many (the background sweep runs the same).
+    /// Retire the events past the feed's retention at `clock`'s now, then
+    /// delete the history events past the history's, in batches; returns
+    /// how many history events were deleted (the background sweep runs the
+    /// same).
     pub async fn prune_history(&self, clock: &dyn Clock) -> Result<u64, StoreError> {
+        sweeper::retire(&self.pool, &self.sql, clock, &self.event_retention)
+            .await
+            .map_err(StoreError::Unavailable)?;
         sweeper::prune(&self.pool, &self.sql, clock, self.history_retention)
             .await
             .map_err(StoreError::Unavailable)
@@ -250,7 +275,7 @@ impl PostgresStore {
 
     /// The query plan PostgreSQL picks for the statement an operation runs
     /// (`introspect`, `list_user`, `sweep`, `history`, `prune`, `feed`,
-    /// `feed_user`), for tests that prove they are index lookups.
+    /// `feed_user`, `retire`), for tests that prove they are index lookups.
     pub async fn explain(&self, operation: &str) -> Result<String, StoreError> {
         let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match operation {
             "introspect" => (&self.sql.by_token, &[&&[0u8; 32][..], &0_i64]),
@@ -266,6 +291,7 @@ impl PostgresStore {
                 &self.sql.feed_user,
                 &[&Some(0_i64), &Some(0_i64), &100_i64, &"someone"],
             ),
+            "retire" => (&self.sql.retire_scan, &[&0_i64, &0_i64, &1000_i64]),
             other => {
                 return Err(StoreError::Unavailable(format!(
                     "no operation {other} to explain"

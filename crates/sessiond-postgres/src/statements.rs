@@ -74,7 +74,8 @@ pub(crate) struct Statements {
     /// A page of a user's lifecycle events: `$1` user, `$2` below this seq,
     /// `$3` at or after this time, `$4` limit.
     pub history_page: String,
-    /// `$1` events before this time, `$2` batch size.
+    /// `$1` events before this time, `$2` batch size; only events at or
+    /// below the feed's floor (which have left the feed).
     pub prune: String,
     /// A read of the feed in one snapshot: `$1`, `$2` the position to read
     /// after (null: the floor), `$3` limit. Every row holds the horizon
@@ -83,6 +84,21 @@ pub(crate) struct Statements {
     pub feed: String,
     /// [`Statements::feed`] of one user: `$4` the user.
     pub feed_user: String,
+    /// Serializes the retirements of this schema's events, for the rest of
+    /// the transaction (an advisory lock: it writes nothing, so a
+    /// retirement with nothing to do takes no transaction id).
+    pub lock_retire: String,
+    /// The floor: selects xid, seq.
+    pub floor: String,
+    /// The oldest events after the floor `$1`, `$2` whose transactions have
+    /// ended, up to `$3`: xid, seq, recorded_at, and the newest `seq`
+    /// handed out.
+    pub retire_scan: String,
+    /// `$1` xid, `$2` seq.
+    pub set_floor: String,
+    /// Delete the events between the old floor `$1`, `$2` (excluded) and
+    /// the new one `$3`, `$4` that the history does not keep.
+    pub delete_retired: String,
 }
 
 impl Statements {
@@ -208,13 +224,39 @@ impl Statements {
             ),
             prune: format!(
                 "DELETE FROM {e} WHERE seq IN (
-                    SELECT seq FROM {e} WHERE at < $1 ORDER BY at LIMIT $2)"
+                    SELECT seq FROM {e}
+                    WHERE at < $1
+                      AND (xid, seq) <= (SELECT xid, seq FROM {schema}.event_floor WHERE id = 1)
+                    ORDER BY at LIMIT $2)"
             ),
             feed: feed(schema, ""),
             feed_user: feed(schema, "user_id = $4 AND "),
+            lock_retire: format!(
+                "SELECT pg_advisory_xact_lock({RETIRE_LOCK_CLASS}, hashtext('{schema}'))"
+            ),
+            floor: format!("SELECT xid, seq FROM {schema}.event_floor WHERE id = 1"),
+            retire_scan: format!(
+                "SELECT e.xid, e.seq, e.recorded_at, m.head
+                 FROM (SELECT {HORIZON} AS horizon, {} AS head) m
+                 CROSS JOIN LATERAL (
+                    SELECT xid, seq, recorded_at FROM {e}
+                    WHERE (xid, seq) > ($1, $2) AND xid < m.horizon
+                    ORDER BY xid, seq LIMIT $3) e
+                 ORDER BY e.xid, e.seq",
+                head(schema)
+            ),
+            set_floor: format!("UPDATE {schema}.event_floor SET xid = $1, seq = $2 WHERE id = 1"),
+            delete_retired: format!(
+                "DELETE FROM {e}
+                 WHERE (xid, seq) > ($1, $2) AND (xid, seq) <= ($3, $4) AND kind IN ({})",
+                kind_list(EventKind::ALL.into_iter().filter(|k| !k.in_history()))
+            ),
         }
     }
 }
+
+/// Advisory lock class of retirements (the object is the schema's hash).
+const RETIRE_LOCK_CLASS: i32 = 0x5345_5346;
 
 /// The delivery horizon: the oldest transaction id still running when the
 /// statement's snapshot was taken (every transaction below it has ended, so

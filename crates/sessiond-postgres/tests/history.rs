@@ -1,9 +1,10 @@
 //! History and the event feed on PostgreSQL: the shared history and event
 //! cases (`sessiond_testkit::history_cases`, `event_cases`) bare and behind
 //! the near-cache, then what is this store's own: events past the
-//! retention left out and pruned in batches, a cursor kept across a server
-//! restart, and a reader that never passes a transaction still open,
-//! whatever order the `seq`s were taken in.
+//! retentions left out and pruned in batches (on demand and by the
+//! background sweep), a cursor from before them refused, a cursor kept
+//! across a server restart, and a reader that never passes a transaction
+//! still open, whatever order the `seq`s were taken in.
 //!
 //! The feed hands out events only up to the oldest transaction still running
 //! anywhere on the server, so the cases of this binary run one at a time:
@@ -17,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sessiond_engine::{
-    CacheOptions, CachedStore, Clock, Engine, EventKind, EventsFrom, HistoryKind, LimitPolicy,
-    ManualClock, Policy, RevokeReason, Store,
+    CacheOptions, CachedStore, Clock, DataUpdate, Engine, Error, EventKind, EventRetention,
+    EventsFrom, HistoryKind, LimitPolicy, ManualClock, Policy, RevokeReason, Store,
 };
 use sessiond_postgres::{PostgresOptions, PostgresStore};
 use sessiond_testkit::event_cases::{drain, now_cursor, query, summary as feed_summary};
@@ -159,6 +160,137 @@ async fn events_past_the_retention_are_left_out_then_pruned() {
     assert_eq!(stored(), "1");
     assert_eq!(e.history("alice", None, None).await.unwrap().events, events);
     assert!(clock.now() > recent.created_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_feed_retention_leave_it_and_a_cursor_before_them_is_refused() {
+    let case = case().await;
+    let clock = ManualClock::new();
+    let options = PostgresOptions {
+        event_retention: EventRetention {
+            max_age: 10 * MIN,
+            ..EventRetention::default()
+        },
+        ..options(&case.schema, &clock)
+    };
+    let store = Arc::new(open(&case.server.url(), options).await);
+    let e = Engine::with_clock(store.clone(), Policy::default(), Arc::new(clock.clone()));
+    let start = now_cursor(&e).await;
+    let old = e.create(login("alice")).await.unwrap().session;
+    e.update_data(old.id.as_str(), DataUpdate::Merge(serde_json::Map::new()))
+        .await
+        .unwrap();
+    let seen = drain(&e, &query(EventsFrom::Oldest, 10), start.clone()).await;
+    assert_eq!(seen.len(), 2);
+    clock.advance(11 * MIN);
+    let recent = e.create(login("alice")).await.unwrap().session;
+    // Not retired yet: everything is still there.
+    assert_eq!(
+        drain(&e, &query(EventsFrom::Oldest, 10), start.clone())
+            .await
+            .len(),
+        3
+    );
+    store.prune_history(&clock).await.unwrap();
+
+    // Resuming from before the retired events would skip them: refused.
+    for from in [start.clone(), seen[0].cursor.clone()] {
+        match e.events(&query(EventsFrom::After(from), 10)).await {
+            Err(Error::CursorExpired(detail)) => assert!(detail.contains("retention"), "{detail}"),
+            other => panic!("expected CursorExpired, got {other:?}"),
+        }
+    }
+    // From the last retired one, nothing was missed.
+    let rest = drain(&e, &query(EventsFrom::Oldest, 10), seen[1].cursor.clone()).await;
+    assert_eq!(
+        feed_summary(&rest),
+        vec![(EventKind::Created, None, &recent.id)]
+    );
+    let oldest = e.events(&query(EventsFrom::Oldest, 10)).await.unwrap();
+    assert_eq!(oldest.events, rest);
+    // The data update is gone from the table; the lifecycle event stays in
+    // the history until the history's own retention.
+    assert_eq!(stored_events(&case.server, &case.schema), "2");
+    assert_eq!(
+        e.history("alice", None, None).await.unwrap().events.len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_keeps_at_most_its_count() {
+    let case = case().await;
+    let clock = ManualClock::new();
+    let options = PostgresOptions {
+        event_retention: EventRetention {
+            max_events: 5,
+            ..EventRetention::default()
+        },
+        ..options(&case.schema, &clock)
+    };
+    let store = Arc::new(open(&case.server.url(), options).await);
+    let e = Engine::with_clock(store.clone(), Policy::default(), Arc::new(clock.clone()));
+    let start = now_cursor(&e).await;
+    for i in 0..8 {
+        e.create(login(&format!("user{i}"))).await.unwrap();
+    }
+    let all = drain(&e, &query(EventsFrom::Oldest, 100), start.clone()).await;
+    assert_eq!(all.len(), 8);
+    store.prune_history(&clock).await.unwrap();
+    let kept = e
+        .events(&query(EventsFrom::Oldest, 100))
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(kept, all[3..]);
+    assert!(matches!(
+        e.events(&query(EventsFrom::After(all[1].cursor.clone()), 10))
+            .await,
+        Err(Error::CursorExpired(_))
+    ));
+    assert_eq!(
+        drain(&e, &query(EventsFrom::Oldest, 100), all[2].cursor.clone()).await,
+        all[3..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_sweep_retires_events_too() {
+    let case = case().await;
+    let clock = ManualClock::new();
+    let options = PostgresOptions {
+        sweep_interval: Duration::from_millis(20),
+        event_retention: EventRetention {
+            max_events: 2,
+            ..EventRetention::default()
+        },
+        ..options(&case.schema, &clock)
+    };
+    let store = Arc::new(open(&case.server.url(), options).await);
+    let e = Engine::with_clock(store, Policy::default(), Arc::new(clock.clone()));
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(
+            e.create(login(&format!("user{i}")))
+                .await
+                .unwrap()
+                .session
+                .id,
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let kept = e.events(&query(EventsFrom::Oldest, 100)).await.unwrap();
+        let ids: Vec<_> = kept.events.iter().map(|e| e.session_id.clone()).collect();
+        if ids == created[3..] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never retired: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

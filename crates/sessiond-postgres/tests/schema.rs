@@ -1,9 +1,9 @@
 //! The tables as PostgreSQL runs them: introspection, listing, the expiry
-//! sweep, history pages, pruning and feed reads are index lookups (by
-//! `EXPLAIN` over tables of thousands of rows), the sweep deletes only dead
-//! rows, upgrades from the first version keep its sessions and from the
-//! second its history, and a database at a version this build does not
-//! know is refused.
+//! sweep, history pages, pruning, feed reads and retirement are index
+//! lookups (by `EXPLAIN` over tables of thousands of rows), the sweep
+//! deletes only dead rows, upgrades from the first version keep its
+//! sessions and from the second its history, and a database at a version
+//! this build does not know is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -54,6 +54,7 @@ async fn reads_and_the_sweep_are_index_lookups() {
         ("prune", "events_by_time"),
         ("feed", "events_by_xid"),
         ("feed_user", "events_by_user_xid"),
+        ("retire", "events_by_xid"),
     ] {
         let plan = store.explain(operation).await.unwrap();
         assert!(
@@ -89,7 +90,7 @@ async fn reads_and_the_sweep_are_index_lookups() {
         );
     }
     // Feed reads start in the index at the cursor, and end at the horizon.
-    for operation in ["feed", "feed_user"] {
+    for operation in ["feed", "feed_user", "retire"] {
         let plan = store.explain(operation).await.unwrap();
         assert!(
             plan.lines().any(|l| l.contains("Index Cond")
