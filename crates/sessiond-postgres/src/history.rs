@@ -1,12 +1,12 @@
-//! The `history` table: lifecycle events written in the transaction of the
-//! change they record (so an event exists exactly when its change does),
-//! read a page at a time newest first, pruned past the retention in bounded
-//! batches.
+//! The `events` table, written in the transaction of the change each event
+//! records (so an event exists exactly when its change does), and the
+//! history it holds: its lifecycle events, read a page at a time newest
+//! first and pruned past the retention once they have left the feed.
 
 use deadpool_postgres::GenericClient;
 use sessiond_engine::history::{RemovedRow, device_facts};
 use sessiond_engine::{
-    HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
+    EventKind, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 
@@ -33,8 +33,10 @@ pub(crate) fn removed(rows: &[Row]) -> Result<Vec<RemovedRow>, tokio_postgres::E
 }
 
 /// Events to record in the current transaction, written by one `INSERT`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Events {
+    /// When they are written (`recorded_at`).
+    now: Timestamp,
     at: Vec<i64>,
     kind: Vec<&'static str>,
     reason: Vec<Option<String>>,
@@ -45,8 +47,22 @@ pub(crate) struct Events {
 }
 
 impl Events {
+    /// None yet, to be written at `now`.
+    pub(crate) fn new(now: Timestamp) -> Self {
+        Self {
+            now,
+            at: Vec::new(),
+            kind: Vec::new(),
+            reason: Vec::new(),
+            session_id: Vec::new(),
+            user_id: Vec::new(),
+            device_kind: Vec::new(),
+            ip: Vec::new(),
+        }
+    }
+
     /// An event of a session at hand.
-    pub(crate) fn session(&mut self, at: Timestamp, kind: HistoryKind, session: &Session) {
+    pub(crate) fn session(&mut self, at: Timestamp, kind: EventKind, session: &Session) {
         let (device_kind, ip) = device_facts(&session.device);
         self.push(
             at,
@@ -71,7 +87,7 @@ impl Events {
         let end = removed.ending(&id, reason, now);
         self.push(
             end.at,
-            end.kind,
+            end.kind.into(),
             Some(end.reason.to_owned()),
             id.as_str(),
             end.user_id,
@@ -85,7 +101,7 @@ impl Events {
     fn push(
         &mut self,
         at: Timestamp,
-        kind: HistoryKind,
+        kind: EventKind,
         reason: Option<String>,
         session_id: &str,
         user_id: &str,
@@ -121,6 +137,7 @@ impl Events {
                 &self.user_id,
                 &self.device_kind,
                 &self.ip,
+                &self.now.as_millis(),
             ],
         )
         .await?;

@@ -5,10 +5,32 @@
 //! are stored, dead rows are swept in bounded batches, and a near-cache in
 //! front is kept honest by `LISTEN/NOTIFY` sent in the same transaction as
 //! every change.
+//!
+//! Every change also writes its event (created, rotated, refreshed,
+//! data_updated, extended, revoked with the reason, expired) in its own
+//! transaction, into one table that is both the event feed
+//! ([`Store::events`], kept for [`PostgresOptions::event_retention`]) and
+//! the history (its lifecycle events, kept for
+//! [`PostgresOptions::history_retention`]).
+//!
+//! Transactions commit in another order than they take their `seq`, so the
+//! feed is not read by `seq`: each event carries the id of the transaction
+//! that wrote it, the feed is ordered by that id then `seq`, and a read
+//! hands out only the events of transactions older than the oldest one still
+//! running (every one of those has ended, so no event can later appear
+//! before a cursor already handed out). The price: a long-running
+//! transaction anywhere in the PostgreSQL cluster (any database, not only
+//! this store's) that has written anything, and so holds a transaction id,
+//! holds back the delivery of every event of the transactions that took
+//! their ids after it, until it ends; so does a prepared (two-phase)
+//! transaction. Nothing is lost, only late. Keep transactions short, and
+//! watch for connections left idle in a transaction
+//! (`idle_in_transaction_session_timeout` ends them).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod errors;
+mod feed;
 mod history;
 mod listener;
 mod ops;
@@ -26,9 +48,10 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, HistoryEvent, NearCache, NewSession, NodeHealth,
-    RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store,
-    StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention, HistoryEvent, NearCache,
+    NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
+    SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
+    TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -67,6 +90,11 @@ pub struct PostgresOptions {
     /// [`Store::history`] and pruned by the sweep. Default:
     /// [`sessiond_engine::history::DEFAULT_RETENTION`] (90 days).
     pub history_retention: Duration,
+    /// How long, and how many, events the feed keeps ([`Store::events`]);
+    /// older ones are retired by the sweep. Default: 24 hours, a million
+    /// events. Never longer than `history_retention`, which the lifecycle
+    /// events leave with.
+    pub event_retention: EventRetention,
 }
 
 impl Default for PostgresOptions {
@@ -79,6 +107,7 @@ impl Default for PostgresOptions {
             clock: Arc::new(SystemClock),
             sweep_interval: Duration::from_secs(1),
             history_retention: sessiond_engine::history::DEFAULT_RETENTION,
+            event_retention: EventRetention::default(),
         }
     }
 }
@@ -95,6 +124,7 @@ pub struct PostgresStore {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     timeout: Duration,
     history_retention: Duration,
+    event_retention: EventRetention,
     listener: OnceLock<Listener>,
     sweeper: Option<JoinHandle<()>>,
 }
@@ -160,6 +190,15 @@ impl PostgresStore {
             schema::migrate(&mut client, &options.schema).await?;
         }
         let sql = Arc::new(Statements::new(&options.schema));
+        // A lifecycle event leaves the table with the history: the feed
+        // cannot keep it longer.
+        let event_retention = EventRetention {
+            max_age: options
+                .event_retention
+                .max_age
+                .min(options.history_retention),
+            ..options.event_retention
+        };
         let sweeper = (!options.sweep_interval.is_zero()).then(|| {
             sweeper::start(
                 pool.clone(),
@@ -167,6 +206,7 @@ impl PostgresStore {
                 options.clock.clone(),
                 options.sweep_interval,
                 options.history_retention,
+                event_retention,
             )
         });
         Ok(Self {
@@ -178,6 +218,7 @@ impl PostgresStore {
             tls,
             timeout: options.timeout,
             history_retention: options.history_retention,
+            event_retention,
             listener: OnceLock::new(),
             sweeper,
         })
@@ -216,9 +257,14 @@ impl PostgresStore {
             .map_err(StoreError::Unavailable)
     }
 
-    /// Delete history events past the retention at `clock`'s now, in
-    /// batches; returns how many (the background sweep runs the same).
+    /// Retire the events past the feed's retention at `clock`'s now, then
+    /// delete the history events past the history's, in batches; returns
+    /// how many history events were deleted (the background sweep runs the
+    /// same).
     pub async fn prune_history(&self, clock: &dyn Clock) -> Result<u64, StoreError> {
+        sweeper::retire(&self.pool, &self.sql, clock, &self.event_retention)
+            .await
+            .map_err(StoreError::Unavailable)?;
         sweeper::prune(&self.pool, &self.sql, clock, self.history_retention)
             .await
             .map_err(StoreError::Unavailable)
@@ -231,8 +277,8 @@ impl PostgresStore {
     }
 
     /// The query plan PostgreSQL picks for the statement an operation runs
-    /// (`introspect`, `list_user`, `sweep`, `history`, `prune`), for tests
-    /// that prove they are index lookups.
+    /// (`introspect`, `list_user`, `sweep`, `history`, `prune`, `feed`,
+    /// `feed_user`, `retire`), for tests that prove they are index lookups.
     pub async fn explain(&self, operation: &str) -> Result<String, StoreError> {
         let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match operation {
             "introspect" => (&self.sql.by_token, &[&&[0u8; 32][..], &0_i64]),
@@ -243,6 +289,12 @@ impl PostgresStore {
                 &[&"someone", &i64::MAX, &0_i64, &100_i64],
             ),
             "prune" => (&self.sql.prune, &[&0_i64, &sweeper::SWEEP_BATCH]),
+            "feed" => (&self.sql.feed, &[&Some(0_i64), &Some(0_i64), &100_i64]),
+            "feed_user" => (
+                &self.sql.feed_user,
+                &[&Some(0_i64), &Some(0_i64), &100_i64, &"someone"],
+            ),
+            "retire" => (&self.sql.retire_scan, &[&0_i64, &0_i64, &1000_i64]),
             other => {
                 return Err(StoreError::Unavailable(format!(
                     "no operation {other} to explain"
@@ -324,7 +376,7 @@ impl Store for PostgresStore {
         idle_ttl_ms: Option<u64>,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
-        with_retry!(self, |c, x| ops::extend(&c, &x, id, idle_ttl_ms, now))
+        with_retry!(self, |c, x| ops::extend(&mut c, &x, id, idle_ttl_ms, now))
     }
 
     async fn rotate(
@@ -390,15 +442,8 @@ impl Store for PostgresStore {
         ))
     }
 
-    async fn events(
-        &self,
-        _query: &sessiond_engine::EventQuery,
-        _now: Timestamp,
-    ) -> Result<sessiond_engine::EventPage, StoreError> {
-        Err(StoreError::Unsupported(
-            "the event feed is not available on the PostgreSQL store yet; the embedded store keeps one"
-                .to_owned(),
-        ))
+    async fn events(&self, query: &EventQuery, _now: Timestamp) -> Result<EventPage, StoreError> {
+        with_retry!(self, |c, x| feed::read(&c, x.sql, query))
     }
 
     async fn beat_connection(

@@ -6,7 +6,7 @@
 use deadpool_postgres::{Client, GenericClient};
 use sessiond_engine::store::json_text;
 use sessiond_engine::{
-    DataUpdate, HistoryEvent, HistoryKind, LimitPolicy, Mode, NewSession, RefreshOutcome,
+    DataUpdate, EventKind, HistoryEvent, LimitPolicy, Mode, NewSession, RefreshOutcome,
     RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
     StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
@@ -53,7 +53,7 @@ impl Failure {
     }
 }
 
-type Outcome<T> = Result<T, Failure>;
+pub(crate) type Outcome<T> = Result<T, Failure>;
 
 /// `N` bound parameters, for statements sent together (pipelined: only
 /// statements whose order does not matter, since the futures that send them
@@ -67,7 +67,7 @@ pub(crate) struct Ctx<'a> {
     pub channel: &'a str,
 }
 
-async fn rows(
+pub(crate) async fn rows(
     c: &impl GenericClient,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -174,7 +174,7 @@ pub(crate) async fn create(
     let live = u64::try_from(live).unwrap_or(0);
     let max = u64::from(new.max_sessions);
     let mut evicted = Vec::new();
-    let mut events = Events::default();
+    let mut events = Events::new(now);
     if live >= max {
         if new.limit_policy == LimitPolicy::Reject {
             return Err(StoreError::LimitReached {
@@ -193,7 +193,7 @@ pub(crate) async fn create(
             evicted.extend(events.ended(&row, &RevokeReason::EvictedMaxSessions, now));
         }
     }
-    events.session(now, HistoryKind::Created, s);
+    events.session(now, EventKind::Created, s);
     let data = json_text("data", &s.data)?;
     let device = json_text("device", &s.device)?;
     let refresh = new.refresh.as_ref().map(|h| &h.as_bytes()[..]);
@@ -231,7 +231,7 @@ pub(crate) async fn create(
 
 /// Apply a data update. One transaction: the row read `FOR UPDATE` (so
 /// concurrent merges apply one after another, none lost), merged, measured,
-/// written.
+/// written with its `data_updated` event.
 pub(crate) async fn update_data(
     c: &mut Client,
     x: &Ctx<'_>,
@@ -256,27 +256,52 @@ pub(crate) async fn update_data(
         .into());
     }
     let text = json_text("data", &s.data)?;
-    rows(&tx, &x.sql.set_data, &[&id.as_str(), &text, &x.channel]).await?;
+    let mut events = Events::new(now);
+    events.session(now, EventKind::DataUpdated, &s);
+    let set: Params<'_, 3> = [&id.as_str(), &text, &x.channel];
+    // Pipelined: the data and its event in one round trip.
+    tokio::try_join!(rows(&tx, &x.sql.set_data, &set), async {
+        Ok(events.write(&tx, x.sql).await?)
+    })?;
     tx.commit().await?;
     Ok(Some(s))
 }
 
-/// Slide the idle deadline. One `UPDATE` computing the deadline from the
-/// row as it is.
+/// Slide the idle deadline by `idle_ttl_ms` (default: the session's own idle
+/// timeout) from `now`, within the absolute one. One transaction: the row
+/// read `FOR UPDATE` (so the deadline it is compared with is the one that
+/// stays), then, only if the deadline moves, the new one written with its
+/// `extended` event.
 pub(crate) async fn extend(
-    c: &Client,
+    c: &mut Client,
     x: &Ctx<'_>,
     id: &SessionId,
     idle_ttl_ms: Option<u64>,
     now: Timestamp,
 ) -> Outcome<Option<Session>> {
-    let ttl = idle_ttl_ms.map(millis);
-    one_session(
-        c,
-        &x.sql.extend,
-        &[&id.as_str(), &now.as_millis(), &ttl, &x.channel],
-    )
-    .await
+    let tx = c.transaction().await?;
+    let Some(mut s) =
+        one_session(&tx, &x.sql.lock_by_id, &[&id.as_str(), &now.as_millis()]).await?
+    else {
+        return Ok(None);
+    };
+    let expires_at = s.slid_deadline(idle_ttl_ms.unwrap_or(s.idle_ttl_ms), now);
+    if expires_at == s.expires_at {
+        // Nothing changes: no write, no event, no notification.
+        tx.commit().await?;
+        return Ok(Some(s));
+    }
+    s.expires_at = expires_at;
+    let mut events = Events::new(now);
+    events.session(now, EventKind::Extended, &s);
+    let deadline = expires_at.as_millis();
+    let set: Params<'_, 3> = [&id.as_str(), &deadline, &x.channel];
+    // Pipelined: the deadline and its event in one round trip.
+    tokio::try_join!(rows(&tx, &x.sql.set_expiry, &set), async {
+        Ok(events.write(&tx, x.sql).await?)
+    })?;
+    tx.commit().await?;
+    Ok(Some(s))
 }
 
 /// Give the session a new token. One transaction: the row locked by id or
@@ -317,8 +342,8 @@ pub(crate) async fn rotate(
             token.hash.as_bytes().to_vec()
         }
     };
-    let mut events = Events::default();
-    events.session(now, HistoryKind::Rotated, &s);
+    let mut events = Events::new(now);
+    events.session(now, EventKind::Rotated, &s);
     let (id, token) = (s.id.as_str(), &new_token.as_bytes()[..]);
     let set: Params<'_, 4> = [&id, &token, &x.channel, &old_hash];
     // Pipelined: the new token and its history event in one round trip.
@@ -356,8 +381,8 @@ pub(crate) async fn refresh(
     let state = refresh_state(row, s.id.as_str())?;
     let outcome = match state.step(req, now) {
         RefreshStep::Rotate { generation } => {
-            let mut events = Events::default();
-            events.session(now, HistoryKind::Refreshed, &s);
+            let mut events = Events::new(now);
+            events.session(now, EventKind::Refreshed, &s);
             let (id, successor, wrapped) = (
                 s.id.as_str(),
                 &req.successor.as_bytes()[..],
@@ -395,7 +420,7 @@ pub(crate) async fn refresh(
         },
         RefreshStep::Reuse => {
             let removed = rows(&tx, &x.sql.delete, &[&s.id.as_str(), &x.channel]).await?;
-            let mut events = Events::default();
+            let mut events = Events::new(now);
             for row in removed_rows(&removed)? {
                 events.ended(&row, &RevokeReason::RefreshTokenReuse, now);
             }
@@ -431,7 +456,7 @@ pub(crate) async fn revoke(
 ) -> Outcome<bool> {
     let tx = c.transaction().await?;
     let removed = rows(&tx, &x.sql.delete, &[&id.as_str(), &x.channel]).await?;
-    let mut events = Events::default();
+    let mut events = Events::new(now);
     let mut was_live = false;
     for row in removed_rows(&removed)? {
         was_live |= row.was_live(now);
@@ -461,7 +486,7 @@ pub(crate) async fn revoke_user(
         &[&user_id, &except.map(SessionId::as_str), &x.channel],
     )
     .await?;
-    let mut events = Events::default();
+    let mut events = Events::new(now);
     let mut revoked = Vec::new();
     for row in removed_rows(&removed)? {
         let id = events.ended(&row, reason, now);

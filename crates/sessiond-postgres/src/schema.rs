@@ -15,7 +15,7 @@ pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 const MIGRATION_LOCK: (i32, i32) = (0x5345_5353, 1);
 
 /// Migrations in order; `{s}` stands for the schema's quoted name.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // Only the token's hash is kept, never the token: `token_hash` is the
     // unique key introspection reads by. The per-user index serves listing,
     // counting and eviction in `created_at, id` order; the expiry sweep
@@ -60,6 +60,40 @@ const MIGRATIONS: [&str; 2] = [
      );
      CREATE INDEX history_by_user ON {s}.history (user_id, seq);
      CREATE INDEX history_by_time ON {s}.history (at);",
+    // The history becomes the event feed (see `feed`): every change, the
+    // lifecycle ones and data updates, extensions and connections, each
+    // with the time it was written and the id of the transaction that wrote
+    // it. The feed is read in `(xid, seq)` order up to the oldest
+    // transaction still running, so a row can never appear behind a reader;
+    // the rows from before the upgrade get xid 0 and come first, in `seq`
+    // order. The history is the lifecycle kinds of it, still read by
+    // `(user_id, seq)`. `event_floor` is the position of the newest event
+    // that has left the feed: a reader resuming from before it has missed
+    // events. The identity sequence carries over, so no `seq` comes back.
+    "ALTER TABLE {s}.history RENAME TO events;
+     ALTER INDEX {s}.history_pkey RENAME TO events_pkey;
+     ALTER INDEX {s}.history_by_user RENAME TO events_by_user;
+     ALTER INDEX {s}.history_by_time RENAME TO events_by_time;
+     ALTER SEQUENCE {s}.history_seq_seq RENAME TO events_seq_seq;
+     ALTER TABLE {s}.events DROP CONSTRAINT history_kind_check;
+     ALTER TABLE {s}.events
+        ADD COLUMN recorded_at bigint,
+        ADD COLUMN xid bigint NOT NULL DEFAULT 0;
+     UPDATE {s}.events SET recorded_at = at;
+     ALTER TABLE {s}.events
+        ALTER COLUMN recorded_at SET NOT NULL,
+        ALTER COLUMN xid SET DEFAULT (pg_current_xact_id()::text)::bigint,
+        ADD CONSTRAINT events_kind_check
+            CHECK (kind IN ('created', 'rotated', 'refreshed', 'data_updated', 'extended',
+                            'revoked', 'expired', 'connection_opened', 'connection_closed'));
+     CREATE INDEX events_by_xid ON {s}.events (xid, seq);
+     CREATE INDEX events_by_user_xid ON {s}.events (user_id, xid, seq);
+     CREATE TABLE {s}.event_floor (
+        id  integer NOT NULL PRIMARY KEY CHECK (id = 1),
+        xid bigint  NOT NULL,
+        seq bigint  NOT NULL
+     );
+     INSERT INTO {s}.event_floor (id, xid, seq) VALUES (1, 0, 0);",
 ];
 
 /// Whether `name` may name the schema: a lower-case identifier that needs no

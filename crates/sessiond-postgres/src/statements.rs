@@ -6,6 +6,8 @@
 //! hash))` in the same statement or transaction: PostgreSQL delivers it on
 //! commit, and the near-cache of every instance drops that record.
 
+use sessiond_engine::{EventKind, HistoryKind};
+
 use crate::rows::COLUMNS;
 
 /// Columns of a removed session row, for a `DELETE … RETURNING`, in the
@@ -41,8 +43,9 @@ pub(crate) struct Statements {
     pub lock_by_id: String,
     /// `$1` id, `$2` data, `$3` channel.
     pub set_data: String,
-    /// `$1` id, `$2` now, `$3` idle ttl ms or null, `$4` channel.
-    pub extend: String,
+    /// Move the idle deadline of a row locked by [`Statements::lock_by_id`]:
+    /// `$1` id, `$2` deadline, `$3` channel.
+    pub set_expiry: String,
     /// For update: `$1` token hash, `$2` now; selects [`COLUMNS`] and the
     /// refresh state.
     pub lock_by_token: String,
@@ -65,19 +68,45 @@ pub(crate) struct Statements {
     /// selecting the [`REMOVED`] columns.
     pub sweep: String,
     /// Record events: `$1`..`$7` arrays of at, kind, reason, session id,
-    /// user id, device kind, IP.
+    /// user id, device kind, IP; `$8` the time they are written. Each row
+    /// takes the id of the writing transaction (the column's default).
     pub record: String,
-    /// A page of a user's events: `$1` user, `$2` below this seq, `$3` at
-    /// or after this time, `$4` limit.
+    /// A page of a user's lifecycle events: `$1` user, `$2` below this seq,
+    /// `$3` at or after this time, `$4` limit.
     pub history_page: String,
-    /// `$1` events before this time, `$2` batch size.
+    /// `$1` events before this time, `$2` batch size; only events at or
+    /// below the feed's floor (which have left the feed).
     pub prune: String,
+    /// A read of the feed in one snapshot: `$1`, `$2` the position to read
+    /// after (null: the floor), `$3` limit. Every row holds the horizon
+    /// (the snapshot's xmin), the floor and the newest `seq` handed out,
+    /// then an event's columns (null when no event follows).
+    pub feed: String,
+    /// [`Statements::feed`] of one user: `$4` the user.
+    pub feed_user: String,
+    /// Serializes the retirements of this schema's events, for the rest of
+    /// the transaction (an advisory lock: it writes nothing, so a
+    /// retirement with nothing to do takes no transaction id).
+    pub lock_retire: String,
+    /// The floor: selects xid, seq.
+    pub floor: String,
+    /// The oldest events after the floor `$1`, `$2` whose transactions have
+    /// ended, up to `$3`: xid, seq, recorded_at, and the newest `seq`
+    /// handed out.
+    pub retire_scan: String,
+    /// `$1` xid, `$2` seq.
+    pub set_floor: String,
+    /// Delete the events between the old floor `$1`, `$2` (excluded) and
+    /// the new one `$3`, `$4` that the history does not keep.
+    pub delete_retired: String,
 }
 
 impl Statements {
     /// The statements for tables in `schema`.
     pub(crate) fn new(schema: &str) -> Self {
         let t = format!("{schema}.sessions");
+        let e = format!("{schema}.events");
+        let lifecycle = kind_list(HistoryKind::ALL.into_iter().map(EventKind::from));
         let notify =
             |hash: &str, channel: &str| format!("pg_notify({channel}, encode({hash}, 'hex'))");
         Self {
@@ -126,15 +155,10 @@ impl Statements {
                  SELECT {} FROM u",
                 notify("token_hash", "$3")
             ),
-            extend: format!(
-                "WITH u AS (
-                    UPDATE {t} SET expires_at = GREATEST(expires_at,
-                        LEAST($2 + COALESCE($3, idle_ttl_ms), absolute_expires_at))
-                    WHERE id = $1 AND {}
-                    RETURNING {COLUMNS}, token_hash)
-                 SELECT {COLUMNS}, {} FROM u",
-                live("$2"),
-                notify("token_hash", "$4")
+            set_expiry: format!(
+                "WITH u AS (UPDATE {t} SET expires_at = $2 WHERE id = $1 RETURNING token_hash)
+                 SELECT {} FROM u",
+                notify("token_hash", "$3")
             ),
             lock_by_token: format!(
                 "SELECT {COLUMNS}, refresh_hash, refresh_previous, refresh_wrapped,
@@ -187,20 +211,88 @@ impl Statements {
                  RETURNING {REMOVED}"
             ),
             record: format!(
-                "INSERT INTO {schema}.history (at, kind, reason, session_id, user_id, device_kind, ip)
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[],
-                                      $5::text[], $6::text[], $7::text[])"
+                "INSERT INTO {e} (recorded_at, at, kind, reason, session_id, user_id,
+                    device_kind, ip)
+                 SELECT $8::bigint, u.* FROM UNNEST($1::bigint[], $2::text[], $3::text[],
+                    $4::text[], $5::text[], $6::text[], $7::text[]) AS u"
             ),
             history_page: format!(
                 "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
-                 FROM {schema}.history
-                 WHERE user_id = $1 AND seq < $2 AND at >= $3
+                 FROM {e}
+                 WHERE user_id = $1 AND seq < $2 AND at >= $3 AND kind IN ({lifecycle})
                  ORDER BY seq DESC LIMIT $4"
             ),
             prune: format!(
-                "DELETE FROM {schema}.history WHERE seq IN (
-                    SELECT seq FROM {schema}.history WHERE at < $1 ORDER BY at LIMIT $2)"
+                "DELETE FROM {e} WHERE seq IN (
+                    SELECT seq FROM {e}
+                    WHERE at < $1
+                      AND (xid, seq) <= (SELECT xid, seq FROM {schema}.event_floor WHERE id = 1)
+                    ORDER BY at LIMIT $2)"
+            ),
+            feed: feed(schema, ""),
+            feed_user: feed(schema, "user_id = $4 AND "),
+            lock_retire: format!(
+                "SELECT pg_advisory_xact_lock({RETIRE_LOCK_CLASS}, hashtext('{schema}'))"
+            ),
+            floor: format!("SELECT xid, seq FROM {schema}.event_floor WHERE id = 1"),
+            retire_scan: format!(
+                "SELECT e.xid, e.seq, e.recorded_at, m.head
+                 FROM (SELECT {HORIZON} AS horizon, {} AS head) m
+                 CROSS JOIN LATERAL (
+                    SELECT xid, seq, recorded_at FROM {e}
+                    WHERE (xid, seq) > ($1, $2) AND xid < m.horizon
+                    ORDER BY xid, seq LIMIT $3) e
+                 ORDER BY e.xid, e.seq",
+                head(schema)
+            ),
+            set_floor: format!("UPDATE {schema}.event_floor SET xid = $1, seq = $2 WHERE id = 1"),
+            delete_retired: format!(
+                "DELETE FROM {e}
+                 WHERE (xid, seq) > ($1, $2) AND (xid, seq) <= ($3, $4) AND kind IN ({})",
+                kind_list(EventKind::ALL.into_iter().filter(|k| !k.in_history()))
             ),
         }
     }
+}
+
+/// Advisory lock class of retirements (the object is the schema's hash).
+const RETIRE_LOCK_CLASS: i32 = 0x5345_5346;
+
+/// The delivery horizon: the oldest transaction id still running when the
+/// statement's snapshot was taken (every transaction below it has ended, so
+/// no row below it can still appear).
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint";
+
+/// The newest `seq` handed out (0 before the first), also when its row is
+/// gone or its transaction rolled back.
+fn head(schema: &str) -> String {
+    format!("COALESCE(pg_sequence_last_value('{schema}.events_seq_seq'), 0)")
+}
+
+/// A read of the feed (see [`Statements::feed`]); `user` is empty or a
+/// condition on `$4` followed by `AND`.
+fn feed(schema: &str, user: &str) -> String {
+    format!(
+        "WITH m AS (
+            SELECT {HORIZON} AS horizon, f.xid AS floor_xid, f.seq AS floor_seq, {} AS head
+            FROM {schema}.event_floor f WHERE f.id = 1)
+         SELECT m.horizon, m.floor_xid, m.floor_seq, m.head, e.xid, e.seq, e.at, e.kind,
+                e.reason, e.session_id, e.user_id, e.device_kind, e.ip
+         FROM m LEFT JOIN LATERAL (
+            SELECT xid, seq, at, kind, reason, session_id, user_id, device_kind, ip
+            FROM {schema}.events
+            WHERE {user}(xid, seq) > (COALESCE($1, m.floor_xid), COALESCE($2, m.floor_seq))
+              AND xid < m.horizon
+            ORDER BY xid, seq LIMIT $3) e ON true
+         ORDER BY e.xid, e.seq",
+        head(schema)
+    )
+}
+
+/// `'a', 'b'` for an SQL `IN` list (the wire names are plain words).
+fn kind_list(kinds: impl Iterator<Item = EventKind>) -> String {
+    kinds
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,17 +1,19 @@
 //! The background sweep: dead sessions deleted in bounded batches, walking
 //! the deadline index from the oldest (so each batch costs in proportion to
 //! what it deletes and never holds long locks), each batch in one
-//! transaction with its `expired` history events; then history events past
-//! the retention pruned in bounded batches the same way.
+//! transaction with its `expired` events; then events past the feed's
+//! retention retired and history events past its own pruned, in bounded
+//! batches the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use sessiond_engine::history::{RemovedRow, retention_cutoff};
-use sessiond_engine::{Clock, RevokeReason};
+use sessiond_engine::{Clock, EventRetention, RevokeReason};
 use tokio::task::JoinHandle;
 
+use crate::feed::{self, RETENTION_BATCH};
 use crate::history::Events;
 use crate::statements::Statements;
 
@@ -25,6 +27,7 @@ pub(crate) fn start(
     clock: Arc<dyn Clock>,
     interval: Duration,
     retention: Duration,
+    event_retention: EventRetention,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -37,6 +40,9 @@ pub(crate) fn start(
                 // The store being down is reported by the requests; the
                 // sweep tries again at its next tick.
                 Err(e) => tracing::debug!(error = %e, "expiry sweep failed"),
+            }
+            if let Err(e) = retire(&pool, &sql, clock.as_ref(), &event_retention).await {
+                tracing::debug!(error = %e, "event retirement failed");
             }
             if let Err(e) = prune(&pool, &sql, clock.as_ref(), retention).await {
                 tracing::debug!(error = %e, "history prune failed");
@@ -63,7 +69,7 @@ pub(crate) async fn sweep(pool: &Pool, sql: &Statements, clock: &dyn Clock) -> R
             .map_err(|e| e.to_string())?;
         let mut removed = crate::history::removed(&rows).map_err(|e| e.to_string())?;
         RemovedRow::sort_by_deadline(&mut removed);
-        let mut events = Events::default();
+        let mut events = Events::new(now);
         for row in &removed {
             events.ended(row, &RevokeReason::Expired, now);
         }
@@ -76,8 +82,29 @@ pub(crate) async fn sweep(pool: &Pool, sql: &Statements, clock: &dyn Clock) -> R
     }
 }
 
-/// Delete every history event past `retention`, one batch per statement;
-/// returns how many.
+/// Retire every event past the feed's `retention`, one batch per
+/// transaction; returns how many.
+pub(crate) async fn retire(
+    pool: &Pool,
+    sql: &Statements,
+    clock: &dyn Clock,
+    retention: &EventRetention,
+) -> Result<u64, String> {
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let mut total = 0;
+    loop {
+        let retired = feed::retire_batch(&mut client, sql, retention, clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        total += retired;
+        if retired < RETENTION_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Delete every history event past `retention` that has left the feed, one
+/// batch per statement; returns how many.
 pub(crate) async fn prune(
     pool: &Pool,
     sql: &Statements,
