@@ -81,6 +81,7 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
             timeout: config.store_timeout,
             tls_ca_pem: read_ca_file(config)?,
             history_retention: config.history_retention,
+            event_retention: config.events.retention(),
             ..PostgresOptions::default()
         };
         let store = PostgresStore::connect(url, options).await?;

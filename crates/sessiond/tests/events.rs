@@ -1,7 +1,9 @@
-//! `GET /v1/events` on a real server (embedded store): a lifecycle streams
-//! its events in order with their reasons and never a token; a subscriber
+//! `GET /v1/events` on a real server: on the embedded store and on
+//! PostgreSQL, a lifecycle streams its events in order with their reasons
+//! and never a token; a subscriber
 //! killed in the middle of 10,000 events and resumed from its last id gets
-//! every one of them once; filters; an id past the retention is 410; a
+//! every one of them once; an id past the retention is 410; then, on the
+//! embedded store, what the route does the same on every store: filters, a
 //! quiet stream gets heartbeats, outlives the idle timeout and ends when the
 //! server stops.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -53,8 +55,17 @@ async fn admin(s: &TestServer, method: Method, path: &str, body: Value) -> Value
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lifecycle_streams_its_events_in_order_and_never_a_token() {
-    let s = TestServer::start(Backend::Embedded).await;
+async fn a_lifecycle_streams_its_events_in_order_and_never_a_token_on_the_embedded_store() {
+    a_lifecycle_streams_its_events_in_order_and_never_a_token(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_streams_its_events_in_order_and_never_a_token_on_postgres() {
+    a_lifecycle_streams_its_events_in_order_and_never_a_token(Backend::Postgres).await;
+}
+
+async fn a_lifecycle_streams_its_events_in_order_and_never_a_token(backend: Backend) {
+    let s = TestServer::start(backend).await;
     let mut stream = client(&s)
         .events(&EventsRequest {
             start: StartAt::Oldest,
@@ -165,9 +176,28 @@ async fn create_many(s: &TestServer, n: usize, in_flight: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once() {
+async fn a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once_on_the_embedded_store()
+ {
+    a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once(
+        Backend::Embedded,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once_on_postgres()
+{
+    a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once(
+        Backend::Postgres,
+    )
+    .await;
+}
+
+async fn a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once(
+    backend: Backend,
+) {
     const TOTAL: usize = 10_000;
-    let s = TestServer::start(Backend::Embedded).await;
+    let s = TestServer::start(backend).await;
     let c = client(&s);
     // The first subscriber reads while the events are being written.
     let mut first = c
@@ -270,8 +300,17 @@ async fn filters_select_a_user_and_types() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip() {
-    let s = TestServer::start_with(Backend::Embedded, |c| {
+async fn an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip_on_the_embedded_store() {
+    an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip_on_postgres() {
+    an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip(Backend::Postgres).await;
+}
+
+async fn an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
         c.events.max_events = 5;
     })
     .await;
