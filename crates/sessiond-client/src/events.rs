@@ -152,7 +152,12 @@ impl Subscription {
                     self.ended = true;
                     return Some(Err(stream_error(&event.data)));
                 }
-                Some(Ok(event)) if event.data.is_empty() => {}
+                // An id alone: the server read past filtered-out events.
+                Some(Ok(event)) if event.data.is_empty() => {
+                    if !event.id.is_empty() {
+                        self.last_id = Some(event.id);
+                    }
+                }
                 Some(Ok(event)) => {
                     self.backoff = FIRST_BACKOFF;
                     return Some(match serde_json::from_str::<EventView>(&event.data) {

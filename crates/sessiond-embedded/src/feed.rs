@@ -89,7 +89,14 @@ pub(crate) fn read(conn: &Connection, query: &EventQuery) -> Result<EventPage, S
         ),
     }?;
     drop(tx);
-    let last = rows.last().map_or(after, |r| r.seq);
+    // Fewer than asked: every event up to the newest that the query
+    // selects has been read, so the cursor moves up to the newest (past
+    // other users' events too, which a filtered read does not see).
+    let last = if rows.len() < query.limit as usize {
+        head
+    } else {
+        rows.last().map_or(after, |r| r.seq)
+    };
     let events = rows
         .into_iter()
         .map(FeedRow::decode)

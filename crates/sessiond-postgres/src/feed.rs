@@ -127,15 +127,23 @@ pub(crate) async fn read(
     };
     let mut last = after;
     let mut events = Vec::new();
+    let mut read = 0;
     for row in &found {
         let Some(event) = FeedRow::read(row)? else {
             continue;
         };
+        read += 1;
         last = event.position;
         let event = event.decode()?;
         if query.kinds.contains(event.kind) {
             events.push(event);
         }
+    }
+    // Fewer than asked: every event before the horizon that the query
+    // selects has been read, so the cursor moves up to the horizon (past
+    // other users' events too, which a filtered read does not see).
+    if read < limit && last < now {
+        last = now;
     }
     Ok(EventPage {
         events,

@@ -213,6 +213,17 @@ pub async fn resuming_from_any_cursor_gives_the_rest_once(w: HistoryWorld) {
     // From the oldest kept: the same events at the end.
     let oldest = drain_from(e, EventsFrom::Oldest).await;
     assert!(oldest.ends_with(&all));
+    // A read for one user moves past the others' events, so that its
+    // reader does not stay behind events that may leave the feed.
+    let nobody = e
+        .events(&EventQuery {
+            user_id: Some("nobody".into()),
+            ..query(EventsFrom::After(start), 10)
+        })
+        .await
+        .unwrap();
+    assert!(nobody.events.is_empty());
+    assert_eq!(nobody.cursor, now_cursor(e).await);
 }
 
 async fn drain_from(e: &Engine, from: EventsFrom) -> Vec<Event> {

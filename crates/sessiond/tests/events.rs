@@ -271,6 +271,25 @@ async fn filters_select_a_user_and_types() {
             ),
         ]
     );
+    // A subscriber whose filter leaves everything out still moves its last
+    // id: an `id:` with no data, which dispatches nothing.
+    let r = s
+        .admin(Method::GET, "/v1/events?from=oldest&user_id=nobody")
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("id: ") {
+        let chunk = tokio::time::timeout(WAIT, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(!text.contains("data:"), "{text}");
+
     // Bad filters and ids are 400s, a missing key 401.
     for query in [
         "types=touched",

@@ -57,6 +57,9 @@ pub async fn events(
     // The first read answers bad cursors, a store without a feed and a
     // store that is down with their status, before the stream starts.
     let first = state.engine.events(&query).await?;
+    // With nothing to send yet, the subscriber still learns where it
+    // stands: an `id:` alone, to resume from.
+    let announce = first.events.is_empty();
     let feed = Feed {
         engine: state.engine.clone(),
         query,
@@ -66,6 +69,7 @@ pub async fn events(
         poll: state.events.poll_interval,
         stopping: state.stopping.subscribe(),
         ended: false,
+        announce,
     };
     Ok(Sse::new(feed.into_stream())
         .keep_alive(
@@ -128,6 +132,8 @@ struct Feed {
     poll: Duration,
     stopping: watch::Receiver<bool>,
     ended: bool,
+    /// Send the cursor as an `id:` alone before reading on.
+    announce: bool,
 }
 
 impl Feed {
@@ -143,6 +149,9 @@ impl Feed {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some(data_event(event));
+            }
+            if std::mem::take(&mut self.announce) {
+                return Some(sse::Event::default().id(self.cursor.as_str()));
             }
             if self.ended || *self.stopping.borrow() {
                 return None;
@@ -161,6 +170,11 @@ impl Feed {
                 Ok(page) => {
                     self.read_again = page.cursor != self.cursor;
                     self.cursor = page.cursor;
+                    // Everything read was filtered out: move the
+                    // subscriber's last id past it anyway (an `id:` with no
+                    // data dispatches nothing), so that it does not resume
+                    // from behind events that may leave the feed meanwhile.
+                    self.announce = page.events.is_empty() && self.read_again;
                     self.pending.extend(page.events);
                 }
                 Err(e @ Error::CursorExpired(_)) => {
