@@ -41,7 +41,10 @@ mod extract;
 mod remote;
 mod service;
 
-pub use backend::{BackendError, EngineBackend, LoggedIn, NewLogin, SessionBackend};
+pub use backend::{
+    BackendError, ENGINE_POLL_INTERVAL, EngineBackend, LoggedIn, NewLogin, SessionBackend,
+    SessionEnds,
+};
 pub use context::{Session, SessionContext};
 pub use error::{Error, InvalidSettings};
 pub use extract::SessionRejection;
