@@ -2,13 +2,31 @@
 //! implementation by the engine in this process (a remote sessiond is in
 //! `remote`).
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sessiond_api::{Secret, SessionView};
+use futures_util::Stream;
+use sessiond_api::{ConnectionView, Secret, SessionView};
 use sessiond_engine::{
-    CreateRequest, DataUpdate, Engine, Error as EngineError, RevokeReason, SessionData, SessionId,
+    CreateRequest, DataUpdate, Engine, Error as EngineError, EventCursor, EventKind, EventKinds,
+    EventQuery, EventsFrom, RevokeReason, SessionData, SessionId,
 };
+
+/// The ids of sessions that end (revoked or expired) from the moment the
+/// stream was made, in the order they ended; an error item says the
+/// backend could not be read for a while (the stream goes on unless it
+/// ends: then whoever follows it subscribes again).
+pub type SessionEnds = Pin<Box<dyn Stream<Item = Result<SessionId, BackendError>> + Send>>;
+
+/// How often [`EngineBackend`]'s [`SessionBackend::session_ends`] looks for
+/// new events when it found none.
+pub const ENGINE_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Longest wait between two reads of the feed while the store fails.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 /// A login to record: who, and on what device.
 #[derive(Clone, Debug, Default)]
@@ -91,6 +109,29 @@ pub trait SessionBackend: Send + Sync + fmt::Debug + 'static {
         except: Option<&SessionId>,
         reason: RevokeReason,
     ) -> Result<u64, BackendError>;
+
+    /// Register a live connection (a WebSocket) on a live session, or keep
+    /// it alive (a heartbeat): it ends `ttl` after this call unless another
+    /// heartbeat comes, or with its session. `node` names the app instance
+    /// holding it. `None` when the session is not live.
+    async fn beat_connection(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        node: Option<&str>,
+        ttl: Duration,
+    ) -> Result<Option<ConnectionView>, BackendError>;
+
+    /// Close a connection (also fine when it is already gone).
+    async fn close_connection(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+    ) -> Result<(), BackendError>;
+
+    /// Follow the sessions that end from now on (revoked or expired), of
+    /// every user: once this returns, no such end is missed by the stream.
+    async fn session_ends(&self) -> Result<SessionEnds, BackendError>;
 }
 
 /// Sessions in this process: the engine over an embedded or Redis store.
@@ -185,5 +226,121 @@ impl SessionBackend for EngineBackend {
         let except = except.map(SessionId::as_str);
         let ids = self.engine.revoke_user(user_id, except, reason).await?;
         Ok(ids.len() as u64)
+    }
+
+    async fn beat_connection(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        node: Option<&str>,
+        ttl: Duration,
+    ) -> Result<Option<ConnectionView>, BackendError> {
+        let beaten = self
+            .engine
+            .beat_connection(
+                id.as_str(),
+                connection_id,
+                node.map(str::to_owned),
+                Some(ttl),
+            )
+            .await;
+        match beaten {
+            Ok(b) => Ok(Some(b.connection.into())),
+            Err(EngineError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn close_connection(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+    ) -> Result<(), BackendError> {
+        self.engine
+            .close_connection(id.as_str(), connection_id)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_ends(&self) -> Result<SessionEnds, BackendError> {
+        // Fix the starting point now, not at the first poll: an end that
+        // happens in between is in the stream.
+        let head = self.engine.events(&ends_query(EventsFrom::Now)).await?;
+        let follower = FeedFollower {
+            engine: self.engine.clone(),
+            cursor: head.cursor,
+            pending: VecDeque::new(),
+            wait: None,
+            retry_wait: ENGINE_POLL_INTERVAL,
+            finished: false,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            follower,
+            |mut f| async move { f.next().await.map(|item| (item, f)) },
+        )))
+    }
+}
+
+/// A read of the ends (revoked, expired) of every user's sessions.
+fn ends_query(from: EventsFrom) -> EventQuery {
+    EventQuery {
+        from,
+        user_id: None,
+        kinds: EventKinds::of([EventKind::Revoked, EventKind::Expired]),
+        limit: sessiond_engine::engine::MAX_EVENTS_LIMIT,
+    }
+}
+
+/// The engine's event feed read from a cursor, polled while it is quiet.
+struct FeedFollower {
+    engine: Engine,
+    cursor: EventCursor,
+    /// Ends read but not given out yet.
+    pending: VecDeque<SessionId>,
+    /// Wait this long before the next read.
+    wait: Option<Duration>,
+    /// Wait after a failed read; doubles up to [`MAX_RETRY_WAIT`].
+    retry_wait: Duration,
+    finished: bool,
+}
+
+impl FeedFollower {
+    async fn next(&mut self) -> Option<Result<SessionId, BackendError>> {
+        loop {
+            if let Some(id) = self.pending.pop_front() {
+                return Some(Ok(id));
+            }
+            if self.finished {
+                return None;
+            }
+            if let Some(wait) = self.wait.take() {
+                tokio::time::sleep(wait).await;
+            }
+            let query = ends_query(EventsFrom::After(self.cursor.clone()));
+            match self.engine.events(&query).await {
+                Ok(page) => {
+                    self.retry_wait = ENGINE_POLL_INTERVAL;
+                    self.cursor = page.cursor;
+                    if page.events.is_empty() {
+                        self.wait = Some(ENGINE_POLL_INTERVAL);
+                    }
+                    self.pending
+                        .extend(page.events.into_iter().map(|e| e.session_id));
+                }
+                // The store is away for now: the cursor stays, so nothing
+                // is skipped once it answers again.
+                Err(EngineError::Unavailable(m)) => {
+                    self.wait = Some(self.retry_wait);
+                    self.retry_wait = (self.retry_wait * 2).min(MAX_RETRY_WAIT);
+                    return Some(Err(BackendError::Unavailable(m)));
+                }
+                // The cursor left the feed, or the store keeps none: this
+                // stream cannot go on without skipping ends.
+                Err(e) => {
+                    self.finished = true;
+                    return Some(Err(e.into()));
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,10 @@
 //! server (`RemoteBackend`, through `sessiond-client`; the `remote`
 //! feature).
 //!
+//! WebSocket routes use [`LiveSockets`]: each socket is registered as a
+//! connection of its session (presence), kept alive by heartbeats, and
+//! closed within a second of its session ending, wherever it was revoked.
+//!
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use sessiond_axum::{EngineBackend, Session, SessionLayer};
@@ -37,14 +41,23 @@ mod backend;
 mod context;
 mod error;
 mod extract;
+mod live;
 #[cfg(feature = "remote")]
 mod remote;
 mod service;
 
-pub use backend::{BackendError, EngineBackend, LoggedIn, NewLogin, SessionBackend};
+pub use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+pub use backend::{
+    BackendError, ENGINE_POLL_INTERVAL, EngineBackend, LoggedIn, NewLogin, SessionBackend,
+    SessionEnds,
+};
 pub use context::{Session, SessionContext};
 pub use error::{Error, InvalidSettings};
 pub use extract::SessionRejection;
+pub use live::{
+    CLOSE_SESSION_ENDED, CLOSE_UNCONFIRMED, DEFAULT_HEARTBEAT, DEFAULT_TTL, LiveConnection,
+    LiveEnd, LiveOptions, LiveSender, LiveSocket, LiveSockets,
+};
 #[cfg(feature = "remote")]
 pub use remote::RemoteBackend;
 pub use service::{SessionLayer, SessionService};

@@ -2,13 +2,15 @@
 //! HTTP through `sessiond-client` (the `remote` feature).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sessiond_api::{CreateSession, SessionView};
-use sessiond_client::{Client, Error as ClientError};
-use sessiond_engine::{RevokeReason, SessionData, SessionId};
+use futures_util::StreamExt as _;
+use sessiond_api::{ConnectionView, CreateSession, SessionView};
+use sessiond_client::{Client, Error as ClientError, EventsRequest, StartAt};
+use sessiond_engine::{EventKind, RevokeReason, SessionData, SessionId};
 
-use crate::backend::{BackendError, LoggedIn, NewLogin, SessionBackend};
+use crate::backend::{BackendError, LoggedIn, NewLogin, SessionBackend, SessionEnds};
 
 /// Sessions kept by a shared sessiond server, reached over HTTP.
 #[derive(Clone, Debug)]
@@ -101,5 +103,41 @@ impl SessionBackend for RemoteBackend {
             .client
             .revoke_user(user_id, except, Some(reason.as_str()))
             .await?)
+    }
+
+    async fn beat_connection(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        node: Option<&str>,
+        ttl: Duration,
+    ) -> Result<Option<ConnectionView>, BackendError> {
+        let beaten = self
+            .client
+            .beat_connection(id, connection_id, node, Some(ttl))
+            .await;
+        Ok(remote_found(beaten)?.map(|(connection, _opened)| connection))
+    }
+
+    async fn close_connection(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+    ) -> Result<(), BackendError> {
+        Ok(self.client.close_connection(id, connection_id).await?)
+    }
+
+    /// The server's event feed (`GET /v1/events`), which resumes by itself
+    /// after a disconnect; it starts where the server is when the stream
+    /// first connects, which is at its first poll.
+    async fn session_ends(&self) -> Result<SessionEnds, BackendError> {
+        let events = self.client.events(&EventsRequest {
+            start: StartAt::Now,
+            user_id: None,
+            types: vec![EventKind::Revoked, EventKind::Expired],
+        })?;
+        Ok(Box::pin(events.map(|event| {
+            event.map(|e| e.session_id).map_err(BackendError::from)
+        })))
     }
 }

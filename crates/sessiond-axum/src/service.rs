@@ -123,6 +123,16 @@ where
     }
 }
 
+/// Whether the request asks to become a WebSocket (`Upgrade: websocket`).
+fn is_websocket_upgrade(headers: &header::HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+}
+
 fn forbidden(refusal: CsrfRefusal) -> Response {
     (StatusCode::FORBIDDEN, refusal.detail()).into_response()
 }
@@ -193,6 +203,15 @@ where
         presented.as_deref(),
     ) {
         return forbidden(refusal);
+    }
+    // A WebSocket handshake is a GET that no CSRF token comes with, yet it
+    // opens a channel both ways: a page of another site must not open one
+    // with the user's cookie (browsers always send `Origin` on it).
+    if matches!(credential, Credential::Cookie(_))
+        && is_websocket_upgrade(req.headers())
+        && csrf::cross_site(req.headers(), &client)
+    {
+        return forbidden(CsrfRefusal::CrossSite);
     }
     let user_agent = req
         .headers()

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use sessiond_engine::{Mode, SessionData, SessionId};
 
 use sessiond_api::{
-    CreateSession, Created, CreatedJwt, Extend, HistoryList, Introspect, Introspection, PatchData,
-    Readiness, RefreshBody, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats,
-    TokenPair,
+    ConnectionBeat, ConnectionView, CreateSession, Created, CreatedJwt, Extend, HistoryList,
+    Introspect, Introspection, PatchData, PresenceView, Readiness, RefreshBody, RevokedCount,
+    Rotated, Secret, SessionList, SessionView, Stats, TokenPair,
 };
 
 use crate::error::Error;
@@ -219,6 +219,65 @@ impl Client {
         crate::events::subscribe(url, self.admin_auth.clone(), self.timeout, request)
     }
 
+    /// Register a live connection (a WebSocket, say) on a session, or keep
+    /// it alive: a heartbeat. It ends `ttl` after this call (1 s to 1 h,
+    /// sent in whole seconds rounded up; the server's default, 60 s, when
+    /// `None`) unless another heartbeat comes, or with its session. `node`
+    /// names the app instance holding it (kept from an earlier heartbeat
+    /// when `None`). Returns the connection and whether this call opened it
+    /// (201; a heartbeat on a live one is 200). [`Error::NotFound`] when the
+    /// session is not live: the connection must end too. Only the embedded
+    /// store keeps connections today; elsewhere the server answers 501
+    /// ([`Error::Server`]).
+    pub async fn beat_connection(
+        &self,
+        session_id: &SessionId,
+        connection_id: &str,
+        node: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<(ConnectionView, bool), Error> {
+        let url = self.url(&[
+            "v1",
+            "sessions",
+            session_id.as_str(),
+            "connections",
+            path_segment("connection id", connection_id)?,
+        ])?;
+        let body = ConnectionBeat {
+            ttl,
+            node: node.map(str::to_owned),
+        };
+        let response = self.send(self.admin(Method::PUT, url).json(&body)).await?;
+        let opened = response.status() == reqwest::StatusCode::CREATED;
+        let body = response.bytes().await.map_err(|e| Error::transport(&e))?;
+        let view = serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))?;
+        Ok((view, opened))
+    }
+
+    /// Close a connection; succeeds also when it is already gone (with its
+    /// session, say).
+    pub async fn close_connection(
+        &self,
+        session_id: &SessionId,
+        connection_id: &str,
+    ) -> Result<(), Error> {
+        let url = self.url(&[
+            "v1",
+            "sessions",
+            session_id.as_str(),
+            "connections",
+            path_segment("connection id", connection_id)?,
+        ])?;
+        self.empty(self.admin(Method::DELETE, url)).await
+    }
+
+    /// Whether a user is online (a live session with a live connection),
+    /// on which devices, and when last seen.
+    pub async fn presence(&self, user_id: &str) -> Result<PresenceView, Error> {
+        let url = self.url(&["v1", "users", user_segment(user_id)?, "presence"])?;
+        self.json(self.admin(Method::GET, url)).await
+    }
+
     /// Revoke all of a user's sessions but `except`; returns how many ended.
     pub async fn revoke_user(
         &self,
@@ -272,6 +331,13 @@ impl Client {
             .json(self.public(Method::GET, url, credential)?)
             .await?;
         Ok(list.sessions)
+    }
+
+    /// The presence of the caller's user; `current: true` marks the
+    /// caller's own device.
+    pub async fn my_presence(&self, credential: &str) -> Result<PresenceView, Error> {
+        let url = self.url(&["v1", "me", "presence"])?;
+        self.json(self.public(Method::GET, url, credential)?).await
     }
 
     /// Sign out one of the caller's user's sessions; [`Error::NotFound`]
@@ -401,11 +467,17 @@ fn parse_base(base_url: &str) -> Result<Url, Error> {
 /// rules drop or collapse them), so they are refused rather than sent to
 /// another path.
 fn user_segment(user_id: &str) -> Result<&str, Error> {
-    match user_id {
+    path_segment("user id", user_id)
+}
+
+/// An app-chosen id (`what`) as a path segment, refused as
+/// [`user_segment`] says.
+fn path_segment<'a>(what: &str, value: &'a str) -> Result<&'a str, Error> {
+    match value {
         "" | "." | ".." => Err(Error::Invalid {
-            detail: format!("the user id {user_id:?} cannot be addressed in a URL path"),
+            detail: format!("the {what} {value:?} cannot be addressed in a URL path"),
         }),
-        _ => Ok(user_id),
+        _ => Ok(value),
     }
 }
 

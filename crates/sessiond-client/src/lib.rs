@@ -2,9 +2,10 @@
 //!
 //! [`Client`] has one method per route: the admin routes (create, introspect,
 //! read, update, extend, rotate, revoke, per-user listing and revocation,
-//! stats) authenticated with the API key, and the public routes an end user's
-//! credential authenticates (refresh, `me`, "log out other devices", logout),
-//! plus the JWKS and readiness. Answers are typed: sessions are
+//! history, the event feed, live connections and presence, stats)
+//! authenticated with the API key, and the public routes an end user's
+//! credential authenticates (refresh, `me`, "log out other devices", logout,
+//! presence), plus the JWKS and readiness. Answers are typed: sessions are
 //! [`SessionView`]s built on the engine's own types ([`SessionId`],
 //! [`Timestamp`], [`Device`], [`Mode`]), and every failure is an [`Error`]
 //! with meaning, mapped from the server's problem+json status codes.
@@ -62,8 +63,8 @@ pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::Error;
 pub use events::{EventStream, EventsRequest, StartAt};
 pub use sessiond_api::{
-    CreateSession, Created, CreatedJwt, EventView, Readiness, Rotated, Secret, SessionView, Stats,
-    TokenPair,
+    ConnectionView, CreateSession, Created, CreatedJwt, DevicePresenceView, EventView,
+    PresenceView, Readiness, Rotated, Secret, SessionView, Stats, TokenPair,
 };
 
 pub use sessiond_engine::{Device, DeviceKind, EventKind, Mode, SessionData, SessionId, Timestamp};

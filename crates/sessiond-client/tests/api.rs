@@ -704,7 +704,148 @@ async fn history(backend: Backend) {
     server.shutdown().await;
 }
 
-both_stores!(full_scenario, limit_reached, history);
+/// Connections and presence: a first heartbeat opens (201), later ones
+/// keep alive (200), presence shows the connection until it is closed, and
+/// a heartbeat on a session that ended is `NotFound`. Redis answers 501.
+async fn connections_and_presence(backend: Backend) {
+    let server = TestServer::start(backend, |_| {}).await;
+    let client = server.client();
+    let user = "presence-user";
+    let created = create_for(&client, user).await;
+    let id = &created.session.id;
+    if matches!(backend, Backend::Redis) {
+        for result in [
+            client
+                .beat_connection(id, "ws-1", None, None)
+                .await
+                .map(drop),
+            client.presence(user).await.map(drop),
+        ] {
+            match result {
+                Err(Error::Server { status: 501, .. }) => {}
+                other => panic!("expected 501, got {other:?}"),
+            }
+        }
+        server.shutdown().await;
+        return;
+    }
+
+    let before = now_ms();
+    let (opened, is_new) = client
+        .beat_connection(id, "ws-1", Some("node-a"), Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(is_new);
+    assert_eq!(&opened.session_id, id);
+    assert_eq!(opened.connection_id, "ws-1");
+    assert_eq!(opened.node.as_deref(), Some("node-a"));
+    let ttl_ms = opened.expires_at.as_millis() - opened.last_seen_at.as_millis();
+    assert_eq!(ttl_ms, 30_000, "{opened:?}");
+    assert!(opened.opened_at.as_millis() >= before - 1000);
+
+    sleep_ms(20).await;
+    // A heartbeat: the same connection, not new, its node kept, default TTL.
+    let (beaten, is_new) = client
+        .beat_connection(id, "ws-1", None, None)
+        .await
+        .unwrap();
+    assert!(!is_new);
+    assert_eq!(beaten.opened_at, opened.opened_at);
+    assert_eq!(beaten.node.as_deref(), Some("node-a"));
+    assert!(beaten.last_seen_at >= opened.last_seen_at);
+    let ttl_ms = beaten.expires_at.as_millis() - beaten.last_seen_at.as_millis();
+    assert_eq!(ttl_ms, 60_000, "{beaten:?}");
+
+    let presence = client.presence(user).await.unwrap();
+    assert_eq!(presence.user_id, user);
+    assert!(presence.online);
+    assert_eq!(presence.devices.len(), 1);
+    let device = &presence.devices[0];
+    assert_eq!(&device.session_id, id);
+    assert!(device.online);
+    assert_eq!(device.device.kind, DeviceKind::Desktop);
+    assert_eq!(device.connections.len(), 1);
+    assert_eq!(device.connections[0].connection_id, "ws-1");
+    assert_eq!(device.current, None);
+    // The user's own view marks the caller's device.
+    let mine = client.my_presence(created.token.expose()).await.unwrap();
+    assert!(mine.online);
+    assert_eq!(mine.devices[0].current, Some(true));
+
+    client.close_connection(id, "ws-1").await.unwrap();
+    // Closing again is fine: it is gone either way.
+    client.close_connection(id, "ws-1").await.unwrap();
+    let presence = client.presence(user).await.unwrap();
+    assert!(!presence.online);
+    assert_eq!(presence.devices.len(), 1, "the session is still live");
+    assert!(presence.devices[0].connections.is_empty());
+
+    // Ids and TTLs the server refuses, and ones a URL cannot carry.
+    for bad in ["a b", "a/b", "é"] {
+        assert!(
+            matches!(
+                client.beat_connection(id, bad, None, None).await,
+                Err(Error::Invalid { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    for unaddressable in ["", ".", ".."] {
+        assert!(matches!(
+            client.beat_connection(id, unaddressable, None, None).await,
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            client.close_connection(id, unaddressable).await,
+            Err(Error::Invalid { .. })
+        ));
+    }
+    assert!(matches!(
+        client
+            .beat_connection(id, "ws-2", None, Some(Duration::from_secs(7200)))
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        client
+            .beat_connection(id, "ws-2", Some("no spaces"), None)
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+
+    // A connection ends with its session: its heartbeat is NotFound.
+    client
+        .beat_connection(id, "ws-3", None, None)
+        .await
+        .unwrap();
+    client.revoke(id, Some("logout")).await.unwrap();
+    assert!(matches!(
+        client.beat_connection(id, "ws-3", None, None).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        client
+            .beat_connection(&missing_id(), "ws-1", None, None)
+            .await,
+        Err(Error::NotFound)
+    ));
+    let presence = client.presence(user).await.unwrap();
+    assert!(!presence.online);
+    assert!(presence.devices.is_empty());
+    assert_eq!(presence.last_seen_at, None);
+    assert!(matches!(
+        client.presence("").await,
+        Err(Error::Invalid { .. })
+    ));
+    server.shutdown().await;
+}
+
+both_stores!(
+    full_scenario,
+    limit_reached,
+    history,
+    connections_and_presence
+);
 
 /// A store that goes away is a quick `Unavailable` (with the server's
 /// `Retry-After`), and service resumes by itself when it comes back.
