@@ -2,13 +2,14 @@
 //! cursor (`e.<seq>`), and its retention: the floor, the newest `seq` that
 //! has left the feed, which the background sweep moves up.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use sessiond_engine::{
     Event, EventCursor, EventKind, EventPage, EventQuery, EventRetention, EventsFrom, SessionId,
     StoreError, Timestamp,
 };
 
 use crate::error::from_sqlite;
+use crate::history::{EVENT_COLUMNS, RawEvent};
 
 /// What a cursor of this store starts with.
 const CURSOR_PREFIX: &str = "e.";
@@ -77,14 +78,15 @@ pub(crate) fn read(conn: &Connection, query: &EventQuery) -> Result<EventPage, S
     let rows = match &query.user_id {
         None => collect(
             &tx,
-            "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip FROM events
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
             params![after, limit],
         ),
         Some(user) => collect(
             &tx,
-            "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip FROM events
-             WHERE user_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2",
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE user_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2"
+            ),
             params![after, limit, user],
         ),
     }?;
@@ -99,7 +101,7 @@ pub(crate) fn read(conn: &Connection, query: &EventQuery) -> Result<EventPage, S
     };
     let events = rows
         .into_iter()
-        .map(FeedRow::decode)
+        .map(decode)
         .filter(|e| e.as_ref().map_or(true, |e| query.kinds.contains(e.kind)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(EventPage {
@@ -112,9 +114,9 @@ fn collect(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
-) -> Result<Vec<FeedRow>, StoreError> {
+) -> Result<Vec<RawEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
-    stmt.query_map(params, FeedRow::read)
+    stmt.query_map(params, RawEvent::read)
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(from_sqlite)
 }
@@ -160,45 +162,17 @@ pub(crate) fn retire_batch(
     Ok(leaving as u64)
 }
 
-/// An event row as SQLite returned it (the table is STRICT: the column
-/// types hold), not yet checked.
-struct FeedRow {
-    seq: i64,
-    at: i64,
-    kind: String,
-    reason: Option<String>,
-    session_id: String,
-    user_id: String,
-    device_kind: Option<String>,
-    ip: Option<String>,
-}
-
-impl FeedRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            seq: row.get(0)?,
-            at: row.get(1)?,
-            kind: row.get(2)?,
-            reason: row.get(3)?,
-            session_id: row.get(4)?,
-            user_id: row.get(5)?,
-            device_kind: row.get(6)?,
-            ip: row.get(7)?,
-        })
-    }
-
-    fn decode(self) -> Result<Event, StoreError> {
-        let corrupt =
-            |column: &str| StoreError::Corrupt(format!("event {}: column {column}", self.seq));
-        Ok(Event {
-            cursor: cursor(self.seq),
-            at: Timestamp::from_millis(self.at),
-            kind: EventKind::parse(&self.kind).ok_or_else(|| corrupt("kind"))?,
-            session_id: SessionId::parse(&self.session_id).ok_or_else(|| corrupt("session_id"))?,
-            reason: self.reason,
-            user_id: self.user_id,
-            device_kind: self.device_kind,
-            ip: self.ip,
-        })
-    }
+/// The feed's view of an event row.
+fn decode(row: RawEvent) -> Result<Event, StoreError> {
+    let corrupt = |column: &str| StoreError::Corrupt(format!("event {}: column {column}", row.seq));
+    Ok(Event {
+        cursor: cursor(row.seq),
+        at: Timestamp::from_millis(row.at),
+        kind: EventKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
+        session_id: SessionId::parse(&row.session_id).ok_or_else(|| corrupt("session_id"))?,
+        reason: row.reason,
+        user_id: row.user_id,
+        device_kind: row.device_kind,
+        ip: row.ip,
+    })
 }

@@ -167,21 +167,26 @@ pub(crate) fn page(
     rows.into_iter().map(RawEvent::decode).collect()
 }
 
+/// The columns [`RawEvent::read`] reads, in its order.
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, at, kind, reason, session_id, user_id, device_kind, ip";
+
 /// An event row as SQLite returned it (the table is STRICT: the column
-/// types hold), not yet checked.
-struct RawEvent {
-    seq: i64,
-    at: i64,
-    kind: String,
-    reason: Option<String>,
-    session_id: String,
-    user_id: String,
-    device_kind: Option<String>,
-    ip: Option<String>,
+/// types hold), not yet checked; the history and the feed decode it.
+pub(crate) struct RawEvent {
+    pub(crate) seq: i64,
+    pub(crate) at: i64,
+    pub(crate) kind: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) session_id: String,
+    pub(crate) user_id: String,
+    pub(crate) device_kind: Option<String>,
+    pub(crate) ip: Option<String>,
 }
 
 impl RawEvent {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+    /// A row of [`EVENT_COLUMNS`].
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             seq: row.get(0)?,
             at: row.get(1)?,
@@ -318,6 +323,11 @@ mod tests {
         let left = page(&conn, "alice", 1000, None, ALL_TIME).unwrap();
         assert_eq!(left.len(), 10);
         assert!(left.iter().all(|e| e.at >= cutoff));
+    }
+
+    #[test]
+    fn the_page_reads_the_columns_a_raw_event_reads() {
+        assert!(PAGE_SQL.contains(EVENT_COLUMNS));
     }
 
     #[test]

@@ -41,6 +41,23 @@ async fn take(stream: &mut EventStream, n: usize) -> Vec<EventView> {
     events
 }
 
+/// Read `body` into `text` until `done(text)`, failing after [`WAIT`]
+/// without a new chunk.
+async fn read_until(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<impl AsRef<[u8]>>> + Unpin),
+    text: &mut String,
+    done: impl Fn(&str) -> bool,
+) {
+    while !done(text) {
+        let chunk = tokio::time::timeout(WAIT, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(chunk.as_ref()).unwrap());
+    }
+}
+
 fn summary(events: &[EventView]) -> Vec<(EventKind, Option<&str>, &str)> {
     events
         .iter()
@@ -142,14 +159,10 @@ async fn a_lifecycle_streams_its_events_in_order_and_never_a_token(backend: Back
     );
     let mut body = r.bytes_stream();
     let mut text = String::new();
-    while text.matches("\n\n").count() < 7 {
-        let chunk = tokio::time::timeout(WAIT, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_until(&mut body, &mut text, |text| {
+        text.matches("\n\n").count() >= 7
+    })
+    .await;
     for e in &events[..7] {
         assert!(text.contains(&format!("id: {}\n", e.id)), "{text}");
     }
@@ -280,14 +293,7 @@ async fn filters_select_a_user_and_types() {
         .unwrap();
     let mut body = r.bytes_stream();
     let mut text = String::new();
-    while !text.contains("id: ") {
-        let chunk = tokio::time::timeout(WAIT, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_until(&mut body, &mut text, |text| text.contains("id: ")).await;
     assert!(!text.contains("data:"), "{text}");
 
     // Bad filters and ids are 400s, a missing key 401.
@@ -399,26 +405,15 @@ async fn a_quiet_stream_gets_heartbeats_outlives_the_idle_timeout_and_ends_at_sh
     let mut body = r.bytes_stream();
     let mut text = String::new();
     let started = Instant::now();
-    while !text.contains(":heartbeat") && !text.contains(": heartbeat") {
-        let chunk = tokio::time::timeout(WAIT, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_until(&mut body, &mut text, |text| {
+        text.contains(":heartbeat") || text.contains(": heartbeat")
+    })
+    .await;
     // Well past the idle timeout, the stream still carries new events.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (created, _) = s.create("alice").await;
     let id = created["id"].as_str().unwrap().to_owned();
-    while !text.contains(&id) {
-        let chunk = tokio::time::timeout(WAIT, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_until(&mut body, &mut text, |text| text.contains(&id)).await;
     assert!(started.elapsed() > Duration::from_secs(1));
     // Stopping the server ends the stream at once, not after the drain
     // timeout (10 s).
