@@ -1,10 +1,11 @@
-//! History and the event feed on PostgreSQL: the shared history and event
-//! cases (`sessiond_testkit::history_cases`, `event_cases`) bare and behind
-//! the near-cache, then what is this store's own: events past the
-//! retentions left out and pruned in batches (on demand and by the
-//! background sweep), a cursor from before them refused, a cursor kept
-//! across a server restart, and a reader that never passes a transaction
-//! still open, whatever order the `seq`s were taken in.
+//! History, the event feed and presence on PostgreSQL: the shared history,
+//! event and presence cases (`sessiond_testkit::history_cases`,
+//! `event_cases`, `presence_cases`) bare and behind the near-cache, then
+//! what is this store's own: events past the retentions left out and pruned
+//! in batches (on demand and by the background sweep), a cursor from before
+//! them refused, a cursor kept across a server restart, a reader that never
+//! passes a transaction still open, whatever order the `seq`s were taken
+//! in.
 //!
 //! The feed hands out events only up to the oldest transaction still running
 //! anywhere on the server, so the cases of this binary run one at a time:
@@ -102,11 +103,13 @@ async fn cached(clock: ManualClock, limit_policy: LimitPolicy) -> HistoryWorld {
 mod bare {
     sessiond_testkit::history_tests!(super::bare);
     sessiond_testkit::event_tests!(super::bare);
+    sessiond_testkit::presence_tests!(super::bare);
 }
 
 mod cached {
     sessiond_testkit::history_tests!(super::cached);
     sessiond_testkit::event_tests!(super::cached);
+    sessiond_testkit::presence_tests!(super::cached);
 }
 
 /// How many rows the events table of `schema` holds.
