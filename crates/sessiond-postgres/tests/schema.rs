@@ -1,10 +1,10 @@
 //! The tables as PostgreSQL runs them: introspection, listing, the expiry
-//! sweep, history pages, pruning, feed reads and retirement are index
-//! lookups (by `EXPLAIN` over tables of thousands of rows), the sweep
-//! deletes only dead rows, upgrades from the first version keep its
-//! sessions, from the second its history and from the third its sessions
-//! with a connections table that goes with them, and a database at a
-//! version this build does not know is refused.
+//! sweep, history pages, pruning, feed reads, retirement, presence and the
+//! sweep of connections are index lookups (by `EXPLAIN` over tables of
+//! thousands of rows), the sweep deletes only dead rows, upgrades from the
+//! first version keep its sessions, from the second its history and from
+//! the third its sessions with a connections table that goes with them,
+//! and a database at a version this build does not know is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -31,7 +31,8 @@ async fn reads_and_the_sweep_are_index_lookups() {
         .await
         .unwrap();
     // 20,000 rows of 2,000 users (and 20,000 events, 400 of them of
-    // the user the plans are asked for), then fresh statistics.
+    // the user the plans are asked for, and a connection on each session),
+    // then fresh statistics.
     server
         .sql(
             "INSERT INTO sessiond.sessions (id, user_id, data, device, token_hash, created_at,
@@ -43,8 +44,13 @@ async fn reads_and_the_sweep_are_index_lookups() {
              SELECT n, n, 'created', 'id' || n,
                     CASE WHEN n % 50 = 0 THEN 'someone' ELSE 'user' || (n % 2000) END, 1000 + n / 3
              FROM generate_series(1, 20000) AS n;
+             INSERT INTO sessiond.connections (session_id, connection_id, user_id, opened_at,
+                last_seen_at, expires_at)
+             SELECT 'id' || n, 'ws', 'user' || (n % 2000), n, n, 3000000000000 + n
+             FROM generate_series(1, 20000) AS n;
              ANALYZE sessiond.sessions;
-             ANALYZE sessiond.events;",
+             ANALYZE sessiond.events;
+             ANALYZE sessiond.connections;",
         )
         .unwrap();
     for (operation, index) in [
@@ -56,6 +62,9 @@ async fn reads_and_the_sweep_are_index_lookups() {
         ("feed", "events_by_xid"),
         ("feed_user", "events_by_user_xid"),
         ("retire", "events_by_xid"),
+        ("presence", "sessions_by_user"),
+        ("presence", "connections_by_user"),
+        ("sweep_connections", "connections_by_expiry"),
     ] {
         let plan = store.explain(operation).await.unwrap();
         assert!(
