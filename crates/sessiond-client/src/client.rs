@@ -226,8 +226,8 @@ impl Client {
     /// names the app instance holding it (kept from an earlier heartbeat
     /// when `None`). Returns the connection and whether this call opened it
     /// (201; a heartbeat on a live one is 200). [`Error::NotFound`] when the
-    /// session is not live: the connection must end too. Only the embedded
-    /// store keeps connections today; elsewhere the server answers 501
+    /// session is not live: the connection must end too. The embedded and
+    /// PostgreSQL stores keep connections; on Redis the server answers 501
     /// ([`Error::Server`]).
     pub async fn beat_connection(
         &self,

@@ -6,7 +6,8 @@
 use deadpool_postgres::GenericClient;
 use sessiond_engine::history::{RemovedRow, device_facts};
 use sessiond_engine::{
-    EventKind, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
+    Device, EventKind, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError,
+    Timestamp,
 };
 use tokio_postgres::Row;
 
@@ -70,6 +71,52 @@ impl Events {
             None,
             session.id.as_str(),
             &session.user_id,
+            device_kind,
+            ip,
+        );
+    }
+
+    /// A connection's event (`connection_opened`, or `connection_closed`
+    /// with its reason) on a live session at hand.
+    pub(crate) fn connection(
+        &mut self,
+        at: Timestamp,
+        kind: EventKind,
+        reason: Option<&str>,
+        session: &Session,
+    ) {
+        let (device_kind, ip) = device_facts(&session.device);
+        self.push(
+            at,
+            kind,
+            reason.map(str::to_owned),
+            session.id.as_str(),
+            &session.user_id,
+            device_kind,
+            ip,
+        );
+    }
+
+    /// `connection_closed` (reason `expired`, at `expired_at`) of a
+    /// connection the sweep removed, on a live session whose row gave
+    /// `user_id` and `device` (as stored): a device that no longer decodes
+    /// leaves the event without device facts, as a removed session's end.
+    pub(crate) fn expired_connection(
+        &mut self,
+        expired_at: Timestamp,
+        session_id: &SessionId,
+        user_id: &str,
+        device: &str,
+    ) {
+        let (device_kind, ip) = serde_json::from_str::<Device>(device)
+            .map(|d| device_facts(&d))
+            .unwrap_or_default();
+        self.push(
+            expired_at,
+            EventKind::ConnectionClosed,
+            Some("expired".to_owned()),
+            session_id.as_str(),
+            user_id,
             device_kind,
             ip,
         );

@@ -6,8 +6,13 @@
 //! front is kept honest by `LISTEN/NOTIFY` sent in the same transaction as
 //! every change.
 //!
+//! Live connections on sessions (a WebSocket, say) are rows of their own,
+//! each with an expiry that heartbeats move; a foreign key takes them with
+//! their session's row, and the sweep closes the expired ones.
+//!
 //! Every change also writes its event (created, rotated, refreshed,
-//! data_updated, extended, revoked with the reason, expired) in its own
+//! data_updated, extended, revoked with the reason, expired,
+//! connection_opened, connection_closed) in its own
 //! transaction, into one table that is both the event feed
 //! ([`Store::events`], kept for [`PostgresOptions::event_retention`]) and
 //! the history (its lifecycle events, kept for
@@ -48,10 +53,10 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention, HistoryEvent, NearCache,
-    NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
-    SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
-    TrackedRead,
+    Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate, EventPage, EventQuery,
+    EventRetention, HistoryEvent, NearCache, NewSession, NodeHealth, Presence, RefreshOutcome,
+    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock,
+    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -63,9 +68,6 @@ use crate::listener::Listener;
 use crate::ops::{Ctx, Failure};
 use crate::statements::Statements;
 use crate::target::Target;
-
-/// What connection and presence calls answer until this store keeps them.
-const CONNECTIONS_UNSUPPORTED: &str = "connections and presence are not available on the PostgreSQL store yet; the embedded store keeps them";
 
 /// How a [`PostgresStore`] connects and behaves.
 #[derive(Clone, Debug)]
@@ -249,12 +251,17 @@ impl PostgresStore {
     }
 
     /// Delete every session dead at `clock`'s now, in batches with their
-    /// `expired` events; returns how many (the background sweep runs the
-    /// same).
+    /// `expired` events, then close every connection expired then, in
+    /// batches with their `connection_closed` events; returns how many
+    /// sessions (the background sweep runs the same).
     pub async fn sweep(&self, clock: &dyn Clock) -> Result<u64, StoreError> {
-        sweeper::sweep(&self.pool, &self.sql, clock)
+        let deleted = sweeper::sweep(&self.pool, &self.sql, clock)
             .await
-            .map_err(StoreError::Unavailable)
+            .map_err(StoreError::Unavailable)?;
+        sweeper::close_expired(&self.pool, &self.sql, clock)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(deleted)
     }
 
     /// Retire the events past the feed's retention at `clock`'s now, then
@@ -278,7 +285,8 @@ impl PostgresStore {
 
     /// The query plan PostgreSQL picks for the statement an operation runs
     /// (`introspect`, `list_user`, `sweep`, `history`, `prune`, `feed`,
-    /// `feed_user`, `retire`), for tests that prove they are index lookups.
+    /// `feed_user`, `retire`, `presence`, `sweep_connections`), for tests
+    /// that prove they are index lookups.
     pub async fn explain(&self, operation: &str) -> Result<String, StoreError> {
         let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match operation {
             "introspect" => (&self.sql.by_token, &[&&[0u8; 32][..], &0_i64]),
@@ -295,6 +303,11 @@ impl PostgresStore {
                 &[&Some(0_i64), &Some(0_i64), &100_i64, &"someone"],
             ),
             "retire" => (&self.sql.retire_scan, &[&0_i64, &0_i64, &1000_i64]),
+            "presence" => (&self.sql.presence, &[&"someone", &0_i64]),
+            "sweep_connections" => (
+                &self.sql.sweep_connections,
+                &[&0_i64, &sweeper::SWEEP_BATCH],
+            ),
             other => {
                 return Err(StoreError::Unavailable(format!(
                     "no operation {other} to explain"
@@ -448,27 +461,29 @@ impl Store for PostgresStore {
 
     async fn beat_connection(
         &self,
-        _beat: &sessiond_engine::ConnectionBeat,
-        _now: Timestamp,
-    ) -> Result<Option<sessiond_engine::Beaten>, StoreError> {
-        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+        beat: &ConnectionBeat,
+        now: Timestamp,
+    ) -> Result<Option<Beaten>, StoreError> {
+        with_retry!(self, |c, x| ops::beat_connection(&mut c, &x, beat, now))
     }
 
     async fn close_connection(
         &self,
-        _session_id: &SessionId,
-        _connection_id: &sessiond_engine::ConnectionId,
-        _now: Timestamp,
+        session_id: &SessionId,
+        connection_id: &ConnectionId,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
-        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+        with_retry!(self, |c, x| ops::close_connection(
+            &mut c,
+            &x,
+            session_id,
+            connection_id,
+            now
+        ))
     }
 
-    async fn presence(
-        &self,
-        _user_id: &str,
-        _now: Timestamp,
-    ) -> Result<sessiond_engine::Presence, StoreError> {
-        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+    async fn presence(&self, user_id: &str, now: Timestamp) -> Result<Presence, StoreError> {
+        with_retry!(self, |c, x| ops::presence(&c, &x, user_id, now))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -6,16 +6,17 @@
 use deadpool_postgres::{Client, GenericClient};
 use sessiond_engine::store::json_text;
 use sessiond_engine::{
-    DataUpdate, EventKind, HistoryEvent, LimitPolicy, Mode, NewSession, RefreshOutcome,
-    RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
-    StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
+    Beaten, Connection, ConnectionBeat, ConnectionId, DataUpdate, DevicePresence, EventKind,
+    HistoryEvent, LimitPolicy, Mode, NewSession, Presence, RefreshOutcome, RefreshRequest,
+    RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId, StoreError,
+    Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::errors::{corrupt, from_pg, is_transient};
 use crate::history::{Events, removed as removed_rows};
-use crate::rows::{COLUMN_COUNT, decode, millis};
+use crate::rows::{COLUMN_COUNT, decode, decode_connection, millis};
 use crate::statements::Statements;
 
 /// Why an operation failed: the database (maybe worth another try), or a
@@ -556,4 +557,208 @@ pub(crate) async fn history(
         .iter()
         .map(crate::history::decode)
         .collect::<Result<_, _>>()?)
+}
+
+/// Register a connection on its live session, or keep it alive. One
+/// transaction: the session row read `FOR UPDATE` (so a revocation or the
+/// expiry sweep waits for the connection, then takes it with the session,
+/// and the beats of one session's connections apply one after another,
+/// each deciding once whether it opens one); then the connection's row, if
+/// there is one, read `FOR UPDATE` (so a close or the sweep removing it has
+/// either committed, and this beat opens it anew, or waits for this one);
+/// then the row written with its events. A row whose expiry has passed
+/// counts as closed then: `connection_closed` (reason `expired`, at its
+/// expiry) before the new `connection_opened`.
+pub(crate) async fn beat_connection(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    beat: &ConnectionBeat,
+    now: Timestamp,
+) -> Outcome<Option<Beaten>> {
+    let tx = c.transaction().await?;
+    let (session_id, connection_id) = (beat.session_id.as_str(), beat.connection_id.as_str());
+    let Some(session) =
+        one_session(&tx, &x.sql.lock_by_id, &[&session_id, &now.as_millis()]).await?
+    else {
+        return Ok(None);
+    };
+    // One after the other, not pipelined: the connection is read (in a
+    // snapshot of its own) once the session's lock is held, so it sees what
+    // the beat before this one wrote.
+    let found = rows(&tx, &x.sql.lock_connection, &[&session_id, &connection_id]).await?;
+    let old = found
+        .first()
+        .map(|row| stored_connection(row, &session.id))
+        .transpose()?;
+    let deadline = session.expires_at.min(session.absolute_expires_at);
+    let ttl = i64::try_from(beat.ttl_ms).unwrap_or(i64::MAX);
+    let expires_at = Timestamp::from_millis(now.as_millis().saturating_add(ttl)).min(deadline);
+    let mut events = Events::new(now);
+    let (node, opened_at, opened) = match old {
+        Some(live) if live.expires_at > now => {
+            (beat.node.clone().or(live.node), live.opened_at, false)
+        }
+        old => {
+            if let Some(dead) = old {
+                // Expired before the sweep came by: it closed then.
+                events.connection(
+                    dead.expires_at,
+                    EventKind::ConnectionClosed,
+                    Some("expired"),
+                    &session,
+                );
+            }
+            events.connection(now, EventKind::ConnectionOpened, None, &session);
+            (beat.node.clone(), now, true)
+        }
+    };
+    let (opened_ms, now_ms, expires_ms) = (
+        opened_at.as_millis(),
+        now.as_millis(),
+        expires_at.as_millis(),
+    );
+    let put: Params<'_, 7> = [
+        &session_id,
+        &connection_id,
+        &session.user_id,
+        &node,
+        &opened_ms,
+        &now_ms,
+        &expires_ms,
+    ];
+    // Pipelined: the connection and its events in one round trip.
+    tokio::try_join!(rows(&tx, &x.sql.put_connection, &put), async {
+        Ok(events.write(&tx, x.sql).await?)
+    })?;
+    tx.commit().await?;
+    Ok(Some(Beaten {
+        connection: Connection {
+            session_id: beat.session_id.clone(),
+            connection_id: beat.connection_id.clone(),
+            node,
+            opened_at,
+            last_seen_at: now,
+            expires_at,
+        },
+        opened,
+    }))
+}
+
+/// A connection's row as [`Statements::lock_connection`] reads it.
+struct StoredConnection {
+    node: Option<String>,
+    opened_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+fn stored_connection(row: &Row, session_id: &SessionId) -> Result<StoredConnection, StoreError> {
+    let bad = |field: &str, e: tokio_postgres::Error| {
+        corrupt(
+            session_id.as_str(),
+            &format!("connection {field}"),
+            &e.to_string(),
+        )
+    };
+    Ok(StoredConnection {
+        node: row.try_get(0).map_err(|e| bad("node", e))?,
+        opened_at: Timestamp::from_millis(row.try_get(1).map_err(|e| bad("opened_at", e))?),
+        expires_at: Timestamp::from_millis(row.try_get(2).map_err(|e| bad("expires_at", e))?),
+    })
+}
+
+/// Close a connection; `true` if it was live. One transaction: one
+/// `DELETE` that also reads the session when it is live (the connection's
+/// row lock orders it with a heartbeat of the same connection: whichever
+/// comes second sees what the first did, and a revocation that takes the
+/// connection first leaves this one nothing to delete), then its
+/// `connection_closed` (reason `closed`, or `expired` at its expiry when
+/// that had passed). A connection of a session that is no longer live goes
+/// without an event: the session's end covers it.
+pub(crate) async fn close_connection(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    session_id: &SessionId,
+    connection_id: &ConnectionId,
+    now: Timestamp,
+) -> Outcome<bool> {
+    let tx = c.transaction().await?;
+    let found = rows(
+        &tx,
+        &x.sql.close_connection,
+        &[
+            &session_id.as_str(),
+            &connection_id.as_str(),
+            &now.as_millis(),
+        ],
+    )
+    .await?;
+    let Some(row) = found.first() else {
+        return Ok(false);
+    };
+    let expires_at = Timestamp::from_millis(
+        row.try_get(COLUMN_COUNT)
+            .map_err(|e| corrupt(session_id.as_str(), "connection expires_at", &e.to_string()))?,
+    );
+    let live = expires_at > now;
+    let session_live = row
+        .try_get::<_, Option<String>>(0)
+        .map_err(|e| corrupt(session_id.as_str(), "id", &e.to_string()))?
+        .is_some();
+    if session_live {
+        let session = decode(row)?;
+        let (at, reason) = if live {
+            (now, "closed")
+        } else {
+            (expires_at, "expired")
+        };
+        let mut events = Events::new(now);
+        events.connection(at, EventKind::ConnectionClosed, Some(reason), &session);
+        events.write(&tx, x.sql).await?;
+    }
+    tx.commit().await?;
+    Ok(live)
+}
+
+/// The user's live sessions, most recently seen first (by the later of the
+/// session's `last_seen_at` and its connections' heartbeats, then newest
+/// first), each with its live connections, oldest first. One `SELECT`, so
+/// sessions and connections are of one snapshot: the sessions by the
+/// user's index, their connections by theirs.
+pub(crate) async fn presence(
+    c: &Client,
+    x: &Ctx<'_>,
+    user_id: &str,
+    now: Timestamp,
+) -> Outcome<Presence> {
+    let found = rows(c, &x.sql.presence, &[&user_id, &now.as_millis()]).await?;
+    let mut devices: Vec<DevicePresence> = Vec::new();
+    for row in &found {
+        // A session comes once per connection, its rows one after another.
+        let id: String = row
+            .try_get(0)
+            .map_err(|e| corrupt("a row", "id", &e.to_string()))?;
+        if devices.last().is_none_or(|d| d.session_id.as_str() != id) {
+            let s = decode(row)?;
+            devices.push(DevicePresence {
+                session_id: s.id,
+                device: s.device,
+                last_seen_at: s.last_seen_at,
+                connections: Vec::new(),
+            });
+        }
+        if let Some(d) = devices.last_mut() {
+            d.connections
+                .extend(decode_connection(row, COLUMN_COUNT, &d.session_id)?);
+        }
+    }
+    // Stable: among equals, the newest session first, as read.
+    devices.sort_by_key(|d| {
+        std::cmp::Reverse(
+            d.connections
+                .iter()
+                .map(|c| c.last_seen_at)
+                .fold(d.last_seen_at, Ord::max),
+        )
+    });
+    Ok(Presence { devices })
 }

@@ -1,8 +1,11 @@
-//! Conversion between [`Session`] values and `sessions` rows: the column list
-//! every query selects, and decoding that reports a bad row as
-//! [`StoreError::Corrupt`] instead of failing the query.
+//! Conversion between [`Session`] values and `sessions` rows (and
+//! [`Connection`]s and `connections` rows): the column lists queries
+//! select, and decoding that reports a bad row as [`StoreError::Corrupt`]
+//! instead of failing the query.
 
-use sessiond_engine::{Device, Mode, Session, SessionData, SessionId, StoreError, Timestamp};
+use sessiond_engine::{
+    Connection, ConnectionId, Device, Mode, Session, SessionData, SessionId, StoreError, Timestamp,
+};
 use tokio_postgres::Row;
 
 use crate::errors::corrupt;
@@ -57,6 +60,49 @@ pub(crate) fn decode(row: &Row) -> Result<Session, StoreError> {
         idle_ttl_ms,
         mode,
     })
+}
+
+/// Columns of a connection row after its session id, in the order
+/// [`decode_connection`] reads them.
+pub(crate) const CONNECTION_COLUMNS: &str =
+    "connection_id, node, opened_at, last_seen_at, expires_at";
+
+/// The connection of `session_id` held by the [`CONNECTION_COLUMNS`] of
+/// `row` from column `from` on; `None` when they are null (an outer join
+/// that found none), and (with a warning) when its id is malformed: such a
+/// row is left out rather than failing the read.
+pub(crate) fn decode_connection(
+    row: &Row,
+    from: usize,
+    session_id: &SessionId,
+) -> Result<Option<Connection>, StoreError> {
+    let at = session_id.as_str();
+    let bad = |field: &str, e: tokio_postgres::Error| {
+        corrupt(at, &format!("connection {field}"), &e.to_string())
+    };
+    let Some(raw_id) = row
+        .try_get::<_, Option<String>>(from)
+        .map_err(|e| bad("id", e))?
+    else {
+        return Ok(None);
+    };
+    let Some(connection_id) = ConnectionId::parse(&raw_id) else {
+        tracing::warn!(session_id = at, "a connection row with a malformed id");
+        return Ok(None);
+    };
+    let millis_at = |i: usize, field: &str| {
+        row.try_get::<_, i64>(from + i)
+            .map(Timestamp::from_millis)
+            .map_err(|e| bad(field, e))
+    };
+    Ok(Some(Connection {
+        session_id: session_id.clone(),
+        connection_id,
+        node: row.try_get(from + 1).map_err(|e| bad("node", e))?,
+        opened_at: millis_at(2, "opened_at")?,
+        last_seen_at: millis_at(3, "last_seen_at")?,
+        expires_at: millis_at(4, "expires_at")?,
+    }))
 }
 
 pub(crate) use sessiond_engine::store::sql_millis as millis;

@@ -15,7 +15,7 @@ pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 const MIGRATION_LOCK: (i32, i32) = (0x5345_5353, 1);
 
 /// Migrations in order; `{s}` stands for the schema's quoted name.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // Only the token's hash is kept, never the token: `token_hash` is the
     // unique key introspection reads by. The per-user index serves listing,
     // counting and eviction in `created_at, id` order; the expiry sweep
@@ -94,6 +94,24 @@ const MIGRATIONS: [&str; 3] = [
         seq bigint  NOT NULL
      );
      INSERT INTO {s}.event_floor (id, xid, seq) VALUES (1, 0, 0);",
+    // Live connections on sessions (a WebSocket, say), each with its own
+    // expiry that heartbeats move: read by user for presence, closed by the
+    // sweep in expiry order. A session's connections go in the statement
+    // that deletes the session, whichever one it is (revoke, eviction,
+    // refresh-token reuse, the sweep): the foreign key cascades, and so
+    // never leaves a connection without its session.
+    "CREATE TABLE {s}.connections (
+        session_id    text    NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+        connection_id text    NOT NULL,
+        user_id       text    NOT NULL,
+        node          text,
+        opened_at     bigint  NOT NULL,
+        last_seen_at  bigint  NOT NULL,
+        expires_at    bigint  NOT NULL,
+        PRIMARY KEY (session_id, connection_id)
+     );
+     CREATE INDEX connections_by_user ON {s}.connections (user_id);
+     CREATE INDEX connections_by_expiry ON {s}.connections (expires_at);",
 ];
 
 /// Whether `name` may name the schema: a lower-case identifier that needs no

@@ -8,7 +8,7 @@
 
 use sessiond_engine::{EventKind, HistoryKind};
 
-use crate::rows::COLUMNS;
+use crate::rows::{COLUMNS, CONNECTION_COLUMNS};
 
 /// Columns of a removed session row, for a `DELETE … RETURNING`, in the
 /// order `history::removed` reads them.
@@ -18,6 +18,11 @@ pub(crate) const REMOVED: &str =
 /// Live at `$now`: every query using it binds `now` at the position given.
 fn live(now: &str) -> String {
     format!("expires_at > {now} AND absolute_expires_at > {now}")
+}
+
+/// [`live`] of the sessions row named `table`.
+fn live_of(table: &str, now: &str) -> String {
+    format!("{table}.expires_at > {now} AND {table}.absolute_expires_at > {now}")
 }
 
 /// The statements, for one schema and notification channel.
@@ -99,6 +104,27 @@ pub(crate) struct Statements {
     /// Delete the events between the old floor `$1`, `$2` (excluded) and
     /// the new one `$3`, `$4` that the history does not keep.
     pub delete_retired: String,
+    /// For update: `$1` session id, `$2` connection id; selects the
+    /// connection's node, opened_at, expires_at.
+    pub lock_connection: String,
+    /// Insert or overwrite a connection: `$1` session id, `$2` connection
+    /// id, `$3` user, `$4` node, `$5` opened_at, `$6` last_seen_at, `$7`
+    /// expires_at.
+    pub put_connection: String,
+    /// Delete a connection: `$1` session id, `$2` connection id, `$3` now;
+    /// selects [`COLUMNS`] of its session when live (null otherwise), then
+    /// the connection's expires_at. No row when there was none.
+    pub close_connection: String,
+    /// `$1` now, `$2` batch size; deletes expired connections, earliest
+    /// expiry first, skipping those another transaction holds, selecting
+    /// session id, connection id, expires_at, and the user id and device of
+    /// the session when it is live (null otherwise).
+    pub sweep_connections: String,
+    /// `$1` user, `$2` now: each live session ([`COLUMNS`]), newest first
+    /// (by `created_at`, then id), once per live connection (oldest first)
+    /// or once with nulls when it has none, followed by the connection's
+    /// [`CONNECTION_COLUMNS`].
+    pub presence: String,
 }
 
 impl Statements {
@@ -106,6 +132,7 @@ impl Statements {
     pub(crate) fn new(schema: &str) -> Self {
         let t = format!("{schema}.sessions");
         let e = format!("{schema}.events");
+        let c = format!("{schema}.connections");
         let lifecycle = kind_list(HistoryKind::ALL.into_iter().map(EventKind::from));
         let notify =
             |hash: &str, channel: &str| format!("pg_notify({channel}, encode({hash}, 'hex'))");
@@ -250,6 +277,54 @@ impl Statements {
                 "DELETE FROM {e}
                  WHERE (xid, seq) > ($1, $2) AND (xid, seq) <= ($3, $4) AND kind IN ({})",
                 kind_list(EventKind::ALL.into_iter().filter(|k| !k.in_history()))
+            ),
+            lock_connection: format!(
+                "SELECT node, opened_at, expires_at FROM {c}
+                 WHERE session_id = $1 AND connection_id = $2 FOR UPDATE"
+            ),
+            put_connection: format!(
+                "INSERT INTO {c} (session_id, connection_id, user_id, node, opened_at,
+                    last_seen_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (session_id, connection_id) DO UPDATE SET
+                    user_id = EXCLUDED.user_id, node = EXCLUDED.node,
+                    opened_at = EXCLUDED.opened_at, last_seen_at = EXCLUDED.last_seen_at,
+                    expires_at = EXCLUDED.expires_at"
+            ),
+            close_connection: format!(
+                "WITH d AS (
+                    DELETE FROM {c} WHERE session_id = $1 AND connection_id = $2
+                    RETURNING expires_at)
+                 SELECT s.*, d.expires_at
+                 FROM d LEFT JOIN (SELECT {COLUMNS} FROM {t} WHERE id = $1 AND {}) s ON true",
+                live("$3")
+            ),
+            // The rows are locked as they are selected, and a row that a
+            // heartbeat moved since the statement's snapshot is checked
+            // again as it is now (READ COMMITTED), so a connection kept
+            // alive is never closed; the outer condition says so once more.
+            // `SKIP LOCKED` leaves the rows another transaction holds (a
+            // heartbeat's, a close's) to it or to the next sweep instead of
+            // waiting for them.
+            sweep_connections: format!(
+                "WITH d AS (
+                    DELETE FROM {c} WHERE (session_id, connection_id) IN (
+                        SELECT session_id, connection_id FROM {c} WHERE expires_at <= $1
+                        ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                      AND expires_at <= $1
+                    RETURNING session_id, connection_id, expires_at)
+                 SELECT d.session_id, d.connection_id, d.expires_at, s.user_id, s.device
+                 FROM d LEFT JOIN {t} s ON s.id = d.session_id AND {}",
+                live_of("s", "$1")
+            ),
+            presence: format!(
+                "WITH s AS (SELECT {COLUMNS} FROM {t} WHERE user_id = $1 AND {}),
+                      c AS (SELECT session_id, {CONNECTION_COLUMNS} FROM {c}
+                            WHERE user_id = $1 AND expires_at > $2)
+                 SELECT s.*, c.connection_id, c.node, c.opened_at, c.last_seen_at, c.expires_at
+                 FROM s LEFT JOIN c ON c.session_id = s.id
+                 ORDER BY s.created_at DESC, s.id DESC, c.opened_at, c.connection_id",
+                live("$2")
             ),
         }
     }

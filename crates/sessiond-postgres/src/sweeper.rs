@@ -1,16 +1,17 @@
 //! The background sweep: dead sessions deleted in bounded batches, walking
 //! the deadline index from the oldest (so each batch costs in proportion to
 //! what it deletes and never holds long locks), each batch in one
-//! transaction with its `expired` events; then events past the feed's
-//! retention retired and history events past its own pruned, in bounded
-//! batches the same way.
+//! transaction with its `expired` events; expired connections closed the
+//! same way with their `connection_closed` events; then events past the
+//! feed's retention retired and history events past its own pruned, in
+//! bounded batches the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use sessiond_engine::history::{RemovedRow, retention_cutoff};
-use sessiond_engine::{Clock, EventRetention, RevokeReason};
+use sessiond_engine::{Clock, EventRetention, RevokeReason, SessionId, Timestamp};
 use tokio::task::JoinHandle;
 
 use crate::feed::{self, RETENTION_BATCH};
@@ -40,6 +41,11 @@ pub(crate) fn start(
                 // The store being down is reported by the requests; the
                 // sweep tries again at its next tick.
                 Err(e) => tracing::debug!(error = %e, "expiry sweep failed"),
+            }
+            match close_expired(&pool, &sql, clock.as_ref()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(closed = n, "closed expired connections"),
+                Err(e) => tracing::debug!(error = %e, "connection sweep failed"),
             }
             if let Err(e) = retire(&pool, &sql, clock.as_ref(), &event_retention).await {
                 tracing::debug!(error = %e, "event retirement failed");
@@ -79,6 +85,87 @@ pub(crate) async fn sweep(pool: &Pool, sql: &Statements, clock: &dyn Clock) -> R
         if (removed.len() as u64) < SWEEP_BATCH.unsigned_abs() {
             return Ok(total);
         }
+    }
+}
+
+/// Close every connection expired now, one batch per transaction with
+/// its `connection_closed` events (reason `expired`, at its expiry, in
+/// expiry order; none for a connection whose session is no longer live,
+/// whose end covers it); returns how many.
+pub(crate) async fn close_expired(
+    pool: &Pool,
+    sql: &Statements,
+    clock: &dyn Clock,
+) -> Result<u64, String> {
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let mut total = 0;
+    loop {
+        let now = clock.now();
+        let tx = client.transaction().await.map_err(|e| e.to_string())?;
+        let stmt = tx
+            .prepare_cached(&sql.sweep_connections)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = tx
+            .query(&stmt, &[&now.as_millis(), &SWEEP_BATCH])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut closed = rows
+            .iter()
+            .map(ClosedConnection::read)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        closed.sort_by(|a, b| {
+            (a.expires_at, &a.session_id, &a.connection_id).cmp(&(
+                b.expires_at,
+                &b.session_id,
+                &b.connection_id,
+            ))
+        });
+        let mut events = Events::new(now);
+        for c in &closed {
+            let (Some(user_id), Some(device)) = (&c.user_id, &c.device) else {
+                continue;
+            };
+            let Some(session_id) = SessionId::parse(&c.session_id) else {
+                tracing::warn!("closed a connection of a session row with a malformed id");
+                continue;
+            };
+            events.expired_connection(
+                Timestamp::from_millis(c.expires_at),
+                &session_id,
+                user_id,
+                device,
+            );
+        }
+        events.write(&tx, sql).await.map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        total += closed.len() as u64;
+        if (closed.len() as u64) < SWEEP_BATCH.unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}
+
+/// A row of [`Statements::sweep_connections`].
+struct ClosedConnection {
+    session_id: String,
+    connection_id: String,
+    expires_at: i64,
+    /// The session's, when it is live.
+    user_id: Option<String>,
+    device: Option<String>,
+}
+
+impl ClosedConnection {
+    fn read(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            session_id: row.try_get(0)?,
+            connection_id: row.try_get(1)?,
+            expires_at: row.try_get(2)?,
+            user_id: row.try_get(3)?,
+            device: row.try_get(4)?,
+        })
     }
 }
 

@@ -1,10 +1,12 @@
-//! History and the event feed on PostgreSQL: the shared history and event
-//! cases (`sessiond_testkit::history_cases`, `event_cases`) bare and behind
-//! the near-cache, then what is this store's own: events past the
-//! retentions left out and pruned in batches (on demand and by the
-//! background sweep), a cursor from before them refused, a cursor kept
-//! across a server restart, and a reader that never passes a transaction
-//! still open, whatever order the `seq`s were taken in.
+//! History, the event feed and presence on PostgreSQL: the shared history,
+//! event and presence cases (`sessiond_testkit::history_cases`,
+//! `event_cases`, `presence_cases`) bare and behind the near-cache, then
+//! what is this store's own: events past the retentions left out and pruned
+//! in batches (on demand and by the background sweep), a cursor from before
+//! them refused, a cursor kept across a server restart, a reader that never
+//! passes a transaction still open, whatever order the `seq`s were taken
+//! in, and heartbeats, closes, sweeps and a revocation racing on one
+//! session's connections, each change recorded once.
 //!
 //! The feed hands out events only up to the oldest transaction still running
 //! anywhere on the server, so the cases of this binary run one at a time:
@@ -18,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sessiond_engine::{
-    CacheOptions, CachedStore, Clock, DataUpdate, Engine, Error, EventKind, EventRetention,
-    EventsFrom, HistoryKind, LimitPolicy, ManualClock, Policy, RevokeReason, Store,
+    CacheOptions, CachedStore, Clock, DataUpdate, Engine, Error, EventKind, EventKinds, EventQuery,
+    EventRetention, EventsFrom, HistoryKind, LimitPolicy, ManualClock, Policy, RevokeReason, Store,
 };
 use sessiond_postgres::{PostgresOptions, PostgresStore};
 use sessiond_testkit::event_cases::{drain, now_cursor, query, summary as feed_summary};
@@ -102,11 +104,13 @@ async fn cached(clock: ManualClock, limit_policy: LimitPolicy) -> HistoryWorld {
 mod bare {
     sessiond_testkit::history_tests!(super::bare);
     sessiond_testkit::event_tests!(super::bare);
+    sessiond_testkit::presence_tests!(super::bare);
 }
 
 mod cached {
     sessiond_testkit::history_tests!(super::cached);
     sessiond_testkit::event_tests!(super::cached);
+    sessiond_testkit::presence_tests!(super::cached);
 }
 
 /// How many rows the events table of `schema` holds.
@@ -549,5 +553,130 @@ async fn an_extension_that_moves_nothing_records_nothing() {
             (EventKind::Created, None, &s.id),
             (EventKind::Extended, None, &s.id)
         ]
+    );
+}
+
+/// Heartbeats, closes, sweeps and a revocation racing on one session: a
+/// connection opens once however many first heartbeats race, an expired one
+/// is closed once (by a heartbeat or by the sweep, whichever comes first)
+/// and opened once again, of racing closes one closes it, and a revocation
+/// leaves no connection of its session behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_heartbeats_closes_and_sweeps_record_each_change_once() {
+    const RACERS: usize = 12;
+    let case = case().await;
+    let clock = ManualClock::new();
+    let store = Arc::new(open(&case.server.url(), options(&case.schema, &clock)).await);
+    let e = Arc::new(Engine::with_clock(
+        store.clone(),
+        Policy::default(),
+        Arc::new(clock.clone()),
+    ));
+    let start = now_cursor(&e).await;
+    let s = e.create(login("alice")).await.unwrap().session;
+    let id = s.id.as_str().to_owned();
+    let beats = |n: usize| {
+        (0..n)
+            .map(|_| {
+                let (e, id) = (e.clone(), id.clone());
+                tokio::spawn(async move { e.beat_connection(&id, "ws", None, None).await })
+            })
+            .collect::<Vec<_>>()
+    };
+    let opened_of = |results: Vec<Result<sessiond_engine::Beaten, Error>>| {
+        results
+            .into_iter()
+            .filter(|r| r.as_ref().unwrap().opened)
+            .count()
+    };
+    let mut first = Vec::new();
+    for b in beats(RACERS) {
+        first.push(b.await.unwrap());
+    }
+    assert_eq!(opened_of(first), 1, "opened once");
+
+    // Expired: heartbeats and sweeps race to close it.
+    let expired_at = clock.now().plus(Duration::from_secs(60));
+    clock.advance(Duration::from_secs(61));
+    let sweeps: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, clock) = (store.clone(), clock.clone());
+            tokio::spawn(async move { store.sweep(&clock).await.unwrap() })
+        })
+        .collect();
+    let mut again = Vec::new();
+    for b in beats(RACERS) {
+        again.push(b.await.unwrap());
+    }
+    for s in sweeps {
+        s.await.unwrap();
+    }
+    assert_eq!(opened_of(again), 1, "opened once again");
+    assert!(e.presence("alice").await.unwrap().online());
+
+    // Racing closes: one closes it.
+    let closes: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (e, id) = (e.clone(), id.clone());
+            tokio::spawn(async move { e.close_connection(&id, "ws").await.unwrap() })
+        })
+        .collect();
+    let mut closed = 0;
+    for c in closes {
+        closed += usize::from(c.await.unwrap());
+    }
+    assert_eq!(closed, 1, "closed once");
+
+    // A revocation racing heartbeats of many connections: none outlives it.
+    let connections: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let (e, id) = (e.clone(), id.clone());
+            tokio::spawn(async move { e.beat_connection(&id, &format!("c{i}"), None, None).await })
+        })
+        .collect();
+    e.revoke(&id, RevokeReason::Logout).await.unwrap();
+    for c in connections {
+        match c.await.unwrap() {
+            Ok(_) | Err(Error::NotFound) => {}
+            Err(other) => panic!("a heartbeat failed: {other}"),
+        }
+    }
+    assert!(e.presence("alice").await.unwrap().devices.is_empty());
+    assert_eq!(
+        case.server
+            .sql(&format!("SELECT count(*) FROM {}.connections", case.schema))
+            .unwrap(),
+        "0"
+    );
+
+    let events = drain(
+        &e,
+        &EventQuery {
+            kinds: EventKinds::of([EventKind::ConnectionOpened, EventKind::ConnectionClosed]),
+            ..query(EventsFrom::Oldest, 100)
+        },
+        start,
+    )
+    .await;
+    let ws: Vec<_> = events
+        .iter()
+        .take(4)
+        .map(|e| (e.kind, e.reason.as_deref(), e.at))
+        .collect();
+    assert_eq!(
+        ws,
+        vec![
+            (EventKind::ConnectionOpened, None, s.created_at),
+            (EventKind::ConnectionClosed, Some("expired"), expired_at),
+            (EventKind::ConnectionOpened, None, clock.now()),
+            (EventKind::ConnectionClosed, Some("closed"), clock.now()),
+        ]
+    );
+    // Then one opening for each connection the revocation let in, and no
+    // close: the session's end covers them.
+    assert!(
+        events[4..]
+            .iter()
+            .all(|e| e.kind == EventKind::ConnectionOpened)
     );
 }

@@ -1,9 +1,10 @@
 //! The tables as PostgreSQL runs them: introspection, listing, the expiry
-//! sweep, history pages, pruning, feed reads and retirement are index
-//! lookups (by `EXPLAIN` over tables of thousands of rows), the sweep
-//! deletes only dead rows, upgrades from the first version keep its
-//! sessions and from the second its history, and a database at a version
-//! this build does not know is refused.
+//! sweep, history pages, pruning, feed reads, retirement, presence and the
+//! sweep of connections are index lookups (by `EXPLAIN` over tables of
+//! thousands of rows), the sweep deletes only dead rows, upgrades from the
+//! first version keep its sessions, from the second its history and from
+//! the third its sessions with a connections table that goes with them,
+//! and a database at a version this build does not know is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -30,7 +31,8 @@ async fn reads_and_the_sweep_are_index_lookups() {
         .await
         .unwrap();
     // 20,000 rows of 2,000 users (and 20,000 events, 400 of them of
-    // the user the plans are asked for), then fresh statistics.
+    // the user the plans are asked for, and a connection on each session),
+    // then fresh statistics.
     server
         .sql(
             "INSERT INTO sessiond.sessions (id, user_id, data, device, token_hash, created_at,
@@ -42,8 +44,13 @@ async fn reads_and_the_sweep_are_index_lookups() {
              SELECT n, n, 'created', 'id' || n,
                     CASE WHEN n % 50 = 0 THEN 'someone' ELSE 'user' || (n % 2000) END, 1000 + n / 3
              FROM generate_series(1, 20000) AS n;
+             INSERT INTO sessiond.connections (session_id, connection_id, user_id, opened_at,
+                last_seen_at, expires_at)
+             SELECT 'id' || n, 'ws', 'user' || (n % 2000), n, n, 3000000000000 + n
+             FROM generate_series(1, 20000) AS n;
              ANALYZE sessiond.sessions;
-             ANALYZE sessiond.events;",
+             ANALYZE sessiond.events;
+             ANALYZE sessiond.connections;",
         )
         .unwrap();
     for (operation, index) in [
@@ -55,6 +62,9 @@ async fn reads_and_the_sweep_are_index_lookups() {
         ("feed", "events_by_xid"),
         ("feed_user", "events_by_user_xid"),
         ("retire", "events_by_xid"),
+        ("presence", "sessions_by_user"),
+        ("presence", "connections_by_user"),
+        ("sweep_connections", "connections_by_expiry"),
     ] {
         let plan = store.explain(operation).await.unwrap();
         assert!(
@@ -259,7 +269,7 @@ async fn a_version_2_history_becomes_the_event_feed_with_its_seqs() {
     let store = PostgresStore::connect(&server.url(), options)
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     assert_eq!(
         server
             .sql("SELECT to_regclass('sessiond.history') IS NULL")
@@ -339,4 +349,73 @@ async fn a_version_2_history_becomes_the_event_feed_with_its_seqs() {
         insert(kind.as_str()).unwrap();
     }
     assert!(insert("updated").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_database_gains_connections_that_go_with_their_session() {
+    let server = server().await;
+    let options = PostgresOptions {
+        sweep_interval: Duration::ZERO,
+        ..PostgresOptions::default()
+    };
+    PostgresStore::create_schema_at(&server.url(), &options, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        server
+            .sql("SELECT to_regclass('sessiond.connections') IS NULL")
+            .unwrap(),
+        "t",
+        "the third version has no connections"
+    );
+    // Two sessions written by the third version, as its store wrote them.
+    for (id, hash) in [
+        ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "\\x00"),
+        ("BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", "\\x01"),
+    ] {
+        server
+            .sql(&format!(
+                "INSERT INTO sessiond.sessions (id, user_id, data, device, token_hash, created_at,
+                    last_seen_at, expires_at, absolute_expires_at, idle_ttl_ms, mode)
+                 VALUES ('{id}', 'alice', '{{}}',
+                         '{{\"user_agent\":null,\"ip\":null,\"kind\":\"unknown\",\"os\":null,\"browser\":null}}',
+                         '{hash}', 1, 1, 4000000000000, 5000000000000, 60000, 'opaque')"
+            ))
+            .unwrap();
+    }
+    let store = PostgresStore::connect(&server.url(), options)
+        .await
+        .unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 4);
+    let kept = sessiond_engine::SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+    assert!(
+        store
+            .get(&kept, sessiond_engine::Timestamp::from_millis(2))
+            .await
+            .unwrap()
+            .is_some(),
+        "the sessions survive the upgrade"
+    );
+    // A connection needs its session, and goes in the statement that
+    // deletes it.
+    let connect = |session: &str, connection: &str| {
+        server.sql(&format!(
+            "INSERT INTO sessiond.connections (session_id, connection_id, user_id, opened_at,
+                last_seen_at, expires_at)
+             VALUES ('{session}', '{connection}', 'alice', 1, 1, 60001)"
+        ))
+    };
+    connect("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "a").unwrap();
+    connect("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "b").unwrap();
+    connect("BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", "c").unwrap();
+    assert!(connect("CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC", "d").is_err());
+    server
+        .sql("DELETE FROM sessiond.sessions WHERE id = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'")
+        .unwrap();
+    assert_eq!(
+        server
+            .sql("SELECT string_agg(connection_id, ',') FROM sessiond.connections")
+            .unwrap(),
+        "c"
+    );
 }

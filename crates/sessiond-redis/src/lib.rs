@@ -52,7 +52,7 @@ pub use crate::tracking::CONNECTION_NAME as NEAR_CACHE_CONNECTION_NAME;
 use crate::tracking::Tracking;
 
 /// What connection and presence calls answer until this store keeps them.
-const CONNECTIONS_UNSUPPORTED: &str = "connections and presence are not available on the Redis store yet; the embedded store keeps them";
+const CONNECTIONS_UNSUPPORTED: &str = "connections and presence are not available on the Redis store yet; the embedded and PostgreSQL stores keep them";
 
 /// What [`Store::history`] answers on Redis ([`StoreError::Unsupported`]).
 pub const HISTORY_UNSUPPORTED: &str =

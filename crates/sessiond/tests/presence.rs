@@ -1,6 +1,7 @@
-//! Connections and presence on a real server (embedded store): connect,
-//! heartbeat, expire without a heartbeat, close, a revocation taking a
-//! session's connections, the caller's own view, and bad input.
+//! Connections and presence on a real server, on the embedded store and on
+//! PostgreSQL: connect, heartbeat, expire without a heartbeat, close, a
+//! revocation taking a session's connections, the caller's own view, and
+//! bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -41,8 +42,17 @@ async fn presence(s: &TestServer, user: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_heartbeat_close_and_the_users_presence() {
-    let s = TestServer::start(Backend::Embedded).await;
+async fn connect_heartbeat_close_and_the_users_presence_on_the_embedded_store() {
+    connect_heartbeat_close_and_the_users_presence(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_heartbeat_close_and_the_users_presence_on_postgres() {
+    connect_heartbeat_close_and_the_users_presence(Backend::Postgres).await;
+}
+
+async fn connect_heartbeat_close_and_the_users_presence(backend: Backend) {
+    let s = TestServer::start(backend).await;
     let (phone, phone_token) = s.create("alice").await;
     let (laptop, _) = s.create("alice").await;
     let phone_id = phone["id"].as_str().unwrap();
@@ -154,8 +164,20 @@ async fn connect_heartbeat_close_and_the_users_presence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all() {
-    let s = TestServer::start(Backend::Embedded).await;
+async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all_on_the_embedded_store()
+ {
+    a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all(Backend::Embedded)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all_on_postgres() {
+    a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all(Backend::Postgres)
+        .await;
+}
+
+async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all(backend: Backend) {
+    let s = TestServer::start(backend).await;
     let (a, _) = s.create("bob").await;
     let a = a["id"].as_str().unwrap();
     assert_eq!(
@@ -192,8 +214,17 @@ async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_connection_requests_are_4xx() {
-    let s = TestServer::start(Backend::Embedded).await;
+async fn bad_connection_requests_are_4xx_on_the_embedded_store() {
+    bad_connection_requests_are_4xx(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_connection_requests_are_4xx_on_postgres() {
+    bad_connection_requests_are_4xx(Backend::Postgres).await;
+}
+
+async fn bad_connection_requests_are_4xx(backend: Backend) {
+    let s = TestServer::start(backend).await;
     let (a, _) = s.create("carol").await;
     let a = a["id"].as_str().unwrap();
     for (connection, body) in [
