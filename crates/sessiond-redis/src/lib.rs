@@ -445,7 +445,7 @@ impl Store for RedisStore {
         _now: Timestamp,
     ) -> Result<sessiond_engine::EventPage, StoreError> {
         Err(StoreError::Unsupported(
-            "the event feed is not available on the Redis store yet; the embedded store keeps one"
+            "the event feed is not available on the Redis store yet; the embedded and PostgreSQL stores keep one"
                 .to_owned(),
         ))
     }
