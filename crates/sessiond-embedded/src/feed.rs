@@ -9,7 +9,7 @@ use sessiond_engine::{
 };
 
 use crate::error::from_sqlite;
-use crate::history::{EVENT_COLUMNS, RawEvent};
+use crate::event_row::{EVENT_COLUMNS, RawEvent};
 
 /// What a cursor of this store starts with.
 const CURSOR_PREFIX: &str = "e.";

@@ -3,13 +3,14 @@
 //! history it holds: its lifecycle events, read a page at a time newest
 //! first and pruned past the retention once they have left the feed.
 
-use rusqlite::{Connection, Params, Row, params};
+use rusqlite::{Connection, Params, params};
 use sessiond_engine::history::{RemovedRow, device_facts};
 use sessiond_engine::{
     EventKind, HistoryEvent, HistoryKind, RevokeReason, Session, SessionId, StoreError, Timestamp,
 };
 
 use crate::error::from_sqlite;
+use crate::event_row::RawEvent;
 
 /// Most events one prune transaction deletes: as many as a sweep's batch
 /// of sessions (`sweeper::SWEEP_BATCH`; a test there keeps them equal), so
@@ -167,38 +168,8 @@ pub(crate) fn page(
     rows.into_iter().map(RawEvent::decode).collect()
 }
 
-/// The columns [`RawEvent::read`] reads, in its order.
-pub(crate) const EVENT_COLUMNS: &str =
-    "seq, at, kind, reason, session_id, user_id, device_kind, ip";
-
-/// An event row as SQLite returned it (the table is STRICT: the column
-/// types hold), not yet checked; the history and the feed decode it.
-pub(crate) struct RawEvent {
-    pub(crate) seq: i64,
-    pub(crate) at: i64,
-    pub(crate) kind: String,
-    pub(crate) reason: Option<String>,
-    pub(crate) session_id: String,
-    pub(crate) user_id: String,
-    pub(crate) device_kind: Option<String>,
-    pub(crate) ip: Option<String>,
-}
-
 impl RawEvent {
-    /// A row of [`EVENT_COLUMNS`].
-    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            seq: row.get(0)?,
-            at: row.get(1)?,
-            kind: row.get(2)?,
-            reason: row.get(3)?,
-            session_id: row.get(4)?,
-            user_id: row.get(5)?,
-            device_kind: row.get(6)?,
-            ip: row.get(7)?,
-        })
-    }
-
+    /// The history's view of the row.
     fn decode(self) -> Result<HistoryEvent, StoreError> {
         let corrupt = |column: &str| {
             StoreError::Corrupt(format!("history event {}: column {column}", self.seq))
@@ -327,7 +298,7 @@ mod tests {
 
     #[test]
     fn the_page_reads_the_columns_a_raw_event_reads() {
-        assert!(PAGE_SQL.contains(EVENT_COLUMNS));
+        assert!(PAGE_SQL.contains(crate::event_row::EVENT_COLUMNS));
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod changes;
 mod codec;
 mod connections;
 mod error;
+mod event_row;
 mod feed;
 mod history;
 mod ops;
