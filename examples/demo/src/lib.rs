@@ -126,32 +126,53 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
             .get::<Arc<RemoteSignOuts>>()
             .cloned()
             .unwrap_or_default();
-        Err(to_login(&ctx, &parts.headers, &remote))
+        Err(Page::Redirect(
+            "/login".into(),
+            ended_cookies(&ctx, &parts.headers, &remote),
+        ))
     }
 }
 
-/// To the login page. If the request's session ended (its cookie named no
-/// live session), the login page will say why, once: signed out from another
-/// device, or simply ended.
-fn to_login(ctx: &SessionContext, headers: &HeaderMap, remote: &RemoteSignOuts) -> Page {
+/// Why the request's session ended, if its cookie named a session that did
+/// (signed out from another device, or simply ended): the login notice's
+/// code.
+fn ended_notice(
+    ctx: &SessionContext,
+    headers: &HeaderMap,
+    remote: &RemoteSignOuts,
+) -> Option<&'static str> {
     if !ctx.ended() {
-        return Page::redirect("/login");
+        return None;
     }
     let remotely = cookie(headers, DEVICE_COOKIE)
         .and_then(SessionId::parse)
         .is_some_and(|id| remote.take(&id));
-    let notice = if remotely {
+    Some(if remotely {
         "signed_out_remotely"
     } else {
         "ended"
-    };
-    Page::Redirect(
-        "/login".into(),
-        vec![
+    })
+}
+
+/// The cookies that make the login page say why the request's session
+/// ended, once; none if it did not.
+fn ended_cookies(
+    ctx: &SessionContext,
+    headers: &HeaderMap,
+    remote: &RemoteSignOuts,
+) -> Vec<String> {
+    match ended_notice(ctx, headers, remote) {
+        None => Vec::new(),
+        Some(notice) => vec![
             format!("{NOTICE_COOKIE}={notice}; Path=/login; Max-Age=300; HttpOnly; SameSite=Lax"),
-            format!("{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+            clear_device_cookie(),
         ],
-    )
+    }
+}
+
+/// Forget the device's session id.
+fn clear_device_cookie() -> String {
+    format!("{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
 }
 
 fn render(t: impl Template) -> Page {
@@ -195,27 +216,40 @@ async fn home(SignedIn(session): SignedIn) -> Page {
     })
 }
 
-async fn login_page(session: Option<Session>, headers: HeaderMap) -> Page {
-    if session.is_some() {
+async fn login_page(
+    ctx: SessionContext,
+    headers: HeaderMap,
+    Extension(remote): Extension<Arc<RemoteSignOuts>>,
+) -> Page {
+    if ctx.session().is_some() {
         return Page::redirect("/");
     }
-    let notice = match cookie(&headers, NOTICE_COOKIE) {
-        Some("signed_out_remotely") => Some("You were signed out from another device."),
-        Some(_) => Some("Your session has ended. Please sign in again."),
-        None => None,
+    // A page sent here directly rather than redirected (by its script, say)
+    // still has the ended session's cookie: why is told from it. Otherwise
+    // a redirect here left the reason in a cookie.
+    let (code, cookies) = match ended_notice(&ctx, &headers, &remote) {
+        Some(code) => (Some(code), vec![clear_device_cookie()]),
+        None => match cookie(&headers, NOTICE_COOKIE) {
+            // Shown once: the notice cookie goes with this page.
+            Some(code) => (
+                Some(code),
+                vec![format!(
+                    "{NOTICE_COOKIE}=; Path=/login; Max-Age=0; HttpOnly; SameSite=Lax"
+                )],
+            ),
+            None => (None, Vec::new()),
+        },
     };
+    let notice = code.map(|code| match code {
+        "signed_out_remotely" => "You were signed out from another device.",
+        _ => "Your session has ended. Please sign in again.",
+    });
     match render(Login {
         error: None,
         notice: notice.map(str::to_owned),
         users: &USERS,
     }) {
-        // Shown once: the notice cookie goes with this page.
-        Page::Html(body, _) if notice.is_some() => Page::Html(
-            body,
-            vec![format!(
-                "{NOTICE_COOKIE}=; Path=/login; Max-Age=0; HttpOnly; SameSite=Lax"
-            )],
-        ),
+        Page::Html(body, _) => Page::Html(body, cookies),
         page => page,
     }
 }
@@ -296,12 +330,7 @@ async fn logout(session: Option<Session>) -> Page {
     {
         return failed(e);
     }
-    Page::Redirect(
-        "/login".into(),
-        vec![format!(
-            "{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
-        )],
-    )
+    Page::Redirect("/login".into(), vec![clear_device_cookie()])
 }
 
 async fn count(SignedIn(session): SignedIn) -> Page {
@@ -394,12 +423,7 @@ async fn sign_out(
     };
     let own = id == *session.id();
     match session.sign_out(&id).await {
-        Ok(()) if own => Page::Redirect(
-            "/login".into(),
-            vec![format!(
-                "{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
-            )],
-        ),
+        Ok(()) if own => Page::Redirect("/login".into(), vec![clear_device_cookie()]),
         Ok(()) => {
             remote.record([id]);
             match session.insert(FLASH, signed_out_notice(1)) {
