@@ -1,8 +1,10 @@
 //! A small site on `sessiond-axum`: sign in as a demo user, count clicks in
-//! the session, and see and sign out your devices. Server-rendered HTML with
-//! plain CSS; every form carries the session's CSRF token.
+//! the session, and see and sign out your devices; an open page goes to the
+//! login page as soon as its session ends. Server-rendered HTML with plain
+//! CSS and a few lines of plain JavaScript; forms carry the CSRF token.
 #![forbid(unsafe_code)]
 
+pub mod live;
 pub mod pages;
 pub mod remote_sign_outs;
 pub mod throttle;
@@ -12,6 +14,7 @@ use askama::Template;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,9 +22,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
-use sessiond_axum::{Error, Session, SessionContext, SessionId, SessionLayer, cookie};
+use sessiond_axum::{
+    Error, Session, SessionContext, SessionId, SessionLayer, WebSocketUpgrade, cookie,
+};
 use sessiond_engine::{Clock, Policy, RolePolicy, SystemClock};
 
+use crate::live::Live;
 use crate::pages::{Confirm, DeviceRow, Devices, Home, Login};
 use crate::remote_sign_outs::RemoteSignOuts;
 use crate::throttle::{LoginGuard, LoginLimits, Refused};
@@ -44,19 +50,27 @@ pub fn policy() -> Policy {
 
 const STYLE: &str = include_str!("../static/style.css");
 
-/// The site, with sessions from `layer` and the default sign-in limits.
-pub fn app(layer: SessionLayer) -> Router {
-    app_with_guard(layer, Arc::new(LoginGuard::new(LoginLimits::default())))
+/// The site, with sessions from `layer`, live pages over the same sessions
+/// (`None`: pages do not follow their session, and devices show no
+/// presence), and the default sign-in limits.
+pub fn app(layer: SessionLayer, live: Option<Live>) -> Router {
+    app_with_guard(
+        layer,
+        live,
+        Arc::new(LoginGuard::new(LoginLimits::default())),
+    )
 }
 
-/// The site, with sessions from `layer` and sign-ins admitted by `guard`.
-pub fn app_with_guard(layer: SessionLayer, guard: Arc<LoginGuard>) -> Router {
+/// The site, with sessions from `layer`, live pages from `live`, and
+/// sign-ins admitted by `guard`.
+pub fn app_with_guard(layer: SessionLayer, live: Option<Live>, guard: Arc<LoginGuard>) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/count", post(count))
         .route("/devices", get(devices))
+        .route("/live", get(live_socket))
         .route(
             "/devices/sign-out-others",
             get(confirm_sign_out_others).post(sign_out_others),
@@ -67,6 +81,7 @@ pub fn app_with_guard(layer: SessionLayer, guard: Arc<LoginGuard>) -> Router {
         )
         .route("/style.css", get(style))
         .layer(Extension(guard))
+        .layer(Extension(live))
         .layer(Extension(Arc::new(RemoteSignOuts::default())))
         .layer(layer)
 }
@@ -82,6 +97,8 @@ enum Page {
     Html(String, Vec<String>),
     Redirect(String, Vec<String>),
     Status(StatusCode, String),
+    /// 401 for a page's script, with cookies for the login page.
+    SignedOut(Vec<String>),
 }
 
 impl Page {
@@ -97,6 +114,10 @@ impl IntoResponse for Page {
             // 303: the browser follows a form post with a GET.
             Self::Redirect(to, cookies) => (Redirect::to(&to).into_response(), cookies),
             Self::Status(status, body) => ((status, Html(body)).into_response(), Vec::new()),
+            Self::SignedOut(cookies) => (
+                (StatusCode::UNAUTHORIZED, "signed out").into_response(),
+                cookies,
+            ),
         };
         for cookie in cookies {
             if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -104,6 +125,36 @@ impl IntoResponse for Page {
             }
         }
         response
+    }
+}
+
+/// Who sent a request: a live session, or no one, with the cookies that let
+/// the login page say why if the request's session just ended.
+enum Visitor {
+    SignedIn(Session),
+    SignedOut(Vec<String>),
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = Page;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Page> {
+        let ctx = SessionContext::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Page::Status(StatusCode::INTERNAL_SERVER_ERROR, "<h1>500</h1>".into()))?;
+        if let Some(session) = ctx.session() {
+            return Ok(Self::SignedIn(session));
+        }
+        let remote = parts
+            .extensions
+            .get::<Arc<RemoteSignOuts>>()
+            .cloned()
+            .unwrap_or_default();
+        Ok(Self::SignedOut(ended_cookies(
+            &ctx,
+            &parts.headers,
+            &remote,
+        )))
     }
 }
 
@@ -115,21 +166,27 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     type Rejection = Page;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Page> {
-        let ctx = SessionContext::from_request_parts(parts, state)
-            .await
-            .map_err(|_| Page::Status(StatusCode::INTERNAL_SERVER_ERROR, "<h1>500</h1>".into()))?;
-        if let Some(session) = ctx.session() {
-            return Ok(Self(session));
+        match Visitor::from_request_parts(parts, state).await? {
+            Visitor::SignedIn(session) => Ok(Self(session)),
+            Visitor::SignedOut(cookies) => Err(Page::Redirect("/login".into(), cookies)),
         }
-        let remote = parts
-            .extensions
-            .get::<Arc<RemoteSignOuts>>()
-            .cloned()
-            .unwrap_or_default();
-        Err(Page::Redirect(
-            "/login".into(),
-            ended_cookies(&ctx, &parts.headers, &remote),
-        ))
+    }
+}
+
+/// [`SignedIn`] for a page's script: without a session, 401, with the same
+/// cookies for the login page as the redirect (the layer clears the ended
+/// session's cookie on this answer, so the login page could not tell why
+/// any more).
+struct SignedInScript(Session);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedInScript {
+    type Rejection = Page;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Page> {
+        match Visitor::from_request_parts(parts, state).await? {
+            Visitor::SignedIn(session) => Ok(Self(session)),
+            Visitor::SignedOut(cookies) => Err(Page::SignedOut(cookies)),
+        }
     }
 }
 
@@ -368,6 +425,25 @@ async fn devices(SignedIn(session): SignedIn) -> Page {
         notice,
         csrf: session.csrf_token(),
     })
+}
+
+/// `GET /live`: the page's WebSocket on its session, closed by the server
+/// with 4001 ("session ended") when the session ends anywhere. Asked
+/// without upgrading (by a page whose socket dropped), it says whether to
+/// connect again: 204 while the session is live, 401 once it ended; 404
+/// without live pages.
+async fn live_socket(
+    SignedInScript(session): SignedInScript,
+    Extension(live): Extension<Option<Live>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(live) = live else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match upgrade {
+        Ok(ws) => live.sockets().upgrade(ws, &session, live::serve_page).await,
+        Err(_) => StatusCode::NO_CONTENT.into_response(),
+    }
 }
 
 /// "Signed out 1 device." / "Signed out 3 devices."

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use sessiond_axum::{CookieSettings, EngineBackend, RemoteBackend, SessionLayer};
+use sessiond_demo::live::Live;
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
 use sessiond_engine::{Engine, Store};
 use sessiond_redis::{RedisOptions, RedisStore};
@@ -50,23 +51,30 @@ async fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let layer = match &args.sessiond {
+    let (layer, live) = match &args.sessiond {
         Some(url) => {
             let key = args
                 .api_key
                 .as_deref()
                 .ok_or("--sessiond needs --api-key (or SESSIOND_API_KEY)")?;
             let client = sessiond_client::Client::new(url, key).map_err(|e| e.to_string())?;
-            SessionLayer::new(RemoteBackend::new(client))
+            let live = Live::over_sessiond(client.clone()).map_err(|e| e.to_string())?;
+            (SessionLayer::new(RemoteBackend::new(client)), live)
         }
         None => {
             let store = open_store(&args.store).await?;
-            SessionLayer::new(EngineBackend::new(Engine::new(
-                store,
-                sessiond_demo::policy(),
-            )))
+            let engine = Engine::new(store, sessiond_demo::policy());
+            let live = Live::over_engine(engine.clone()).map_err(|e| e.to_string())?;
+            (SessionLayer::new(EngineBackend::new(engine)), live)
         }
     };
+    let live = live.if_supported().await;
+    if live.is_none() {
+        tracing::info!(
+            "the session store keeps no connections: pages do not follow their session live, \
+             and devices show no presence"
+        );
+    }
     let cookie = CookieSettings {
         name: "demo_session".into(),
         secure: !args.insecure_cookie,
@@ -78,7 +86,7 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("demo site on http://{addr}/ (users: alice/wonderland, bob/builder)");
-    let app = sessiond_demo::app(layer).into_make_service_with_connect_info::<SocketAddr>();
+    let app = sessiond_demo::app(layer, live).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

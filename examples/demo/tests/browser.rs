@@ -1,11 +1,11 @@
 //! The demo site in a real headless Chromium, driven over WebDriver
 //! (chromedriver): two browsers are two devices of one user; the devices
-//! page names them as people do and has no horizontal overflow at 390 px;
-//! signing a device (or all others) out asks first and says what it did
-//! once; the signed-out device lands on the login page, told why, once; a
+//! page names them as people do and has no horizontal overflow at 390 px; signing a device (or all
+//! others) out asks first and says what it did once; the signed-out device's
+//! open page goes to the login page by itself within 2 s, told why, once; a
 //! form post without the CSRF token is refused; after signing out, Back
-//! shows no signed-in page. Screenshots (desktop, 390 px, the confirmation)
-//! go to `target/browser-screenshots/`.
+//! shows no signed-in page. Screenshots (desktop, 390 px, the confirmation,
+//! the phone signed out live) go to `target/browser-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use sessiond_axum::{CookieSettings, EngineBackend, SessionLayer};
+use sessiond_demo::live::Live;
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
 use sessiond_engine::Engine;
 use tempfile::TempDir;
@@ -123,6 +124,7 @@ async fn start_demo(dir: &Path) -> SocketAddr {
         .await
         .unwrap();
     let engine = Engine::new(Arc::new(store), sessiond_demo::policy());
+    let live = Live::over_engine(engine.clone()).unwrap();
     let cookie = CookieSettings {
         name: "demo_session".into(),
         ..CookieSettings::default()
@@ -132,7 +134,8 @@ async fn start_demo(dir: &Path) -> SocketAddr {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = sessiond_demo::app(layer).into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        sessiond_demo::app(layer, Some(live)).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
@@ -356,7 +359,31 @@ async fn scenario() {
         count(&laptop, "#confirm-button").await == 1
     })
     .await;
+    // The phone is left alone on its page: once signed out, its socket is
+    // closed and the page goes to the login page by itself.
+    assert_eq!(path_of(&phone).await, "/");
+    let started = Instant::now();
     click(&laptop, "#confirm-button").await;
+    while !(path_of(&phone).await == "/login" && count(&phone, "#login-form").await == 1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the phone never reached the login page by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    eprintln!("the phone reached the login page {took:?} after the sign-out");
+    assert!(
+        took < Duration::from_secs(2),
+        "the phone took {took:?} to reach the login page"
+    );
+    // It is told why, once.
+    assert_eq!(
+        text_of(&phone, "#notice").await.as_deref(),
+        Some("You were signed out from another device.")
+    );
+    screenshot(&phone, "phone-live-signed-out.png").await;
+
     eventually("one device left", || async {
         count(&laptop, "li.device").await == 1 && text_of(&laptop, "#notice").await.is_some()
     })
@@ -366,6 +393,8 @@ async fn scenario() {
         Some("Signed out 1 device.")
     );
     assert_eq!(path_of(&laptop).await, "/devices", "no notice in the URL");
+    let listed = text_of(&laptop, "#devices").await.unwrap();
+    assert!(!listed.contains("Chrome on Android"), "{listed}");
     let after = screenshot(&laptop, "devices-after-sign-out.png").await;
     // The notice is shown once.
     laptop.refresh().await.unwrap();
@@ -375,17 +404,7 @@ async fn scenario() {
     .await;
     assert_eq!(count(&laptop, "#notice").await, 0, "the notice came back");
 
-    // The phone's next click lands on the login page, which says why, once.
-    click(&phone, "#devices-link").await;
-    eventually("the phone bounced to /login", || async {
-        path_of(&phone).await == "/login" && count(&phone, "#login-form").await == 1
-    })
-    .await;
-    assert_eq!(
-        text_of(&phone, "#notice").await.as_deref(),
-        Some("You were signed out from another device.")
-    );
-    screenshot(&phone, "phone-signed-out.png").await;
+    // The phone's login notice is shown once.
     phone.refresh().await.unwrap();
     eventually("the reloaded login page", || async {
         count(&phone, "#login-form").await == 1
@@ -414,6 +433,12 @@ async fn scenario() {
     eventually("alone again", || async {
         count(&laptop, "li.device").await == 1
             && text_of(&laptop, "#notice").await.as_deref() == Some("Signed out 1 device.")
+    })
+    .await;
+    eventually("the phone signed out by itself", || async {
+        path_of(&phone).await == "/login"
+            && text_of(&phone, "#notice").await.as_deref()
+                == Some("You were signed out from another device.")
     })
     .await;
 

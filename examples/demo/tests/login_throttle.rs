@@ -25,7 +25,7 @@ async fn start(dir: &std::path::Path, guard: Arc<LoginGuard>) -> SocketAddr {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = sessiond_demo::app_with_guard(layer, guard)
+    let app = sessiond_demo::app_with_guard(layer, None, guard)
         .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
