@@ -1,7 +1,8 @@
 //! A small site on `sessiond-axum`: sign in as a demo user, count clicks in
-//! the session, and see and sign out your devices; an open page goes to the
-//! login page as soon as its session ends. Server-rendered HTML with plain
-//! CSS and a few lines of plain JavaScript; forms carry the CSRF token.
+//! the session, and see and sign out your devices, which show whether they
+//! are online; an open page goes to the login page as soon as its session
+//! ends. Server-rendered HTML with plain CSS and a few lines of plain
+//! JavaScript; forms carry the CSRF token.
 #![forbid(unsafe_code)]
 
 pub mod live;
@@ -11,6 +12,7 @@ pub mod throttle;
 pub mod users;
 
 use askama::Template;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,13 +23,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sessiond_axum::{
     Error, Session, SessionContext, SessionId, SessionLayer, WebSocketUpgrade, cookie,
 };
 use sessiond_engine::{Clock, Policy, RolePolicy, SystemClock};
 
-use crate::live::Live;
+use crate::live::{Live, PresenceError};
 use crate::pages::{Confirm, DeviceRow, Devices, Home, Login};
 use crate::remote_sign_outs::RemoteSignOuts;
 use crate::throttle::{LoginGuard, LoginLimits, Refused};
@@ -70,6 +72,7 @@ pub fn app_with_guard(layer: SessionLayer, live: Option<Live>, guard: Arc<LoginG
         .route("/logout", post(logout))
         .route("/count", post(count))
         .route("/devices", get(devices))
+        .route("/devices.json", get(devices_json))
         .route("/live", get(live_socket))
         .route(
             "/devices/sign-out-others",
@@ -401,10 +404,14 @@ async fn count(SignedIn(session): SignedIn) -> Page {
 /// The session's one-time notice for the devices page (a "flash").
 const FLASH: &str = "flash";
 
-async fn devices(SignedIn(session): SignedIn) -> Page {
+async fn devices(SignedIn(session): SignedIn, Extension(live): Extension<Option<Live>>) -> Page {
     let list = match session.devices().await {
         Ok(list) => list,
         Err(e) => return failed(e),
+    };
+    let online = match &live {
+        Some(live) => online_or_none(live, session.user_id()).await,
+        None => HashSet::new(),
     };
     let notice = session.get::<String>(FLASH).ok().flatten();
     if notice.is_some()
@@ -417,14 +424,82 @@ async fn devices(SignedIn(session): SignedIn) -> Page {
         user: session.user_id().to_owned(),
         // This device first, then the others newest first.
         devices: {
-            let mut rows: Vec<DeviceRow> =
-                list.into_iter().map(|s| DeviceRow::new(s, now)).collect();
+            let mut rows: Vec<DeviceRow> = list
+                .into_iter()
+                .map(|s| {
+                    let online = online.contains(&s.id);
+                    DeviceRow::new(s, now, online)
+                })
+                .collect();
             rows.sort_by_key(|r| !r.current);
             rows
         },
+        live: live.is_some(),
         notice,
         csrf: session.csrf_token(),
     })
+}
+
+/// Who of `user_id` is online; no one if presence cannot be read now (the
+/// page shows its devices all the same, and its script asks again).
+async fn online_or_none(live: &Live, user_id: &str) -> HashSet<SessionId> {
+    live.online(user_id).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "reading presence");
+        HashSet::new()
+    })
+}
+
+/// One device in `GET /devices.json`.
+#[derive(Serialize)]
+struct DevicePresence {
+    id: String,
+    online: bool,
+}
+
+/// `GET /devices.json`.
+#[derive(Serialize)]
+struct DevicesPresence {
+    devices: Vec<DevicePresence>,
+}
+
+/// `GET /devices.json`: the user's devices (as "Your devices" lists them)
+/// and whether each holds a live connection now, for that page's script;
+/// 404 without live pages.
+async fn devices_json(
+    SignedInScript(session): SignedInScript,
+    Extension(live): Extension<Option<Live>>,
+) -> Response {
+    let Some(live) = live else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let list = match session.devices().await {
+        Ok(list) => list,
+        Err(e) => return e.into_response(),
+    };
+    let online = match live.online(session.user_id()).await {
+        Ok(online) => online,
+        Err(PresenceError::Unsupported) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading presence");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let body = DevicesPresence {
+        devices: list
+            .into_iter()
+            .map(|s| DevicePresence {
+                online: online.contains(&s.id),
+                id: s.id.to_string(),
+            })
+            .collect(),
+    };
+    match serde_json::to_vec(&body) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "writing devices.json");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// `GET /live`: the page's WebSocket on its session, closed by the server

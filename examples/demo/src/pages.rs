@@ -37,6 +37,8 @@ pub struct Home {
 pub struct Devices {
     pub user: String,
     pub devices: Vec<DeviceRow>,
+    /// Whether the page shows (and follows) which devices are online.
+    pub live: bool,
     /// What the last action did (shown once).
     pub notice: Option<String>,
     pub csrf: String,
@@ -71,6 +73,8 @@ pub struct DeviceRow {
     /// The exact sign-in time (RFC 3339), for a tooltip.
     pub signed_in_at: String,
     pub current: bool,
+    /// It holds a live connection (a page open on it) now.
+    pub online: bool,
 }
 
 /// A browser name as people say it.
@@ -169,8 +173,8 @@ pub fn ago(then: Timestamp, now: Timestamp) -> String {
 }
 
 impl DeviceRow {
-    /// The row for `s` at `now`.
-    pub fn new(s: SessionView, now: Timestamp) -> Self {
+    /// The row for `s` at `now`, `online` or not.
+    pub fn new(s: SessionView, now: Timestamp, online: bool) -> Self {
         let d = s.device;
         let (kind, icon) = kind_label(d.kind);
         let current = s.current == Some(true);
@@ -191,6 +195,7 @@ impl DeviceRow {
             signed_in: format!("Signed in {}", ago(s.created_at, now)),
             signed_in_at: s.created_at.to_rfc3339(),
             current,
+            online,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The demo site in a real headless Chromium, driven over WebDriver
 //! (chromedriver): two browsers are two devices of one user; the devices
-//! page names them as people do and has no horizontal overflow at 390 px; signing a device (or all
+//! page names them as people do, shows which are online and follows that
+//! live, and has no horizontal overflow at 390 px; signing a device (or all
 //! others) out asks first and says what it did once; the signed-out device's
 //! open page goes to the login page by itself within 2 s, told why, once; a
 //! form post without the CSRF token is refused; after signing out, Back
@@ -268,10 +269,15 @@ async fn scenario() {
     screenshot(&laptop, "home.png").await;
 
     // Both show on the devices page, the laptop marked as this device, with
-    // names people read.
+    // names people read; the phone's open page (and this one) holds a socket,
+    // so both are online.
     laptop.goto(&format!("{base}/devices")).await.unwrap();
     eventually("two devices", || async {
         count(&laptop, "li.device").await == 2
+    })
+    .await;
+    eventually("both devices online", || async {
+        count(&laptop, "li.device .badge.online:not([hidden])").await == 2
     })
     .await;
     let current = text_of(&laptop, "li.device.current").await.unwrap();
@@ -286,6 +292,10 @@ async fn scenario() {
     let other = text_of(&laptop, "li.device:not(.current)").await.unwrap();
     assert!(other.contains("Chrome on Android"), "{other}");
     assert!(
+        other.contains("Online now") && current.contains("Online now"),
+        "{current} / {other}"
+    );
+    assert!(
         other.contains("Phone") && other.contains("127.0.0.1"),
         "{other}"
     );
@@ -296,6 +306,33 @@ async fn scenario() {
             "{raw}: {current} / {other}"
         );
     }
+    screenshot(&laptop, "devices-online.png").await;
+
+    // Presence is followed live, without reloading the page: the phone leaves
+    // its page and goes offline, then comes back online.
+    laptop
+        .execute("window.notReloaded = true", vec![])
+        .await
+        .unwrap();
+    phone.goto("about:blank").await.unwrap();
+    eventually("the phone offline", || async {
+        text_of(&laptop, "li.device:not(.current)")
+            .await
+            .is_some_and(|t| t.contains("Chrome on Android") && !t.contains("Online now"))
+    })
+    .await;
+    open_home(&phone, &base, "1").await;
+    eventually("the phone online again", || async {
+        text_of(&laptop, "li.device:not(.current)")
+            .await
+            .is_some_and(|t| t.contains("Online now"))
+    })
+    .await;
+    let reloaded = laptop
+        .execute("return window.notReloaded !== true", vec![])
+        .await
+        .unwrap();
+    assert_eq!(reloaded, json!(false), "the devices page was reloaded");
     let before = screenshot(&laptop, "devices-desktop.png").await;
 
     // At 390 px the list is cards, and nothing overflows sideways.
@@ -416,13 +453,14 @@ async fn scenario() {
         "the login notice came back"
     );
 
-    // "Sign out all other devices" asks too, and says how many went.
+    // A device that signs in shows up by itself on an open devices page.
     sign_in(&phone, &base, "alice", "wonderland").await;
-    laptop.goto(&format!("{base}/devices")).await.unwrap();
     eventually("two devices again", || async {
         count(&laptop, "li.device").await == 2
     })
     .await;
+
+    // "Sign out all other devices" asks too, and says how many went.
     click(&laptop, "#sign-out-others").await;
     eventually("the confirmation", || async {
         text_of(&laptop, "#confirm h1").await.as_deref() == Some("Sign out all other devices?")
