@@ -1,6 +1,8 @@
 //! Redis memory per realistic session: create USERS users with PER_USER
 //! sessions each (110-byte user agent, IPv4, empty data) through the engine
-//! on a private redis-server, and print `used_memory` growth per session.
+//! on a private redis-server, and print `used_memory` growth per session:
+//! without events, and with them (each session's `created` event, kept in
+//! the feed for its retention).
 //!
 //! `cargo run --release -p sessiond-redis --example memory_probe -- [USERS] [PER_USER]`
 //! (defaults 20000 and 5); `scripts/redis-memory` runs it.
@@ -25,14 +27,16 @@ async fn used_memory(server: &RedisServer) -> u64 {
 }
 
 /// Bytes of Redis memory per session after creating `users` × `per_user`
-/// sessions on a fresh server.
-pub async fn bytes_per_session(users: usize, per_user: usize) -> u64 {
+/// sessions on a fresh server, recording their events or not.
+pub async fn bytes_per_session(users: usize, per_user: usize, record_events: bool) -> u64 {
     let server = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let store = RedisStore::connect(&server.url(), RedisOptions::default())
-        .await
-        .unwrap();
+    let options = RedisOptions {
+        record_events,
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect(&server.url(), options).await.unwrap();
     let engine = Engine::new(Arc::new(store), Policy::default());
     let before = used_memory(&server).await;
     let mut tasks = tokio::task::JoinSet::new();
@@ -70,9 +74,12 @@ async fn main() {
     let users = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let per_user = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     assert_eq!(USER_AGENT.len(), 110);
-    let bytes = bytes_per_session(users, per_user).await;
+    let bytes = bytes_per_session(users, per_user, false).await;
+    let with_events = bytes_per_session(users, per_user, true).await;
     println!(
-        "{} sessions ({users} users x {per_user}): {bytes} bytes of Redis memory per session",
-        users * per_user
+        "{} sessions ({users} users x {per_user}): {bytes} bytes of Redis memory per session; \
+         {with_events} with its created event in the feed ({} per event)",
+        users * per_user,
+        with_events.saturating_sub(bytes)
     );
 }

@@ -68,7 +68,8 @@ pub(crate) enum Reply<'a> {
     Limit,
     /// `{'too_large', size}`
     TooLarge(usize),
-    /// `{'created', evicted...}` or `{'records', ...}`: the rest, undecoded.
+    /// `{'created', evicted...}`, `{'records', ...}`, `{'beat', ...}` or
+    /// `{'presence', ...}`: the rest, undecoded.
     Rest(&'a [Value]),
     /// The refresh script's `{'rotated' | 'replayed' | 'reused' | 'unknown', ...}`.
     Refresh(&'a str, &'a [Value]),
@@ -89,7 +90,7 @@ pub(crate) fn tagged(v: &Value) -> Result<Reply<'_>, StoreError> {
             let size = rest.first().map(integer).transpose()?.unwrap_or(0);
             Ok(Reply::TooLarge(usize::try_from(size).unwrap_or(0)))
         }
-        "created" | "records" => Ok(Reply::Rest(rest)),
+        "created" | "records" | "beat" | "presence" => Ok(Reply::Rest(rest)),
         tag @ ("rotated" | "replayed" | "reused" | "unknown") => Ok(Reply::Refresh(tag, rest)),
         other => Err(corrupt(format!("unknown reply tag {other:?}"))),
     }

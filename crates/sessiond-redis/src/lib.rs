@@ -11,10 +11,12 @@
 //! # drop(store); Ok(()) }
 //! ```
 //!
-//! Key schema (`P` = key prefix, `T` = the user's shard tag, `th` = the
-//! start of a token hash; see `keys`):
-//! - `Pv2:{T}:r:<th>`: the session record of a token, one MessagePack value;
-//! - `Pv2:{T}:i`: the tag's index of sessions, scored by idle deadline.
+//! Key schema (`P` = key prefix, `B` = the user's bucket, `T` = the user's
+//! shard tag, `th` = the start of a token hash; see `keys`):
+//! - `Pv3:{B}:T:r:<th>`: the session record of a token, one MessagePack value;
+//! - `Pv3:{B}:T:i`: the tag's index of sessions, scored by idle deadline;
+//! - `Pv3:{B}:T:c`, `Pv3:{B}:T:k`: the tag's live connections;
+//! - `Pv3:{B}:e`: the bucket's event stream (see `feed`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,10 +25,13 @@ mod clients;
 mod codec;
 mod connection;
 mod errors;
+mod feed;
 mod keys;
+mod presence;
 mod record;
 mod scripts;
 mod sentinel_link;
+mod sweeper;
 mod topology;
 mod tracking;
 
@@ -38,28 +43,27 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sessiond_engine::{
-    CacheSource, DataUpdate, HistoryEvent, LimitPolicy, NearCache, NewSession, RefreshOutcome,
+    Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate, EventPage, EventQuery,
+    EventRetention, HistoryEvent, LimitPolicy, NearCache, NewSession, Presence, RefreshOutcome,
     RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, ShardTag, Store, StoreError,
-    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::codec::Reply;
 use crate::connection::{Connection, Retry};
 use crate::keys::{KeySchema, id_random};
 use crate::scripts::SCRIPTS;
+use crate::sweeper::Sweeper;
 pub use crate::topology::{Topology, UrlError};
 pub use crate::tracking::CONNECTION_NAME as NEAR_CACHE_CONNECTION_NAME;
 use crate::tracking::Tracking;
-
-/// What connection and presence calls answer until this store keeps them.
-const CONNECTIONS_UNSUPPORTED: &str = "connections and presence are not available on the Redis store yet; the embedded and PostgreSQL stores keep them";
 
 /// What [`Store::history`] answers on Redis ([`StoreError::Unsupported`]).
 pub const HISTORY_UNSUPPORTED: &str =
     "history needs a SQL store (embedded or PostgreSQL): the Redis store keeps no history";
 
 /// Settings of a [`RedisStore`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// Prefix of every key (default `sessiond:`). Must not contain `{` or `}`:
     /// the shard tag after it is the key's Cluster hash tag.
@@ -76,6 +80,34 @@ pub struct RedisOptions {
     /// [`StoreError::Unavailable`]. 0 (the default): the master's
     /// acknowledgement is enough, and a failover may lose the last writes.
     pub wait_replicas: u32,
+    /// How long, and how many, events the feed keeps ([`Store::events`]);
+    /// older ones are retired by the sweep. Default: 24 hours, a million.
+    pub event_retention: EventRetention,
+    /// Whether writes record their events (default: yes). Without them the
+    /// feed stays empty.
+    pub record_events: bool,
+    /// Clock of the background sweep (operations use the `now` they are
+    /// given). Default: [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+    /// How often the sweep removes sessions and connections whose deadline
+    /// passed (recording their events) and retires old events;
+    /// [`Duration::ZERO`] turns it off. Default: 1 s. Redis drops what the
+    /// sweep has not removed 10 s after its deadline, without an event.
+    pub sweep_interval: Duration,
+}
+
+impl fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(Vec::len))
+            .field("wait_replicas", &self.wait_replicas)
+            .field("event_retention", &self.event_retention)
+            .field("record_events", &self.record_events)
+            .field("sweep_interval", &self.sweep_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RedisOptions {
@@ -85,6 +117,22 @@ impl Default for RedisOptions {
             timeout: Duration::from_secs(2),
             tls_ca_pem: None,
             wait_replicas: 0,
+            event_retention: EventRetention::default(),
+            record_events: true,
+            clock: Arc::new(SystemClock),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The background sweep's task, stopped when the last clone of the store
+/// goes.
+struct SweepTask(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for SweepTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
 }
@@ -97,6 +145,8 @@ pub struct RedisStore {
     conn: Connection,
     keys: KeySchema,
     tracking: Arc<OnceLock<Tracking>>,
+    sweeper: Sweeper,
+    _sweep_task: Arc<SweepTask>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -128,18 +178,51 @@ impl RedisStore {
         )
         .await?
         .with_wait_replicas(options.wait_replicas);
+        let retention_ms =
+            u64::try_from(options.event_retention.max_age.as_millis()).unwrap_or(u64::MAX / 2);
+        let sweeper = Sweeper {
+            conn: conn.clone(),
+            keys: keys.clone(),
+            retention_arg: if options.record_events {
+                retention_ms.to_string()
+            } else {
+                String::new()
+            },
+            retention: options.event_retention,
+        };
+        let task = (!options.sweep_interval.is_zero()).then(|| {
+            sweeper
+                .clone()
+                .start(options.clock.clone(), options.sweep_interval)
+        });
         Ok(Self {
             conn,
             keys,
             tracking: Arc::new(OnceLock::new()),
+            sweeper,
+            _sweep_task: Arc::new(SweepTask(task)),
         })
     }
 
-    /// Script arguments that start with the tag's base and the time.
+    /// Remove every session and connection dead at `now`, recording their
+    /// events, as the background sweep does; how many sessions.
+    pub async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.sweeper.sweep(now).await
+    }
+
+    /// Retire the events past the feed's retention and size bound, as the
+    /// background sweep does; how many.
+    pub async fn retire_events(&self) -> Result<u64, StoreError> {
+        self.sweeper.retire().await
+    }
+
+    /// Script arguments that start with the tag's base, the time and the
+    /// feed's retention.
     fn args(&self, tag: &ShardTag, now: Timestamp) -> Args {
         let mut a = Args(Vec::with_capacity(8));
         a.push(self.keys.base(tag));
         a.push(now.as_millis().to_string());
+        a.push(self.sweeper.retention_arg.as_str());
         a
     }
 }
@@ -368,7 +451,7 @@ impl Store for RedisStore {
     ) -> Result<bool, StoreError> {
         let tag = id.shard();
         let mut args = self.args(&tag, now);
-        args.push(id_random(id));
+        args.push(id_random(id)).push(reason.as_str());
         let reply = self
             .conn
             .eval_revoking(&SCRIPTS.revoke, &[self.keys.index(&tag)], &args.0)
@@ -413,13 +496,14 @@ impl Store for RedisStore {
         &self,
         user_id: &str,
         except: Option<&SessionId>,
-        _reason: &RevokeReason,
+        reason: &RevokeReason,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
         let tag = ShardTag::of_user(user_id);
         let mut args = self.args(&tag, now);
         args.push(user_id)
-            .push(except.map(|id| id.as_str().to_owned()).unwrap_or_default());
+            .push(except.map(|id| id.as_str().to_owned()).unwrap_or_default())
+            .push(reason.as_str());
         let reply = self
             .conn
             .eval_revoking(&SCRIPTS.revoke_user, &[self.keys.index(&tag)], &args.0)
@@ -439,40 +523,69 @@ impl Store for RedisStore {
         Err(StoreError::Unsupported(HISTORY_UNSUPPORTED.to_owned()))
     }
 
-    async fn events(
-        &self,
-        _query: &sessiond_engine::EventQuery,
-        _now: Timestamp,
-    ) -> Result<sessiond_engine::EventPage, StoreError> {
-        Err(StoreError::Unsupported(
-            "the event feed is not available on the Redis store yet; the embedded and PostgreSQL stores keep one"
-                .to_owned(),
-        ))
+    async fn events(&self, query: &EventQuery, _now: Timestamp) -> Result<EventPage, StoreError> {
+        feed::read(&self.conn, &self.keys, query, &self.sweeper.retention).await
     }
 
     async fn beat_connection(
         &self,
-        _beat: &sessiond_engine::ConnectionBeat,
-        _now: Timestamp,
-    ) -> Result<Option<sessiond_engine::Beaten>, StoreError> {
-        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+        beat: &ConnectionBeat,
+        now: Timestamp,
+    ) -> Result<Option<Beaten>, StoreError> {
+        let tag = beat.session_id.shard();
+        let mut args = self.args(&tag, now);
+        args.push(id_random(&beat.session_id))
+            .push(beat.connection_id.as_str())
+            .push(beat.node.clone().unwrap_or_default())
+            .push(beat.ttl_ms.to_string());
+        let reply = self
+            .conn
+            .eval(
+                &SCRIPTS.beat,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Never,
+            )
+            .await?;
+        presence::beaten(&reply, beat)
     }
 
     async fn close_connection(
         &self,
-        _session_id: &SessionId,
-        _connection_id: &sessiond_engine::ConnectionId,
-        _now: Timestamp,
+        session_id: &SessionId,
+        connection_id: &ConnectionId,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
-        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+        let tag = session_id.shard();
+        let mut args = self.args(&tag, now);
+        args.push(id_random(session_id))
+            .push(connection_id.as_str());
+        let reply = self
+            .conn
+            .eval(
+                &SCRIPTS.close_connection,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Once,
+            )
+            .await?;
+        Ok(codec::integer(&reply)? == 1)
     }
 
-    async fn presence(
-        &self,
-        _user_id: &str,
-        _now: Timestamp,
-    ) -> Result<sessiond_engine::Presence, StoreError> {
-        Err(StoreError::Unsupported(CONNECTIONS_UNSUPPORTED.to_owned()))
+    async fn presence(&self, user_id: &str, now: Timestamp) -> Result<Presence, StoreError> {
+        let tag = ShardTag::of_user(user_id);
+        let mut args = self.args(&tag, now);
+        args.push(user_id);
+        let reply = self
+            .conn
+            .eval(
+                &SCRIPTS.presence,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Once,
+            )
+            .await?;
+        presence::presence(&reply, &tag)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -149,7 +149,8 @@ fn kind_code(kind: DeviceKind) -> u8 {
     }
 }
 
-fn kind_of(code: u8) -> Option<DeviceKind> {
+/// The device kind of its code in a record.
+pub(crate) fn kind_of(code: u8) -> Option<DeviceKind> {
     Some(match code {
         0 => DeviceKind::Unknown,
         1 => DeviceKind::Desktop,

@@ -83,11 +83,16 @@ pub(crate) struct Scripts {
     pub(crate) revoke: LuaScript,
     pub(crate) list_tag: LuaScript,
     pub(crate) revoke_user: LuaScript,
+    pub(crate) beat: LuaScript,
+    pub(crate) close_connection: LuaScript,
+    pub(crate) presence: LuaScript,
+    pub(crate) sweep: LuaScript,
+    pub(crate) retire: LuaScript,
 }
 
 impl Scripts {
     /// All of them, to load into a server ahead of use.
-    pub(crate) fn all(&self) -> [&LuaScript; 10] {
+    pub(crate) fn all(&self) -> [&LuaScript; 15] {
         [
             &self.create,
             &self.touch,
@@ -99,6 +104,11 @@ impl Scripts {
             &self.revoke,
             &self.list_tag,
             &self.revoke_user,
+            &self.beat,
+            &self.close_connection,
+            &self.presence,
+            &self.sweep,
+            &self.retire,
         ]
     }
 }
@@ -115,6 +125,11 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     revoke: script!("revoke"),
     list_tag: script!("list_tag"),
     revoke_user: script!("revoke_user"),
+    beat: script!("beat"),
+    close_connection: script!("close_connection"),
+    presence: script!("presence"),
+    sweep: script!("sweep"),
+    retire: script!("retire"),
 });
 
 #[cfg(test)]

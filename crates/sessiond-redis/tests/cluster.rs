@@ -3,7 +3,9 @@
 //! prefix, the cases sharing one cluster while any of them runs. Also: the
 //! live count scans every master; the near-cache sees another instance's
 //! revocations on every master at once, and drops everything when one
-//! master's invalidation channel is killed.
+//! master's invalidation channel is killed. The event feed and presence
+//! cases run on the cluster too, and one reader gets the events of users on
+//! every master, in order.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -180,9 +182,12 @@ async fn every_operation_is_one_command_on_the_cluster() {
     let cluster = tokio::task::spawn_blocking(RedisCluster::start)
         .await
         .unwrap();
-    let store = RedisStore::connect(&cluster.url(), RedisOptions::default())
-        .await
-        .unwrap();
+    // No background sweep: its calls would be counted too.
+    let options = RedisOptions {
+        sweep_interval: std::time::Duration::ZERO,
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect(&cluster.url(), options).await.unwrap();
     let engine = Engine::new(Arc::new(store) as Arc<dyn Store>, Policy::default());
     let reset = || {
         for port in cluster.masters().into_iter().chain(cluster.replicas()) {
@@ -297,4 +302,97 @@ async fn sessions_spread_over_every_master_and_are_all_counted() {
             1
         );
     }
+}
+
+/// A feed case's world on the shared cluster, swept by hand on its clock.
+async fn event_world(
+    cached: bool,
+    clock: ManualClock,
+    limit_policy: sessiond_engine::LimitPolicy,
+) -> sessiond_testkit::history_cases::HistoryWorld {
+    use sessiond_engine::Clock;
+    let cluster = tokio::task::spawn_blocking(shared_cluster).await.unwrap();
+    let options = RedisOptions {
+        key_prefix: format!("case{}:", CASE.fetch_add(1, Ordering::Relaxed)),
+        sweep_interval: Duration::ZERO,
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect(&cluster.url(), options.clone())
+        .await
+        .unwrap();
+    let (sweeper, sweep_clock) = (store.clone(), clock.clone());
+    let sweep: sessiond_testkit::history_cases::Sweep = Box::new(move || {
+        let (store, clock) = (sweeper.clone(), sweep_clock.clone());
+        Box::pin(async move { store.sweep(clock.now()).await.unwrap() })
+    });
+    let outer: Arc<dyn Store> = if cached {
+        let other = RedisStore::connect(&cluster.url(), options).await.unwrap();
+        let cached = CachedStore::new(other, CacheOptions::default());
+        wait_serving(cached.cache()).await;
+        Arc::new(cached)
+    } else {
+        Arc::new(store)
+    };
+    sessiond_testkit::history_cases::HistoryWorld::new(outer, clock, limit_policy, sweep, cluster)
+}
+
+async fn bare_events(
+    clock: ManualClock,
+    limit_policy: sessiond_engine::LimitPolicy,
+) -> sessiond_testkit::history_cases::HistoryWorld {
+    event_world(false, clock, limit_policy).await
+}
+
+async fn cached_events(
+    clock: ManualClock,
+    limit_policy: sessiond_engine::LimitPolicy,
+) -> sessiond_testkit::history_cases::HistoryWorld {
+    event_world(true, clock, limit_policy).await
+}
+
+mod events {
+    sessiond_testkit::event_tests!(super::bare_events);
+    sessiond_testkit::presence_tests!(super::bare_events);
+}
+
+mod cached_events {
+    sessiond_testkit::event_tests!(super::cached_events);
+    sessiond_testkit::presence_tests!(super::cached_events);
+}
+
+/// Users whose keys sit on every master: one reader gets every user's
+/// events, each once, in the order they were made, and resumes from any of
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_users_on_every_master_reach_one_reader_in_order() {
+    use sessiond_engine::{EventKind, EventsFrom};
+    use sessiond_testkit::event_cases::{drain, now_cursor, query};
+    let (store, cluster) = store().await;
+    let prefix = a_store_prefix(&store);
+    let e = Engine::new(Arc::new(store), Policy::default());
+    let start = now_cursor(&e).await;
+    let users: Vec<String> = (0..120).map(|i| format!("user{i}@example.com")).collect();
+    for user in &users {
+        e.create(CreateRequest {
+            user_id: user.clone(),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    }
+    // The users' keys, and their buckets' streams, are on every master.
+    for master in cluster.masters() {
+        let streams = cluster
+            .command(master, &format!("KEYS {prefix}v3:*:e"))
+            .unwrap();
+        assert!(!streams.is_empty(), "no events on master {master}");
+    }
+
+    let events = drain(&e, &query(EventsFrom::Oldest, 50), start.clone()).await;
+    let seen: Vec<&str> = events.iter().map(|ev| ev.user_id.as_str()).collect();
+    let made: Vec<&str> = users.iter().map(String::as_str).collect();
+    assert_eq!(seen, made, "every user's event, once, in order");
+    assert!(events.iter().all(|ev| ev.kind == EventKind::Created));
+    let rest = drain(&e, &query(EventsFrom::Oldest, 7), events[59].cursor.clone()).await;
+    assert_eq!(rest, events[60..]);
 }

@@ -1,6 +1,7 @@
-//! The key schema as Redis sees it: one Cluster slot per user, the configured
-//! prefix on every key, a TTL on every key after every operation, user
-//! indexes that shed dead members, and no token anywhere.
+//! The key schema as Redis sees it: one Cluster slot per user (its bucket's,
+//! which holds the bucket's event stream too), the configured prefix on every
+//! key, a TTL on every key after every operation, user indexes that shed dead
+//! members, and no token anywhere, events included.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -17,7 +18,7 @@ use sessiond_engine::{
 };
 use sessiond_testkit::redis_server::RedisServer;
 
-use common::{admin, all_keys, engine, key_slot, store};
+use common::{admin, all_keys, engine, key_slot, store, sweeping_store};
 
 const PREFIX: &str = "ks:";
 
@@ -54,20 +55,51 @@ async fn zcard(admin: &mut MultiplexedConnection, key: &str) -> u64 {
         .unwrap()
 }
 
-async fn dbsize(admin: &mut MultiplexedConnection) -> u64 {
-    redis::cmd("DBSIZE").query_async(admin).await.unwrap()
+/// The start of every key of `user`'s shard tag:
+/// `<prefix>v3:{<bucket>}:<tag>:`, the bucket being the first byte the
+/// tag's base64url characters encode.
+fn base_of(user: &str) -> String {
+    let tag = ShardTag::of_user(user);
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        _ => 63,
+    };
+    let t = tag.as_str().as_bytes();
+    let bucket = (value(t[0]) << 2) | (value(t[1]) >> 4);
+    format!("{PREFIX}v3:{{{bucket:02x}}}:{tag}:")
 }
 
-/// Every key is the user's: prefixed, in the slot of the user's shard tag,
-/// with a TTL; the index lives at least as long as each session record.
+/// Whether `key` is a bucket's own (its event stream, the stream's floor,
+/// its deadline set) rather than a session's.
+fn is_bucket_key(key: &str) -> bool {
+    ["}:e", "}:f", "}:x"].iter().any(|end| key.ends_with(end))
+}
+
+/// The keys that hold sessions (not their bucket's).
+async fn session_keys(admin: &mut MultiplexedConnection) -> Vec<String> {
+    let mut keys = all_keys(admin).await;
+    keys.retain(|k| !is_bucket_key(k));
+    keys
+}
+
+/// Every key is the user's or its bucket's: prefixed, in the slot of the
+/// user's bucket, with a TTL; the index lives at least as long as each
+/// session record.
 async fn check_keys(admin: &mut MultiplexedConnection, user: &str, step: &str) {
     let keys = all_keys(admin).await;
-    let base = format!("{PREFIX}v2:{{{}}}:", ShardTag::of_user(user));
+    let base = base_of(user);
     let slot = key_slot(&base);
     let index = format!("{base}i");
     let index_ttl = pttl(admin, &index).await;
     for key in &keys {
-        assert!(key.starts_with(&base), "{step}: {key} is not under {base}");
+        let bucket = &base[..base.find("}:").unwrap() + 2];
+        assert!(
+            key.starts_with(&base) || (is_bucket_key(key) && key.starts_with(bucket)),
+            "{step}: {key} is not under {base}"
+        );
         assert_eq!(key_slot(key), slot, "{step}: {key} is in another slot");
         let ttl = pttl(admin, key).await;
         assert!(ttl > 0, "{step}: {key} has no TTL ({ttl})");
@@ -100,7 +132,11 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
     let a = e.create(request(user, None)).await.unwrap();
     let b = e.create(request(user, None)).await.unwrap();
     check_keys(&mut admin, user, "create").await;
-    assert_eq!(all_keys(&mut admin).await.len(), 3, "2 records, 1 index");
+    assert_eq!(
+        session_keys(&mut admin).await.len(),
+        3,
+        "2 records, 1 index"
+    );
     let id = a.session.id.as_str();
 
     clock.advance(Duration::from_secs(120));
@@ -125,7 +161,7 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
     e.rotate_token(rotated.token.expose()).await.unwrap();
     check_keys(&mut admin, user, "rotate by token").await;
     assert_eq!(
-        all_keys(&mut admin).await.len(),
+        session_keys(&mut admin).await.len(),
         3,
         "records under old tokens are gone"
     );
@@ -138,7 +174,7 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
             .unwrap()
     );
     check_keys(&mut admin, user, "revoke").await;
-    assert_eq!(all_keys(&mut admin).await.len(), 2);
+    assert_eq!(session_keys(&mut admin).await.len(), 2);
     e.create(request(user, None)).await.unwrap();
     e.revoke_user(user, Some(id), RevokeReason::RevokedByUser)
         .await
@@ -148,9 +184,9 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
         .await
         .unwrap();
     assert_eq!(
-        all_keys(&mut admin).await,
+        session_keys(&mut admin).await,
         Vec::<String>::new(),
-        "revoking all leaves nothing"
+        "revoking all leaves nothing but the events"
     );
 }
 
@@ -185,6 +221,21 @@ async fn dump(admin: &mut MultiplexedConnection) -> Vec<String> {
                 .query_async(admin)
                 .await
                 .unwrap(),
+            "stream" => {
+                let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(admin)
+                    .await
+                    .unwrap();
+                entries
+                    .into_iter()
+                    .flat_map(|(id, fields)| {
+                        std::iter::once(id).chain(fields.into_iter().flat_map(|(f, v)| [f, v]))
+                    })
+                    .collect()
+            }
             other => panic!("unexpected type {other} of {key}"),
         };
         out.push(key);
@@ -223,10 +274,10 @@ async fn no_key_or_value_holds_a_token() {
 async fn the_user_index_sheds_dead_members_and_everything_expires() {
     let server = RedisServer::start();
     let mut admin = admin(&server).await;
-    let store = store(&server, PREFIX, Duration::from_secs(2)).await;
+    let store = sweeping_store(&server, PREFIX, Duration::from_millis(200)).await;
     let e = Engine::new(Arc::new(store), Policy::default()); // the real clock
     let user = "carol";
-    let index = format!("{PREFIX}v2:{{{}}}:i", ShardTag::of_user(user));
+    let index = format!("{}i", base_of(user));
 
     for _ in 0..3 {
         e.create(request(user, Some(Duration::from_secs(1))))
@@ -242,9 +293,11 @@ async fn the_user_index_sheds_dead_members_and_everything_expires() {
     assert_eq!(e.list_user(user).await.unwrap().len(), 1);
     assert_eq!(e.count_user(user).await.unwrap(), 1);
 
-    // With no further call, Redis expires every key by itself.
+    // With no further call, every key of the sessions goes by itself (the
+    // store's sweep removes them at their deadline; Redis's TTLs would a
+    // grace later); the bucket's events stay for their retention.
     let started = Instant::now();
-    while dbsize(&mut admin).await > 0 {
+    while !session_keys(&mut admin).await.is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "keys outlived their sessions: {:?}",
@@ -252,6 +305,8 @@ async fn the_user_index_sheds_dead_members_and_everything_expires() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let left = all_keys(&mut admin).await;
+    assert!(left.iter().all(|k| k.ends_with("}:e")), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +319,7 @@ async fn dead_sessions_are_deleted_on_sight_before_redis_expires_them() {
     let clock = ManualClock::new();
     let e = engine(&store, Policy::default(), &clock);
     let user = "dave";
-    let index = format!("{PREFIX}v2:{{{}}}:i", ShardTag::of_user(user));
+    let index = format!("{}i", base_of(user));
     let short = Some(Duration::from_secs(60));
     let old: Vec<_> = [
         e.create(request(user, short)).await.unwrap(),
@@ -286,7 +341,7 @@ async fn dead_sessions_are_deleted_on_sight_before_redis_expires_them() {
     // …and the next script that looks at the index deletes them.
     assert_eq!(e.count_user(user).await.unwrap(), 1);
     assert_eq!(zcard(&mut admin, &index).await, 1);
-    let keys: BTreeSet<String> = all_keys(&mut admin).await.into_iter().collect();
+    let keys: BTreeSet<String> = session_keys(&mut admin).await.into_iter().collect();
     assert_eq!(keys.len(), 2, "one record, the index: {keys:?}");
     let th = &long.token.digest().hash.to_base64()[..32];
     assert!(keys.iter().any(|k| k.ends_with(th)));
@@ -299,7 +354,7 @@ async fn dead_sessions_are_deleted_on_sight_before_redis_expires_them() {
             .is_none()
     );
     assert_eq!(e.count_user(user).await.unwrap(), 0);
-    assert_eq!(dbsize(&mut admin).await, 0);
+    assert!(session_keys(&mut admin).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

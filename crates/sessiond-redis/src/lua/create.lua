@@ -1,9 +1,10 @@
 -- Create a session within its user's limit.
 -- KEYS: record key, tag index.
--- ARGV: base, now, user id, max, policy ('evict' | 'reject'), record.
+-- ARGV: base, now, retention, user id, max, policy ('evict' | 'reject'),
+-- record.
 -- Returns {'created', evicted id...} or {'limit'}.
-local base, now, uid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local max, policy, raw = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local base, now, uid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local max, policy, raw = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 
 local mine = {}
 for _, s in ipairs(live(base, now)) do
@@ -18,14 +19,20 @@ if #mine >= max then
   end)
   for n = 1, #mine - max + 1 do
     remove(base, mine[n].key, mine[n].r)
+    emit(base, 'revoked', mine[n].r, 'evicted_max_sessions', now)
     out[#out + 1] = full_id(base, mine[n].r)
   end
 end
 
 local r = cmsgpack.unpack(raw)
 local ttl = r[F_EXP] - now
-if ttl <= 0 then return out end -- born dead: nothing to keep
-redis.call('SET', KEYS[1], raw, 'PX', ttl)
+if ttl <= 0 then
+  reindex(base)
+  return out -- born dead: nothing to keep
+end
+redis.call('SET', KEYS[1], raw, 'PX', ttl + EXPIRY_GRACE)
 redis.call('ZADD', KEYS[2], r[F_EXP], member_of(r, KEYS[1]))
 stretch_index(KEYS[2], ttl)
+reindex(base)
+emit(base, 'created', r, nil, now)
 return out

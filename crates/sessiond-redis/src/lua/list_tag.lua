@@ -1,6 +1,6 @@
 -- The live sessions of a tag's users (the client keeps those of the user
 -- it asked for, and sorts them).
--- KEYS: tag index. ARGV: base, now.
+-- KEYS: tag index. ARGV: base, now, retention.
 -- Returns {'records', bytes...}.
 local base, now = ARGV[1], tonumber(ARGV[2])
 

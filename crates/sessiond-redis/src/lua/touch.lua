@@ -1,8 +1,8 @@
 -- Record activity on a session when it is due: last seen = now, the idle
 -- deadline slides (never past the absolute one).
--- KEYS: record key. ARGV: base, now, touch interval ms.
+-- KEYS: record key. ARGV: base, now, retention, touch interval ms.
 -- Returns {'record', bytes} or {'none'}.
-local base, now, interval = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local base, now, interval = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 
 local r = load(base, KEYS[1], now)
 if not r then return { 'none' } end

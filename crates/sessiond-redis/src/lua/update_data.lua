@@ -2,14 +2,14 @@
 -- record's flat list of keys and compact-JSON values; size = key bytes +
 -- value bytes, as sessiond_engine::data_size measures it. Expiry and TTL
 -- are unchanged.
--- KEYS: tag index. ARGV: base, now, the id's random part, max bytes, mode
--- ('merge' | 'replace'), then key/value pairs (in a merge, '' deletes the
--- key).
+-- KEYS: tag index. ARGV: base, now, retention, the id's random part, max
+-- bytes, mode ('merge' | 'replace'), then key/value pairs (in a merge, ''
+-- deletes the key).
 -- Returns {'record', bytes}, {'none'} or {'too_large', size}.
 local base, now = ARGV[1], tonumber(ARGV[2])
-local max, mode = tonumber(ARGV[4]), ARGV[5]
+local max, mode = tonumber(ARGV[5]), ARGV[6]
 
-local m = find(base, ARGV[3])
+local m = find(base, ARGV[4])
 if not m then return { 'none' } end
 local k = rkey(base, th_of_member(m))
 local r = load(base, k, now)
@@ -21,7 +21,7 @@ if mode == 'merge' then
   local pairs_ = r[F_DATA]
   for n = 1, #pairs_, 2 do data[pairs_[n]] = pairs_[n + 1] end
 end
-for n = 6, #ARGV, 2 do
+for n = 7, #ARGV, 2 do
   if ARGV[n + 1] == '' then data[ARGV[n]] = nil else data[ARGV[n]] = ARGV[n + 1] end
 end
 local keys, size = {}, 0
@@ -37,4 +37,6 @@ for _, key in ipairs(keys) do
   flat[#flat + 1] = data[key]
 end
 r[F_DATA] = flat
-return { 'record', save(k, r, now) }
+local raw = save(k, r, now)
+emit(base, 'data_updated', r, nil, now)
+return { 'record', raw }

@@ -16,14 +16,27 @@ pub async fn store(server: &RedisServer, prefix: &str, timeout: Duration) -> Red
     store_at(&server.url(), prefix, timeout).await
 }
 
-/// A store on the Redis at `url` under `prefix`, with `timeout`.
+/// A store on the Redis at `url` under `prefix`, with `timeout`, without
+/// the background sweep (whose commands the tests would see).
 pub async fn store_at(url: &str, prefix: &str, timeout: Duration) -> RedisStore {
     let options = RedisOptions {
         key_prefix: prefix.to_owned(),
         timeout,
+        sweep_interval: Duration::ZERO,
         ..RedisOptions::default()
     };
     RedisStore::connect(url, options).await.unwrap()
+}
+
+/// A store on `server` under `prefix` whose background sweep runs every
+/// `interval`.
+pub async fn sweeping_store(server: &RedisServer, prefix: &str, interval: Duration) -> RedisStore {
+    let options = RedisOptions {
+        key_prefix: prefix.to_owned(),
+        sweep_interval: interval,
+        ..RedisOptions::default()
+    };
+    RedisStore::connect(&server.url(), options).await.unwrap()
 }
 
 /// An engine over `store` on a manual clock.
