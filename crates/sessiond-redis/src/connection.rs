@@ -534,36 +534,6 @@ impl Connection {
         shard_nodes(&shards)
     }
 
-    /// The deployment's clock: the lowest `TIME` of its masters, in
-    /// microseconds since the epoch. Every event id a master hands out after
-    /// this call is at least this.
-    pub(crate) async fn server_time_us(&self) -> Result<u64, StoreError> {
-        let attempt = || async {
-            match &self.manager {
-                Link::Cluster(c) => {
-                    c.clone()
-                        .route_command(
-                            redis::cmd("TIME").clone(),
-                            RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
-                        )
-                        .await
-                }
-                other => {
-                    redis::cmd("TIME")
-                        .query_async::<Value>(&mut other.clone())
-                        .await
-                }
-            }
-        };
-        let reply = self.call("time", Retry::Once, attempt).await?;
-        let mut times = Vec::new();
-        collect_times(&reply, &mut times);
-        times
-            .into_iter()
-            .min()
-            .ok_or_else(|| StoreError::Corrupt(format!("unexpected reply to TIME: {reply:?}")))
-    }
-
     /// Run `pipes` concurrently, each a few commands on the keys of one hash
     /// slot, within one deadline; their replies, in order. Retried once
     /// after a dropped connection: for reads and idempotent writes only.
@@ -572,14 +542,24 @@ impl Connection {
         what: &str,
         pipes: &[Pipeline],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
+        // On a cluster, a few at a time and none after a failure: calls
+        // queued for a node that is down keep its client retrying and
+        // refreshing the slot map, which holds up every other call.
+        let at_once = match self.manager {
+            Link::Cluster(_) => PIPELINES_AT_ONCE_ON_A_CLUSTER,
+            _ => pipes.len().max(1),
+        };
         let attempt = || async {
-            let runs = pipes.iter().map(|pipe| {
-                let mut conn = self.manager.clone();
-                async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
-            });
-            futures_util::future::try_join_all(runs)
-                .await
-                .map(|replies| Value::Array(replies.into_iter().map(Value::Array).collect()))
+            let mut replies = Vec::with_capacity(pipes.len());
+            for chunk in pipes.chunks(at_once) {
+                let runs = chunk.iter().map(|pipe| {
+                    let mut conn = self.manager.clone();
+                    async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
+                });
+                let done = futures_util::future::try_join_all(runs).await?;
+                replies.extend(done.into_iter().map(Value::Array));
+            }
+            Ok(Value::Array(replies))
         };
         let reply = self.call(what, Retry::Once, attempt).await?;
         let Value::Array(replies) = reply else {
@@ -626,6 +606,9 @@ impl Connection {
         })
     }
 }
+
+/// Pipelines [`Connection::pipelines`] sends at once on a cluster.
+const PIPELINES_AT_ONCE_ON_A_CLUSTER: usize = 16;
 
 /// Where the near-cache's channel connects.
 #[derive(Clone)]
@@ -764,29 +747,6 @@ fn shard_nodes(reply: &Value) -> Result<Vec<ShardNode>, StoreError> {
 }
 
 /// `fut`, or [`StoreError::Unavailable`] once `limit` has passed.
-/// Every `TIME` reply (seconds and microseconds) in `v`, a reply of one
-/// server or of several, as microseconds.
-fn collect_times(v: &Value, out: &mut Vec<u64>) {
-    let as_u64 = |v: &Value| match v {
-        Value::Int(n) => u64::try_from(*n).ok(),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::SimpleString(s) => s.parse().ok(),
-        _ => None,
-    };
-    match v {
-        Value::Array(items) if items.len() == 2 => {
-            if let (Some(s), Some(us)) = (as_u64(&items[0]), as_u64(&items[1])) {
-                out.push(s.saturating_mul(1_000_000).saturating_add(us));
-            } else {
-                items.iter().for_each(|i| collect_times(i, out));
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| collect_times(i, out)),
-        Value::Map(pairs) => pairs.iter().for_each(|(_, i)| collect_times(i, out)),
-        _ => {}
-    }
-}
-
 async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, StoreError> {
     tokio::time::timeout(limit, fut)
         .await

@@ -99,38 +99,25 @@ pub(crate) async fn read(
                 StoreError::InvalidCursor("not one of this Redis store".to_owned())
             })?),
             EventsFrom::Oldest => None,
-            EventsFrom::Now => None,
+            EventsFrom::Now => {
+                return Ok(EventPage {
+                    events: Vec::new(),
+                    cursor: newest(conn, keys).await?.cursor(),
+                });
+            }
         };
-    let clock = conn.server_time_us().await?;
-    if query.from == EventsFrom::Now {
-        return Ok(EventPage {
-            events: Vec::new(),
-            cursor: newest(conn, keys, clock).await?.cursor(),
-        });
-    }
-    if let Some(p) = after.filter(|p| *p != Position::ZERO) {
-        if p.us >= clock {
-            return Err(StoreError::InvalidCursor(
-                "past the newest event of this store".to_owned(),
-            ));
-        }
-        let judged_us = retention_us(retention).saturating_add(FLOOR_MARGIN_MS * 1000);
-        if p.us.saturating_add(judged_us) < clock {
-            return Err(StoreError::CursorExpired(
-                "it is older than the feed's retention; events after it may have left the feed"
-                    .to_owned(),
-            ));
-        }
-    }
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     // Filters apply before the limit: scan on while fewer than `limit`
     // events matched and more are below the clock, up to a bound, then
     // hand out the cursor of the last one scanned.
     let mut events = Vec::new();
     let mut cursor = after.unwrap_or(Position::ZERO);
-    for _ in 0..SCANS_PER_READ {
-        let (scanned, complete) = scan(conn, keys, after.map(|_| cursor), limit, clock).await?;
-        for (position, event) in scanned {
+    for round in 0..SCANS_PER_READ {
+        let scan = scan(conn, keys, after.map(|_| cursor), limit).await?;
+        if let Some(p) = after.filter(|p| round == 0 && *p != Position::ZERO) {
+            judge(p, scan.clock, retention)?;
+        }
+        for (position, event) in scan.found {
             cursor = position;
             let wanted = query.kinds.contains(event.kind)
                 && query.user_id.as_ref().is_none_or(|u| *u == event.user_id);
@@ -144,7 +131,7 @@ pub(crate) async fn read(
                 }
             }
         }
-        if complete {
+        if scan.complete {
             break;
         }
     }
@@ -154,26 +141,56 @@ pub(crate) async fn read(
     })
 }
 
+/// Refuse cursor `p` if it is past the newest event (at `clock`) or too old
+/// to tell whether events after it left the feed.
+fn judge(p: Position, clock: u64, retention: &EventRetention) -> Result<(), StoreError> {
+    if p.us >= clock {
+        return Err(StoreError::InvalidCursor(
+            "past the newest event of this store".to_owned(),
+        ));
+    }
+    let judged_us = retention_us(retention).saturating_add(FLOOR_MARGIN_MS * 1000);
+    if p.us.saturating_add(judged_us) < clock {
+        return Err(StoreError::CursorExpired(
+            "it is older than the feed's retention; events after it may have left the feed"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Scans of the streams one read makes at most.
 const SCANS_PER_READ: usize = 10;
 
-/// The first `limit` events after `after` (from the oldest if `None`)
-/// below `clock`, in feed order, and whether they are all there are below
-/// it. A retired event at or after `after` is [`StoreError::CursorExpired`].
+/// What one scan of the streams found.
+struct Scan {
+    /// The first events after the start below `clock`, in feed order.
+    found: Vec<(Position, Event)>,
+    /// Whether they are all there are below `clock`.
+    complete: bool,
+    /// The lowest clock of the nodes read (microseconds).
+    clock: u64,
+}
+
+/// The first `limit` events after `after` (from the oldest if `None`).
+/// Each bucket's read starts with its node's `TIME` in the same pipeline,
+/// so that every write after it gets a higher id: the events below the
+/// lowest of those times are final, and only those are taken. A retired
+/// event at or after `after` is [`StoreError::CursorExpired`].
 async fn scan(
     conn: &Connection,
     keys: &KeySchema,
     after: Option<Position>,
     limit: usize,
-    clock: u64,
-) -> Result<(Vec<(Position, Event)>, bool), StoreError> {
+) -> Result<Scan, StoreError> {
     let pipes: Vec<Pipeline> = (0..BUCKETS)
         .map(|b| {
             let start = after.map_or_else(|| "-".to_owned(), |p| stream_id(p.start_in(b)));
             let mut pipe = redis::pipe();
             // The floor after the range: a retirement between them can only
             // make the answer more careful, never skip an event.
-            pipe.cmd("XRANGE")
+            pipe.cmd("TIME")
+                .cmd("XRANGE")
                 .arg(keys.stream(b))
                 .arg(start)
                 .arg("+")
@@ -186,12 +203,13 @@ async fn scan(
         })
         .collect();
     let replies = conn.pipelines("events", &pipes).await?;
+    let clock = lowest_time(&replies)?;
     let mut found = Vec::new();
     for (b, reply) in (0..BUCKETS).zip(&replies) {
         let entries = reply
-            .first()
+            .get(1)
             .ok_or_else(|| StoreError::Corrupt("no reply to XRANGE".to_owned()))?;
-        if let (Some(p), Some(Value::BulkString(floor))) = (after, reply.get(1)) {
+        if let (Some(p), Some(Value::BulkString(floor))) = (after, reply.get(2)) {
             let retired = std::str::from_utf8(floor).ok().and_then(parse_id);
             if retired.is_some_and(|r| r >= p.start_in(b)) {
                 return Err(StoreError::CursorExpired(
@@ -211,31 +229,84 @@ async fn scan(
     found.sort_by_key(|(p, _)| *p);
     let complete = found.len() < limit;
     found.truncate(limit);
-    Ok((found, complete))
+    Ok(Scan {
+        found,
+        complete,
+        clock,
+    })
 }
 
-/// The newest event's position below `clock` (microseconds), or
+/// The lowest `TIME` (the first reply of each pipeline), in microseconds.
+fn lowest_time(replies: &[Vec<Value>]) -> Result<u64, StoreError> {
+    let mut lowest = u64::MAX;
+    for reply in replies {
+        let parts = reply.first().map(codec::array).transpose()?.unwrap_or(&[]);
+        let [secs, micros] = parts else {
+            return Err(StoreError::Corrupt("unexpected reply to TIME".to_owned()));
+        };
+        let as_u64 = |v: &Value| codec::integer(v).map(|n| u64::try_from(n).unwrap_or(0));
+        lowest = lowest.min(as_u64(secs)?.saturating_mul(1_000_000) + as_u64(micros)?);
+    }
+    Ok(lowest)
+}
+
+/// Entries of a bucket's newest a [`newest`] read looks at first.
+const NEWEST_PEEK: usize = 8;
+
+/// The newest event's position below the nodes' clocks, or
 /// [`Position::ZERO`] when there is none.
-async fn newest(conn: &Connection, keys: &KeySchema, clock: u64) -> Result<Position, StoreError> {
+async fn newest(conn: &Connection, keys: &KeySchema) -> Result<Position, StoreError> {
     let pipes: Vec<Pipeline> = (0..BUCKETS)
         .map(|b| {
             let mut pipe = redis::pipe();
-            pipe.cmd("XREVRANGE")
+            pipe.cmd("TIME")
+                .cmd("XREVRANGE")
                 .arg(keys.stream(b))
-                .arg(format!("({clock}-0"))
+                .arg("+")
                 .arg("-")
                 .arg("COUNT")
-                .arg(1);
+                .arg(NEWEST_PEEK);
             pipe
         })
         .collect();
+    let replies = conn.pipelines("events", &pipes).await?;
+    let clock = lowest_time(&replies)?;
     let mut newest = Position::ZERO;
-    for (b, reply) in (0..BUCKETS).zip(conn.pipelines("events", &pipes).await?) {
-        if let Some(entries) = reply.first() {
-            for entry in codec::array(entries)? {
-                let (position, _) = decode(b, entry)?;
-                newest = newest.max(position);
+    let mut look_further = Vec::new();
+    for (b, reply) in (0..BUCKETS).zip(&replies) {
+        let entries = reply.get(1).map(codec::array).transpose()?.unwrap_or(&[]);
+        let mut below = None;
+        for entry in entries {
+            let (position, _) = decode(b, entry)?;
+            if position.us < clock {
+                below = Some(position);
+                break;
             }
+        }
+        match below {
+            Some(p) => newest = newest.max(p),
+            // All it looked at came after the clock: look below it.
+            None if entries.len() == NEWEST_PEEK => look_further.push(b),
+            None => {}
+        }
+    }
+    for b in look_further {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XREVRANGE")
+            .arg(keys.stream(b))
+            .arg(format!("({clock}-0"))
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let reply = conn.pipelines("events", &[pipe]).await?;
+        let entries = reply
+            .first()
+            .and_then(|r| r.first())
+            .map(codec::array)
+            .transpose()?
+            .unwrap_or(&[]);
+        if let Some(entry) = entries.first() {
+            newest = newest.max(decode(b, entry)?.0);
         }
     }
     Ok(newest)

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
 use sessiond_engine::{Clock, EventRetention, StoreError, Timestamp};
 use tokio::task::JoinHandle;
 
@@ -53,10 +52,12 @@ impl Sweeper {
         })
     }
 
-    /// Remove what is dead at `now` in every bucket, with its events; how
-    /// many sessions.
+    /// Remove what is dead at `now` in every bucket, with its events, one
+    /// bucket after the other (stopping at the first failure); how many
+    /// sessions.
     pub(crate) async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let runs = (0..BUCKETS).map(|b| async move {
+        let mut removed = 0;
+        for b in 0..BUCKETS {
             let args: Vec<Vec<u8>> = vec![
                 self.keys.bucket_base(b).into_bytes(),
                 now.as_millis().to_string().into_bytes(),
@@ -72,45 +73,36 @@ impl Sweeper {
                     Retry::Once,
                 )
                 .await?;
-            codec::integer(&reply)
-        });
-        let removed = try_join_all(runs).await?;
-        Ok(removed
-            .into_iter()
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .sum())
+            removed += u64::try_from(codec::integer(&reply)?).unwrap_or(0);
+        }
+        Ok(removed)
     }
 
     /// Retire the events past the retention, and the oldest beyond the size
     /// bound; how many.
     pub(crate) async fn retire(&self) -> Result<u64, StoreError> {
-        let clock = self.conn.server_time_us().await?;
-        let age_cut = (clock.saturating_sub(feed::retention_us(&self.retention)), 0);
         let count_cut = self.count_cut().await?;
+        let retention_us = feed::retention_us(&self.retention).to_string();
         let keep_ms = u64::try_from(self.retention.max_age.as_millis())
             .unwrap_or(u64::MAX / 2)
             .saturating_add(FLOOR_MARGIN_MS)
             .to_string();
-        let runs = (0..BUCKETS).map(|b| {
-            let cut = count_cut.map_or(age_cut, |p| p.start_in(b).max(age_cut));
+        let mut retired = 0;
+        for b in 0..BUCKETS {
+            let cut = count_cut.map(|p| feed::stream_id(p.start_in(b)));
             let args = vec![
-                feed::stream_id(cut).into_bytes(),
+                retention_us.clone().into_bytes(),
+                cut.unwrap_or_default().into_bytes(),
                 keep_ms.clone().into_bytes(),
             ];
             let keys = [self.keys.stream(b), self.keys.floor(b)];
-            async move {
-                let reply = self
-                    .conn
-                    .eval(&SCRIPTS.retire, &keys, &args, Retry::Once)
-                    .await?;
-                codec::integer(&reply)
-            }
-        });
-        let retired = try_join_all(runs).await?;
-        Ok(retired
-            .into_iter()
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .sum())
+            let reply = self
+                .conn
+                .eval(&SCRIPTS.retire, &keys, &args, Retry::Once)
+                .await?;
+            retired += u64::try_from(codec::integer(&reply)?).unwrap_or(0);
+        }
+        Ok(retired)
     }
 
     /// The position up to which events leave for the size bound (at most

@@ -72,6 +72,9 @@ pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreErro
             timeout: config.store_timeout,
             tls_ca_pem: read_ca_file(config)?,
             wait_replicas: config.store_wait_replicas,
+            event_retention: config.events.retention(),
+            record_events: config.events.enabled,
+            ..RedisOptions::default()
         };
         let store = RedisStore::connect(url, options).await?;
         return Ok(cached(store, config, caching));

@@ -1,5 +1,7 @@
 //! `sessiond serve` on a real local Redis Cluster (3 masters, 3 replicas):
-//! the API works across users spread over every master, and when a master
+//! the API works across users spread over every master, one event
+//! subscriber gets the events of users on every master (and keeps getting
+//! them through a failover), and when a master
 //! is killed under load, requests answer 503 quickly (never hang, never a
 //! stale 200 for a revoked session) and work again once a replica is
 //! promoted, without restarting the server.
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use futures_util::StreamExt as _;
 use reqwest::Method;
 use sessiond_testkit::redis_cluster::RedisCluster;
 
@@ -27,6 +30,13 @@ async fn cluster_server() -> (TestServer, Arc<std::sync::Mutex<RedisCluster>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
     let (s, cluster) = cluster_server().await;
+    let client = sessiond_client::Client::new(&s.url(""), common::API_KEY).unwrap();
+    let mut events = client
+        .events(&sessiond_client::EventsRequest {
+            start: sessiond_client::StartAt::Oldest,
+            ..sessiond_client::EventsRequest::default()
+        })
+        .unwrap();
     // Users spread over every master.
     let mut sessions = Vec::new();
     for i in 0..30 {
@@ -34,6 +44,19 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
         assert!(s.active(&token).await);
         sessions.push((session["id"].as_str().unwrap().to_owned(), token));
     }
+    // One subscriber gets every user's event, in the order they were made.
+    let mut users = Vec::new();
+    while users.len() < 30 {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.next())
+            .await
+            .expect("events within 20 s")
+            .expect("the stream goes on")
+            .unwrap();
+        assert_eq!(event.kind, sessiond_client::EventKind::Created);
+        users.push(event.user_id);
+    }
+    let made: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
+    assert_eq!(users, made);
     let r = s.admin(Method::GET, "/v1/stats").send().await.unwrap();
     let stats: serde_json::Value = r.json().await.unwrap();
     assert_eq!(stats["live_sessions"], 30, "{stats}");
@@ -205,6 +228,18 @@ async fn the_api_works_on_a_cluster_and_survives_a_master_failover() {
     // Writes work again too, and the server is ready again.
     let (_, token) = s.create("after-failover").await;
     assert!(s.active(&token).await);
+    // The subscriber, open all along, gets the events after the failover
+    // (its client resumes from its last id when the stream breaks).
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.next())
+            .await
+            .expect("the subscriber hears of writes after the failover")
+            .expect("the stream goes on")
+            .unwrap();
+        if event.user_id == "after-failover" {
+            break;
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = s.anon(Method::GET, "/readyz").send().await.unwrap();

@@ -1,5 +1,5 @@
-//! `GET /v1/events` on a real server: on the embedded store and on
-//! PostgreSQL, a lifecycle streams its events in order with their reasons
+//! `GET /v1/events` on a real server: on every store (embedded, Redis,
+//! PostgreSQL), a lifecycle streams its events in order with their reasons
 //! and never a token; a subscriber
 //! killed in the middle of 10,000 events and resumed from its last id gets
 //! every one of them once; an id past the retention is 410; then, on the
@@ -20,6 +20,12 @@ use serde_json::{Value, json};
 use sessiond_client::{Client, Error, EventKind, EventStream, EventView, EventsRequest, StartAt};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+every_store!(
+    a_lifecycle_streams_its_events_in_order_and_never_a_token,
+    a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once,
+    an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip,
+);
 
 fn client(s: &TestServer) -> Client {
     Client::new(&s.url(""), API_KEY).unwrap()
@@ -69,16 +75,6 @@ async fn admin(s: &TestServer, method: Method, path: &str, body: Value) -> Value
     let r = s.admin(method, path).json(&body).send().await.unwrap();
     assert!(r.status().is_success(), "{path}: {}", r.status());
     r.json().await.unwrap_or(Value::Null)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lifecycle_streams_its_events_in_order_and_never_a_token_on_the_embedded_store() {
-    a_lifecycle_streams_its_events_in_order_and_never_a_token(Backend::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lifecycle_streams_its_events_in_order_and_never_a_token_on_postgres() {
-    a_lifecycle_streams_its_events_in_order_and_never_a_token(Backend::Postgres).await;
 }
 
 async fn a_lifecycle_streams_its_events_in_order_and_never_a_token(backend: Backend) {
@@ -186,24 +182,6 @@ async fn create_many(s: &TestServer, n: usize, in_flight: usize) {
             assert_eq!(r.status(), 201);
         })
         .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once_on_the_embedded_store()
- {
-    a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once(
-        Backend::Embedded,
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once_on_postgres()
-{
-    a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once(
-        Backend::Postgres,
-    )
-    .await;
 }
 
 async fn a_subscriber_killed_mid_stream_resumes_from_its_last_id_with_every_event_once(
@@ -322,16 +300,6 @@ async fn filters_select_a_user_and_types() {
     }
     let r = s.anon(Method::GET, "/v1/events").send().await.unwrap();
     problem(r, 401).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip_on_the_embedded_store() {
-    an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip(Backend::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip_on_postgres() {
-    an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip(Backend::Postgres).await;
 }
 
 async fn an_id_whose_followers_left_the_feed_is_410_never_a_silent_skip(backend: Backend) {

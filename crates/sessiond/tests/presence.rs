@@ -1,5 +1,5 @@
-//! Connections and presence on a real server, on the embedded store and on
-//! PostgreSQL: connect, heartbeat, expire without a heartbeat, close, a
+//! Connections and presence on a real server, on every store (embedded,
+//! Redis, PostgreSQL): connect, heartbeat, expire without a heartbeat, close, a
 //! revocation taking a session's connections, the caller's own view, and
 //! bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestServer, problem};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+every_store!(
+    connect_heartbeat_close_and_the_users_presence,
+    a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all,
+    bad_connection_requests_are_4xx,
+);
 
 async fn put(
     s: &TestServer,
@@ -39,16 +45,6 @@ async fn presence(s: &TestServer, user: &str) -> Value {
         .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_heartbeat_close_and_the_users_presence_on_the_embedded_store() {
-    connect_heartbeat_close_and_the_users_presence(Backend::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_heartbeat_close_and_the_users_presence_on_postgres() {
-    connect_heartbeat_close_and_the_users_presence(Backend::Postgres).await;
 }
 
 async fn connect_heartbeat_close_and_the_users_presence(backend: Backend) {
@@ -163,19 +159,6 @@ async fn connect_heartbeat_close_and_the_users_presence(backend: Backend) {
     assert!(text.contains("\"reason\":\"closed\""), "{text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all_on_the_embedded_store()
- {
-    a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all(Backend::Embedded)
-        .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all_on_postgres() {
-    a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all(Backend::Postgres)
-        .await;
-}
-
 async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (a, _) = s.create("bob").await;
@@ -211,16 +194,6 @@ async fn a_connection_without_heartbeats_expires_and_a_revocation_takes_them_all
     assert!(p["devices"].as_array().unwrap().is_empty());
     assert!(p["last_seen_at"].is_null());
     problem(put(&s, a, "long", None).await, 404).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_connection_requests_are_4xx_on_the_embedded_store() {
-    bad_connection_requests_are_4xx(Backend::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_connection_requests_are_4xx_on_postgres() {
-    bad_connection_requests_are_4xx(Backend::Postgres).await;
 }
 
 async fn bad_connection_requests_are_4xx(backend: Backend) {

@@ -172,6 +172,9 @@ impl CacheConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
+    /// Redis: whether writes record their events (the SQL stores always do:
+    /// their history is the same table).
+    pub enabled: bool,
     /// Events recorded longer ago leave the feed.
     #[serde(with = "duration_text")]
     pub retention: Duration,
@@ -189,6 +192,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         let d = sessiond_engine::EventRetention::default();
         Self {
+            enabled: true,
             retention: d.max_age,
             max_events: d.max_events,
             poll_interval: Duration::from_millis(250),

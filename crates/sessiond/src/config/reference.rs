@@ -245,6 +245,11 @@ pub const KEYS: &[KeyDoc] = &[
     ),
     table("events"),
     key(
+        "events.enabled",
+        BOOLEAN,
+        "Redis: whether writes record their events in the feed (in the same script); off, `GET /v1/events` stays empty. The embedded store and PostgreSQL always record them (their history is the same table)",
+    ),
+    key(
         "events.retention",
         DURATION_EXPECTED,
         "how long the event feed (`GET /v1/events`) keeps an event; a subscriber resuming from an older one gets 410 (1m to 3650d; at most `history_retention`)",

@@ -41,7 +41,7 @@ const PAGE: u32 = 500;
     responses((status = 200, description = "Server-Sent Events, one per change (`data`: an event)", content_type = "text/event-stream", body = EventView),
         (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
         (status = 410, description = "Events after the given id have left the feed (past its retention)", body = ProblemBody),
-        (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+        (status = 503, body = ProblemBody)))]
 pub async fn events(
     State(state): State<AppState>,
     _: AdminAuth,

@@ -26,7 +26,7 @@ use crate::telemetry::with_session;
     responses((status = 201, description = "Registered", body = ConnectionView),
         (status = 200, description = "Kept alive (a heartbeat)", body = ConnectionView),
         (status = 400, body = ProblemBody), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody),
-        (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+        (status = 503, body = ProblemBody)))]
 pub async fn beat(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -52,7 +52,7 @@ pub async fn beat(
 #[utoipa::path(delete, path = "/v1/sessions/{id}/connections/{connection_id}", tag = "admin", security(("api_key" = [])),
     params(("id" = String, Path, description = "session id"), ("connection_id" = String, Path, description = "the connection's id")),
     responses((status = 204, description = "Closed"), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
-        (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+        (status = 503, body = ProblemBody)))]
 pub async fn close(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -66,7 +66,7 @@ pub async fn close(
 #[utoipa::path(get, path = "/v1/users/{user_id}/presence", tag = "admin", security(("api_key" = [])),
     params(("user_id" = String, Path, description = "the app's user id")),
     responses((status = 200, description = "The user's presence: online, last seen, each live session with its live connections", body = PresenceView),
-        (status = 400, body = ProblemBody), (status = 401, body = ProblemBody), (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+        (status = 400, body = ProblemBody), (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn user_presence(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -79,7 +79,7 @@ pub async fn user_presence(
 /// The caller's user's presence; `current: true` marks the caller's device.
 #[utoipa::path(get, path = "/v1/me/presence", tag = "public", security(("session" = []), ("session_cookie" = [])),
     responses((status = 200, description = "The user's presence; the caller's device has `current: true`", body = PresenceView),
-        (status = 401, body = ProblemBody), (status = 429, body = ProblemBody), (status = 501, body = ProblemBody), (status = 503, body = ProblemBody)))]
+        (status = 401, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn my_presence(
     State(state): State<AppState>,
     caller: Caller,
