@@ -2,7 +2,7 @@
 //! is registered in presence, kept alive, closed within a second of its
 //! session being revoked elsewhere, closed when the session expires, and
 //! leaves presence when the client closes it; over the engine in this
-//! process and over a remote sessiond.
+//! process (on the embedded store and on Redis) and over a remote sessiond.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -40,6 +40,8 @@ type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 enum Backend {
     /// The engine in the app's process, over the embedded store.
     Engine,
+    /// The engine in the app's process, over a private Redis.
+    EngineOnRedis,
     /// A sessiond server on the same embedded store, over HTTP.
     Remote,
     /// The engine, but a backend whose session ends never arrive: only the
@@ -55,6 +57,7 @@ struct LiveApp {
     live: LiveSockets,
     server: Option<sessiond::server::RunningServer>,
     _dir: TempDir,
+    _redis: Option<sessiond_testkit::redis_server::RedisServer>,
 }
 
 fn policy() -> Policy {
@@ -77,11 +80,28 @@ impl LiveApp {
 
     async fn start_with(backend: Backend, heartbeat: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            EmbeddedStore::open(dir.path().join("store"), EmbeddedOptions::default())
+        let (store, redis): (Arc<dyn sessiond_engine::Store>, _) = match backend {
+            Backend::EngineOnRedis => {
+                let redis =
+                    tokio::task::spawn_blocking(sessiond_testkit::redis_server::RedisServer::start)
+                        .await
+                        .unwrap();
+                let store = sessiond_redis::RedisStore::connect(
+                    &redis.url(),
+                    sessiond_redis::RedisOptions::default(),
+                )
                 .await
-                .unwrap(),
-        );
+                .unwrap();
+                (Arc::new(store), Some(redis))
+            }
+            _ => {
+                let store =
+                    EmbeddedStore::open(dir.path().join("store"), EmbeddedOptions::default())
+                        .await
+                        .unwrap();
+                (Arc::new(store), None)
+            }
+        };
         let engine = Engine::new(store.clone(), policy());
         let options = LiveOptions {
             ttl: Duration::from_secs(10),
@@ -89,7 +109,7 @@ impl LiveApp {
             node: Some("test-node".into()),
         };
         let (layer, live, server) = match backend {
-            Backend::Engine => {
+            Backend::Engine | Backend::EngineOnRedis => {
                 let backend = EngineBackend::new(engine.clone());
                 (
                     SessionLayer::new(backend.clone()),
@@ -159,6 +179,7 @@ impl LiveApp {
             live,
             server,
             _dir: dir,
+            _redis: redis,
         }
     }
 
@@ -500,6 +521,14 @@ macro_rules! live_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::Backend::Remote).await;
+                }
+            )*
+        }
+        mod engine_on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Backend::EngineOnRedis).await;
                 }
             )*
         }

@@ -317,6 +317,11 @@ pub(crate) fn retention_us(retention: &EventRetention) -> u64 {
     u64::try_from(retention.max_age.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// An event as the scripts pack it: kind, session id, user id, time (ms),
+/// device kind code, ip or `false`, reason or `false`.
+#[derive(serde::Deserialize)]
+struct Packed(String, String, String, i64, u8, record::Text, record::Text);
+
 /// One stream entry of bucket `bucket`: its position and its event.
 fn decode(bucket: u16, entry: &Value) -> Result<(Position, Event), StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("event entry: {what}"));
@@ -326,43 +331,25 @@ fn decode(bucket: u16, entry: &Value) -> Result<(Position, Event), StoreError> {
     };
     let (us, seq) = parse_id(codec::text(id)?).ok_or_else(|| corrupt("bad id"))?;
     let position = Position { us, seq, bucket };
-    let pairs: Vec<(&Value, &Value)> = match fields {
-        Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
-        other => {
-            let flat = codec::array(other)?;
-            flat.chunks_exact(2).map(|p| (&p[0], &p[1])).collect()
-        }
+    let flat: Vec<&Value> = match fields {
+        Value::Map(map) => map.iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => codec::array(other)?.iter().collect(),
     };
-    let (mut kind, mut sid, mut uid, mut at, mut device, mut ip, mut reason) =
-        (None, None, None, None, None, None, None);
-    for (k, v) in pairs {
-        let v = codec::text(v)?;
-        match codec::text(k)? {
-            "k" => kind = EventKind::parse(v),
-            "s" => sid = SessionId::parse(v),
-            "u" => uid = Some(v.to_owned()),
-            "t" => at = v.parse::<i64>().ok(),
-            "d" => {
-                device = v
-                    .parse::<u8>()
-                    .ok()
-                    .and_then(record::kind_of)
-                    .map(|k| k.as_str().to_owned());
-            }
-            "i" => ip = Some(v.to_owned()),
-            "r" => reason = Some(v.to_owned()),
-            _ => {}
-        }
-    }
+    let packed = match flat.as_slice() {
+        [_, Value::BulkString(bytes)] => bytes.as_slice(),
+        _ => return Err(corrupt("not one packed field")),
+    };
+    let Packed(kind, sid, uid, at, device, ip, reason) =
+        rmp_serde::from_slice(packed).map_err(|e| corrupt(&e.to_string()))?;
     let event = Event {
         cursor: position.cursor(),
-        at: Timestamp::from_millis(at.ok_or_else(|| corrupt("no time"))?),
-        kind: kind.ok_or_else(|| corrupt("no kind"))?,
-        reason,
-        session_id: sid.ok_or_else(|| corrupt("no session id"))?,
-        user_id: uid.ok_or_else(|| corrupt("no user id"))?,
-        device_kind: device,
-        ip,
+        at: Timestamp::from_millis(at),
+        kind: EventKind::parse(&kind).ok_or_else(|| corrupt("unknown kind"))?,
+        reason: reason.0,
+        session_id: SessionId::parse(&sid).ok_or_else(|| corrupt("bad session id"))?,
+        user_id: uid,
+        device_kind: record::kind_of(device).map(|k| k.as_str().to_owned()),
+        ip: ip.0,
     };
     Ok((position, event))
 }

@@ -10,32 +10,15 @@ use sessiond_engine::{
 };
 
 use crate::codec::{self, Reply};
+use crate::record;
 
 fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 
-/// A node name, or `false` for none.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Node {
-    Name(String),
-    None(bool),
-}
-
-impl Node {
-    fn into_option(self) -> Option<String> {
-        match self {
-            Self::Name(n) => Some(n),
-            // Stored as `false`; `true` is never written.
-            Self::None(false | true) => None,
-        }
-    }
-}
-
 /// A stored connection.
 #[derive(Deserialize)]
-struct Packed(Node, i64, i64, i64);
+struct Packed(record::Text, i64, i64, i64);
 
 /// The heartbeat script's reply for `beat`: the connection, or `None` when
 /// its session is not live.
@@ -117,7 +100,7 @@ fn connection(
     Ok(Connection {
         session_id: session_id.clone(),
         connection_id,
-        node: node.into_option(),
+        node: node.0,
         opened_at: Timestamp::from_millis(opened_at),
         last_seen_at: Timestamp::from_millis(last_seen_at),
         expires_at: Timestamp::from_millis(expires_at),

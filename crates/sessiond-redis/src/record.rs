@@ -26,9 +26,9 @@ use crate::keys::id_random;
 /// Version of the record layout (the first field).
 const VERSION: u8 = 1;
 
-/// An optional string: `false` when absent.
+/// An optional string: `false` when absent (as the scripts store one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Text(Option<String>);
+pub(crate) struct Text(pub(crate) Option<String>);
 
 impl Serialize for Text {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

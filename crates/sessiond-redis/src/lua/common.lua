@@ -54,25 +54,26 @@ local function stretch_index(i, ttl) stretch(i, ttl + EXPIRY_GRACE) end
 -- Record an event in the bucket's stream. Ids are the server's time in
 -- microseconds (one clock for every bucket of a node, so that a reader can
 -- tell which events are final) and a sequence for events of the same
--- microsecond. `r` is the session's record; `at` the event's time (ms).
+-- microsecond, which XADD numbers. `r` is the session's record; `at` the
+-- event's time (ms).
 local RETENTION = tonumber(ARGV[3])
 local function emit(base, kind, r, reason, at)
   if not RETENTION then return end
   local s = bucket_of(base) .. 'e'
   local t = redis.call('TIME')
-  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local id = int(us) .. '-0'
-  local top = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)[1]
-  if top then
+  -- One field, the event packed (see feed.rs): entries of one field name
+  -- are stored as their values alone.
+  local packed = cmsgpack.pack({ kind, full_id(base, r), r[F_UID], at, r[F_KIND],
+    r[F_IP] or false, reason or false })
+  local ok = redis.pcall('XADD', s, t[1] .. string.format('%06d', tonumber(t[2])) .. '-*', 'e', packed)
+  if type(ok) == 'table' and ok.err then
+    -- The clock is behind the stream's newest id (it stepped back): go on
+    -- from that id.
+    local top = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)[1]
     local tus, tseq = string.match(top[1], '^(%d+)-(%d+)$')
-    if tonumber(tus) >= us then id = tus .. '-' .. int(tonumber(tseq) + 1) end
+    redis.call('XADD', s, tus .. '-' .. int(tonumber(tseq) + 1), 'e', packed)
   end
-  local fields = { 'k', kind, 's', full_id(base, r), 'u', r[F_UID], 't', int(at),
-    'd', int(r[F_KIND]) }
-  if r[F_IP] then fields[#fields + 1] = 'i'; fields[#fields + 1] = r[F_IP] end
-  if reason then fields[#fields + 1] = 'r'; fields[#fields + 1] = reason end
-  redis.call('XADD', s, id, unpack(fields))
-  stretch(s, RETENTION + 3600000)
+  redis.call('PEXPIRE', s, RETENTION + 3600000)
 end
 
 -- Move the tag's entry in its bucket's deadline set to its next deadline
