@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -358,6 +360,27 @@ mod events {
 mod cached_events {
     sessiond_testkit::event_tests!(super::cached_events);
     sessiond_testkit::presence_tests!(super::cached_events);
+}
+
+/// Past the size bound the oldest events leave, across the masters' buckets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_events_leave_past_the_size_bound_across_masters() {
+    let cluster = tokio::task::spawn_blocking(shared_cluster).await.unwrap();
+    let prefix = format!("case{}:", CASE.fetch_add(1, Ordering::Relaxed));
+    common::feed_cases::the_oldest_leave_past_the_size_bound(&cluster.url(), &prefix).await;
+}
+
+/// A reader stopped in the middle of 10,000 events on the cluster resumes
+/// from its last cursor and gets each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_stopped_mid_stream_resumes_with_every_event_once() {
+    let cluster = tokio::task::spawn_blocking(shared_cluster).await.unwrap();
+    let prefix = format!("case{}:", CASE.fetch_add(1, Ordering::Relaxed));
+    common::feed_cases::a_reader_stopped_mid_stream_resumes_with_every_event_once(
+        &cluster.url(),
+        &prefix,
+    )
+    .await;
 }
 
 /// Users whose keys sit on every master: one reader gets every user's

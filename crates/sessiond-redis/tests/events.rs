@@ -2,9 +2,12 @@
 //! cases (`sessiond_testkit::event_cases`, `presence_cases`) on a private
 //! redis-server, bare and behind the near-cache, then what is Redis's own:
 //! events retired by age and by count, with a cursor from before them
-//! refused, and events recorded with their writes in one script.
+//! refused, and a reader stopped in the middle of 10,000 events resuming
+//! with each once (`common::feed_cases`, which the Cluster runs too).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +18,7 @@ use sessiond_engine::{
     ManualClock, Policy, Store,
 };
 use sessiond_redis::{RedisOptions, RedisStore};
-use sessiond_testkit::event_cases::{drain, now_cursor, query};
+use sessiond_testkit::event_cases::{now_cursor, query};
 use sessiond_testkit::history_cases::{HistoryWorld, Sweep, login};
 use sessiond_testkit::redis_server::RedisServer;
 use sessiond_testkit::{Shared, wait_serving};
@@ -82,52 +85,23 @@ mod behind_the_near_cache {
     sessiond_testkit::presence_tests!(super::cached);
 }
 
-/// Past the size bound the oldest events leave (across buckets, in feed
-/// order); a cursor before them is refused, and the oldest kept are the
-/// newest ones.
+/// Past the size bound the oldest events leave, in feed order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oldest_events_leave_past_the_size_bound_and_their_cursors_are_refused() {
     let server = server().await;
-    let retention = EventRetention {
-        max_events: 5,
-        ..EventRetention::default()
-    };
-    let store = RedisStore::connect(&server.url(), options("bound:", retention))
-        .await
-        .unwrap();
-    let clock = ManualClock::new();
-    let e = Engine::with_clock(
-        Arc::new(store.clone()),
-        Policy::default(),
-        Arc::new(clock.clone()),
-    );
-    let start = now_cursor(&e).await;
-    for i in 0..40 {
-        e.create(login(&format!("user{i}"))).await.unwrap();
-    }
-    let all = drain(&e, &query(EventsFrom::Oldest, 1000), start.clone()).await;
-    assert_eq!(all.len(), 40);
-    let mut retired = 0;
-    while retired < 35 {
-        let n = store.retire_events().await.unwrap();
-        assert!(n > 0, "retired {retired} of 35");
-        retired += n;
-    }
-    assert_eq!(retired, 35, "exactly the excess");
-    let kept = e.events(&query(EventsFrom::Oldest, 1000)).await.unwrap();
-    assert_eq!(kept.events, all[35..]);
-    for cursor in [&start, &all[0].cursor, &all[33].cursor] {
-        match e
-            .events(&query(EventsFrom::After(cursor.clone()), 10))
-            .await
-        {
-            Err(Error::CursorExpired(_)) => {}
-            other => panic!("expected CursorExpired after {cursor}, got {other:?}"),
-        }
-    }
-    // The last retired event's cursor still has every follower.
-    let rest = drain(&e, &query(EventsFrom::Oldest, 3), all[34].cursor.clone()).await;
-    assert_eq!(rest, all[35..]);
+    common::feed_cases::the_oldest_leave_past_the_size_bound(&server.url(), "bound:").await;
+}
+
+/// A reader stopped in the middle of 10,000 events resumes from its last
+/// cursor and gets each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_stopped_mid_stream_resumes_with_every_event_once() {
+    let server = server().await;
+    common::feed_cases::a_reader_stopped_mid_stream_resumes_with_every_event_once(
+        &server.url(),
+        "resume:",
+    )
+    .await;
 }
 
 /// Events older than the retention leave by age.

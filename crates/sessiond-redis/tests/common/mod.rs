@@ -2,6 +2,8 @@
 //! server, an admin connection, command statistics and Cluster slots.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod feed_cases;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
