@@ -393,7 +393,9 @@ impl Engine {
 
     /// Revoke one session. `Ok(false)` when it was already gone.
     pub async fn revoke(&self, id: &str, reason: RevokeReason) -> Result<bool, Error> {
-        let id = parse_id(id)?;
+        let Some(id) = SessionId::parse(id) else {
+            return Ok(false);
+        };
         let removed = self
             .call(self.store.revoke(&id, &reason, self.now()))
             .await?;
@@ -423,7 +425,7 @@ impl Engine {
         reason: RevokeReason,
     ) -> Result<Vec<SessionId>, Error> {
         validate_user_id(user_id)?;
-        let except = except.map(parse_id).transpose()?;
+        let except = except.map(parse_except).transpose()?;
         self.call(
             self.store
                 .revoke_user(user_id, except.as_ref(), &reason, self.now()),
@@ -526,8 +528,10 @@ impl Engine {
         session_id: &str,
         connection_id: &str,
     ) -> Result<bool, Error> {
-        let session_id = parse_id(session_id)?;
         let connection_id = parse_connection_id(connection_id)?;
+        let Some(session_id) = SessionId::parse(session_id) else {
+            return Ok(false);
+        };
         self.call(
             self.store
                 .close_connection(&session_id, &connection_id, self.now()),
@@ -561,7 +565,16 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The session an id names. An id of any other shape names no session:
+/// [`Error::NotFound`], as for a well-formed one that does not exist, so
+/// that callers cannot tell which ids are well formed.
 fn parse_id(id: &str) -> Result<SessionId, Error> {
+    SessionId::parse(id).ok_or(Error::NotFound)
+}
+
+/// An id to spare (`except`): a malformed one is bad input, lest a typo
+/// revoke the session its sender meant to keep.
+fn parse_except(id: &str) -> Result<SessionId, Error> {
     SessionId::parse(id)
         .ok_or_else(|| Error::invalid("id", "a session id (33 base64url characters)"))
 }

@@ -1105,9 +1105,14 @@ pub async fn bad_input_is_a_typed_error(c: Case) {
         invalid(e.introspect(t, true).await.map(|_| ()), "token");
         invalid(e.rotate_token(t).await.map(|_| ()), "token");
     }
+    // An id of any other shape names no session: not found, as a
+    // well-formed one that does not exist, so its shape tells nothing.
     for id in ["", "nope", "../../etc/passwd", &"a".repeat(34), "{x}"] {
-        invalid(e.get(id).await.map(|_| ()), "id");
-        invalid(e.revoke(id, RevokeReason::Logout).await.map(|_| ()), "id");
+        assert_eq!(e.get(id).await, Err(Error::NotFound), "{id:?}");
+        assert_eq!(e.extend(id, None).await, Err(Error::NotFound), "{id:?}");
+        assert!(matches!(e.rotate(id).await, Err(Error::NotFound)), "{id:?}");
+        assert_eq!(e.revoke(id, RevokeReason::Logout).await, Ok(false), "{id:?}");
+        // An id to spare is bad input: a typo must not revoke them all.
         invalid(
             e.revoke_user("a", Some(id), RevokeReason::Logout)
                 .await

@@ -479,7 +479,7 @@ async fn admin_errors_are_problems(backend: Backend) {
         .await
         .unwrap();
     problem(r, 401).await;
-    // 400: malformed JSON, unknown field, wrong type, empty user id, bad ip, bad reason, malformed id.
+    // 400: malformed JSON, unknown field, wrong type, empty user id, bad ip, bad reason.
     let bad_bodies = [
         "{",
         "[]",
@@ -522,14 +522,20 @@ async fn admin_errors_are_problems(backend: Backend) {
         400,
     )
     .await;
-    problem(
-        s.admin(Method::GET, "/v1/sessions/not-an-id")
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    // An id of any shape that names no live session is 404, on every
+    // route that takes one (a shape check would tell which are well formed).
+    for bad in ["not-an-id", "x", "..%2F..%2Fetc", &"A".repeat(34), "%7Bx%7D"] {
+        let path = format!("/v1/sessions/{bad}");
+        problem(s.admin(Method::GET, &path).send().await.unwrap(), 404).await;
+        let patch = s.admin(Method::PATCH, &path).json(&json!({"data": {}}));
+        problem(patch.send().await.unwrap(), 404).await;
+        let extend = s.admin(Method::POST, &format!("{path}/extend")).json(&json!({}));
+        problem(extend.send().await.unwrap(), 404).await;
+        let rotate = s.admin(Method::POST, &format!("{path}/rotate"));
+        problem(rotate.send().await.unwrap(), 404).await;
+        let r = s.admin(Method::DELETE, &path).send().await.unwrap();
+        assert_eq!(r.status(), 204, "DELETE {path}: gone already");
+    }
     let r = s
         .admin(Method::PATCH, &format!("/v1/sessions/{id}"))
         .json(&json!({"data": {}, "extra": true}))
