@@ -181,7 +181,7 @@ pub(crate) fn presence(db: &Db, user_id: &str, now: Timestamp) -> Result<Presenc
         .into_iter()
         .filter_map(Raw::decode)
         .collect();
-    let mut devices: Vec<DevicePresence> = sessions
+    let devices: Vec<DevicePresence> = sessions
         .into_iter()
         .map(|s| DevicePresence {
             connections: connections
@@ -194,15 +194,7 @@ pub(crate) fn presence(db: &Db, user_id: &str, now: Timestamp) -> Result<Presenc
             last_seen_at: s.last_seen_at,
         })
         .collect();
-    let latest = |d: &DevicePresence| {
-        d.connections
-            .iter()
-            .map(|c| c.last_seen_at)
-            .chain([d.last_seen_at])
-            .max()
-    };
-    devices.sort_by_key(|d| std::cmp::Reverse(latest(d)));
-    Ok(Presence { devices })
+    Ok(Presence::of_devices(devices))
 }
 
 /// The connection row, live or not.

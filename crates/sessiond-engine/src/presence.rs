@@ -105,7 +105,24 @@ pub struct Presence {
     pub devices: Vec<DevicePresence>,
 }
 
+impl DevicePresence {
+    /// The latest activity of the session or of any of its connections.
+    pub fn latest_activity(&self) -> Timestamp {
+        self.connections
+            .iter()
+            .map(|c| c.last_seen_at)
+            .fold(self.last_seen_at, Ord::max)
+    }
+}
+
 impl Presence {
+    /// A user's presence from their live sessions in any order: the most
+    /// recently active first (a stable sort: equals keep their order).
+    pub fn of_devices(mut devices: Vec<DevicePresence>) -> Self {
+        devices.sort_by_key(|d| std::cmp::Reverse(d.latest_activity()));
+        Self { devices }
+    }
+
     /// Online: some live session has a live connection.
     pub fn online(&self) -> bool {
         self.devices.iter().any(|d| !d.connections.is_empty())
@@ -115,9 +132,7 @@ impl Presence {
     pub fn last_seen_at(&self) -> Option<Timestamp> {
         self.devices
             .iter()
-            .flat_map(|d| {
-                std::iter::once(d.last_seen_at).chain(d.connections.iter().map(|c| c.last_seen_at))
-            })
+            .map(DevicePresence::latest_activity)
             .max()
     }
 }

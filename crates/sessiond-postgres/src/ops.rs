@@ -752,13 +752,5 @@ pub(crate) async fn presence(
         }
     }
     // Stable: among equals, the newest session first, as read.
-    devices.sort_by_key(|d| {
-        std::cmp::Reverse(
-            d.connections
-                .iter()
-                .map(|c| c.last_seen_at)
-                .fold(d.last_seen_at, Ord::max),
-        )
-    });
-    Ok(Presence { devices })
+    Ok(Presence::of_devices(devices))
 }

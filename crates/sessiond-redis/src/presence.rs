@@ -73,15 +73,7 @@ pub(crate) fn presence(v: &Value, tag: &ShardTag) -> Result<Presence, StoreError
             connections,
         });
     }
-    let latest = |d: &DevicePresence| {
-        d.connections
-            .iter()
-            .map(|c| c.last_seen_at)
-            .chain([d.last_seen_at])
-            .max()
-    };
-    devices.sort_by_key(|d| std::cmp::Reverse(latest(d)));
-    Ok(Presence { devices })
+    Ok(Presence::of_devices(devices))
 }
 
 fn connection(

@@ -1111,7 +1111,11 @@ pub async fn bad_input_is_a_typed_error(c: Case) {
         assert_eq!(e.get(id).await, Err(Error::NotFound), "{id:?}");
         assert_eq!(e.extend(id, None).await, Err(Error::NotFound), "{id:?}");
         assert!(matches!(e.rotate(id).await, Err(Error::NotFound)), "{id:?}");
-        assert_eq!(e.revoke(id, RevokeReason::Logout).await, Ok(false), "{id:?}");
+        assert_eq!(
+            e.revoke(id, RevokeReason::Logout).await,
+            Ok(false),
+            "{id:?}"
+        );
         // An id to spare is bad input: a typo must not revoke them all.
         invalid(
             e.revoke_user("a", Some(id), RevokeReason::Logout)

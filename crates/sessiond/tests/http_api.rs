@@ -524,12 +524,20 @@ async fn admin_errors_are_problems(backend: Backend) {
     .await;
     // An id of any shape that names no live session is 404, on every
     // route that takes one (a shape check would tell which are well formed).
-    for bad in ["not-an-id", "x", "..%2F..%2Fetc", &"A".repeat(34), "%7Bx%7D"] {
+    for bad in [
+        "not-an-id",
+        "x",
+        "..%2F..%2Fetc",
+        &"A".repeat(34),
+        "%7Bx%7D",
+    ] {
         let path = format!("/v1/sessions/{bad}");
         problem(s.admin(Method::GET, &path).send().await.unwrap(), 404).await;
         let patch = s.admin(Method::PATCH, &path).json(&json!({"data": {}}));
         problem(patch.send().await.unwrap(), 404).await;
-        let extend = s.admin(Method::POST, &format!("{path}/extend")).json(&json!({}));
+        let extend = s
+            .admin(Method::POST, &format!("{path}/extend"))
+            .json(&json!({}));
         problem(extend.send().await.unwrap(), 404).await;
         let rotate = s.admin(Method::POST, &format!("{path}/rotate"));
         problem(rotate.send().await.unwrap(), 404).await;
