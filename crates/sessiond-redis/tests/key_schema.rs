@@ -222,17 +222,20 @@ async fn dump(admin: &mut MultiplexedConnection) -> Vec<String> {
                 .await
                 .unwrap(),
             "stream" => {
-                let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                // Events are packed (MessagePack): read lossily, as records.
+                let entries: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = redis::cmd("XRANGE")
                     .arg(&key)
                     .arg("-")
                     .arg("+")
                     .query_async(admin)
                     .await
                     .unwrap();
+                let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
                 entries
                     .into_iter()
                     .flat_map(|(id, fields)| {
-                        std::iter::once(id).chain(fields.into_iter().flat_map(|(f, v)| [f, v]))
+                        std::iter::once(id)
+                            .chain(fields.into_iter().flat_map(|(f, v)| [text(f), text(v)]))
                     })
                     .collect()
             }
