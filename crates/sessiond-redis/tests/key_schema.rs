@@ -190,6 +190,9 @@ async fn every_key_is_in_the_user_slot_prefixed_and_expiring() {
     );
 }
 
+/// A stream entry's field and value, as stored.
+type Field = (Vec<u8>, Vec<u8>);
+
 /// Every key and every value on the server, as text (binary values lossily).
 async fn dump(admin: &mut MultiplexedConnection) -> Vec<String> {
     let mut out = Vec::new();
@@ -223,7 +226,7 @@ async fn dump(admin: &mut MultiplexedConnection) -> Vec<String> {
                 .unwrap(),
             "stream" => {
                 // Events are packed (MessagePack): read lossily, as records.
-                let entries: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = redis::cmd("XRANGE")
+                let entries: Vec<(String, Vec<Field>)> = redis::cmd("XRANGE")
                     .arg(&key)
                     .arg("-")
                     .arg("+")
