@@ -340,9 +340,9 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
         mark_ttl_ms: u64,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let call = self
-            .inner
-            .revoke_issued_before(user_id, before, except, reason, mark_ttl_ms, now);
+        let call =
+            self.inner
+                .revoke_issued_before(user_id, before, except, reason, mark_ttl_ms, now);
         self.run(Op::RevokeIssuedBefore, call, |removed| Outcome::Revoked {
             reason,
             count: removed.len(),

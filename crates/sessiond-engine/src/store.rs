@@ -323,8 +323,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Vec<SessionId>, StoreError>;
 
     /// The user's not-before mark, if one is set and has not ended by `now`.
-    async fn not_before(&self, user_id: &str, now: Timestamp)
-    -> Result<Option<Timestamp>, StoreError>;
+    async fn not_before(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError>;
 
     /// Number of live sessions of all users, for statistics. May cost time
     /// proportional to the number of sessions (it is not on a request path);

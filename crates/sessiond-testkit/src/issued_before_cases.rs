@@ -89,7 +89,10 @@ pub async fn revoke_issued_before_spares_newer_and_the_exception(c: Case) {
     .collect();
     assert_eq!(live, want);
     for gone in [&old1, &old2] {
-        assert_eq!(e.introspect(gone.token.expose(), false).await.unwrap(), None);
+        assert_eq!(
+            e.introspect(gone.token.expose(), false).await.unwrap(),
+            None
+        );
     }
     assert_eq!(
         e.refresh(old_jwt.refresh_token.expose(), GRACE)
@@ -98,9 +101,20 @@ pub async fn revoke_issued_before_spares_newer_and_the_exception(c: Case) {
         Error::NotFound
     );
     assert!(e.refresh(newer.refresh_token.expose(), GRACE).await.is_ok());
-    assert!(e.introspect(bob.token.expose(), false).await.unwrap().is_some());
-    assert_eq!(c.store.not_before("alice", c.clock.now()).await.unwrap(), Some(t));
-    assert_eq!(c.store.not_before("bob", c.clock.now()).await.unwrap(), None);
+    assert!(
+        e.introspect(bob.token.expose(), false)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        c.store.not_before("alice", c.clock.now()).await.unwrap(),
+        Some(t)
+    );
+    assert_eq!(
+        c.store.not_before("bob", c.clock.now()).await.unwrap(),
+        None
+    );
 
     // Access tokens: the exception's issued before T are refused, after T
     // taken; a session created at or after T issued all of its after T.
@@ -124,7 +138,8 @@ pub async fn revoke_issued_before_spares_newer_and_the_exception(c: Case) {
                 .events
                 .iter()
                 .filter(|ev| {
-                    ev.kind == HistoryKind::Revoked && ev.reason.as_deref() == Some("revoked_by_admin")
+                    ev.kind == HistoryKind::Revoked
+                        && ev.reason.as_deref() == Some("revoked_by_admin")
                 })
                 .map(|ev| ev.session_id.clone())
                 .collect();
@@ -171,7 +186,10 @@ pub async fn creates_older_than_the_mark_are_refused(c: Case) {
     e.revoke_issued_before("alice", earlier, None, RevokeReason::RevokedByAdmin)
         .await
         .unwrap();
-    assert_eq!(c.store.not_before("alice", c.clock.now()).await.unwrap(), Some(t));
+    assert_eq!(
+        c.store.not_before("alice", c.clock.now()).await.unwrap(),
+        Some(t)
+    );
     late_clock.advance(3 * SEC);
     assert_eq!(
         late.create(user("alice")).await.unwrap_err(),
@@ -265,9 +283,15 @@ pub async fn the_mark_expires(c: Case) {
         Error::IssuedBeforeRevocation
     );
     c.clock.advance(2 * hour - SEC);
-    assert_eq!(c.store.not_before("alice", c.clock.now()).await.unwrap(), Some(t));
+    assert_eq!(
+        c.store.not_before("alice", c.clock.now()).await.unwrap(),
+        Some(t)
+    );
     c.clock.advance(SEC);
-    assert_eq!(c.store.not_before("alice", c.clock.now()).await.unwrap(), None);
+    assert_eq!(
+        c.store.not_before("alice", c.clock.now()).await.unwrap(),
+        None
+    );
     assert!(e.create(user("alice")).await.is_ok());
 }
 

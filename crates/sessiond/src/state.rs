@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use sessiond_engine::{
-    Engine, Error as EngineError, NearCache, ObservedStore, Session, Timestamp,
-};
+use sessiond_engine::{Engine, Error as EngineError, NearCache, ObservedStore, Session, Timestamp};
 use sessiond_http::TrustedProxies;
 
 use crate::access_tokens::{self, AccessTokens};
