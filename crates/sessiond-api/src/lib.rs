@@ -16,7 +16,7 @@ mod session;
 
 pub use requests::{
     ConnectionBeat, CreateSession, EventsQuery, Extend, HistoryQuery, Introspect, PatchData,
-    RefreshBody, RevokeQuery, RevokeUserQuery,
+    RefreshBody, RevokeIssuedBefore, RevokeQuery, RevokeUserQuery,
 };
 pub use responses::{
     ConnectionView, CreateResponse, Created, CreatedJwt, DevicePresenceView, EventView,

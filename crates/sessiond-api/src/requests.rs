@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessiond_engine::{Mode, SessionData};
+use sessiond_engine::{Mode, SessionData, Timestamp};
 
 use crate::secret::Secret;
 
@@ -161,6 +161,27 @@ pub struct RevokeQuery {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RevokeUserQuery {
     /// A session id to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
+    /// Revocation reason (default `revoked_by_admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/users/{user_id}/revoke`: revoke everything issued before a
+/// time, and refuse it from then on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevokeIssuedBefore {
+    /// RFC 3339 UTC time: the user's sessions created before it are revoked,
+    /// creates of sessions older than it are refused, and access tokens
+    /// issued before it stop working. At most a minute past the server's
+    /// clock.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub issued_before: Timestamp,
+    /// A session id to keep (its access tokens issued before the time still
+    /// stop working).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except: Option<String>,
     /// Revocation reason (default `revoked_by_admin`).

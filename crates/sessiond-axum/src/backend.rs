@@ -66,6 +66,10 @@ pub enum BackendError {
     /// The `reject` policy: the user is at `max_sessions`.
     #[error("the user has too many sessions: {0}")]
     LimitReached(String),
+    /// The user's sessions issued before a later time were revoked while
+    /// this create was under way (retry it).
+    #[error("issued before a revocation: {0}")]
+    IssuedBeforeRevocation(String),
     /// The session's data would exceed its size limit.
     #[error("session data too large: {0}")]
     DataTooLarge(String),
@@ -153,6 +157,7 @@ impl From<EngineError> for BackendError {
             EngineError::Unavailable(m) => Self::Unavailable(m),
             EngineError::Invalid { .. } => Self::Invalid(e.to_string()),
             EngineError::LimitReached { .. } => Self::LimitReached(e.to_string()),
+            EngineError::IssuedBeforeRevocation => Self::IssuedBeforeRevocation(e.to_string()),
             EngineError::DataTooLarge { .. } => Self::DataTooLarge(e.to_string()),
             other => Self::Other(other.to_string()),
         }

@@ -34,7 +34,9 @@ impl Error {
             Self::Backend(b) => match b {
                 BackendError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 BackendError::Invalid(_) => StatusCode::BAD_REQUEST,
-                BackendError::LimitReached(_) => StatusCode::CONFLICT,
+                BackendError::LimitReached(_) | BackendError::IssuedBeforeRevocation(_) => {
+                    StatusCode::CONFLICT
+                }
                 BackendError::DataTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 BackendError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -84,6 +86,10 @@ mod tests {
             ),
             (Error::Backend(BackendError::Invalid("x".into())), 400),
             (Error::Backend(BackendError::LimitReached("x".into())), 409),
+            (
+                Error::Backend(BackendError::IssuedBeforeRevocation("x".into())),
+                409,
+            ),
             (Error::Backend(BackendError::DataTooLarge("x".into())), 413),
             (
                 Error::Backend(BackendError::Other("secret detail".into())),

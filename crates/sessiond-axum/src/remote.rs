@@ -32,6 +32,9 @@ impl From<ClientError> for BackendError {
         match e {
             ClientError::Invalid { .. } => Self::Invalid(e.to_string()),
             ClientError::LimitReached { .. } => Self::LimitReached(e.to_string()),
+            ClientError::IssuedBeforeRevocation { .. } => {
+                Self::IssuedBeforeRevocation(e.to_string())
+            }
             ClientError::TooLarge { .. } => Self::DataTooLarge(e.to_string()),
             e if e.is_unavailable() => Self::Unavailable(e.to_string()),
             e => Self::Other(e.to_string()),

@@ -8,12 +8,12 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
-use sessiond_engine::{Mode, SessionData, SessionId};
+use sessiond_engine::{Mode, SessionData, SessionId, Timestamp};
 
 use sessiond_api::{
     ConnectionBeat, ConnectionView, CreateSession, Created, CreatedJwt, Extend, HistoryList,
-    Introspect, Introspection, PatchData, PresenceView, Readiness, RefreshBody, RevokedCount,
-    Rotated, Secret, SessionList, SessionView, Stats, TokenPair,
+    Introspect, Introspection, PatchData, PresenceView, Readiness, RefreshBody, RevokeIssuedBefore,
+    RevokedCount, Rotated, Secret, SessionList, SessionView, Stats, TokenPair,
 };
 
 use crate::error::Error;
@@ -296,6 +296,27 @@ impl Client {
             }
         }
         let count: RevokedCount = self.json(self.admin(Method::DELETE, url)).await?;
+        Ok(u64::try_from(count.revoked).unwrap_or(u64::MAX))
+    }
+
+    /// Revoke every session of a user created before `issued_before` but
+    /// `except`, and refuse what was issued before it from then on (creates
+    /// of older sessions, access tokens with an earlier `iat`); returns how
+    /// many sessions ended.
+    pub async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        issued_before: Timestamp,
+        except: Option<&SessionId>,
+        reason: Option<&str>,
+    ) -> Result<u64, Error> {
+        let url = self.url(&["v1", "users", user_segment(user_id)?, "revoke"])?;
+        let body = RevokeIssuedBefore {
+            issued_before,
+            except: except.map(|id| id.as_str().to_owned()),
+            reason: reason.map(str::to_owned),
+        };
+        let count: RevokedCount = self.json(self.admin(Method::POST, url).json(&body)).await?;
         Ok(u64::try_from(count.revoked).unwrap_or(u64::MAX))
     }
 

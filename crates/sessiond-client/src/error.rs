@@ -35,6 +35,13 @@ pub enum Error {
         /// The server's explanation.
         detail: String,
     },
+    /// 409 `issued-before-revocation`: the user's sessions issued before a
+    /// later time were revoked while this create was under way; retry it.
+    #[error("issued before a revocation: {detail}")]
+    IssuedBeforeRevocation {
+        /// The server's explanation.
+        detail: String,
+    },
     /// 413: the body or the session data is over the limit.
     #[error("too large: {detail}")]
     TooLarge {
@@ -102,6 +109,11 @@ impl Error {
             401 => Self::Unauthorized,
             403 => Self::Forbidden,
             404 => Self::NotFound,
+            409 if problem_type(body).as_deref() == Some(ISSUED_BEFORE_REVOCATION) => {
+                Self::IssuedBeforeRevocation {
+                    detail: detail(status, body),
+                }
+            }
             409 => Self::LimitReached {
                 detail: detail(status, body),
             },
@@ -133,6 +145,17 @@ impl Error {
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The problem type of a create refused by a revocation of what was issued
+/// before a later time.
+const ISSUED_BEFORE_REVOCATION: &str = "urn:sessiond:problem:issued-before-revocation";
+
+/// The problem's `type`, if the body is problem+json.
+fn problem_type(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ProblemBody>(body)
+        .ok()
+        .map(|p| p.kind)
 }
 
 /// The problem's `detail`, else the start of the body, else the status text.
@@ -174,6 +197,13 @@ mod tests {
         assert!(matches!(map(404, &none, b""), Error::NotFound));
         assert!(matches!(map(409, &none, &problem(409, "full")),
             Error::LimitReached { detail } if detail == "full"));
+        let refused = serde_json::json!({
+            "type": "urn:sessiond:problem:issued-before-revocation",
+            "title": "t", "status": 409, "detail": "retry"
+        })
+        .to_string();
+        assert!(matches!(map(409, &none, refused.as_bytes()),
+            Error::IssuedBeforeRevocation { detail } if detail == "retry"));
         assert!(matches!(map(413, &none, b"too big"),
             Error::TooLarge { detail } if detail == "too big"));
         assert!(matches!(map(500, &none, b""),

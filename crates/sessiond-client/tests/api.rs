@@ -824,11 +824,55 @@ async fn connections_and_presence(backend: Backend) {
     server.shutdown().await;
 }
 
+/// Revoking what was issued before a time: older sessions end (but the
+/// exception), newer ones stay, a bad time or exception is `Invalid`.
+async fn revoke_issued_before(backend: Backend) {
+    let server = TestServer::start(backend, |_| {}).await;
+    let client = server.client();
+    let user = "issued-before-user";
+    let keep = create_for(&client, user).await;
+    let old = create_for(&client, user).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t = sessiond_engine::Clock::now(&sessiond_engine::SystemClock);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let newer = create_for(&client, user).await;
+    let revoked = client
+        .revoke_issued_before(user, t, Some(&keep.session.id), Some("password_changed"))
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1);
+    assert!(matches!(
+        client.get(&old.session.id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(client.get(&keep.session.id).await.is_ok());
+    assert!(client.get(&newer.session.id).await.is_ok());
+    assert!(matches!(
+        client
+            .revoke_issued_before(user, t.plus(Duration::from_secs(3600)), None, None)
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        client.revoke_issued_before("", t, None, None).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(
+        client
+            .revoke_issued_before(user, t, None, None)
+            .await
+            .unwrap(),
+        1
+    );
+    server.shutdown().await;
+}
+
 both_stores!(
     full_scenario,
     limit_reached,
     history,
-    connections_and_presence
+    connections_and_presence,
+    revoke_issued_before
 );
 
 /// A store that goes away is a quick `Unavailable` (with the server's

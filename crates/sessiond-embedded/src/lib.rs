@@ -432,6 +432,36 @@ impl Store for EmbeddedStore {
         Ok(removed)
     }
 
+    async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        before: Timestamp,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        mark_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let (user, except, why) = (user_id.to_owned(), except.cloned(), reason.clone());
+        let removed = self
+            .write(move |c| {
+                ops::revoke_issued_before(c, &user, before, except.as_ref(), &why, mark_ttl_ms, now)
+            })
+            .await?;
+        if !removed.is_empty() {
+            tracing::debug!(removed = removed.len(), reason = %reason, "sessions of a user issued before a time revoked");
+        }
+        Ok(removed)
+    }
+
+    async fn not_before(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| ops::not_before(c, &user_id, now)).await
+    }
+
     async fn history(
         &self,
         user_id: &str,

@@ -100,6 +100,9 @@ pub(crate) fn create(
     now: Timestamp,
 ) -> Result<Vec<SessionId>, StoreError> {
     let s = &new.session;
+    if not_before(conn, &s.user_id, now)?.is_some_and(|mark| s.created_at < mark) {
+        return Err(StoreError::IssuedBeforeRevocation);
+    }
     let live = count_user(conn, &s.user_id, now)?;
     let max = u64::from(new.max_sessions);
     let mut evicted = Vec::new();
@@ -376,6 +379,68 @@ pub(crate) fn revoke_user(
         }
     }
     Ok(removed)
+}
+
+/// Delete the user's sessions created before `before` but `except`, and
+/// raise the user's not-before mark to `before` (kept until `before +
+/// mark_ttl_ms`, or the old mark's end if later); returns the live ones
+/// removed, oldest first. History as for [`revoke`], oldest first.
+pub(crate) fn revoke_issued_before(
+    conn: &Connection,
+    user_id: &str,
+    before: Timestamp,
+    except: Option<&SessionId>,
+    reason: &RevokeReason,
+    mark_ttl_ms: u64,
+    now: Timestamp,
+) -> Result<Vec<SessionId>, StoreError> {
+    let expires_at = before
+        .as_millis()
+        .saturating_add(codec::millis(mark_ttl_ms));
+    conn.prepare_cached(
+        "INSERT INTO not_before (user_id, at, expires_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id) DO UPDATE SET
+            at = max(at, excluded.at), expires_at = max(expires_at, excluded.expires_at)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![user_id, before.as_millis(), expires_at]))
+    .map_err(from_sqlite)?;
+    let sql = format!(
+        "DELETE FROM sessions WHERE user_id = :user AND created_at < :before
+            AND id IS NOT :except
+         RETURNING {REMOVED}"
+    );
+    let rows = history::removed_rows(
+        conn,
+        &sql,
+        rusqlite::named_params! {
+            ":user": user_id,
+            ":before": before.as_millis(),
+            ":except": except.map(SessionId::as_str),
+        },
+    )?;
+    let mut removed = Vec::new();
+    for row in rows {
+        let id = history::record_end(conn, &row, reason, now)?;
+        if row.was_live(now) {
+            removed.extend(id);
+        }
+    }
+    Ok(removed)
+}
+
+/// The user's not-before mark, unless it has ended by `now`.
+pub(crate) fn not_before(
+    conn: &Connection,
+    user_id: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    conn.prepare_cached("SELECT at FROM not_before WHERE user_id = ?1 AND expires_at > ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![user_id, now.as_millis()], |r| r.get::<_, i64>(0))
+                .optional()
+        })
+        .map(|at| at.map(Timestamp::from_millis))
+        .map_err(from_sqlite)
 }
 
 /// The user's live sessions, newest first.

@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -135,6 +135,14 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      BEGIN
         DELETE FROM connections WHERE session_id = OLD.id;
      END;",
+    // Each user's not-before mark (see `ops::revoke_issued_before`): a
+    // create of a session older than it is refused. Swept at `expires_at`.
+    "CREATE TABLE not_before (
+        user_id    TEXT    NOT NULL PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX not_before_by_expiry ON not_before (expires_at);",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.

@@ -33,6 +33,12 @@ pub(crate) fn sweep_batch(conn: &Connection, now: Timestamp) -> Result<u64, Stor
     for row in &rows {
         history::record_end(conn, row, &RevokeReason::Expired, now)?;
     }
+    conn.prepare_cached(
+        "DELETE FROM not_before WHERE user_id IN (
+            SELECT user_id FROM not_before WHERE expires_at <= ?1 LIMIT ?2)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![now.as_millis(), limit]))
+    .map_err(crate::error::from_sqlite)?;
     Ok(rows.len() as u64)
 }
 

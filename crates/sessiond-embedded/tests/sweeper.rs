@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
 use sessiond_engine::{
-    CreateRequest, Device, Engine, LimitPolicy, ManualClock, NewSession, Policy, RolePolicy,
+    Clock, CreateRequest, Device, Engine, LimitPolicy, ManualClock, NewSession, Policy, RolePolicy,
     Session, SessionData, SessionId, SessionToken, ShardTag, Store,
 };
 
@@ -240,4 +240,53 @@ async fn sweeping_stops_with_the_store() {
     w.clock.advance(2 * MIN);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.rows(), 3, "no sweep after close");
+}
+
+/// A not-before mark is kept until its end and then swept with the expired
+/// sessions: no row outlives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_now_deletes_ended_not_before_marks() {
+    let w = World::new(Duration::ZERO).await;
+    let marks = |dir: &Path| -> i64 {
+        let conn = rusqlite::Connection::open(dir.join("sessions.db")).unwrap();
+        conn.query_row("SELECT count(*) FROM not_before", [], |r| r.get(0))
+            .unwrap()
+    };
+    let t = w.clock.now();
+    let reason = sessiond_engine::RevokeReason::RevokedByAdmin;
+    let ttl_ms = u64::try_from((60 * MIN).as_millis()).unwrap();
+    for user in ["alice", "bob"] {
+        w.store
+            .revoke_issued_before(user, t, None, &reason, ttl_ms, t)
+            .await
+            .unwrap();
+    }
+    w.clock.advance(30 * MIN);
+    w.store
+        .revoke_issued_before("bob", w.clock.now(), None, &reason, ttl_ms, w.clock.now())
+        .await
+        .unwrap();
+    w.store.sweep_now().await.unwrap();
+    assert_eq!(marks(w._dir.path()), 2);
+    w.clock.advance(30 * MIN);
+    w.store.sweep_now().await.unwrap();
+    assert_eq!(
+        marks(w._dir.path()),
+        1,
+        "alice's mark ended, bob's moved on"
+    );
+    assert_eq!(
+        w.store.not_before("alice", w.clock.now()).await.unwrap(),
+        None
+    );
+    assert!(
+        w.store
+            .not_before("bob", w.clock.now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    w.clock.advance(30 * MIN);
+    w.store.sweep_now().await.unwrap();
+    assert_eq!(marks(w._dir.path()), 0);
 }

@@ -32,6 +32,9 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 pub const MAX_EVENTS_LIMIT: u32 = 1000;
 /// Most events in one page of history.
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
+/// How far past the engine's clock an `issued_before` time may lie (clocks
+/// of the app's servers and this one disagree a little).
+pub const MAX_ISSUED_BEFORE_LEAD: Duration = Duration::from_secs(60);
 
 /// Input of [`Engine::create`].
 #[derive(Clone, Debug, Default)]
@@ -431,6 +434,61 @@ impl Engine {
                 .revoke_user(user_id, except.as_ref(), &reason, self.now()),
         )
         .await
+    }
+
+    /// Revoke every session of the user created before `issued_before`
+    /// except `except` (reason `reason`), and refuse from then on what was
+    /// issued before it: a create whose session would be older is
+    /// [`Error::IssuedBeforeRevocation`], and [`Engine::access_session`]
+    /// refuses access tokens issued before it. The user's mark only moves
+    /// forward and is kept for the longest absolute lifetime of any role
+    /// after `issued_before`. `issued_before` may lie at most
+    /// [`MAX_ISSUED_BEFORE_LEAD`] past the engine's clock.
+    pub async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        issued_before: Timestamp,
+        except: Option<&str>,
+        reason: RevokeReason,
+    ) -> Result<Vec<SessionId>, Error> {
+        validate_user_id(user_id)?;
+        let except = except.map(parse_except).transpose()?;
+        let now = self.now();
+        if issued_before > now.plus(MAX_ISSUED_BEFORE_LEAD) {
+            return Err(Error::invalid(
+                "issued_before",
+                "a time at most a minute past the server's clock",
+            ));
+        }
+        let mark_ttl_ms = millis(self.policy.longest_absolute_ttl());
+        let revoked = self
+            .call(self.store.revoke_issued_before(
+                user_id,
+                issued_before,
+                except.as_ref(),
+                &reason,
+                mark_ttl_ms,
+                now,
+            ))
+            .await?;
+        tracing::debug!(revoked = revoked.len(), issued_before = %issued_before, reason = %reason, "sessions issued before a time revoked");
+        Ok(revoked)
+    }
+
+    /// The live session an access token names (`sid`), issued at
+    /// `issued_at` (its `iat`). [`Error::NotFound`] when the session is gone,
+    /// or when the token was issued before the user's not-before mark by a
+    /// session created before it (a session created at or after the mark
+    /// issued all of its tokens after it).
+    pub async fn access_session(&self, id: &str, issued_at: Timestamp) -> Result<Session, Error> {
+        let session = self.get(id).await?;
+        let mark = self
+            .call(self.store.not_before(&session.user_id, self.now()))
+            .await?;
+        match mark {
+            Some(mark) if session.created_at < mark && issued_at < mark => Err(Error::NotFound),
+            _ => Ok(session),
+        }
     }
 
     /// A page of the user's lifecycle events with their reasons, newest

@@ -24,6 +24,10 @@ pub enum StoreError {
         /// The limit.
         max: usize,
     },
+    /// The new session was created before the user's not-before mark: a
+    /// revocation of everything issued before then got there first.
+    #[error("the user's sessions issued before a later time have been revoked")]
+    IssuedBeforeRevocation,
     /// A stored record could not be decoded.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
@@ -65,6 +69,10 @@ pub enum Error {
         /// The limit.
         max: u32,
     },
+    /// See [`StoreError::IssuedBeforeRevocation`]: the create lost a race
+    /// with a revocation of everything issued before a later time.
+    #[error("the user's sessions issued before a later time have been revoked")]
+    IssuedBeforeRevocation,
     /// Data over the limit.
     #[error("session data would be {size} bytes, over the limit of {max}")]
     DataTooLarge {
@@ -107,6 +115,7 @@ impl From<StoreError> for Error {
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::LimitReached { max } => Self::LimitReached { max },
             StoreError::DataTooLarge { size, max } => Self::DataTooLarge { size, max },
+            StoreError::IssuedBeforeRevocation => Self::IssuedBeforeRevocation,
             StoreError::Corrupt(m) => Self::Corrupt(m),
             StoreError::Unsupported(m) => Self::Unsupported(m),
             StoreError::CursorExpired(m) => Self::CursorExpired(m),

@@ -45,6 +45,10 @@ pub enum Op {
     CountUser,
     /// [`Store::revoke_user`].
     RevokeUser,
+    /// [`Store::revoke_issued_before`].
+    RevokeIssuedBefore,
+    /// [`Store::not_before`].
+    NotBefore,
     /// [`Store::count_live`].
     CountLive,
     /// [`Store::history`].
@@ -65,7 +69,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 19] = [
+    pub const ALL: [Op; 21] = [
         Op::Create,
         Op::Introspect,
         Op::Get,
@@ -77,6 +81,8 @@ impl Op {
         Op::ListUser,
         Op::CountUser,
         Op::RevokeUser,
+        Op::RevokeIssuedBefore,
+        Op::NotBefore,
         Op::CountLive,
         Op::History,
         Op::Events,
@@ -101,6 +107,8 @@ impl Op {
             Op::ListUser => "list_user",
             Op::CountUser => "count_user",
             Op::RevokeUser => "revoke_user",
+            Op::RevokeIssuedBefore => "revoke_issued_before",
+            Op::NotBefore => "not_before",
             Op::CountLive => "count_live",
             Op::History => "history",
             Op::Events => "events",
@@ -125,6 +133,7 @@ impl Op {
                 | Op::Refresh
                 | Op::Revoke
                 | Op::RevokeUser
+                | Op::RevokeIssuedBefore
         )
     }
 }
@@ -322,6 +331,34 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
         .await
     }
 
+    async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        before: Timestamp,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        mark_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let call =
+            self.inner
+                .revoke_issued_before(user_id, before, except, reason, mark_ttl_ms, now);
+        self.run(Op::RevokeIssuedBefore, call, |removed| Outcome::Revoked {
+            reason,
+            count: removed.len(),
+        })
+        .await
+    }
+
+    async fn not_before(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let call = self.inner.not_before(user_id, now);
+        self.run(Op::NotBefore, call, done).await
+    }
+
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
         let call = self.inner.count_live(now);
         self.run(Op::CountLive, call, |live| Outcome::Counted(*live))
@@ -402,6 +439,8 @@ mod tests {
                 "list_user",
                 "count_user",
                 "revoke_user",
+                "revoke_issued_before",
+                "not_before",
                 "count_live",
                 "history",
                 "events",
@@ -413,6 +452,6 @@ mod tests {
             ]
         );
         let writes: Vec<Op> = Op::ALL.into_iter().filter(|op| op.writes()).collect();
-        assert_eq!(writes.len(), 7);
+        assert_eq!(writes.len(), 8);
     }
 }

@@ -81,6 +81,17 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The longest absolute lifetime of any role: how long a session created
+    /// under the policy can live (a user's not-before mark is kept this long).
+    pub fn longest_absolute_ttl(&self) -> Duration {
+        self.roles
+            .values()
+            .map(|r| r.absolute_ttl)
+            .fold(self.default_role.absolute_ttl, Duration::max)
+    }
+}
+
 /// The touch interval actually used for a session with idle timeout
 /// `idle_ttl_ms`: the configured interval, capped at a quarter of the idle
 /// timeout so a session can never expire between two coalesced touches.

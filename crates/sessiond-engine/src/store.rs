@@ -222,7 +222,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// with `EvictOldest`, revoke the oldest (by `created_at`) until there is
     /// room and return their ids; with `Reject`, insert nothing and return
     /// [`StoreError::LimitReached`]. The live count never exceeds the limit,
-    /// however many creates race.
+    /// however many creates race. If the user's not-before mark (see
+    /// [`Store::revoke_issued_before`]) is after `new.session.created_at`,
+    /// insert nothing and return [`StoreError::IssuedBeforeRevocation`]: of a
+    /// create and a revocation that race, either the create sees the mark or
+    /// the revocation removes the session.
     async fn create(&self, new: &NewSession, now: Timestamp) -> Result<Vec<SessionId>, StoreError>;
 
     /// The live session whose token has this digest, touched by `touch` if
@@ -300,6 +304,31 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
 
+    /// Remove the user's live sessions created before `before` (all but
+    /// `except`), recording `revoked` with `reason` for each as
+    /// [`Store::revoke_user`] does, and raise the user's not-before mark to
+    /// `before` in the same atomic step: from then on [`Store::create`]
+    /// refuses a session created before the mark. The mark only moves
+    /// forward (the later of the old and the new one is kept) and lasts
+    /// until `before + mark_ttl_ms` (or the old mark's end, if later);
+    /// after that it is gone. Returns the removed ids.
+    async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        before: Timestamp,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        mark_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// The user's not-before mark, if one is set and has not ended by `now`.
+    async fn not_before(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError>;
+
     /// Number of live sessions of all users, for statistics. May cost time
     /// proportional to the number of sessions (it is not on a request path);
     /// a store may count sessions that expired less than a second ago.
@@ -316,7 +345,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// - `rotate`: `rotated`;
     /// - `refresh`: `refreshed` when it rotated (not on a grace replay);
     ///   `revoked` (reason `refresh_token_reuse`) when it found reuse;
-    /// - `revoke`, `revoke_user`: `revoked` with the reason given, for each
+    /// - `revoke`, `revoke_user`, `revoke_issued_before`: `revoked` with the reason given, for each
     ///   session that was live (a removed row whose deadline had passed is
     ///   `expired` instead);
     /// - its expiry sweep: `expired` (reason `expired`, at the deadline that

@@ -438,6 +438,35 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        before: Timestamp,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        mark_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        with_retry!(self, |c, x| ops::revoke_issued_before(
+            &mut c,
+            &x,
+            user_id,
+            before,
+            except,
+            reason,
+            mark_ttl_ms,
+            now
+        ))
+    }
+
+    async fn not_before(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        with_retry!(self, |c, x| ops::not_before(&c, &x, user_id, now))
+    }
+
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
         with_retry!(self, |c, x| ops::count_live(&c, &x, now))
     }

@@ -153,8 +153,9 @@ pub(crate) async fn introspect(
 }
 
 /// Create within the user's limit. One transaction under the user's
-/// advisory lock (so concurrent creates count one after another): count,
-/// evict or refuse, insert.
+/// advisory lock (so concurrent creates count one after another, and a
+/// racing [`revoke_issued_before`] either sees the row or is seen): check the
+/// user's not-before mark, count, evict or refuse, insert.
 pub(crate) async fn create(
     c: &mut Client,
     x: &Ctx<'_>,
@@ -166,6 +167,12 @@ pub(crate) async fn create(
     // One after the other, not pipelined: the count must start (and take
     // its snapshot) once the lock is held.
     rows(&tx, &x.sql.lock_user, &[&s.user_id]).await?;
+    let mark = rows(&tx, &x.sql.not_before, &[&s.user_id, &now.as_millis()]).await?;
+    if let Some(row) = mark.first()
+        && s.created_at.as_millis() < row.try_get::<_, i64>(0)?
+    {
+        return Err(StoreError::IssuedBeforeRevocation.into());
+    }
     let count = rows(&tx, &x.sql.count_user, &[&s.user_id, &now.as_millis()]).await?;
     let live = count
         .first()
@@ -498,6 +505,69 @@ pub(crate) async fn revoke_user(
     events.write(&tx, x.sql).await?;
     tx.commit().await?;
     Ok(revoked)
+}
+
+/// Raise the user's not-before mark and delete the sessions created before
+/// it (but `except`), with their `revoked` events. One transaction under the
+/// user's advisory lock, as [`create`] takes it: a create either committed
+/// before (its session is deleted here) or reads the new mark.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn revoke_issued_before(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    user_id: &str,
+    before: Timestamp,
+    except: Option<&SessionId>,
+    reason: &RevokeReason,
+    mark_ttl_ms: u64,
+    now: Timestamp,
+) -> Outcome<Vec<SessionId>> {
+    let tx = c.transaction().await?;
+    rows(&tx, &x.sql.lock_user, &[&user_id]).await?;
+    let mark_end = before.as_millis().saturating_add(millis(mark_ttl_ms));
+    rows(
+        &tx,
+        &x.sql.set_not_before,
+        &[&user_id, &before.as_millis(), &mark_end],
+    )
+    .await?;
+    let removed = rows(
+        &tx,
+        &x.sql.delete_user_before,
+        &[
+            &user_id,
+            &before.as_millis(),
+            &except.map(SessionId::as_str),
+            &x.channel,
+        ],
+    )
+    .await?;
+    let mut events = Events::new(now);
+    let mut revoked = Vec::new();
+    for row in removed_rows(&removed)? {
+        let id = events.ended(&row, reason, now);
+        if row.was_live(now) {
+            revoked.extend(id);
+        }
+    }
+    events.write(&tx, x.sql).await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// The user's not-before mark, unless it has ended. One `SELECT`.
+pub(crate) async fn not_before(
+    c: &Client,
+    x: &Ctx<'_>,
+    user_id: &str,
+    now: Timestamp,
+) -> Outcome<Option<Timestamp>> {
+    let found = rows(c, &x.sql.not_before, &[&user_id, &now.as_millis()]).await?;
+    Ok(found
+        .first()
+        .map(|r| r.try_get::<_, i64>(0))
+        .transpose()?
+        .map(Timestamp::from_millis))
 }
 
 /// The user's live sessions, newest first. One indexed `SELECT`.

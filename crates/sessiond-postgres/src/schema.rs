@@ -15,7 +15,7 @@ pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 const MIGRATION_LOCK: (i32, i32) = (0x5345_5353, 1);
 
 /// Migrations in order; `{s}` stands for the schema's quoted name.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // Only the token's hash is kept, never the token: `token_hash` is the
     // unique key introspection reads by. The per-user index serves listing,
     // counting and eviction in `created_at, id` order; the expiry sweep
@@ -112,6 +112,15 @@ const MIGRATIONS: [&str; 4] = [
      );
      CREATE INDEX connections_by_user ON {s}.connections (user_id);
      CREATE INDEX connections_by_expiry ON {s}.connections (expires_at);",
+    // Each user's not-before mark (see `ops::revoke_issued_before`): a
+    // create of a session older than it is refused. Written and read under
+    // the user's advisory lock; swept at `expires_at`.
+    "CREATE TABLE {s}.not_before (
+        user_id    text   NOT NULL PRIMARY KEY,
+        at         bigint NOT NULL,
+        expires_at bigint NOT NULL
+     );
+     CREATE INDEX not_before_by_expiry ON {s}.not_before (expires_at);",
 ];
 
 /// Whether `name` may name the schema: a lower-case identifier that needs no

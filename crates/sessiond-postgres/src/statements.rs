@@ -39,6 +39,16 @@ pub(crate) struct Statements {
     pub lock_user: String,
     /// `$1` user, `$2` now.
     pub count_user: String,
+    /// The user's mark unless it has ended: `$1` user, `$2` now; selects `at`.
+    pub not_before: String,
+    /// Raise the user's mark (never lower it): `$1` user, `$2` mark, `$3`
+    /// its end.
+    pub set_not_before: String,
+    /// Delete the user's sessions created before `$2` but `$3`: `$1` user,
+    /// `$4` channel; selects the [`REMOVED`] columns.
+    pub delete_user_before: String,
+    /// Delete the marks ended at `$1`.
+    pub sweep_not_before: String,
     /// Evict the oldest: `$1` user, `$2` now, `$3` how many, `$4` channel;
     /// selects the [`REMOVED`] columns.
     pub evict: String,
@@ -217,6 +227,23 @@ impl Statements {
                  SELECT id, user_id, device, created_at, deadline, {} FROM d",
                 notify("token_hash", "$2")
             ),
+            not_before: format!(
+                "SELECT at FROM {schema}.not_before WHERE user_id = $1 AND expires_at > $2"
+            ),
+            set_not_before: format!(
+                "INSERT INTO {schema}.not_before AS n (user_id, at, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                    at = GREATEST(n.at, excluded.at),
+                    expires_at = GREATEST(n.expires_at, excluded.expires_at)"
+            ),
+            delete_user_before: format!(
+                "WITH d AS (DELETE FROM {t} WHERE user_id = $1 AND created_at < $2
+                    AND id IS DISTINCT FROM $3
+                    RETURNING {REMOVED}, token_hash)
+                 SELECT id, user_id, device, created_at, deadline, {} FROM d",
+                notify("token_hash", "$4")
+            ),
+            sweep_not_before: format!("DELETE FROM {schema}.not_before WHERE expires_at <= $1"),
             delete_user: format!(
                 "WITH d AS (DELETE FROM {t} WHERE user_id = $1 AND id IS DISTINCT FROM $2
                     RETURNING {REMOVED}, token_hash)

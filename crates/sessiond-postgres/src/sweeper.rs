@@ -61,6 +61,15 @@ pub(crate) fn start(
 /// history events; returns how many.
 pub(crate) async fn sweep(pool: &Pool, sql: &Statements, clock: &dyn Clock) -> Result<u64, String> {
     let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    // Marks are few (one per user who had everything revoked): one statement.
+    let marks = client
+        .prepare_cached(&sql.sweep_not_before)
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .execute(&marks, &[&clock.now().as_millis()])
+        .await
+        .map_err(|e| e.to_string())?;
     let mut total = 0;
     loop {
         let now = clock.now();

@@ -66,6 +66,8 @@ pub(crate) enum Reply<'a> {
     None,
     /// `{'limit'}`
     Limit,
+    /// `{'issued_before'}`: older than the user's not-before mark.
+    IssuedBefore,
     /// `{'too_large', size}`
     TooLarge(usize),
     /// `{'created', evicted...}`, `{'records', ...}`, `{'beat', ...}` or
@@ -86,6 +88,7 @@ pub(crate) fn tagged(v: &Value) -> Result<Reply<'_>, StoreError> {
         },
         "none" => Ok(Reply::None),
         "limit" => Ok(Reply::Limit),
+        "issued_before" => Ok(Reply::IssuedBefore),
         "too_large" => {
             let size = rest.first().map(integer).transpose()?.unwrap_or(0);
             Ok(Reply::TooLarge(usize::try_from(size).unwrap_or(0)))

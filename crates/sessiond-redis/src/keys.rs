@@ -12,6 +12,8 @@
 //!   operations find the record), scored by the session's idle deadline;
 //! - `<prefix>v3:{<bucket>}:<tag>:c` and `:k`: the tag's live connections
 //!   (a hash of packed connections, and their expiries as a sorted set);
+//! - `<prefix>v3:{<bucket>}:<tag>:n`: the not-before marks of the tag's
+//!   users (a hash: user id to the mark and its end);
 //! - `<prefix>v3:{<bucket>}:e`: the bucket's event stream, `:f` the last
 //!   event retired from it, `:x` its tags scored by their next deadline
 //!   (what the expiry sweep walks).
@@ -175,6 +177,13 @@ impl KeySchema {
     pub(crate) fn index(&self, tag: &ShardTag) -> String {
         let mut key = self.base_with_room(tag, 1);
         key.push('i');
+        key
+    }
+
+    /// The not-before marks of the tag's users.
+    pub(crate) fn not_before(&self, tag: &ShardTag) -> String {
+        let mut key = self.base_with_room(tag, 1);
+        key.push('n');
         key
     }
 }

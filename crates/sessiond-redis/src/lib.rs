@@ -314,6 +314,7 @@ impl Store for RedisStore {
             Reply::Limit => Err(StoreError::LimitReached {
                 max: new.max_sessions,
             }),
+            Reply::IssuedBefore => Err(StoreError::IssuedBeforeRevocation),
             other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
         }
     }
@@ -509,6 +510,55 @@ impl Store for RedisStore {
             .eval_revoking(&SCRIPTS.revoke_user, &[self.keys.index(&tag)], &args.0)
             .await?;
         codec::id_list(codec::array(&reply)?)
+    }
+
+    async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        before: Timestamp,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        mark_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let tag = ShardTag::of_user(user_id);
+        let till = before
+            .as_millis()
+            .saturating_add(i64::try_from(mark_ttl_ms).unwrap_or(i64::MAX));
+        let mut args = self.args(&tag, now);
+        args.push(user_id)
+            .push(before.as_millis().to_string())
+            .push(till.to_string())
+            .push(except.map(|id| id.as_str().to_owned()).unwrap_or_default())
+            .push(reason.as_str());
+        let keys = [self.keys.index(&tag), self.keys.not_before(&tag)];
+        let reply = self
+            .conn
+            .eval_revoking(&SCRIPTS.revoke_issued_before, &keys, &args.0)
+            .await?;
+        codec::id_list(codec::array(&reply)?)
+    }
+
+    async fn not_before(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let tag = ShardTag::of_user(user_id);
+        let mut args = self.args(&tag, now);
+        args.push(user_id);
+        let keys = [self.keys.not_before(&tag)];
+        let reply = self
+            .conn
+            .eval(&SCRIPTS.not_before, &keys, &args.0, Retry::Once)
+            .await?;
+        match reply {
+            redis::Value::Nil => Ok(None),
+            redis::Value::Int(ms) => Ok(Some(Timestamp::from_millis(ms))),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected reply to not_before: {other:?}"
+            ))),
+        }
     }
 
     async fn history(

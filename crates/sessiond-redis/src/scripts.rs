@@ -83,6 +83,8 @@ pub(crate) struct Scripts {
     pub(crate) revoke: LuaScript,
     pub(crate) list_tag: LuaScript,
     pub(crate) revoke_user: LuaScript,
+    pub(crate) revoke_issued_before: LuaScript,
+    pub(crate) not_before: LuaScript,
     pub(crate) beat: LuaScript,
     pub(crate) close_connection: LuaScript,
     pub(crate) presence: LuaScript,
@@ -92,7 +94,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All of them, to load into a server ahead of use.
-    pub(crate) fn all(&self) -> [&LuaScript; 15] {
+    pub(crate) fn all(&self) -> [&LuaScript; 17] {
         [
             &self.create,
             &self.touch,
@@ -104,6 +106,8 @@ impl Scripts {
             &self.revoke,
             &self.list_tag,
             &self.revoke_user,
+            &self.revoke_issued_before,
+            &self.not_before,
             &self.beat,
             &self.close_connection,
             &self.presence,
@@ -125,6 +129,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     revoke: script!("revoke"),
     list_tag: script!("list_tag"),
     revoke_user: script!("revoke_user"),
+    revoke_issued_before: script!("revoke_issued_before"),
+    not_before: script!("not_before"),
     beat: script!("beat"),
     close_connection: script!("close_connection"),
     presence: script!("presence"),

@@ -13,6 +13,7 @@ use sessiond_engine::{
 };
 
 use crate::fixture::Fixture;
+pub use crate::issued_before_cases::*;
 pub use crate::refresh_rotation::*;
 
 const MIN: Duration = Duration::from_secs(60);

@@ -23,6 +23,7 @@ pub mod csrf_cases;
 pub mod event_cases;
 pub mod fixture;
 pub mod history_cases;
+pub mod issued_before_cases;
 pub mod postgres_server;
 pub mod presence_cases;
 pub mod redis_cluster;
@@ -72,7 +73,12 @@ macro_rules! conformance_tests {
             reuse_after_grace_revokes_the_session,
             concurrent_refreshes_have_one_winner,
             refresh_tokens_end_with_their_session,
-            unknown_refresh_tokens_find_nothing
+            unknown_refresh_tokens_find_nothing,
+            revoke_issued_before_spares_newer_and_the_exception,
+            creates_older_than_the_mark_are_refused,
+            revoke_issued_before_racing_creates_leaves_none_older,
+            the_mark_expires,
+            revoke_issued_before_bad_input
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

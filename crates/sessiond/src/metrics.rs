@@ -402,6 +402,7 @@ impl StoreObserver for StoreMetrics {
                     // The caller's limits, or what the store does not
                     // offer: not a failing store.
                     StoreError::LimitReached { .. }
+                    | StoreError::IssuedBeforeRevocation
                     | StoreError::DataTooLarge { .. }
                     | StoreError::Unsupported(_)
                     | StoreError::CursorExpired(_)

@@ -204,6 +204,13 @@ impl From<Error> for Problem {
                 "Session limit reached",
                 format!("the user already has {max} live sessions and the policy is reject"),
             ),
+            Error::IssuedBeforeRevocation => Self::new(
+                StatusCode::CONFLICT,
+                "issued-before-revocation",
+                "Issued before a revocation",
+                "the user's sessions issued before a later time have been revoked; \
+                 this create started before then: retry it",
+            ),
             Error::DataTooLarge { size, max } => Self::too_large(format!(
                 "session data would be {size} bytes, over the limit of {max}"
             )),
@@ -261,6 +268,7 @@ mod tests {
         let cases = [
             (Error::NotFound, 404),
             (Error::LimitReached { max: 2 }, 409),
+            (Error::IssuedBeforeRevocation, 409),
             (Error::DataTooLarge { size: 2, max: 1 }, 413),
             (Error::Unavailable("down".into()), 503),
             (Error::Corrupt("bad".into()), 500),

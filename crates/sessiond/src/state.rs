@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sessiond_engine::{Engine, Error as EngineError, NearCache, ObservedStore, Session};
+use sessiond_engine::{Engine, Error as EngineError, NearCache, ObservedStore, Session, Timestamp};
 use sessiond_http::TrustedProxies;
 
 use crate::access_tokens::{self, AccessTokens};
@@ -91,7 +91,8 @@ impl Shared {
     /// The live session a credential proves: a session token (introspected,
     /// touched if `touch`), or a JWT access token (verified offline, then the
     /// session behind `sid` must still be live, belong to `sub` and still be
-    /// a JWT-mode session, so a revocation or a rotation counts at once).
+    /// a JWT-mode session, so a revocation or a rotation counts at once; a
+    /// token issued before the user's not-before mark is refused).
     /// `Ok(None)` for anything else.
     pub async fn session_for(
         &self,
@@ -107,7 +108,10 @@ impl Shared {
         let Ok(claims) = self.tokens.verify(credential) else {
             return Ok(None);
         };
-        match self.engine.get(&claims.sid).await {
+        let issued_at = Timestamp::from_millis(
+            i64::try_from(claims.iat.saturating_mul(1000)).unwrap_or(i64::MAX),
+        );
+        match self.engine.access_session(&claims.sid, issued_at).await {
             // Rotating a JWT-mode session by id makes it an opaque one: the
             // access tokens it had issued die with its refresh chain.
             Ok(s) if s.user_id == claims.sub && s.mode == Mode::Jwt => Ok(Some(s)),

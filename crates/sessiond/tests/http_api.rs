@@ -813,6 +813,7 @@ async fn ops_routes_answer(backend: Backend) {
         ("post", "/v1/sessions/{id}/rotate"),
         ("get", "/v1/users/{user_id}/sessions"),
         ("delete", "/v1/users/{user_id}/sessions"),
+        ("post", "/v1/users/{user_id}/revoke"),
         ("get", "/v1/users/{user_id}/history"),
         ("get", "/v1/users/{user_id}/presence"),
         ("put", "/v1/sessions/{id}/connections/{connection_id}"),

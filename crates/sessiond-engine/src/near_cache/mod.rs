@@ -256,6 +256,39 @@ impl<S: CacheSource> Store for CachedStore<S> {
         result
     }
 
+    async fn revoke_issued_before(
+        &self,
+        user_id: &str,
+        before: Timestamp,
+        except: Option<&SessionId>,
+        reason: &RevokeReason,
+        mark_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let result = self
+            .inner
+            .revoke_issued_before(user_id, before, except, reason, mark_ttl_ms, now)
+            .await;
+        match &result {
+            Ok(removed) => removed
+                .iter()
+                .for_each(|id| self.cache.invalidate_session(id)),
+            // Which of the user's sessions went is unknown.
+            Err(_) => self.cache.flush(),
+        }
+        result
+    }
+
+    // The mark is read from the store on every access-token check: the
+    // cache never holds it.
+    async fn not_before(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.not_before(user_id, now).await
+    }
+
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.inner.count_live(now).await
     }

@@ -12,6 +12,10 @@
 --   base..'c'        HASH    live connections: the id's random part then
 --                            the connection id -> packed connection
 --   base..'k'        ZSET    the same members scored by their expiry
+--   base..'n'        HASH    not-before marks: user id -> 'at:end' (ms);
+--                            a create of a session older than `at` is
+--                            refused until `end`; the key's TTL is the
+--                            latest end
 --   bucket..'e'      STREAM  the bucket's events (bucket = base up to '}:')
 --   bucket..'x'      ZSET    the bucket's tags, scored by their next
 --                            deadline (a session's or a connection's)
@@ -32,6 +36,7 @@ local function rkey(base, th) return base .. 'r:' .. th end
 local function ikey(base) return base .. 'i' end
 local function ckey(base) return base .. 'c' end
 local function kkey(base) return base .. 'k' end
+local function nkey(base) return base .. 'n' end
 local function bucket_of(base) return string.match(base, '^(.*}:)') end
 local function tag_of(base) return string.match(base, '}:([^:]*):$') end
 local function th_of_member(m) return string.sub(m, ID_LEN + 1) end
@@ -213,6 +218,20 @@ local function live(base, now)
   end
   if changed then reindex(base) end
   return out
+end
+
+-- A not-before mark's text ('at:end'): its time and its end, or nil.
+local function parse_mark(v)
+  local at, till = string.match(v or '', '^(%d+):(%d+)$')
+  if not at then return nil end
+  return tonumber(at), tonumber(till)
+end
+
+-- User `uid`'s not-before mark (ms) if one is set and has not ended by `now`.
+local function not_before(base, uid, now)
+  local at, till = parse_mark(redis.call('HGET', nkey(base), uid))
+  if not at or till <= now then return nil end
+  return at
 end
 
 -- The slid idle deadline after activity at `now`.

@@ -2,9 +2,14 @@
 -- KEYS: record key, tag index.
 -- ARGV: base, now, retention, user id, max, policy ('evict' | 'reject'),
 -- record.
--- Returns {'created', evicted id...} or {'limit'}.
+-- Returns {'created', evicted id...}, {'limit'}, or {'issued_before'} when
+-- the session is older than its user's not-before mark.
 local base, now, uid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local max, policy, raw = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+
+local r = cmsgpack.unpack(raw)
+local mark = not_before(base, uid, now)
+if mark and r[F_CA] < mark then return { 'issued_before' } end
 
 local mine = {}
 for _, s in ipairs(live(base, now)) do
@@ -24,7 +29,6 @@ if #mine >= max then
   end
 end
 
-local r = cmsgpack.unpack(raw)
 local ttl = r[F_EXP] - now
 if ttl <= 0 then
   reindex(base)

@@ -13,8 +13,8 @@ use crate::state::AppState;
 use crate::telemetry::with_session;
 use sessiond_api::{
     CreateResponse, CreateSession, Created, CreatedJwt, Extend, HistoryList, HistoryQuery,
-    Introspect, Introspection, PatchData, ProblemBody, RevokeQuery, RevokeUserQuery, RevokedCount,
-    Rotated, Secret, SessionList, SessionView, Stats,
+    Introspect, Introspection, PatchData, ProblemBody, RevokeIssuedBefore, RevokeQuery,
+    RevokeUserQuery, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats,
 };
 
 fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
@@ -224,6 +224,38 @@ pub async fn revoke_user(
     let revoked = state
         .engine
         .revoke_user(&user_id, q.except.as_deref(), reason)
+        .await?;
+    Ok(Json(RevokedCount {
+        revoked: revoked.len(),
+    })
+    .into_response())
+}
+
+/// Revoke everything of a user issued before a time, and refuse it from
+/// then on.
+///
+/// The user's sessions created before `issued_before` are revoked (all but
+/// `except`); a create whose session is older than it (one racing this
+/// call) is refused with 409 `issued-before-revocation`; an access token
+/// issued before it is inactive at introspection and 401 at `/v1/me`, also
+/// the `except` session's. Sessions created at or after it stay. The time
+/// the store keeps only moves forward, for the longest absolute session
+/// lifetime of any role.
+#[utoipa::path(post, path = "/v1/users/{user_id}/revoke", tag = "admin", security(("api_key" = [])),
+    params(("user_id" = String, Path, description = "the app's user id")),
+    request_body = RevokeIssuedBefore,
+    responses((status = 200, description = "How many sessions were revoked", body = RevokedCount), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn revoke_issued_before(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(user_id): PathParam,
+    JsonBody(req): JsonBody<RevokeIssuedBefore>,
+) -> Result<Response, Problem> {
+    let reason = reason(req.reason.as_deref(), RevokeReason::RevokedByAdmin)?;
+    let revoked = state
+        .engine
+        .revoke_issued_before(&user_id, req.issued_before, req.except.as_deref(), reason)
         .await?;
     Ok(Json(RevokedCount {
         revoked: revoked.len(),

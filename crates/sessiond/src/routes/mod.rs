@@ -33,6 +33,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::extend))
         .routes(routes!(admin::rotate))
         .routes(routes!(admin::list_user, admin::revoke_user))
+        .routes(routes!(admin::revoke_issued_before))
         .routes(routes!(admin::history))
         .routes(routes!(events::events))
         .routes(routes!(presence::beat, presence::close))
