@@ -371,14 +371,7 @@ pub(crate) fn revoke_user(
         &sql,
         rusqlite::named_params! {":user": user_id, ":except": except.map(SessionId::as_str)},
     )?;
-    let mut removed = Vec::new();
-    for row in rows {
-        let id = history::record_end(conn, &row, reason, now)?;
-        if row.was_live(now) {
-            removed.extend(id);
-        }
-    }
-    Ok(removed)
+    record_ends(conn, rows, reason, now)
 }
 
 /// Delete the user's sessions created before `before` but `except`, and
@@ -418,14 +411,7 @@ pub(crate) fn revoke_issued_before(
             ":except": except.map(SessionId::as_str),
         },
     )?;
-    let mut removed = Vec::new();
-    for row in rows {
-        let id = history::record_end(conn, &row, reason, now)?;
-        if row.was_live(now) {
-            removed.extend(id);
-        }
-    }
-    Ok(removed)
+    record_ends(conn, rows, reason, now)
 }
 
 /// The user's not-before mark, unless it has ended by `now`.
@@ -495,4 +481,22 @@ pub(crate) fn ping(conn: &Connection) -> Result<(), StoreError> {
     conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
         .map_err(from_sqlite)
         .map(drop)
+}
+
+/// Record the end of each removed row with `reason`; the ids of those that
+/// were live.
+fn record_ends(
+    conn: &Connection,
+    rows: Vec<sessiond_engine::history::RemovedRow>,
+    reason: &RevokeReason,
+    now: Timestamp,
+) -> Result<Vec<SessionId>, StoreError> {
+    let mut removed = Vec::new();
+    for row in rows {
+        let id = history::record_end(conn, &row, reason, now)?;
+        if row.was_live(now) {
+            removed.extend(id);
+        }
+    }
+    Ok(removed)
 }

@@ -494,15 +494,7 @@ pub(crate) async fn revoke_user(
         &[&user_id, &except.map(SessionId::as_str), &x.channel],
     )
     .await?;
-    let mut events = Events::new(now);
-    let mut revoked = Vec::new();
-    for row in removed_rows(&removed)? {
-        let id = events.ended(&row, reason, now);
-        if row.was_live(now) {
-            revoked.extend(id);
-        }
-    }
-    events.write(&tx, x.sql).await?;
+    let revoked = record_ends(&tx, x, &removed, reason, now).await?;
     tx.commit().await?;
     Ok(revoked)
 }
@@ -542,15 +534,7 @@ pub(crate) async fn revoke_issued_before(
         ],
     )
     .await?;
-    let mut events = Events::new(now);
-    let mut revoked = Vec::new();
-    for row in removed_rows(&removed)? {
-        let id = events.ended(&row, reason, now);
-        if row.was_live(now) {
-            revoked.extend(id);
-        }
-    }
-    events.write(&tx, x.sql).await?;
+    let revoked = record_ends(&tx, x, &removed, reason, now).await?;
     tx.commit().await?;
     Ok(revoked)
 }
@@ -823,4 +807,25 @@ pub(crate) async fn presence(
     }
     // Stable: among equals, the newest session first, as read.
     Ok(Presence::of_devices(devices))
+}
+
+/// Record the end of each removed row with `reason` in `tx`; the ids of
+/// those that were live.
+async fn record_ends(
+    tx: &impl GenericClient,
+    x: &Ctx<'_>,
+    removed: &[Row],
+    reason: &RevokeReason,
+    now: Timestamp,
+) -> Outcome<Vec<SessionId>> {
+    let mut events = Events::new(now);
+    let mut revoked = Vec::new();
+    for row in removed_rows(removed)? {
+        let id = events.ended(&row, reason, now);
+        if row.was_live(now) {
+            revoked.extend(id);
+        }
+    }
+    events.write(tx, x.sql).await?;
+    Ok(revoked)
 }
