@@ -54,9 +54,10 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention, HistoryEvent, NearCache,
-    NewSession, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId,
-    Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention, HistoryEvent,
+    IssuedBefore, NearCache, NewSession, RefreshOutcome, RefreshRequest, RevokeReason,
+    RotateTarget, Session, SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest,
+    TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::changes::ChangeLog;
@@ -434,21 +435,15 @@ impl Store for EmbeddedStore {
 
     async fn revoke_issued_before(
         &self,
-        user_id: &str,
-        before: Timestamp,
-        except: Option<&SessionId>,
-        reason: &RevokeReason,
-        mark_ttl_ms: u64,
+        revocation: &IssuedBefore,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let (user, except, why) = (user_id.to_owned(), except.cloned(), reason.clone());
+        let owned = revocation.clone();
         let removed = self
-            .write(move |c| {
-                ops::revoke_issued_before(c, &user, before, except.as_ref(), &why, mark_ttl_ms, now)
-            })
+            .write(move |c| ops::revoke_issued_before(c, &owned, now))
             .await?;
         if !removed.is_empty() {
-            tracing::debug!(removed = removed.len(), reason = %reason, "sessions of a user issued before a time revoked");
+            tracing::debug!(removed = removed.len(), reason = %revocation.reason, "sessions of a user issued before a time revoked");
         }
         Ok(removed)
     }

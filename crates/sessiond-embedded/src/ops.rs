@@ -4,9 +4,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
 use sessiond_engine::{
-    DataUpdate, EventKind, LimitPolicy, Mode, NewSession, RefreshOutcome, RefreshRequest,
-    RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId, StoreError,
-    Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
+    DataUpdate, EventKind, IssuedBefore, LimitPolicy, Mode, NewSession, RefreshOutcome,
+    RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
+    StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
 
 use crate::codec::{self, COLUMNS, RawRow};
@@ -380,22 +380,21 @@ pub(crate) fn revoke_user(
 /// removed, oldest first. History as for [`revoke`], oldest first.
 pub(crate) fn revoke_issued_before(
     conn: &Connection,
-    user_id: &str,
-    before: Timestamp,
-    except: Option<&SessionId>,
-    reason: &RevokeReason,
-    mark_ttl_ms: u64,
+    r: &IssuedBefore,
     now: Timestamp,
 ) -> Result<Vec<SessionId>, StoreError> {
-    let expires_at = before
-        .as_millis()
-        .saturating_add(codec::millis(mark_ttl_ms));
     conn.prepare_cached(
         "INSERT INTO not_before (user_id, at, expires_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO UPDATE SET
             at = max(at, excluded.at), expires_at = max(expires_at, excluded.expires_at)",
     )
-    .and_then(|mut stmt| stmt.execute(params![user_id, before.as_millis(), expires_at]))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            r.user_id,
+            r.before.as_millis(),
+            r.mark_end().as_millis()
+        ])
+    })
     .map_err(from_sqlite)?;
     let sql = format!(
         "DELETE FROM sessions WHERE user_id = :user AND created_at < :before
@@ -406,12 +405,12 @@ pub(crate) fn revoke_issued_before(
         conn,
         &sql,
         rusqlite::named_params! {
-            ":user": user_id,
-            ":before": before.as_millis(),
-            ":except": except.map(SessionId::as_str),
+            ":user": r.user_id,
+            ":before": r.before.as_millis(),
+            ":except": r.except.as_ref().map(SessionId::as_str),
         },
     )?;
-    record_ends(conn, rows, reason, now)
+    record_ends(conn, rows, &r.reason, now)
 }
 
 /// The user's not-before mark, unless it has ended by `now`.

@@ -253,17 +253,23 @@ async fn sweep_now_deletes_ended_not_before_marks() {
             .unwrap()
     };
     let t = w.clock.now();
-    let reason = sessiond_engine::RevokeReason::RevokedByAdmin;
-    let ttl_ms = u64::try_from((60 * MIN).as_millis()).unwrap();
+    let revocation = |user: &str, before| sessiond_engine::IssuedBefore {
+        user_id: user.to_owned(),
+        before,
+        except: None,
+        reason: sessiond_engine::RevokeReason::RevokedByAdmin,
+        mark_ttl_ms: u64::try_from((60 * MIN).as_millis()).unwrap(),
+    };
     for user in ["alice", "bob"] {
         w.store
-            .revoke_issued_before(user, t, None, &reason, ttl_ms, t)
+            .revoke_issued_before(&revocation(user, t), t)
             .await
             .unwrap();
     }
     w.clock.advance(30 * MIN);
+    let now = w.clock.now();
     w.store
-        .revoke_issued_before("bob", w.clock.now(), None, &reason, ttl_ms, w.clock.now())
+        .revoke_issued_before(&revocation("bob", now), now)
         .await
         .unwrap();
     w.store.sweep_now().await.unwrap();

@@ -17,7 +17,7 @@ use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::refresh::RefreshToken;
 use crate::session::Mode;
 use crate::session::{DataUpdate, RevokeReason, Session, SessionData, TouchRule, data_size};
-use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
+use crate::store::{IssuedBefore, NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
 use crate::token::SessionToken;
 
 /// Longest user id accepted, in bytes.
@@ -460,17 +460,17 @@ impl Engine {
                 "a time at most a minute past the server's clock",
             ));
         }
-        let mark_ttl_ms = millis(self.policy.longest_absolute_ttl());
+        let revocation = IssuedBefore {
+            user_id: user_id.to_owned(),
+            before: issued_before,
+            except,
+            reason,
+            mark_ttl_ms: millis(self.policy.longest_absolute_ttl()),
+        };
         let revoked = self
-            .call(self.store.revoke_issued_before(
-                user_id,
-                issued_before,
-                except.as_ref(),
-                &reason,
-                mark_ttl_ms,
-                now,
-            ))
+            .call(self.store.revoke_issued_before(&revocation, now))
             .await?;
+        let (issued_before, reason) = (revocation.before, revocation.reason);
         tracing::debug!(revoked = revoked.len(), issued_before = %issued_before, reason = %reason, "sessions issued before a time revoked");
         Ok(revoked)
     }

@@ -37,7 +37,7 @@ pub use presence::{Beaten, Connection, ConnectionBeat, ConnectionId, DevicePrese
 pub use refresh::RefreshToken;
 pub use session::{DataUpdate, Mode, RevokeReason, Session, SessionData, TouchRule, data_size};
 pub use store::{
-    NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RefreshState, RefreshStep,
-    RotateTarget, Store,
+    IssuedBefore, NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RefreshState,
+    RefreshStep, RotateTarget, Store,
 };
 pub use token::{SessionToken, TokenDigest, TokenHash, csrf_token_for, csrf_token_matches};

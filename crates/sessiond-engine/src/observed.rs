@@ -17,7 +17,7 @@ use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
-use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
+use crate::store::{IssuedBefore, NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
 use crate::token::{TokenDigest, TokenHash};
 
 /// A [`Store`] operation. Its name is the metric label.
@@ -333,18 +333,12 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
 
     async fn revoke_issued_before(
         &self,
-        user_id: &str,
-        before: Timestamp,
-        except: Option<&SessionId>,
-        reason: &RevokeReason,
-        mark_ttl_ms: u64,
+        revocation: &IssuedBefore,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let call =
-            self.inner
-                .revoke_issued_before(user_id, before, except, reason, mark_ttl_ms, now);
+        let call = self.inner.revoke_issued_before(revocation, now);
         self.run(Op::RevokeIssuedBefore, call, |removed| Outcome::Revoked {
-            reason,
+            reason: &revocation.reason,
             count: removed.len(),
         })
         .await

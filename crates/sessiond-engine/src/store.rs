@@ -212,6 +212,30 @@ impl RefreshState {
     }
 }
 
+/// A revocation of everything a user was issued before a time
+/// ([`Store::revoke_issued_before`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedBefore {
+    /// The user.
+    pub user_id: String,
+    /// Sessions created before this go, and are refused from now on.
+    pub before: Timestamp,
+    /// The one session to spare, if any.
+    pub except: Option<SessionId>,
+    /// Why (recorded with each `revoked` event).
+    pub reason: RevokeReason,
+    /// How long the user's not-before mark lasts after `before`.
+    pub mark_ttl_ms: u64,
+}
+
+impl IssuedBefore {
+    /// When the mark ends: `before + mark_ttl_ms`.
+    pub fn mark_end(&self) -> Timestamp {
+        let ttl = i64::try_from(self.mark_ttl_ms).unwrap_or(i64::MAX);
+        Timestamp::from_millis(self.before.as_millis().saturating_add(ttl))
+    }
+}
+
 /// A session backend. Every method is one atomic operation; every method
 /// returns [`StoreError::Unavailable`] (never hangs) when the backend is down.
 #[async_trait]
@@ -304,21 +328,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
 
-    /// Remove the user's live sessions created before `before` (all but
-    /// `except`), recording `revoked` with `reason` for each as
+    /// Remove the user's live sessions created before `revocation.before`
+    /// (all but `except`), recording `revoked` with its reason for each as
     /// [`Store::revoke_user`] does, and raise the user's not-before mark to
     /// `before` in the same atomic step: from then on [`Store::create`]
     /// refuses a session created before the mark. The mark only moves
     /// forward (the later of the old and the new one is kept) and lasts
-    /// until `before + mark_ttl_ms` (or the old mark's end, if later);
+    /// until [`IssuedBefore::mark_end`] (or the old mark's end, if later);
     /// after that it is gone. Returns the removed ids.
     async fn revoke_issued_before(
         &self,
-        user_id: &str,
-        before: Timestamp,
-        except: Option<&SessionId>,
-        reason: &RevokeReason,
-        mark_ttl_ms: u64,
+        revocation: &IssuedBefore,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
 

@@ -54,9 +54,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
     Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate, EventPage, EventQuery,
-    EventRetention, HistoryEvent, NearCache, NewSession, NodeHealth, Presence, RefreshOutcome,
-    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock,
-    Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    EventRetention, HistoryEvent, IssuedBefore, NearCache, NewSession, NodeHealth, Presence,
+    RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store,
+    StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -440,22 +440,11 @@ impl Store for PostgresStore {
 
     async fn revoke_issued_before(
         &self,
-        user_id: &str,
-        before: Timestamp,
-        except: Option<&SessionId>,
-        reason: &RevokeReason,
-        mark_ttl_ms: u64,
+        revocation: &IssuedBefore,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
         with_retry!(self, |c, x| ops::revoke_issued_before(
-            &mut c,
-            &x,
-            user_id,
-            before,
-            except,
-            reason,
-            mark_ttl_ms,
-            now
+            &mut c, &x, revocation, now
         ))
     }
 

@@ -7,9 +7,9 @@ use deadpool_postgres::{Client, GenericClient};
 use sessiond_engine::store::json_text;
 use sessiond_engine::{
     Beaten, Connection, ConnectionBeat, ConnectionId, DataUpdate, DevicePresence, EventKind,
-    HistoryEvent, LimitPolicy, Mode, NewSession, Presence, RefreshOutcome, RefreshRequest,
-    RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId, StoreError,
-    Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
+    HistoryEvent, IssuedBefore, LimitPolicy, Mode, NewSession, Presence, RefreshOutcome,
+    RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
+    StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -503,38 +503,33 @@ pub(crate) async fn revoke_user(
 /// it (but `except`), with their `revoked` events. One transaction under the
 /// user's advisory lock, as [`create`] takes it: a create either committed
 /// before (its session is deleted here) or reads the new mark.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn revoke_issued_before(
     c: &mut Client,
     x: &Ctx<'_>,
-    user_id: &str,
-    before: Timestamp,
-    except: Option<&SessionId>,
-    reason: &RevokeReason,
-    mark_ttl_ms: u64,
+    r: &IssuedBefore,
     now: Timestamp,
 ) -> Outcome<Vec<SessionId>> {
     let tx = c.transaction().await?;
-    rows(&tx, &x.sql.lock_user, &[&user_id]).await?;
-    let mark_end = before.as_millis().saturating_add(millis(mark_ttl_ms));
+    rows(&tx, &x.sql.lock_user, &[&r.user_id]).await?;
+    let (before, mark_end) = (r.before.as_millis(), r.mark_end().as_millis());
     rows(
         &tx,
         &x.sql.set_not_before,
-        &[&user_id, &before.as_millis(), &mark_end],
+        &[&r.user_id, &before, &mark_end],
     )
     .await?;
     let removed = rows(
         &tx,
         &x.sql.delete_user_before,
         &[
-            &user_id,
-            &before.as_millis(),
-            &except.map(SessionId::as_str),
+            &r.user_id,
+            &before,
+            &r.except.as_ref().map(SessionId::as_str),
             &x.channel,
         ],
     )
     .await?;
-    let revoked = record_ends(&tx, x, &removed, reason, now).await?;
+    let revoked = record_ends(&tx, x, &removed, &r.reason, now).await?;
     tx.commit().await?;
     Ok(revoked)
 }

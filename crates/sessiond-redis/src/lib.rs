@@ -44,9 +44,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sessiond_engine::{
     Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate, EventPage, EventQuery,
-    EventRetention, HistoryEvent, LimitPolicy, NearCache, NewSession, Presence, RefreshOutcome,
-    RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, ShardTag, Store, StoreError,
-    SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    EventRetention, HistoryEvent, IssuedBefore, LimitPolicy, NearCache, NewSession, Presence,
+    RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, ShardTag,
+    Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::codec::Reply;
@@ -514,23 +514,17 @@ impl Store for RedisStore {
 
     async fn revoke_issued_before(
         &self,
-        user_id: &str,
-        before: Timestamp,
-        except: Option<&SessionId>,
-        reason: &RevokeReason,
-        mark_ttl_ms: u64,
+        revocation: &IssuedBefore,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let tag = ShardTag::of_user(user_id);
-        let till = before
-            .as_millis()
-            .saturating_add(i64::try_from(mark_ttl_ms).unwrap_or(i64::MAX));
+        let r = revocation;
+        let tag = ShardTag::of_user(&r.user_id);
         let mut args = self.args(&tag, now);
-        args.push(user_id)
-            .push(before.as_millis().to_string())
-            .push(till.to_string())
-            .push(except.map(|id| id.as_str().to_owned()).unwrap_or_default())
-            .push(reason.as_str());
+        args.push(r.user_id.as_str())
+            .push(r.before.as_millis().to_string())
+            .push(r.mark_end().as_millis().to_string())
+            .push(r.except.as_ref().map(|id| id.as_str()).unwrap_or_default())
+            .push(r.reason.as_str());
         let keys = [self.keys.index(&tag), self.keys.not_before(&tag)];
         let reply = self
             .conn

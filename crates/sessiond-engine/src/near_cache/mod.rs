@@ -26,7 +26,7 @@ use crate::history::HistoryEvent;
 use crate::id::SessionId;
 use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
-use crate::store::{NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
+use crate::store::{IssuedBefore, NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
 use crate::token::{TokenDigest, TokenHash};
 
 /// What an introspection through the channel found.
@@ -258,17 +258,10 @@ impl<S: CacheSource> Store for CachedStore<S> {
 
     async fn revoke_issued_before(
         &self,
-        user_id: &str,
-        before: Timestamp,
-        except: Option<&SessionId>,
-        reason: &RevokeReason,
-        mark_ttl_ms: u64,
+        revocation: &IssuedBefore,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let result = self
-            .inner
-            .revoke_issued_before(user_id, before, except, reason, mark_ttl_ms, now)
-            .await;
+        let result = self.inner.revoke_issued_before(revocation, now).await;
         match &result {
             Ok(removed) => removed
                 .iter()
