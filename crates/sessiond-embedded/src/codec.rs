@@ -4,15 +4,17 @@
 
 use rusqlite::Row;
 use rusqlite::types::Value;
-use sessiond_engine::{Device, Mode, Session, SessionData, SessionId, StoreError, Timestamp};
+use sessiond_engine::{
+    AuthContext, Device, Mode, Session, SessionData, SessionId, StoreError, Timestamp,
+};
 
 /// Columns of a session row, in the order [`RawRow::read`] expects them.
 pub(crate) const COLUMNS: &str = "id, user_id, role, data, device, created_at, last_seen_at, \
-     expires_at, absolute_expires_at, idle_ttl_ms, mode";
+     expires_at, absolute_expires_at, idle_ttl_ms, mode, auth";
 
 /// A session row exactly as SQLite returned it, not yet checked.
 #[derive(Debug)]
-pub(crate) struct RawRow([Value; 11]);
+pub(crate) struct RawRow([Value; 12]);
 
 impl RawRow {
     /// Read the [`COLUMNS`] of `row`. Reading a [`Value`] cannot fail on the
@@ -30,6 +32,7 @@ impl RawRow {
             row.get(8)?,
             row.get(9)?,
             row.get(10)?,
+            row.get(11)?,
         ]))
     }
 
@@ -47,6 +50,7 @@ impl RawRow {
             absolute,
             idle,
             mode,
+            auth,
         ] = self.0;
         let id = match text(id) {
             Some(s) => SessionId::parse(&s).ok_or_else(|| corrupt("a row", "id", "malformed"))?,
@@ -76,8 +80,16 @@ impl RawRow {
             Some("jwt") => Mode::Jwt,
             _ => return Err(corrupt(at, "mode", "neither opaque nor jwt")),
         };
+        let created_at = timestamp(created, at, "created_at")?;
+        let auth = match auth {
+            Value::Null => AuthContext::at(created_at),
+            Value::Text(s) => {
+                serde_json::from_str(&s).map_err(|e| corrupt(at, "auth", &e.to_string()))?
+            }
+            _ => return Err(corrupt(at, "auth", "neither text nor null")),
+        };
         Ok(Session {
-            created_at: timestamp(created, at, "created_at")?,
+            created_at,
             last_seen_at: timestamp(seen, at, "last_seen_at")?,
             expires_at: timestamp(expires, at, "expires_at")?,
             absolute_expires_at: timestamp(absolute, at, "absolute_expires_at")?,
@@ -88,6 +100,7 @@ impl RawRow {
             device,
             idle_ttl_ms,
             mode,
+            auth,
         })
     }
 }
@@ -134,6 +147,7 @@ mod tests {
             Value::Integer(4),
             Value::Integer(5),
             Value::Text("opaque".into()),
+            Value::Null,
         ])
     }
 

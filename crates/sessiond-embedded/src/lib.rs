@@ -54,10 +54,10 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
-    CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention, HistoryEvent,
-    IssuedBefore, NearCache, NewSession, RefreshOutcome, RefreshRequest, RevokeReason,
-    RotateTarget, Session, SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest,
-    TokenHash, TouchRule, TrackedRead,
+    Authentication, CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention,
+    HistoryEvent, IssuedBefore, NearCache, NewSession, RefreshOutcome, RefreshRequest,
+    RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock, Timestamp,
+    TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::changes::ChangeLog;
@@ -368,6 +368,17 @@ impl Store for EmbeddedStore {
     ) -> Result<Option<Session>, StoreError> {
         let id = id.clone();
         self.write(move |c| ops::extend(c, &id, idle_ttl_ms, now))
+            .await
+    }
+
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        auth: &Authentication,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let (id, auth) = (id.clone(), auth.clone());
+        self.write(move |c| ops::authenticate(c, &id, &auth, now))
             .await
     }
 

@@ -4,9 +4,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Params, params};
 use sessiond_engine::{
-    DataUpdate, EventKind, IssuedBefore, LimitPolicy, Mode, NewSession, RefreshOutcome,
-    RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
-    StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
+    Authentication, DataUpdate, EventKind, IssuedBefore, LimitPolicy, Mode, NewSession,
+    RefreshOutcome, RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session,
+    SessionId, StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
 
 use crate::codec::{self, COLUMNS, RawRow};
@@ -135,11 +135,12 @@ pub(crate) fn create(
     }
     let data = json_text("data", &s.data)?;
     let device = json_text("device", &s.device)?;
+    let auth = json_text("auth", &s.auth)?;
     conn.prepare_cached(
         "INSERT INTO sessions (id, user_id, role, data, device, token_hash, created_at, last_seen_at,
                                expires_at, absolute_expires_at, idle_ttl_ms, mode, refresh_hash,
-                               refresh_generation, refresh_rotated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                               refresh_generation, refresh_rotated_at, auth)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -158,6 +159,7 @@ pub(crate) fn create(
             new.refresh.as_ref().map(|h| &h.as_bytes()[..]),
             new.refresh.as_ref().map(|_| 0_i64),
             new.refresh.as_ref().map(|_| s.created_at.as_millis()),
+            auth,
         ])
     })
     .map_err(from_sqlite)?;
@@ -220,6 +222,24 @@ pub(crate) fn extend(
             .map_err(from_sqlite)?;
         history::record(conn, now, now, EventKind::Extended, None, &Subject::of(&s))?;
     }
+    Ok(Some(s))
+}
+
+/// Record a new authentication ([`sessiond_engine::AuthContext::after`]).
+pub(crate) fn authenticate(
+    conn: &Connection,
+    id: &SessionId,
+    auth: &Authentication,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let Some(mut s) = get(conn, id, now)? else {
+        return Ok(None);
+    };
+    s.auth = s.auth.after(auth, now);
+    let text = json_text("auth", &s.auth)?;
+    conn.prepare_cached("UPDATE sessions SET auth = ?1 WHERE id = ?2")
+        .and_then(|mut stmt| stmt.execute(params![text, s.id.as_str()]))
+        .map_err(from_sqlite)?;
     Ok(Some(s))
 }
 

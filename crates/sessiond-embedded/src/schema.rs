@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -143,6 +143,10 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         expires_at INTEGER NOT NULL
      ) STRICT, WITHOUT ROWID;
      CREATE INDEX not_before_by_expiry ON not_before (expires_at);",
+    // How and when the user last authenticated, as JSON
+    // (`sessiond_engine::AuthContext`); NULL in rows written before: aal1,
+    // no methods, at `created_at`.
+    "ALTER TABLE sessions ADD COLUMN auth TEXT;",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.

@@ -89,6 +89,7 @@ impl World {
             absolute_expires_at: now.plus(absolute),
             idle_ttl_ms: u64::try_from(idle.as_millis()).unwrap(),
             mode: sessiond_engine::Mode::Opaque,
+            auth: sessiond_engine::AuthContext::at(now),
         };
         let new = NewSession {
             token: SessionToken::generate(&shard).digest(),

@@ -6,6 +6,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::authentication::{
+    Aal, AuthContext, AuthRequirement, Authentication, MAX_METHODS, valid_method,
+};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::device::Device;
 use crate::error::{Error, StoreError};
@@ -53,6 +56,13 @@ pub struct CreateRequest {
     pub idle_ttl: Option<Duration>,
     /// Absolute lifetime instead of the role's.
     pub absolute_ttl: Option<Duration>,
+    /// The assurance level the user's authentication reached (default
+    /// `aal1`).
+    pub aal: Option<Aal>,
+    /// The methods the user authenticated with (e.g. `pwd`, `otp`).
+    pub amr: Vec<String>,
+    /// When the user authenticated (default: now); not in the future.
+    pub authenticated_at: Option<Timestamp>,
 }
 
 /// The secret a new session's client gets: hand it over, never log it.
@@ -234,6 +244,7 @@ impl Engine {
             .min(absolute_ttl);
 
         let now = self.now();
+        let auth = validate_auth_context(req.aal, req.amr, req.authenticated_at, now)?;
         let shard = ShardTag::of_user(&req.user_id);
         let (credential, digest, refresh) = match mode {
             Mode::Opaque => {
@@ -259,6 +270,7 @@ impl Engine {
             absolute_expires_at: now.plus(absolute_ttl),
             idle_ttl_ms: millis(idle_ttl),
             mode,
+            auth,
         };
         let new = NewSession {
             session,
@@ -319,6 +331,41 @@ impl Engine {
         self.call(self.store.extend(&id, ttl_ms, self.now()))
             .await?
             .ok_or(Error::NotFound)
+    }
+
+    /// Record a new authentication of a session's user (a step-up or a
+    /// re-authentication): its level rises to `aal` (never falls), `method`
+    /// joins its `amr`, and `authenticated_at` becomes now. The token stays.
+    pub async fn authenticate(&self, id: &str, aal: Aal, method: &str) -> Result<Session, Error> {
+        let id = parse_id(id)?;
+        if !valid_method(method) {
+            return Err(Error::invalid(
+                "method",
+                "1 to 32 characters from A-Z a-z 0-9 _ . : -",
+            ));
+        }
+        let auth = Authentication {
+            aal,
+            method: method.to_owned(),
+        };
+        let session = self
+            .call(self.store.authenticate(&id, &auth, self.now()))
+            .await?
+            .ok_or(Error::NotFound)?;
+        tracing::debug!(session_id = %session.id, aal = %session.auth.aal, "authentication recorded");
+        Ok(session)
+    }
+
+    /// Whether `session`'s authentication meets `requirement` now:
+    /// [`Error::AuthRequirement`] says what is short.
+    pub fn check_auth(
+        &self,
+        session: &Session,
+        requirement: &AuthRequirement,
+    ) -> Result<(), Error> {
+        requirement
+            .check(&session.auth, self.now())
+            .map_err(Error::AuthRequirement)
     }
 
     /// Give a session a new token by id; the old token is dead at once.
@@ -671,6 +718,45 @@ fn validate_user_id(user_id: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// The authentication context of a new session at `now`.
+fn validate_auth_context(
+    aal: Option<Aal>,
+    amr: Vec<String>,
+    authenticated_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<AuthContext, Error> {
+    if amr.len() > MAX_METHODS || !amr.iter().all(|m| valid_method(m)) {
+        return Err(Error::invalid(
+            "amr",
+            format!(
+                "at most {MAX_METHODS} methods, each 1 to 32 characters from A-Z a-z 0-9 _ . : -"
+            ),
+        ));
+    }
+    let at = match authenticated_at {
+        // Clocks of the app's servers and this one disagree a little.
+        Some(at) if at > now.plus(MAX_ISSUED_BEFORE_LEAD) => {
+            return Err(Error::invalid(
+                "authenticated_at",
+                "a time at most a minute past the server's clock",
+            ));
+        }
+        Some(at) => at.min(now),
+        None => now,
+    };
+    let mut methods: Vec<String> = Vec::with_capacity(amr.len());
+    for m in amr {
+        if !methods.contains(&m) {
+            methods.push(m);
+        }
+    }
+    Ok(AuthContext {
+        authenticated_at: at,
+        aal: aal.unwrap_or_default(),
+        amr: methods,
+    })
 }
 
 fn validate_ttl(field: &'static str, ttl: Option<Duration>) -> Result<Option<Duration>, Error> {

@@ -94,6 +94,10 @@ pub enum Error {
     /// See [`StoreError::CursorExpired`].
     #[error("event cursor expired: {0}")]
     CursorExpired(String),
+    /// The session is live but its authentication does not meet what the
+    /// check required (too low a level, or too long ago).
+    #[error("the session's authentication does not meet the requirement: {0:?}")]
+    AuthRequirement(crate::authentication::AuthShortfall),
 }
 
 impl Error {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod authentication;
 pub mod clock;
 pub mod device;
 pub mod engine;
@@ -21,6 +22,7 @@ pub mod session;
 pub mod store;
 pub mod token;
 
+pub use authentication::{Aal, AuthContext, AuthRequirement, AuthShortfall, Authentication};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use device::{Device, DeviceKind};
 pub use engine::{CreateRequest, Created, CreatedJwt, Engine, HistoryPage, Refreshed, Rotated};

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::authentication::Authentication;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
@@ -33,6 +34,8 @@ pub enum Op {
     UpdateData,
     /// [`Store::extend`].
     Extend,
+    /// [`Store::authenticate`].
+    Authenticate,
     /// [`Store::rotate`].
     Rotate,
     /// [`Store::refresh`].
@@ -69,12 +72,13 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 21] = [
+    pub const ALL: [Op; 22] = [
         Op::Create,
         Op::Introspect,
         Op::Get,
         Op::UpdateData,
         Op::Extend,
+        Op::Authenticate,
         Op::Rotate,
         Op::Refresh,
         Op::Revoke,
@@ -101,6 +105,7 @@ impl Op {
             Op::Get => "get",
             Op::UpdateData => "update_data",
             Op::Extend => "extend",
+            Op::Authenticate => "authenticate",
             Op::Rotate => "rotate",
             Op::Refresh => "refresh",
             Op::Revoke => "revoke",
@@ -129,6 +134,7 @@ impl Op {
             Op::Create
                 | Op::UpdateData
                 | Op::Extend
+                | Op::Authenticate
                 | Op::Rotate
                 | Op::Refresh
                 | Op::Revoke
@@ -264,6 +270,16 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
     ) -> Result<Option<Session>, StoreError> {
         let call = self.inner.extend(id, idle_ttl_ms, now);
         self.run(Op::Extend, call, done).await
+    }
+
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        auth: &Authentication,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let call = self.inner.authenticate(id, auth, now);
+        self.run(Op::Authenticate, call, done).await
     }
 
     async fn rotate(
@@ -427,6 +443,7 @@ mod tests {
                 "get",
                 "update_data",
                 "extend",
+                "authenticate",
                 "rotate",
                 "refresh",
                 "revoke",
@@ -446,6 +463,6 @@ mod tests {
             ]
         );
         let writes: Vec<Op> = Op::ALL.into_iter().filter(|op| op.writes()).collect();
-        assert_eq!(writes.len(), 8);
+        assert_eq!(writes.len(), 9);
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::authentication::AuthContext;
 use crate::clock::Timestamp;
 use crate::device::Device;
 use crate::id::SessionId;
@@ -73,6 +74,8 @@ pub struct Session {
     pub idle_ttl_ms: u64,
     /// Opaque token or JWT with refresh tokens.
     pub mode: Mode,
+    /// How and when the user last authenticated.
+    pub auth: AuthContext,
 }
 
 impl Session {

@@ -11,6 +11,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+use crate::authentication::Authentication;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
@@ -283,6 +284,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         id: &SessionId,
         idle_ttl_ms: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Record a new authentication of the session's user
+    /// ([`crate::AuthContext::after`]): raise its level, add the method,
+    /// move `authenticated_at` to `now`. Token, data and deadlines are
+    /// unchanged. `None` when the session is not live.
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        auth: &Authentication,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError>;
 

@@ -53,10 +53,11 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sessiond_engine::history::retention_cutoff;
 use sessiond_engine::{
-    Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate, EventPage, EventQuery,
-    EventRetention, HistoryEvent, IssuedBefore, NearCache, NewSession, NodeHealth, Presence,
-    RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, Store,
-    StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    Authentication, Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate,
+    EventPage, EventQuery, EventRetention, HistoryEvent, IssuedBefore, NearCache, NewSession,
+    NodeHealth, Presence, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
+    SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
+    TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -390,6 +391,15 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
         with_retry!(self, |c, x| ops::extend(&mut c, &x, id, idle_ttl_ms, now))
+    }
+
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        auth: &Authentication,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        with_retry!(self, |c, x| ops::authenticate(&mut c, &x, id, auth, now))
     }
 
     async fn rotate(

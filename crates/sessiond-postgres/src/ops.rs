@@ -6,8 +6,8 @@
 use deadpool_postgres::{Client, GenericClient};
 use sessiond_engine::store::json_text;
 use sessiond_engine::{
-    Beaten, Connection, ConnectionBeat, ConnectionId, DataUpdate, DevicePresence, EventKind,
-    HistoryEvent, IssuedBefore, LimitPolicy, Mode, NewSession, Presence, RefreshOutcome,
+    Authentication, Beaten, Connection, ConnectionBeat, ConnectionId, DataUpdate, DevicePresence,
+    EventKind, HistoryEvent, IssuedBefore, LimitPolicy, Mode, NewSession, Presence, RefreshOutcome,
     RefreshRequest, RefreshState, RefreshStep, RevokeReason, RotateTarget, Session, SessionId,
     StoreError, Timestamp, TokenDigest, TokenHash, TouchRule, data_size,
 };
@@ -204,6 +204,7 @@ pub(crate) async fn create(
     events.session(now, EventKind::Created, s);
     let data = json_text("data", &s.data)?;
     let device = json_text("device", &s.device)?;
+    let auth = json_text("auth", &s.auth)?;
     let refresh = new.refresh.as_ref().map(|h| &h.as_bytes()[..]);
     let generation = new.refresh.as_ref().map(|_| 0_i64);
     let rotated_at = new.refresh.as_ref().map(|_| s.created_at.as_millis());
@@ -227,6 +228,7 @@ pub(crate) async fn create(
                 &refresh,
                 &generation,
                 &rotated_at,
+                &auth,
             ],
         )
         .await
@@ -308,6 +310,30 @@ pub(crate) async fn extend(
     tokio::try_join!(rows(&tx, &x.sql.set_expiry, &set), async {
         Ok(events.write(&tx, x.sql).await?)
     })?;
+    tx.commit().await?;
+    Ok(Some(s))
+}
+
+/// Record a new authentication ([`sessiond_engine::AuthContext::after`]).
+/// One transaction: the row read `FOR UPDATE` (so concurrent step-ups
+/// apply one after another), then its new context written.
+pub(crate) async fn authenticate(
+    c: &mut Client,
+    x: &Ctx<'_>,
+    id: &SessionId,
+    auth: &Authentication,
+    now: Timestamp,
+) -> Outcome<Option<Session>> {
+    let tx = c.transaction().await?;
+    let Some(mut s) =
+        one_session(&tx, &x.sql.lock_by_id, &[&id.as_str(), &now.as_millis()]).await?
+    else {
+        return Ok(None);
+    };
+    s.auth = s.auth.after(auth, now);
+    let text = json_text("auth", &s.auth)?;
+    let set: Params<'_, 3> = [&id.as_str(), &text, &x.channel];
+    rows(&tx, &x.sql.set_auth, &set).await?;
     tx.commit().await?;
     Ok(Some(s))
 }

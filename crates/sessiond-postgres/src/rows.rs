@@ -4,7 +4,8 @@
 //! instead of failing the query.
 
 use sessiond_engine::{
-    Connection, ConnectionId, Device, Mode, Session, SessionData, SessionId, StoreError, Timestamp,
+    AuthContext, Connection, ConnectionId, Device, Mode, Session, SessionData, SessionId,
+    StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 
@@ -12,10 +13,10 @@ use crate::errors::corrupt;
 
 /// Columns of a session row, in the order [`decode`] reads them.
 pub(crate) const COLUMNS: &str = "id, user_id, role, data, device, created_at, last_seen_at, \
-     expires_at, absolute_expires_at, idle_ttl_ms, mode";
+     expires_at, absolute_expires_at, idle_ttl_ms, mode, auth";
 
 /// Number of columns [`decode`] reads from the start of a row.
-pub(crate) const COLUMN_COUNT: usize = 11;
+pub(crate) const COLUMN_COUNT: usize = 12;
 
 /// The session held by the first [`COLUMN_COUNT`] columns of `row`.
 pub(crate) fn decode(row: &Row) -> Result<Session, StoreError> {
@@ -47,8 +48,18 @@ pub(crate) fn decode(row: &Row) -> Result<Session, StoreError> {
         "jwt" => Mode::Jwt,
         _ => return Err(corrupt(&at, "mode", "neither opaque nor jwt")),
     };
+    let created_at = Timestamp::from_millis(get_millis(5, "created_at")?);
+    let auth: Option<String> = row
+        .try_get(11)
+        .map_err(|e| corrupt(&at, "auth", &e.to_string()))?;
+    let auth = match auth {
+        None => AuthContext::at(created_at),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|e| corrupt(&at, "auth", &e.to_string()))?
+        }
+    };
     Ok(Session {
-        created_at: Timestamp::from_millis(get_millis(5, "created_at")?),
+        created_at,
         last_seen_at: Timestamp::from_millis(get_millis(6, "last_seen_at")?),
         expires_at: Timestamp::from_millis(get_millis(7, "expires_at")?),
         absolute_expires_at: Timestamp::from_millis(get_millis(8, "absolute_expires_at")?),
@@ -59,6 +70,7 @@ pub(crate) fn decode(row: &Row) -> Result<Session, StoreError> {
         device,
         idle_ttl_ms,
         mode,
+        auth,
     })
 }
 

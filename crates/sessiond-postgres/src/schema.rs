@@ -15,7 +15,7 @@ pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 const MIGRATION_LOCK: (i32, i32) = (0x5345_5353, 1);
 
 /// Migrations in order; `{s}` stands for the schema's quoted name.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     // Only the token's hash is kept, never the token: `token_hash` is the
     // unique key introspection reads by. The per-user index serves listing,
     // counting and eviction in `created_at, id` order; the expiry sweep
@@ -121,6 +121,10 @@ const MIGRATIONS: [&str; 5] = [
         expires_at bigint NOT NULL
      );
      CREATE INDEX not_before_by_expiry ON {s}.not_before (expires_at);",
+    // How and when the user last authenticated, as JSON
+    // (`sessiond_engine::AuthContext`); NULL in rows written before: aal1,
+    // no methods, at `created_at`.
+    "ALTER TABLE {s}.sessions ADD COLUMN auth text;",
 ];
 
 /// Whether `name` may name the schema: a lower-case identifier that needs no

@@ -52,7 +52,7 @@ pub(crate) struct Statements {
     /// Evict the oldest: `$1` user, `$2` now, `$3` how many, `$4` channel;
     /// selects the [`REMOVED`] columns.
     pub evict: String,
-    /// `$1`..`$15` the row.
+    /// `$1`..`$16` the row.
     pub insert: String,
     /// For update: `$1` id, `$2` now; selects [`COLUMNS`] and the token hash.
     pub lock_by_id: String,
@@ -61,6 +61,9 @@ pub(crate) struct Statements {
     /// Move the idle deadline of a row locked by [`Statements::lock_by_id`]:
     /// `$1` id, `$2` deadline, `$3` channel.
     pub set_expiry: String,
+    /// Set the authentication context of a row locked by
+    /// [`Statements::lock_by_id`]: `$1` id, `$2` context, `$3` channel.
+    pub set_auth: String,
     /// For update: `$1` token hash, `$2` now; selects [`COLUMNS`] and the
     /// refresh state.
     pub lock_by_token: String,
@@ -180,8 +183,8 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {t} (id, user_id, role, data, device, token_hash, created_at,
                     last_seen_at, expires_at, absolute_expires_at, idle_ttl_ms, mode,
-                    refresh_hash, refresh_generation, refresh_rotated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                    refresh_hash, refresh_generation, refresh_rotated_at, auth)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             ),
             lock_by_id: format!(
                 "SELECT {COLUMNS}, token_hash FROM {t} WHERE id = $1 AND {} FOR UPDATE",
@@ -194,6 +197,11 @@ impl Statements {
             ),
             set_expiry: format!(
                 "WITH u AS (UPDATE {t} SET expires_at = $2 WHERE id = $1 RETURNING token_hash)
+                 SELECT {} FROM u",
+                notify("token_hash", "$3")
+            ),
+            set_auth: format!(
+                "WITH u AS (UPDATE {t} SET auth = $2 WHERE id = $1 RETURNING token_hash)
                  SELECT {} FROM u",
                 notify("token_hash", "$3")
             ),

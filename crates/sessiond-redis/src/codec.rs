@@ -212,6 +212,7 @@ mod tests {
             absolute_expires_at: Timestamp::from_millis(created + 600_000),
             idle_ttl_ms: 60_000,
             mode: Mode::Opaque,
+            auth: sessiond_engine::AuthContext::at(Timestamp::from_millis(created)),
         }
     }
 

@@ -43,10 +43,11 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sessiond_engine::{
-    Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate, EventPage, EventQuery,
-    EventRetention, HistoryEvent, IssuedBefore, LimitPolicy, NearCache, NewSession, Presence,
-    RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session, SessionId, ShardTag,
-    Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
+    Authentication, Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate,
+    EventPage, EventQuery, EventRetention, HistoryEvent, IssuedBefore, LimitPolicy, NearCache,
+    NewSession, Presence, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
+    SessionId, ShardTag, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash,
+    TouchRule, TrackedRead,
 };
 
 use crate::codec::Reply;
@@ -398,6 +399,29 @@ impl Store for RedisStore {
             .conn
             .eval(
                 &SCRIPTS.extend,
+                &[self.keys.index(&tag)],
+                &args.0,
+                Retry::Never,
+            )
+            .await?;
+        codec::maybe_session(&reply, &tag)
+    }
+
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        auth: &Authentication,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let tag = id.shard();
+        let mut args = self.args(&tag, now);
+        args.push(id_random(id))
+            .push(auth.aal.level().to_string())
+            .push(auth.method.clone());
+        let reply = self
+            .conn
+            .eval(
+                &SCRIPTS.authenticate,
                 &[self.keys.index(&tag)],
                 &args.0,
                 Retry::Never,

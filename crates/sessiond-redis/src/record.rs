@@ -7,9 +7,11 @@
 //! user id, role, user agent, ip, device kind (a small number), os, browser,
 //! created, last seen, idle deadline, absolute deadline, idle timeout (ms),
 //! mode (`""` or `"jwt"`), data as a flat array of key and compact-JSON
-//! pairs; and only in JWT mode the refresh state: current and previous
-//! refresh token hashes, the successor wrapped under the previous one
-//! (base64url), generation and the time the current one was issued.
+//! pairs, the authentication context (`authenticated_at` less `created_at`
+//! in ms, the level 1..=3, the methods); and only in JWT mode the refresh
+//! state: current and previous refresh token hashes, the successor wrapped
+//! under the previous one (base64url), generation and the time the current
+//! one was issued. Layout 1 (no authentication context) is still read.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,14 +19,14 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use sessiond_engine::{
-    Device, DeviceKind, Mode, Session, SessionData, SessionId, ShardTag, StoreError, Timestamp,
-    TokenHash,
+    Aal, AuthContext, Device, DeviceKind, Mode, Session, SessionData, SessionId, ShardTag,
+    StoreError, Timestamp, TokenHash,
 };
 
 use crate::keys::id_random;
 
 /// Version of the record layout (the first field).
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// An optional string: `false` when absent (as the scripts store one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -116,6 +118,9 @@ struct Record {
     idle_ttl_ms: u64,
     mode: String,
     data: Pairs,
+    auth_delay_ms: i64,
+    aal: u8,
+    amr: Pairs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_hash: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +131,87 @@ struct Record {
     refresh_generation: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_rotated_at: Option<i64>,
+}
+
+/// A record of layout 1: [`Record`] without the authentication context.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct RecordV1 {
+    version: u8,
+    id: String,
+    user_id: String,
+    role: Text,
+    user_agent: Text,
+    ip: Text,
+    kind: u8,
+    os: Text,
+    browser: Text,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    absolute_expires_at: i64,
+    idle_ttl_ms: u64,
+    mode: String,
+    data: Pairs,
+    #[serde(default)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    refresh_hash: Option<Text>,
+    #[serde(default)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    refresh_previous: Option<Text>,
+    #[serde(default)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    refresh_wrapped: Option<Text>,
+    #[serde(default)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    refresh_generation: Option<u64>,
+    #[serde(default)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    refresh_rotated_at: Option<i64>,
+}
+
+impl From<RecordV1> for Record {
+    /// Authenticated at creation, `aal1`, no methods known.
+    fn from(r: RecordV1) -> Self {
+        Self {
+            version: r.version,
+            id: r.id,
+            user_id: r.user_id,
+            role: r.role,
+            user_agent: r.user_agent,
+            ip: r.ip,
+            kind: r.kind,
+            os: r.os,
+            browser: r.browser,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.expires_at,
+            absolute_expires_at: r.absolute_expires_at,
+            idle_ttl_ms: r.idle_ttl_ms,
+            mode: r.mode,
+            data: r.data,
+            auth_delay_ms: 0,
+            aal: Aal::Aal1.level(),
+            amr: Pairs::default(),
+            refresh_hash: r.refresh_hash,
+            refresh_previous: r.refresh_previous,
+            refresh_wrapped: r.refresh_wrapped,
+            refresh_generation: r.refresh_generation,
+            refresh_rotated_at: r.refresh_rotated_at,
+        }
+    }
+}
+
+/// The layout version of a record: its array's first element, a positive
+/// fixint after the array header.
+fn version_of(raw: &[u8]) -> Option<u8> {
+    let at = match *raw.first()? {
+        0x90..=0x9f => 1,
+        0xdc => 3,
+        0xdd => 5,
+        _ => return None,
+    };
+    raw.get(at).copied().filter(|v| *v < 0x80)
 }
 
 /// The refresh state of a JWT-mode session.
@@ -202,6 +288,13 @@ pub(crate) fn encode(
             false => String::new(),
         },
         data: Pairs(data_pairs(&session.data)?),
+        auth_delay_ms: session
+            .auth
+            .authenticated_at
+            .as_millis()
+            .saturating_sub(session.created_at.as_millis()),
+        aal: session.auth.aal.level(),
+        amr: Pairs(session.auth.amr.clone()),
         refresh_hash: refresh.map(|h| Text(Some(h.to_base64()))),
         refresh_previous: jwt.then_some(Text(None)),
         refresh_wrapped: jwt.then_some(Text(None)),
@@ -222,10 +315,14 @@ pub(crate) fn decode(
     raw: &[u8],
     tag: &ShardTag,
 ) -> Result<(Session, Option<RefreshState>), StoreError> {
-    let r: Record = rmp_serde::from_slice(raw).map_err(corrupt)?;
-    if r.version != VERSION {
-        return Err(corrupt(format!("unknown version {}", r.version)));
-    }
+    let r: Record = match version_of(raw) {
+        Some(VERSION) => rmp_serde::from_slice(raw).map_err(corrupt)?,
+        Some(1) => rmp_serde::from_slice::<RecordV1>(raw)
+            .map_err(corrupt)?
+            .into(),
+        Some(v) => return Err(corrupt(format!("unknown version {v}"))),
+        None => return Err(corrupt("not a record")),
+    };
     let mut full = String::with_capacity(tag.as_str().len() + r.id.len());
     full.push_str(tag.as_str());
     full.push_str(&r.id);
@@ -268,6 +365,11 @@ pub(crate) fn decode(
         }),
     };
     let kind = kind_of(r.kind).ok_or_else(|| corrupt(format!("session {id}: bad device kind")))?;
+    let auth = AuthContext {
+        authenticated_at: Timestamp::from_millis(r.created_at.saturating_add(r.auth_delay_ms)),
+        aal: Aal::from_level(r.aal).ok_or_else(|| corrupt(format!("session {id}: bad aal")))?,
+        amr: r.amr.0,
+    };
     let session = Session {
         user_id: r.user_id,
         role: r.role.0,
@@ -286,6 +388,7 @@ pub(crate) fn decode(
         idle_ttl_ms: r.idle_ttl_ms,
         mode,
         id,
+        auth,
     };
     Ok((session, refresh))
 }
@@ -318,6 +421,11 @@ mod tests {
             absolute_expires_at: Timestamp::from_millis(1_795_100_000_000),
             idle_ttl_ms: 60_000,
             mode: Mode::Opaque,
+            auth: AuthContext {
+                authenticated_at: Timestamp::from_millis(1_795_000_000_000),
+                aal: Aal::Aal2,
+                amr: vec!["pwd".into(), "otp".into()],
+            },
         }
     }
 
@@ -336,6 +444,7 @@ mod tests {
         let mut real = sample();
         real.data = SessionData::new();
         real.user_id = "user-000001@example.com".into();
+        real.auth = AuthContext::at(real.created_at);
         let raw = encode(&real, None).unwrap();
         // Under 253 bytes, a value fits Redis's 256-byte allocation class.
         assert!(raw.len() <= 252, "{} bytes", raw.len());
@@ -384,6 +493,43 @@ mod tests {
             let mut bad = raw.clone();
             bad[flip] ^= 0xff;
             let _ = decode(&bad, &tag); // never panics
+        }
+    }
+
+    #[test]
+    fn layout_1_records_read_as_authenticated_at_creation() {
+        for jwt in [false, true] {
+            let s = sample();
+            let refresh = jwt.then(|| TokenHash::from_bytes([3; 32]));
+            let v2: Record = rmp_serde::from_slice(&encode(&s, refresh.as_ref()).unwrap()).unwrap();
+            let v1 = RecordV1 {
+                version: 1,
+                id: v2.id,
+                user_id: v2.user_id,
+                role: v2.role,
+                user_agent: v2.user_agent,
+                ip: v2.ip,
+                kind: v2.kind,
+                os: v2.os,
+                browser: v2.browser,
+                created_at: v2.created_at,
+                last_seen_at: v2.last_seen_at,
+                expires_at: v2.expires_at,
+                absolute_expires_at: v2.absolute_expires_at,
+                idle_ttl_ms: v2.idle_ttl_ms,
+                mode: v2.mode,
+                data: v2.data,
+                refresh_hash: v2.refresh_hash,
+                refresh_previous: v2.refresh_previous,
+                refresh_wrapped: v2.refresh_wrapped,
+                refresh_generation: v2.refresh_generation,
+                refresh_rotated_at: v2.refresh_rotated_at,
+            };
+            let raw = rmp_serde::to_vec(&v1).unwrap();
+            let (back, state) = decode(&raw, &s.id.shard()).unwrap();
+            assert_eq!(back.auth, AuthContext::at(s.created_at));
+            assert_eq!(back.data, s.data);
+            assert_eq!(state.is_some(), jwt);
         }
     }
 }

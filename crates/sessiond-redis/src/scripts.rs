@@ -78,6 +78,7 @@ pub(crate) struct Scripts {
     pub(crate) get: LuaScript,
     pub(crate) update_data: LuaScript,
     pub(crate) extend: LuaScript,
+    pub(crate) authenticate: LuaScript,
     pub(crate) rotate: LuaScript,
     pub(crate) refresh: LuaScript,
     pub(crate) revoke: LuaScript,
@@ -94,13 +95,14 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All of them, to load into a server ahead of use.
-    pub(crate) fn all(&self) -> [&LuaScript; 17] {
+    pub(crate) fn all(&self) -> [&LuaScript; 18] {
         [
             &self.create,
             &self.touch,
             &self.get,
             &self.update_data,
             &self.extend,
+            &self.authenticate,
             &self.rotate,
             &self.refresh,
             &self.revoke,
@@ -124,6 +126,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     get: script!("get"),
     update_data: script!("update_data"),
     extend: script!("extend"),
+    authenticate: script!("authenticate"),
     rotate: script!("rotate"),
     refresh: script!("refresh"),
     revoke: script!("revoke"),

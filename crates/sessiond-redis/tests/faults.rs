@@ -36,6 +36,7 @@ fn new_session(user: &str, clock: &ManualClock) -> (NewSession, SessionToken) {
             absolute_expires_at: now.plus(Duration::from_secs(3600)),
             idle_ttl_ms: 600_000,
             mode: sessiond_engine::Mode::Opaque,
+            auth: sessiond_engine::AuthContext::at(now),
         },
         token: token.digest(),
         refresh: None,

@@ -12,6 +12,7 @@ use sessiond_engine::{
     RevokeReason, RolePolicy, Session, SessionData, SessionId, Store,
 };
 
+pub use crate::authentication_cases::*;
 use crate::fixture::Fixture;
 pub use crate::issued_before_cases::*;
 pub use crate::refresh_rotation::*;

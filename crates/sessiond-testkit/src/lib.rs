@@ -17,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+pub mod authentication_cases;
 pub mod conformance;
 pub mod counting;
 pub mod csrf_cases;
@@ -78,7 +79,10 @@ macro_rules! conformance_tests {
             creates_older_than_the_mark_are_refused,
             revoke_issued_before_racing_creates_leaves_none_older,
             the_mark_expires,
-            revoke_issued_before_bad_input
+            revoke_issued_before_bad_input,
+            authentication_context_is_kept_and_stepped_up,
+            authenticate_needs_a_live_session_and_good_input,
+            concurrent_step_ups_all_land
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

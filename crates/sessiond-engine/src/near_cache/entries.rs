@@ -379,6 +379,7 @@ mod tests {
             absolute_expires_at: Timestamp::from_millis(20_000),
             idle_ttl_ms: 10_000,
             mode: Mode::Opaque,
+            auth: crate::AuthContext::at(Timestamp::from_millis(0)),
         }
     }
 

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 pub use entries::{CacheOptions, CacheStats, NearCache, Ticket};
 
+use crate::authentication::Authentication;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
@@ -180,6 +181,16 @@ impl<S: CacheSource> Store for CachedStore<S> {
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
         let result = self.inner.extend(id, idle_ttl_ms, now).await;
+        self.changed(id, result)
+    }
+
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        auth: &Authentication,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let result = self.inner.authenticate(id, auth, now).await;
         self.changed(id, result)
     }
 

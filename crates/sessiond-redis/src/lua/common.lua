@@ -26,9 +26,10 @@
 -- events are recorded.
 
 -- Positions of a record's fields (see record.rs); the refresh fields are
--- there in JWT mode only.
+-- there in JWT mode only. F_AT holds authenticated_at less created_at.
 local F_ID, F_UID, F_IP, F_KIND, F_CA, F_LS, F_EXP, F_ABS, F_TTL, F_MODE, F_DATA = 2, 3, 6, 7, 10, 11, 12, 13, 14, 15, 16
-local F_RH, F_RP, F_RW, F_RG, F_RT = 17, 18, 19, 20, 21
+local F_AT, F_AAL, F_AMR = 17, 18, 19
+local F_RH, F_RP, F_RW, F_RG, F_RT = 20, 21, 22, 23, 24
 local ID_LEN, TH_LEN = 22, 32
 local EXPIRY_GRACE = 10000
 
@@ -137,6 +138,14 @@ local function decode(raw)
   if not ok or type(r) ~= 'table' or type(r[F_EXP]) ~= 'number'
       or type(r[F_ABS]) ~= 'number' or type(r[F_ID]) ~= 'string' then
     return nil
+  end
+  if r[1] == 1 then
+    -- Layout 1 had no authentication context: aal1, no methods, at
+    -- creation. Saved again, the record is in layout 2.
+    table.insert(r, F_AT, 0)
+    table.insert(r, F_AAL, 1)
+    table.insert(r, F_AMR, {})
+    r[1] = 2
   end
   return r
 end
