@@ -15,13 +15,14 @@ mod secret;
 mod session;
 
 pub use requests::{
-    ConnectionBeat, CreateSession, EventsQuery, Extend, HistoryQuery, Introspect, PatchData,
-    RefreshBody, RevokeIssuedBefore, RevokeQuery, RevokeUserQuery,
+    AuthQuery, Authenticate, ConnectionBeat, CreateSession, EventsQuery, Extend, HistoryQuery,
+    Introspect, PatchData, RefreshBody, RevokeIssuedBefore, RevokeQuery, RevokeUserQuery,
 };
 pub use responses::{
     ConnectionView, CreateResponse, Created, CreatedJwt, DevicePresenceView, EventView,
     HistoryEventView, HistoryList, Introspection, NodeState, PresenceView, ProblemBody, Readiness,
-    RevokedCount, Rotated, SessionList, Stats, TokenPair,
+    RevokedCount, Risk, Rotated, SessionList, Stats, TokenPair,
 };
 pub use secret::Secret;
 pub use session::SessionView;
+pub use sessiond_engine::Aal;

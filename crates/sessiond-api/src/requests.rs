@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessiond_engine::{Mode, SessionData, Timestamp};
+use sessiond_engine::{Aal, AuthRequirement, Mode, SessionData, Timestamp};
 
 use crate::secret::Secret;
 
@@ -51,6 +51,19 @@ pub struct CreateSession {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub absolute_ttl: Option<Duration>,
+    /// The assurance level the user's authentication reached (default
+    /// `aal1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aal: Option<Aal>,
+    /// The methods the user authenticated with, e.g. `["pwd", "otp"]`
+    /// (RFC 8176 names or the app's own; at most 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// RFC 3339 UTC time the user authenticated (default: now; not in the
+    /// future).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub authenticated_at: Option<Timestamp>,
 }
 
 impl CreateSession {
@@ -100,6 +113,74 @@ pub struct Introspect {
     /// Record activity (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub touch: Option<bool>,
+    /// Require the user to have authenticated at most this many seconds
+    /// ago; else a `reauthentication_required` problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    /// Require at least this assurance level; else an `insufficient_aal`
+    /// problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_aal: Option<Aal>,
+    /// The end user's IP address, for the device binding of the session's
+    /// role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The end user's user agent, for the device binding of the session's
+    /// role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// Requirements on the authentication of the caller's session, in the
+/// query of `GET /v1/me`, `GET /v1/auth` and `POST /v1/sessions/introspect`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct AuthQuery {
+    /// Require the user to have authenticated at most this many seconds
+    /// ago; else 401 `reauthentication_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    /// Require at least this assurance level (`aal1`..`aal3`); else 401
+    /// `insufficient_aal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
+    pub min_aal: Option<Aal>,
+}
+
+impl AuthQuery {
+    /// What it requires.
+    pub fn requirement(&self) -> AuthRequirement {
+        AuthRequirement {
+            max_age: self.max_age.map(Duration::from_secs),
+            min_aal: self.min_aal,
+        }
+    }
+}
+
+impl Introspect {
+    /// What its body requires.
+    pub fn requirement(&self) -> AuthRequirement {
+        AuthRequirement {
+            max_age: self.max_age.map(Duration::from_secs),
+            min_aal: self.min_aal,
+        }
+    }
+}
+
+/// `POST /v1/sessions/{id}/authenticate`: the user authenticated again
+/// (a step-up or a re-authentication).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Authenticate {
+    /// The level this authentication reached (default `aal1`); the
+    /// session's level rises to it and never falls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aal: Option<Aal>,
+    /// The method used, e.g. `otp`, `webauthn`, `pwd`: added to the
+    /// session's `amr`.
+    pub method: String,
 }
 
 /// `PATCH /v1/sessions/{id}`.
@@ -297,6 +378,10 @@ mod tests {
         let body = Introspect {
             token: Secret::new("sds_secret-token"),
             touch: None,
+            max_age: None,
+            min_aal: None,
+            ip: None,
+            user_agent: None,
         };
         assert!(!format!("{body:?}").contains("secret-token"));
     }

@@ -96,6 +96,18 @@ pub struct Introspection {
     /// The session, when active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionView>,
+    /// Set when the session is active but was presented off its device
+    /// binding (a role with `on_mismatch = "flag"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Risk>,
+}
+
+/// Why an active session is risky.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Risk {
+    /// The bindings the presenter broke: `ip_prefix`, `ua_family`.
+    pub binding_mismatch: Vec<sessiond_engine::BindTo>,
 }
 
 /// A user's sessions, newest first.
@@ -415,6 +427,13 @@ pub struct ProblemBody {
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
+    /// `insufficient_aal`: the level the check required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_aal: Option<sessiond_engine::Aal>,
+    /// `reauthentication_required`: the longest time, in seconds, since
+    /// the user's last authentication that the check accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
 }
 
 #[cfg(test)]
@@ -479,6 +498,8 @@ mod tests {
             title: "Not found".into(),
             status: 404,
             detail: "no live session with this id".into(),
+            min_aal: None,
+            max_age: None,
         };
         let wire = serde_json::to_value(&p).unwrap_or_default();
         assert_eq!(wire["type"], "urn:sessiond:problem:not-found");

@@ -1,7 +1,7 @@
 //! [`SessionView`]: a session as the API shows it.
 
 use serde::{Deserialize, Serialize};
-use sessiond_engine::{Device, Mode, Session, SessionData, SessionId, Timestamp};
+use sessiond_engine::{Aal, Device, Mode, Session, SessionData, SessionId, Timestamp};
 
 /// A session as the API shows it. Never holds a token or its hash.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,15 @@ pub struct SessionView {
     pub absolute_expires_at: Timestamp,
     /// `opaque` or `jwt`.
     pub mode: Mode,
+    /// When the user last authenticated (RFC 3339): at creation, or at the
+    /// latest `POST /v1/sessions/{id}/authenticate`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub authenticated_at: Timestamp,
+    /// Assurance level reached: `aal1`, `aal2` or `aal3`.
+    pub aal: Aal,
+    /// Authentication methods used (e.g. `pwd`, `otp`), each once.
+    #[serde(default)]
+    pub amr: Vec<String>,
     /// In `/v1/me/sessions`: whether this is the caller's own session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<bool>,
@@ -54,6 +63,9 @@ impl From<Session> for SessionView {
             expires_at: s.expires_at,
             absolute_expires_at: s.absolute_expires_at,
             mode: s.mode,
+            authenticated_at: s.auth.authenticated_at,
+            aal: s.auth.aal,
+            amr: s.auth.amr,
             current: None,
         }
     }
@@ -72,7 +84,10 @@ pub(crate) fn session_json() -> serde_json::Value {
         "last_seen_at": "2026-01-02T03:04:05.678Z",
         "expires_at": "2026-01-02T03:34:05.678Z",
         "absolute_expires_at": "2026-02-01T03:04:05.678Z",
-        "mode": "opaque"
+        "mode": "opaque",
+        "authenticated_at": "2026-01-02T03:04:05.678Z",
+        "aal": "aal2",
+        "amr": ["pwd", "otp"]
     })
 }
 

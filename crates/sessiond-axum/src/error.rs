@@ -4,6 +4,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use sessiond_engine::Aal;
+
 use crate::backend::BackendError;
 
 /// A session operation failed.
@@ -19,6 +21,20 @@ pub enum Error {
     /// store under that key).
     #[error("session data: {0}")]
     Data(String),
+    /// The session's assurance level is below `required`: the user must
+    /// step up.
+    #[error("authentication at {required} or above is required")]
+    InsufficientAal {
+        /// The level asked for.
+        required: Aal,
+    },
+    /// The user authenticated longer ago than `max_age_secs`: they must
+    /// authenticate again.
+    #[error("an authentication within the last {max_age_secs} s is required")]
+    ReauthenticationRequired {
+        /// The longest age accepted, in seconds.
+        max_age_secs: u64,
+    },
     /// The backend refused or could not be reached.
     #[error(transparent)]
     Backend(BackendError),
@@ -28,7 +44,9 @@ impl Error {
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NoSession => StatusCode::UNAUTHORIZED,
+            Self::NoSession
+            | Self::InsufficientAal { .. }
+            | Self::ReauthenticationRequired { .. } => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Data(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Backend(b) => match b {
@@ -61,10 +79,20 @@ impl IntoResponse for Error {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if status == StatusCode::UNAUTHORIZED {
+        // RFC 9470: what the user must do, for a client that can act on it.
+        let challenge = match &self {
+            Self::InsufficientAal { required } => Some(format!(
+                r#"Bearer error="insufficient_user_authentication", acr_values="{required}""#
+            )),
+            Self::ReauthenticationRequired { max_age_secs } => Some(format!(
+                r#"Bearer error="insufficient_user_authentication", max_age="{max_age_secs}""#
+            )),
+            _ => (status == StatusCode::UNAUTHORIZED).then(|| "Bearer".to_owned()),
+        };
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response
                 .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                .insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }

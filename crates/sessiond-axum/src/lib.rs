@@ -41,6 +41,7 @@ mod backend;
 mod context;
 mod error;
 mod extract;
+mod guards;
 mod live;
 #[cfg(feature = "remote")]
 mod remote;
@@ -54,6 +55,7 @@ pub use backend::{
 pub use context::{Session, SessionContext};
 pub use error::{Error, InvalidSettings};
 pub use extract::SessionRejection;
+pub use guards::{GuardRejection, RequireAal, RequireRecentAuth};
 pub use live::{
     CLOSE_SESSION_ENDED, CLOSE_UNCONFIRMED, DEFAULT_HEARTBEAT, DEFAULT_TTL, LiveConnection,
     LiveEnd, LiveOptions, LiveSender, LiveSocket, LiveSockets,

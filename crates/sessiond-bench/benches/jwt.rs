@@ -23,6 +23,9 @@ fn claims() -> AccessClaims {
         exp: NOW + TTL.as_secs(),
         iss: "sessiond".into(),
         aud: "sessiond".into(),
+        auth_time: Some(1_700_000_000),
+        acr: Some("aal2".into()),
+        amr: Some(vec!["pwd".into(), "otp".into()]),
     }
 }
 

@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 use sessiond_engine::{Mode, SessionData, SessionId, Timestamp};
 
 use sessiond_api::{
-    ConnectionBeat, ConnectionView, CreateSession, Created, CreatedJwt, Extend, HistoryList,
-    Introspect, Introspection, PatchData, PresenceView, Readiness, RefreshBody, RevokeIssuedBefore,
-    RevokedCount, Rotated, Secret, SessionList, SessionView, Stats, TokenPair,
+    Aal, AuthQuery, Authenticate, ConnectionBeat, ConnectionView, CreateSession, Created,
+    CreatedJwt, Extend, HistoryList, Introspect, Introspection, PatchData, PresenceView, Readiness,
+    RefreshBody, RevokeIssuedBefore, RevokedCount, Rotated, Secret, SessionList, SessionView,
+    Stats, TokenPair,
 };
 
 use crate::error::Error;
@@ -118,6 +119,10 @@ impl Client {
         let body = Introspect {
             token: Secret::new(token),
             touch: Some(touch),
+            max_age: None,
+            min_aal: None,
+            ip: None,
+            user_agent: None,
         };
         let answer: Introspection = self.json(self.admin(Method::POST, url).json(&body)).await?;
         match (answer.active, answer.session) {
@@ -161,6 +166,45 @@ impl Client {
     ) -> Result<SessionView, Error> {
         let url = self.url(&["v1", "sessions", id.as_str(), "extend"])?;
         let body = Extend { idle_ttl };
+        self.json(self.admin(Method::POST, url).json(&body)).await
+    }
+
+    /// Check a token as [`Client::introspect`] does, and also that its
+    /// session's authentication meets `requirement`: else
+    /// [`Error::InsufficientAal`] or [`Error::ReauthenticationRequired`].
+    pub async fn introspect_requiring(
+        &self,
+        token: &str,
+        touch: bool,
+        requirement: &AuthQuery,
+    ) -> Result<Option<SessionView>, Error> {
+        let url = self.url(&["v1", "sessions", "introspect"])?;
+        let body = Introspect {
+            token: Secret::new(token),
+            touch: Some(touch),
+            max_age: requirement.max_age,
+            min_aal: requirement.min_aal,
+            ip: None,
+            user_agent: None,
+        };
+        let answer: Introspection = self.json(self.admin(Method::POST, url).json(&body)).await?;
+        Ok(answer.active.then_some(answer.session).flatten())
+    }
+
+    /// Record a new authentication of the session's user (step-up): its
+    /// level rises to `aal`, `method` joins its methods, its
+    /// `authenticated_at` becomes now.
+    pub async fn authenticate(
+        &self,
+        id: &SessionId,
+        aal: Aal,
+        method: &str,
+    ) -> Result<SessionView, Error> {
+        let url = self.url(&["v1", "sessions", id.as_str(), "authenticate"])?;
+        let body = Authenticate {
+            aal: Some(aal),
+            method: method.to_owned(),
+        };
         self.json(self.admin(Method::POST, url).json(&body)).await
     }
 

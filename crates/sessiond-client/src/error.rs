@@ -23,6 +23,24 @@ pub enum Error {
     /// wrong API key, and a reused refresh token).
     #[error("unauthorized: missing, invalid, expired or revoked credential")]
     Unauthorized,
+    /// 401 `insufficient_aal`: the session is live, but below the level
+    /// the check required; the user must step up to `required`.
+    #[error("authentication level too low: {detail}")]
+    InsufficientAal {
+        /// The level asked for.
+        required: Option<sessiond_api::Aal>,
+        /// The server's explanation.
+        detail: String,
+    },
+    /// 401 `reauthentication_required`: the session is live, but the user
+    /// authenticated longer ago than `max_age` allows.
+    #[error("reauthentication required: {detail}")]
+    ReauthenticationRequired {
+        /// The longest age accepted, in seconds.
+        max_age: Option<u64>,
+        /// The server's explanation.
+        detail: String,
+    },
     /// 403: the server refused the change (CSRF check).
     #[error("forbidden")]
     Forbidden,
@@ -106,7 +124,17 @@ impl Error {
             400 => Self::Invalid {
                 detail: detail(status, body),
             },
-            401 => Self::Unauthorized,
+            401 => match serde_json::from_slice::<ProblemBody>(body) {
+                Ok(p) if p.kind == INSUFFICIENT_AAL => Self::InsufficientAal {
+                    required: p.min_aal,
+                    detail: p.detail,
+                },
+                Ok(p) if p.kind == REAUTHENTICATION_REQUIRED => Self::ReauthenticationRequired {
+                    max_age: p.max_age,
+                    detail: p.detail,
+                },
+                _ => Self::Unauthorized,
+            },
             403 => Self::Forbidden,
             404 => Self::NotFound,
             409 if problem_type(body).as_deref() == Some(ISSUED_BEFORE_REVOCATION) => {
@@ -150,6 +178,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The problem type of a create refused by a revocation of what was issued
 /// before a later time.
 const ISSUED_BEFORE_REVOCATION: &str = "urn:sessiond:problem:issued-before-revocation";
+/// The problem type of a session below the level a check required.
+const INSUFFICIENT_AAL: &str = "urn:sessiond:problem:insufficient_aal";
+/// The problem type of a session whose user authenticated too long ago.
+const REAUTHENTICATION_REQUIRED: &str = "urn:sessiond:problem:reauthentication_required";
 
 /// The problem's `type`, if the body is problem+json.
 fn problem_type(body: &[u8]) -> Option<String> {

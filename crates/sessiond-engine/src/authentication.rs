@@ -115,7 +115,7 @@ impl AuthContext {
     /// [`MAX_METHODS`]), `authenticated_at = now`.
     pub fn after(&self, auth: &Authentication, now: Timestamp) -> Self {
         let mut amr = self.amr.clone();
-        if !amr.iter().any(|m| *m == auth.method) {
+        if !amr.contains(&auth.method) {
             amr.push(auth.method.clone());
         }
         if amr.len() > MAX_METHODS {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::authentication::{
     Aal, AuthContext, AuthRequirement, Authentication, MAX_METHODS, valid_method,
 };
+use crate::binding::{BindTo, OnMismatch, Presenter};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::device::Device;
 use crate::error::{Error, StoreError};
@@ -118,6 +119,17 @@ pub struct Refreshed {
     pub issued_at: Timestamp,
     /// Whether this call rotated (`false`: a replay within the grace period).
     pub rotated: bool,
+}
+
+/// What [`Engine::check_binding`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindingCheck {
+    /// The presenter matches (or the role binds nothing).
+    Kept,
+    /// It does not, and the role flags: the session stays, marked risky.
+    Flagged(Vec<BindTo>),
+    /// It does not, and the role revokes: the session is gone.
+    Revoked(Vec<BindTo>),
 }
 
 /// Result of [`Engine::history`]: one page of a user's lifecycle events.
@@ -354,6 +366,36 @@ impl Engine {
             .ok_or(Error::NotFound)?;
         tracing::debug!(session_id = %session.id, aal = %session.auth.aal, "authentication recorded");
         Ok(session)
+    }
+
+    /// Compare `presenter` with the device `session` was created on, by the
+    /// binding of its role: a mismatch revokes it (reason
+    /// `binding_mismatch`) or flags it, as the role says.
+    pub async fn check_binding(
+        &self,
+        session: &Session,
+        presenter: &Presenter,
+    ) -> Result<BindingCheck, Error> {
+        let Some(binding) = self.policy.binding(session.role.as_deref()) else {
+            return Ok(BindingCheck::Kept);
+        };
+        let broken = binding.mismatches(&session.device, presenter);
+        if broken.is_empty() {
+            return Ok(BindingCheck::Kept);
+        }
+        match binding.on_mismatch {
+            OnMismatch::Flag => Ok(BindingCheck::Flagged(broken)),
+            OnMismatch::Revoke => {
+                self.call(self.store.revoke(
+                    &session.id,
+                    &RevokeReason::BindingMismatch,
+                    self.now(),
+                ))
+                .await?;
+                tracing::info!(session_id = %session.id, "session presented off its binding: revoked");
+                Ok(BindingCheck::Revoked(broken))
+            }
+        }
     }
 
     /// Whether `session`'s authentication meets `requirement` now:

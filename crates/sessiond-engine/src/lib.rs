@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod authentication;
+pub mod binding;
 pub mod clock;
 pub mod device;
 pub mod engine;
@@ -23,9 +24,12 @@ pub mod store;
 pub mod token;
 
 pub use authentication::{Aal, AuthContext, AuthRequirement, AuthShortfall, Authentication};
+pub use binding::{BindTo, Binding, OnMismatch, Presenter};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use device::{Device, DeviceKind};
-pub use engine::{CreateRequest, Created, CreatedJwt, Engine, HistoryPage, Refreshed, Rotated};
+pub use engine::{
+    BindingCheck, CreateRequest, Created, CreatedJwt, Engine, HistoryPage, Refreshed, Rotated,
+};
 pub use error::{Error, StoreError};
 pub use events::{
     Event, EventCursor, EventKind, EventKinds, EventPage, EventQuery, EventRetention, EventsFrom,

@@ -54,6 +54,8 @@ pub struct Policy {
     pub max_data_bytes: usize,
     /// Bound on every store call; past it the call fails as unavailable.
     pub store_timeout: Duration,
+    /// Device binding by role name (`default` for the default role).
+    pub bindings: BTreeMap<String, crate::binding::Binding>,
 }
 
 impl Default for Policy {
@@ -66,6 +68,7 @@ impl Default for Policy {
             touch_interval: Duration::from_secs(60),
             max_data_bytes: 16 * 1024,
             store_timeout: Duration::from_secs(2),
+            bindings: BTreeMap::new(),
         }
     }
 }
@@ -82,6 +85,15 @@ impl Policy {
 }
 
 impl Policy {
+    /// The device binding of sessions of `role`, if it has one (an unknown
+    /// role or none: the default role's).
+    pub fn binding(&self, role: Option<&str>) -> Option<&crate::binding::Binding> {
+        let name = role
+            .filter(|r| self.roles.contains_key(*r))
+            .unwrap_or("default");
+        self.bindings.get(name).filter(|b| !b.to.is_empty())
+    }
+
     /// The longest absolute lifetime of any role: how long a session created
     /// under the policy can live (a user's not-before mark is kept this long).
     pub fn longest_absolute_ttl(&self) -> Duration {

@@ -160,6 +160,9 @@ pub enum RevokeReason {
     Rotated,
     /// Its deadline passed.
     Expired,
+    /// Presented from another network or browser than its device binding
+    /// allows.
+    BindingMismatch,
     /// An app-supplied reason.
     Other(String),
 }
@@ -179,6 +182,7 @@ impl RevokeReason {
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::Rotated => "rotated",
             Self::Expired => "expired",
+            Self::BindingMismatch => "binding_mismatch",
             Self::Other(s) => s,
         }
     }
@@ -195,6 +199,7 @@ impl RevokeReason {
             "refresh_token_reuse" => Self::RefreshTokenReuse,
             "rotated" => Self::Rotated,
             "expired" => Self::Expired,
+            "binding_mismatch" => Self::BindingMismatch,
             other => {
                 let ok = !other.is_empty()
                     && other.len() <= Self::MAX_LEN

@@ -156,15 +156,22 @@ struct Forwarded {
 
 impl Forwarded {
     /// `X-Forwarded-*` when the request has `X-Forwarded-For`, else RFC 7239
-    /// `Forwarded`. (A proxy appends to one of them; reading the other would
-    /// let a client write the chain.)
+    /// `Forwarded`, else nginx's `X-Real-IP` (one address). (A proxy
+    /// appends to one of them; reading another would let a client write
+    /// the chain.)
     fn read(headers: &HeaderMap) -> Self {
-        let xff: Vec<&str> = headers
+        let mut xff: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .collect();
+        if xff.is_empty()
+            && !headers.contains_key(header::FORWARDED)
+            && let Some(real) = first_value(headers, "x-real-ip")
+        {
+            xff.push(real);
+        }
         if !xff.is_empty() || !headers.contains_key(header::FORWARDED) {
             return Self {
                 chain: xff.iter().map(|e| parse_node(e)).collect(),
@@ -273,6 +280,23 @@ mod tests {
             );
         }
         assert_eq!(t.to_strings()[0], "10.0.0.0/8");
+    }
+
+    #[test]
+    fn x_real_ip_names_the_client_behind_a_trusted_proxy_only() {
+        let h = headers(&[("x-real-ip", "203.0.113.9")]);
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let c = ClientInfo::from_request(ip("10.1.2.3"), &h, &trusted);
+        assert_eq!(c.ip, ip("203.0.113.9"));
+        let c = ClientInfo::from_request(ip("198.51.100.1"), &h, &trusted);
+        assert_eq!(c.ip, ip("198.51.100.1"));
+        // X-Forwarded-For wins when both are sent.
+        let h = headers(&[
+            ("x-real-ip", "203.0.113.9"),
+            ("x-forwarded-for", "192.0.2.4"),
+        ]);
+        let c = ClientInfo::from_request(ip("10.1.2.3"), &h, &trusted);
+        assert_eq!(c.ip, ip("192.0.2.4"));
     }
 
     #[test]

@@ -25,4 +25,15 @@ pub struct AccessClaims {
     pub iss: String,
     /// Audience.
     pub aud: String,
+    /// When the user last authenticated (unix seconds), as in OpenID
+    /// Connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// Authentication context class: the session's assurance level
+    /// (`aal1`..`aal3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// Authentication methods (RFC 8176), e.g. `["pwd", "otp"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
 }

@@ -17,6 +17,7 @@
 //! let claims = AccessClaims {
 //!     sub: "user-1".into(), sid: "s_1".into(), jti: "j_1".into(), role: None,
 //!     iat: now, exp: now + 900, iss: "sessiond".into(), aud: "sessiond".into(),
+//!     auth_time: Some(now), acr: Some("aal2".into()), amr: Some(vec!["pwd".into(), "otp".into()]),
 //! };
 //! let token = ring.sign(&claims)?;
 //! assert_eq!(ring.verify(&token, "sessiond", "sessiond", now, ttl)?, claims);

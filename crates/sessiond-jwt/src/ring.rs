@@ -332,6 +332,9 @@ mod tests {
             exp: now + 900,
             iss: "sessiond".into(),
             aud: "app".into(),
+            auth_time: None,
+            acr: None,
+            amr: None,
         }
     }
 

@@ -50,6 +50,12 @@ struct RawClaims {
     iss: Option<serde_json::Value>,
     #[serde(default)]
     aud: Option<serde_json::Value>,
+    #[serde(default)]
+    auth_time: Option<serde_json::Value>,
+    #[serde(default)]
+    acr: Option<serde_json::Value>,
+    #[serde(default)]
+    amr: Option<serde_json::Value>,
 }
 
 fn b64(segment: &str) -> Result<Vec<u8>, VerifyError> {
@@ -167,6 +173,22 @@ impl KeyRing {
             Some(serde_json::Value::String(s)) => Some(s),
             Some(_) => return Err(VerifyError::InvalidClaim("role")),
         };
+        let auth_time = match raw.auth_time {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or(VerifyError::InvalidClaim("auth_time"))?),
+        };
+        let acr = match raw.acr {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(_) => return Err(VerifyError::InvalidClaim("acr")),
+        };
+        let amr = match raw.amr {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value::<Vec<String>>(v)
+                    .map_err(|_| VerifyError::InvalidClaim("amr"))?,
+            ),
+        };
         Ok(AccessClaims {
             sub,
             sid,
@@ -176,6 +198,9 @@ impl KeyRing {
             exp,
             iss,
             aud,
+            auth_time,
+            acr,
+            amr,
         })
     }
 }

@@ -148,6 +148,9 @@ impl AccessTokens {
             exp,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            auth_time: Some(secs(session.auth.authenticated_at)),
+            acr: Some(session.auth.aal.as_str().to_owned()),
+            amr: Some(session.auth.amr.clone()),
         };
         let token = self.ring().sign(&claims).map_err(|e| {
             // The key file is unusable: a server fault, not the caller's.

@@ -196,6 +196,9 @@ pub struct Caller {
     pub session: Session,
     /// Whether the credential came from the cookie (then changes need CSRF proof).
     pub via_cookie: bool,
+    /// The bindings of the session's role that this request broke, when
+    /// the role flags instead of revoking (empty: none).
+    pub risk: Vec<sessiond_engine::BindTo>,
     /// The credential itself, to derive the CSRF token from. Never log it.
     token: String,
 }
@@ -230,16 +233,30 @@ impl FromRequestParts<AppState> for Caller {
             state.session_for(token, true).await
         };
         let client = client_info(parts, state);
+        let refused = || {
+            failed_check(
+                &state.limiter.credentials,
+                client.ip,
+                "the session token is invalid, expired or revoked",
+            )
+        };
         let session = match found {
             Ok(Some(session)) => session,
-            Ok(None) | Err(sessiond_engine::Error::Invalid { .. }) => {
-                return Err(failed_check(
-                    &state.limiter.credentials,
-                    client.ip,
-                    "the session token is invalid, expired or revoked",
-                ));
-            }
+            Ok(None) | Err(sessiond_engine::Error::Invalid { .. }) => return Err(refused()),
             Err(e) => return Err(e.into()),
+        };
+        let presenter = sessiond_engine::Presenter {
+            ip: Some(client.ip),
+            user_agent: parts
+                .headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        let risk = match state.engine.check_binding(&session, &presenter).await? {
+            sessiond_engine::BindingCheck::Kept => Vec::new(),
+            sessiond_engine::BindingCheck::Flagged(broken) => broken,
+            sessiond_engine::BindingCheck::Revoked(_) => return Err(refused()),
         };
         let credential = if via_cookie {
             Credential::Cookie(token)
@@ -257,6 +274,7 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             session,
             via_cookie,
+            risk,
             token: token.to_owned(),
         })
     }

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sessiond_api::ProblemBody;
-use sessiond_engine::Error;
+use sessiond_engine::{Aal, AuthShortfall, Error};
 
 /// An error answer, ready to send.
 #[derive(Debug, Clone)]
@@ -14,8 +14,15 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     retry_after_secs: Option<u64>,
-    challenge: bool,
+    /// The `WWW-Authenticate` header, if any.
+    challenge: Option<String>,
+    /// Extension members of an authentication shortfall.
+    min_aal: Option<Aal>,
+    max_age: Option<u64>,
 }
+
+/// The challenge of a missing or bad credential.
+const INVALID_TOKEN: &str = r#"Bearer realm="sessiond", error="invalid_token""#;
 
 impl Problem {
     fn new(
@@ -30,7 +37,9 @@ impl Problem {
             title,
             detail: detail.into(),
             retry_after_secs: None,
-            challenge: false,
+            challenge: None,
+            min_aal: None,
+            max_age: None,
         }
     }
 
@@ -57,13 +66,57 @@ impl Problem {
     /// 401 with a `WWW-Authenticate: Bearer` challenge.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self {
-            challenge: true,
+            challenge: Some(INVALID_TOKEN.to_owned()),
             ..Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "Unauthorized",
                 detail,
             )
+        }
+    }
+
+    /// 401: the session is live but its authentication falls short of what
+    /// the check required (RFC 9470's `insufficient_user_authentication`):
+    /// `insufficient_aal` (step up to `min_aal`) or
+    /// `reauthentication_required` (authenticate again within `max_age`).
+    pub fn auth_shortfall(shortfall: &AuthShortfall) -> Self {
+        match *shortfall {
+            AuthShortfall::InsufficientAal { required, current } => Self {
+                challenge: Some(format!(
+                    r#"Bearer realm="sessiond", error="insufficient_user_authentication", error_description="a higher authentication level is required", acr_values="{required}""#
+                )),
+                min_aal: Some(required),
+                ..Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "insufficient_aal",
+                    "Insufficient authentication level",
+                    format!(
+                        "this needs authentication at {required} or above; the session is at {current}: step up and retry"
+                    ),
+                )
+            },
+            AuthShortfall::ReauthenticationRequired {
+                max_age,
+                authenticated_at,
+            } => {
+                let secs = max_age.as_secs();
+                Self {
+                    challenge: Some(format!(
+                        r#"Bearer realm="sessiond", error="insufficient_user_authentication", error_description="a more recent authentication is required", max_age="{secs}""#
+                    )),
+                    max_age: Some(secs),
+                    ..Self::new(
+                        StatusCode::UNAUTHORIZED,
+                        "reauthentication_required",
+                        "Reauthentication required",
+                        format!(
+                            "this needs an authentication within the last {secs} s; the user last authenticated at {}: authenticate again and retry",
+                            authenticated_at.to_rfc3339()
+                        ),
+                    )
+                }
+            }
         }
     }
 
@@ -184,6 +237,8 @@ impl Problem {
             title: self.title.to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
+            min_aal: self.min_aal,
+            max_age: self.max_age,
         }
     }
 }
@@ -224,6 +279,7 @@ impl From<Error> for Problem {
             }
             // What the store says is missing and where to find it.
             Error::Unsupported(detail) => Self::not_implemented(detail),
+            Error::AuthRequirement(shortfall) => Self::auth_shortfall(&shortfall),
             Error::CursorExpired(detail) => Self::new(
                 StatusCode::GONE,
                 "event-cursor-expired",
@@ -249,11 +305,12 @@ impl IntoResponse for Problem {
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.challenge {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="sessiond", error="invalid_token""#),
-            );
+        if let Some(challenge) = self
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+        {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

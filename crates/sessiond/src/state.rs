@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use sessiond_engine::{Engine, Error as EngineError, NearCache, ObservedStore, Session, Timestamp};
+use sessiond_engine::{
+    AuthRequirement, Engine, Error as EngineError, NearCache, ObservedStore, Session, Timestamp,
+};
 use sessiond_http::TrustedProxies;
 
 use crate::access_tokens::{self, AccessTokens};
@@ -56,6 +58,8 @@ pub struct Shared {
     pub events: crate::config::EventsConfig,
     /// Set when the server stops: open event streams end.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// `GET /v1/auth`'s requirements by path prefix, longest first.
+    pub forward_auth: Vec<(String, AuthRequirement)>,
 }
 
 impl AppState {
@@ -83,11 +87,34 @@ impl AppState {
             reuse_grace: config.refresh.reuse_grace,
             events: config.events.clone(),
             stopping: tokio::sync::watch::Sender::new(false),
+            forward_auth: forward_auth_rules(config),
         }))
     }
 }
 
+/// The `forward_auth` rules, longest prefix first.
+fn forward_auth_rules(config: &Config) -> Vec<(String, AuthRequirement)> {
+    let mut rules: Vec<(String, AuthRequirement)> = config
+        .forward_auth
+        .values()
+        .map(|r| (r.path_prefix.clone(), r.requirement()))
+        .collect();
+    rules.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+    rules
+}
+
 impl Shared {
+    /// What `GET /v1/auth` requires for a request to `path` (the query
+    /// string, if any, is not part of it): the longest matching rule's.
+    pub fn forward_auth_requirement(&self, path: &str) -> AuthRequirement {
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        self.forward_auth
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, r)| *r)
+            .unwrap_or_default()
+    }
+
     /// The live session a credential proves: a session token (introspected,
     /// touched if `touch`), or a JWT access token (verified offline, then the
     /// session behind `sid` must still be live, belong to `sub` and still be

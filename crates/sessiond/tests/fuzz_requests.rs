@@ -15,6 +15,7 @@ const ROUTES: &[&str] = &[
     "/v1/sessions/{id}",
     "/v1/sessions/{id}/extend",
     "/v1/sessions/{id}/rotate",
+    "/v1/sessions/{id}/authenticate",
     "/v1/users/{id}/sessions",
     "/v1/stats",
     "/v1/tokens/refresh",

@@ -679,6 +679,7 @@ async fn limits_give_413_431_and_409(backend: Backend) {
                 idle_ttl: std::time::Duration::from_secs(900),
                 absolute_ttl: std::time::Duration::from_secs(3600),
                 max_sessions: 2,
+                ..Default::default()
             },
         );
     })
@@ -811,6 +812,7 @@ async fn ops_routes_answer(backend: Backend) {
         ("delete", "/v1/sessions/{id}"),
         ("post", "/v1/sessions/{id}/extend"),
         ("post", "/v1/sessions/{id}/rotate"),
+        ("post", "/v1/sessions/{id}/authenticate"),
         ("get", "/v1/users/{user_id}/sessions"),
         ("delete", "/v1/users/{user_id}/sessions"),
         ("post", "/v1/users/{user_id}/revoke"),

@@ -32,6 +32,7 @@ async fn start(backend: Backend) -> TestServer {
                     idle_ttl: Duration::from_secs(1800),
                     absolute_ttl: Duration::from_secs(86_400),
                     max_sessions: 1000,
+                    ..Default::default()
                 },
             );
         }

@@ -68,6 +68,7 @@ fn with_staff_role(c: &mut sessiond::config::Config) {
             idle_ttl: Duration::from_secs(900),
             absolute_ttl: Duration::from_secs(3600),
             max_sessions: 5,
+            ..Default::default()
         },
     );
     c.limits.failed_auth_per_minute = 10_000;

@@ -129,6 +129,65 @@ async fn pyjwt_verifies_through_jwks_and_drops_the_old_key_after_rotation() {
     s.shutdown().await;
 }
 
+/// PyJWT verifies the authentication claims (`auth_time`, `acr`, `amr`)
+/// of a session created at `aal2` with two methods, and of the next token
+/// after a step-up to `aal3`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyjwt_reads_the_authentication_claims() {
+    let s = TestServer::start_with(Backend::Embedded, |_| {}).await;
+    let verify = |token: String| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyjwt/verify.py");
+        let jwks = s.url("/.well-known/jwks.json");
+        tokio::task::block_in_place(move || {
+            let out = Command::new("python3")
+                .arg(script)
+                .arg(jwks)
+                .arg(token)
+                .args(["sessiond", "sessiond", "--auth-claims"])
+                .output()
+                .expect("python3 is required (scripts/test installs PyJWT)");
+            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let json = stdout.splitn(3, ' ').nth(2).unwrap().to_owned();
+            serde_json::from_str::<Value>(&json).unwrap()
+        })
+    };
+    let r = s
+        .admin(Method::POST, "/v1/sessions")
+        .json(&json!({"user_id": "alice", "mode": "jwt", "aal": "aal2", "amr": ["pwd", "otp"]}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let c = verify(body["access_token"].as_str().unwrap().to_owned());
+    assert_eq!(c["acr"], "aal2");
+    assert_eq!(c["amr"], json!(["pwd", "otp"]));
+    let id = body["session"]["id"].as_str().unwrap();
+    let r = s
+        .admin(Method::POST, &format!("/v1/sessions/{id}/authenticate"))
+        .json(&json!({"aal": "aal3", "method": "hwk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .anon(Method::POST, "/v1/tokens/refresh")
+        .json(&json!({"refresh_token": body["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    let pair: Value = r.json().await.unwrap();
+    let c = verify(pair["access_token"].as_str().unwrap().to_owned());
+    assert_eq!(c["acr"], "aal3");
+    assert_eq!(c["amr"], json!(["pwd", "otp", "hwk"]));
+    s.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyjwt_verifies_es256_tokens() {
     let s = TestServer::start_with(Backend::Embedded, |c| c.jwt.algorithm = "ES256".into()).await;

@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use axum::{Form, Json};
 use serde_json::{Value, json};
 use sessiond_axum::{
-    CookieSettings, EngineBackend, Error, RemoteBackend, Session, SessionContext, SessionId,
-    SessionLayer,
+    CookieSettings, EngineBackend, Error, RemoteBackend, RequireAal, RequireRecentAuth, Session,
+    SessionContext, SessionId, SessionLayer,
 };
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
 use sessiond_engine::{Engine, Policy, Store};
@@ -270,6 +270,16 @@ pub fn routes() -> Router {
             }),
         )
         .route("/noop", get(|_s: Session| async { "untouched" }))
+        .route(
+            "/second-factor",
+            get(|RequireAal::<2>(s): RequireAal<2>| async move { s.user_id().to_owned() }),
+        )
+        .route(
+            "/recent",
+            get(|RequireRecentAuth::<2>(s): RequireRecentAuth<2>| async move {
+                s.user_id().to_owned()
+            }),
+        )
         .route(
             "/login",
             post(|ctx: SessionContext, Form(f): Form<LoginForm>| async move {

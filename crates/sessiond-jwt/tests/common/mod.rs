@@ -27,6 +27,9 @@ pub fn claims() -> AccessClaims {
         exp: NOW + TTL.as_secs(),
         iss: ISS.into(),
         aud: AUD.into(),
+        auth_time: Some(1_700_000_000),
+        acr: Some("aal2".into()),
+        amr: Some(vec!["pwd".into(), "otp".into()]),
     }
 }
 

@@ -90,6 +90,39 @@ pub struct Config {
     pub log: LogConfig,
     /// Per-role policies; `default` applies to sessions without a known role.
     pub roles: BTreeMap<String, RoleConfig>,
+    /// Requirements `GET /v1/auth` places on the authentication of the
+    /// session, by the path of the request the proxy is deciding on.
+    pub forward_auth: BTreeMap<String, ForwardAuthRule>,
+}
+
+/// One rule of `GET /v1/auth`: requests under `path_prefix` (as the proxy
+/// reports it in `X-Forwarded-Uri` or `X-Original-URI`) need the session's
+/// authentication to meet `min_aal` and `max_age`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthRule {
+    /// The paths it applies to (the longest matching prefix wins).
+    pub path_prefix: String,
+    /// At least this level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_aal: Option<sessiond_engine::Aal>,
+    /// At most this long since the user last authenticated.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration_text::optional"
+    )]
+    pub max_age: Option<Duration>,
+}
+
+impl ForwardAuthRule {
+    /// What the rule requires.
+    pub fn requirement(&self) -> sessiond_engine::AuthRequirement {
+        sessiond_engine::AuthRequirement {
+            max_age: self.max_age,
+            min_aal: self.min_aal,
+        }
+    }
 }
 
 /// Token mode of a new session (the engine's).
@@ -277,6 +310,26 @@ pub struct RoleConfig {
     pub absolute_ttl: Duration,
     /// Most live sessions per user.
     pub max_sessions: u32,
+    /// What the role's sessions are bound to: `ip_prefix`, `ua_family`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind: Vec<sessiond_engine::BindTo>,
+    /// What a session presented off its binding gets: `revoke` or `flag`.
+    #[serde(default)]
+    pub on_mismatch: sessiond_engine::OnMismatch,
+    /// IPv4 prefix length `ip_prefix` compares.
+    #[serde(default = "default_ipv4_prefix")]
+    pub bind_ipv4_prefix: u8,
+    /// IPv6 prefix length `ip_prefix` compares.
+    #[serde(default = "default_ipv6_prefix")]
+    pub bind_ipv6_prefix: u8,
+}
+
+fn default_ipv4_prefix() -> u8 {
+    24
+}
+
+fn default_ipv6_prefix() -> u8 {
+    48
 }
 
 /// Values given on the command line; each one overrides every other source.
@@ -333,6 +386,7 @@ impl Default for Config {
             refresh: RefreshConfig::default(),
             log: LogConfig::default(),
             roles,
+            forward_auth: BTreeMap::new(),
         }
     }
 }
@@ -388,6 +442,10 @@ impl Default for RoleConfig {
             idle_ttl: p.idle_ttl,
             absolute_ttl: p.absolute_ttl,
             max_sessions: p.max_sessions,
+            bind: Vec::new(),
+            on_mismatch: sessiond_engine::OnMismatch::default(),
+            bind_ipv4_prefix: default_ipv4_prefix(),
+            bind_ipv6_prefix: default_ipv6_prefix(),
         }
     }
 }
@@ -449,6 +507,20 @@ impl Config {
             touch_interval: self.touch_interval,
             max_data_bytes: self.limits.max_data_bytes,
             store_timeout: self.store_timeout,
+            bindings: self
+                .roles
+                .iter()
+                .filter(|(_, r)| !r.bind.is_empty())
+                .map(|(name, r)| {
+                    let binding = sessiond_engine::Binding {
+                        to: r.bind.clone(),
+                        on_mismatch: r.on_mismatch,
+                        ipv4_prefix: r.bind_ipv4_prefix,
+                        ipv6_prefix: r.bind_ipv6_prefix,
+                    };
+                    (name.clone(), binding)
+                })
+                .collect(),
         }
     }
 

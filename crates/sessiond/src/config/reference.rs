@@ -336,7 +336,7 @@ pub const KEYS: &[KeyDoc] = &[
         ..table("roles")
     },
     KeyDoc {
-        expected: "expected a table with idle_ttl, absolute_ttl and max_sessions",
+        expected: "expected a table with idle_ttl, absolute_ttl and max_sessions (and bind, on_mismatch)",
         ..table("roles.*")
     },
     key(
@@ -354,6 +354,58 @@ pub const KEYS: &[KeyDoc] = &[
         WHOLE_NUMBER,
         "most live sessions a user may hold when the new session has this role",
     ),
+    KeyDoc {
+        default: Some("none"),
+        ..key(
+            "roles.*.bind",
+            "expected a list of ip_prefix, ua_family",
+            "device binding of the role's sessions: `ip_prefix` (the client's network, see the prefix lengths) and `ua_family` (its browser family); checked by introspection (with the body's `ip` and `user_agent`), `/v1/me`, `/v1/auth` and every session-token route",
+        )
+    },
+    key(
+        "roles.*.on_mismatch",
+        "expected one of revoke, flag",
+        "a session presented off its binding is revoked (reason `binding_mismatch`; the check answers inactive/401) or, with `flag`, stays active with `risk` set",
+    ),
+    key(
+        "roles.*.bind_ipv4_prefix",
+        "expected a whole number from 0 to 32",
+        "prefix length of an IPv4 address that `ip_prefix` compares",
+    ),
+    key(
+        "roles.*.bind_ipv6_prefix",
+        "expected a whole number from 0 to 128",
+        "prefix length of an IPv6 address that `ip_prefix` compares",
+    ),
+    KeyDoc {
+        expected: "expected a table of named rules",
+        ..table("forward_auth")
+    },
+    KeyDoc {
+        expected: "expected a table with path_prefix, and min_aal or max_age",
+        ..table("forward_auth.*")
+    },
+    key(
+        "forward_auth.*.path_prefix",
+        STRING,
+        "`GET /v1/auth` applies the rule to requests whose path (from `X-Forwarded-Uri` or `X-Original-URI`) starts with this; the longest matching prefix wins",
+    ),
+    KeyDoc {
+        default: Some("none"),
+        ..key(
+            "forward_auth.*.min_aal",
+            "expected one of aal1, aal2, aal3",
+            "the rule's requests need a session at this assurance level or above (else 401 `insufficient_aal`)",
+        )
+    },
+    KeyDoc {
+        default: Some("none"),
+        ..key(
+            "forward_auth.*.max_age",
+            DURATION_EXPECTED,
+            "the rule's requests need a session whose user authenticated at most this long ago (else 401 `reauthentication_required`)",
+        )
+    },
 ];
 
 /// The entry of dotted `key` (a role's keys match `roles.*`).

@@ -107,6 +107,22 @@ impl Config {
             Duration::ZERO,
             Duration::from_secs(600),
         ));
+        for (name, rule) in &self.forward_auth {
+            if !rule.path_prefix.starts_with('/') {
+                found.push(ConfigError::invalid(
+                    format!("forward_auth.{name}.path_prefix"),
+                    quoted(&rule.path_prefix),
+                    "expected a path starting with /",
+                ));
+            }
+            if rule.min_aal.is_none() && rule.max_age.is_none() {
+                found.push(ConfigError::invalid(
+                    format!("forward_auth.{name}"),
+                    quoted(name),
+                    "expected min_aal or max_age (a rule that requires nothing)",
+                ));
+            }
+        }
         for (name, role) in &self.roles {
             validate_role(name, role, &mut found);
         }
@@ -350,6 +366,20 @@ fn validate_role(name: &str, role: &RoleConfig, found: &mut Found) {
             key("max_sessions"),
             "0",
             "expected a whole number above 0",
+        ));
+    }
+    if role.bind_ipv4_prefix > 32 {
+        found.push(ConfigError::invalid(
+            key("bind_ipv4_prefix"),
+            role.bind_ipv4_prefix.to_string(),
+            "expected a whole number from 0 to 32",
+        ));
+    }
+    if role.bind_ipv6_prefix > 128 {
+        found.push(ConfigError::invalid(
+            key("bind_ipv6_prefix"),
+            role.bind_ipv6_prefix.to_string(),
+            "expected a whole number from 0 to 128",
         ));
     }
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sessiond_engine::{CreateRequest, DataUpdate, RevokeReason};
+use sessiond_engine::{BindingCheck, CreateRequest, DataUpdate, Presenter, RevokeReason};
 
 use crate::config::Mode;
 use crate::extract::{AdminAuth, JsonBody, PathParam, QueryParams};
@@ -12,9 +12,10 @@ use crate::reply::Json;
 use crate::state::AppState;
 use crate::telemetry::with_session;
 use sessiond_api::{
-    CreateResponse, CreateSession, Created, CreatedJwt, Extend, HistoryList, HistoryQuery,
-    Introspect, Introspection, PatchData, ProblemBody, RevokeIssuedBefore, RevokeQuery,
-    RevokeUserQuery, RevokedCount, Rotated, Secret, SessionList, SessionView, Stats,
+    AuthQuery, Authenticate, CreateResponse, CreateSession, Created, CreatedJwt, Extend,
+    HistoryList, HistoryQuery, Introspect, Introspection, PatchData, ProblemBody,
+    RevokeIssuedBefore, RevokeQuery, RevokeUserQuery, RevokedCount, Risk, Rotated, Secret,
+    SessionList, SessionView, Stats,
 };
 
 fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
@@ -48,6 +49,9 @@ pub async fn create(
         ip: req.ip,
         idle_ttl: req.idle_ttl,
         absolute_ttl: req.absolute_ttl,
+        aal: req.aal,
+        amr: req.amr.unwrap_or_default(),
+        authenticated_at: req.authenticated_at,
     };
     if mode == Mode::Jwt {
         let created = state.engine.create_jwt(request).await?;
@@ -73,35 +77,81 @@ pub async fn create(
     Ok(with_session(&id, (StatusCode::CREATED, Json(body))))
 }
 
-/// Check a session token; `active: false` for anything that is not a live session.
+/// Check a session token; `active: false` for anything that is not a live
+/// session. With `max_age` or `min_aal` (in the body or the query), a live
+/// session whose authentication falls short is a 401 problem
+/// (`reauthentication_required`, `insufficient_aal`).
 #[utoipa::path(post, path = "/v1/sessions/introspect", tag = "admin", security(("api_key" = [])),
-    request_body = Introspect,
+    request_body = Introspect, params(AuthQuery),
     responses((status = 200, description = "Whether the token names a live session, and the session if it does", body = Introspection), (status = 400, body = ProblemBody),
-        (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
+        (status = 401, description = "No or a wrong API key (`unauthorized`), or the session's authentication falls short of `max_age` (`reauthentication_required`) or `min_aal` (`insufficient_aal`)", body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn introspect(
     State(state): State<AppState>,
     _: AdminAuth,
+    QueryParams(query): QueryParams<AuthQuery>,
     JsonBody(req): JsonBody<Introspect>,
 ) -> Result<Response, Problem> {
-    match state
-        .session_for(req.token.expose(), req.touch.unwrap_or(true))
-        .await
-    {
-        Ok(Some(session)) => {
-            let id = session.id.to_string();
-            let body = Introspection {
-                active: true,
-                session: Some(session.into()),
-            };
-            Ok(with_session(&id, Json(body)))
-        }
-        Ok(None) => Ok(Json(Introspection {
+    let requirement = req.requirement().and(query.requirement());
+    let presenter = Presenter {
+        ip: match req.ip.as_deref() {
+            None => None,
+            Some(ip) => Some(ip.parse().map_err(|_| {
+                Problem::bad_request("invalid ip: expected an IPv4 or IPv6 address")
+            })?),
+        },
+        user_agent: req.user_agent.clone(),
+    };
+    let inactive = || {
+        Json(Introspection {
             active: false,
             session: None,
+            risk: None,
         })
-        .into_response()),
-        Err(e) => Err(e.into()),
-    }
+        .into_response()
+    };
+    let Some(session) = state
+        .session_for(req.token.expose(), req.touch.unwrap_or(true))
+        .await?
+    else {
+        return Ok(inactive());
+    };
+    let risk = match state.engine.check_binding(&session, &presenter).await? {
+        BindingCheck::Kept => None,
+        BindingCheck::Flagged(broken) => Some(Risk {
+            binding_mismatch: broken,
+        }),
+        BindingCheck::Revoked(_) => return Ok(inactive()),
+    };
+    state.engine.check_auth(&session, &requirement)?;
+    let id = session.id.to_string();
+    let body = Introspection {
+        active: true,
+        session: Some(session.into()),
+        risk,
+    };
+    Ok(with_session(&id, Json(body)))
+}
+
+/// Record a new authentication of the session's user (a step-up or a
+/// re-authentication): `aal` raises the session's level (never lowers it),
+/// `method` joins its `amr`, `authenticated_at` becomes now. The token stays.
+#[utoipa::path(post, path = "/v1/sessions/{id}/authenticate", tag = "admin", security(("api_key" = [])),
+    params(("id" = String, Path, description = "session id")),
+    request_body = Authenticate,
+    responses((status = 200, description = "The session with its new authentication context", body = SessionView), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn authenticate(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathParam(id): PathParam,
+    JsonBody(req): JsonBody<Authenticate>,
+) -> Result<Response, Problem> {
+    let session = state
+        .engine
+        .authenticate(&id, req.aal.unwrap_or_default(), &req.method)
+        .await?;
+    let id = session.id.to_string();
+    Ok(with_session(&id, Json(SessionView::from(session))))
 }
 
 /// Read one session.

@@ -32,6 +32,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get, admin::patch, admin::revoke))
         .routes(routes!(admin::extend))
         .routes(routes!(admin::rotate))
+        .routes(routes!(admin::authenticate))
         .routes(routes!(admin::list_user, admin::revoke_user))
         .routes(routes!(admin::revoke_issued_before))
         .routes(routes!(admin::history))

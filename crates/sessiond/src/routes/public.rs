@@ -2,35 +2,52 @@
 //! cookie), and the forward-auth endpoint for reverse proxies.
 
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::RevokeReason;
 use sessiond_http::CSRF_HEADER;
 
-use crate::extract::{Caller, Client, JsonBody, PathParam, failed_check};
+use crate::extract::{Caller, Client, JsonBody, PathParam, QueryParams, failed_check};
 use crate::problem::Problem;
 use crate::reply::Json;
 use crate::state::AppState;
 use crate::telemetry::with_session;
 use sessiond_api::{
-    ProblemBody, RefreshBody, RevokedCount, Secret, SessionList, SessionView, TokenPair,
+    AuthQuery, ProblemBody, RefreshBody, RevokedCount, Secret, SessionList, SessionView, TokenPair,
 };
 
 /// The caller's session. Also returns the session's CSRF token in
 /// `X-CSRF-Token`, for cookie-authenticated pages to send back on changes.
+/// With `max_age` or `min_aal`, a session whose authentication falls short
+/// is a 401 problem (`reauthentication_required`, `insufficient_aal`).
 #[utoipa::path(get, path = "/v1/me", tag = "public", security(("session" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "The caller's session; its CSRF token in `X-CSRF-Token`", body = SessionView, headers(("X-CSRF-Token" = String, description = "CSRF token for cookie-authenticated changes"))), (status = 401, body = ProblemBody),
+    params(AuthQuery),
+    responses((status = 200, description = "The caller's session; its CSRF token in `X-CSRF-Token`", body = SessionView, headers(("X-CSRF-Token" = String, description = "CSRF token for cookie-authenticated changes"))),
+        (status = 401, description = "No valid credential (`unauthorized`), or the session's authentication falls short of `max_age` (`reauthentication_required`) or `min_aal` (`insufficient_aal`)", body = ProblemBody),
         (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
-pub async fn me(caller: Caller) -> Response {
+pub async fn me(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<AuthQuery>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    state
+        .engine
+        .check_auth(&caller.session, &query.requirement())?;
     let csrf = HeaderValue::from_str(&caller.csrf_token()).ok();
     let id = caller.session.id.clone();
+    let risk = risk_header(&caller.risk);
     let mut response = with_session(id.as_str(), Json(SessionView::from(caller.session)));
+    if let Some(risk) = risk {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-session-risk"), risk);
+    }
     if let Some(csrf) = csrf {
         response
             .headers_mut()
             .insert(HeaderName::from_static(CSRF_HEADER), csrf);
     }
-    response
+    Ok(response)
 }
 
 /// All live sessions of the caller's user; `current: true` marks the caller's.
@@ -128,6 +145,16 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Res
     Ok(response)
 }
 
+/// `X-Session-Risk` of a session presented off its binding (a role that
+/// flags): `binding_mismatch=ip_prefix,ua_family`.
+fn risk_header(broken: &[sessiond_engine::BindTo]) -> Option<HeaderValue> {
+    if broken.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = broken.iter().map(|b| b.as_str()).collect();
+    HeaderValue::from_str(&format!("binding_mismatch={}", names.join(","))).ok()
+}
+
 fn header_value(s: &str) -> HeaderValue {
     // User ids may be any UTF-8 without control characters: raw bytes are
     // valid header bytes (obs-text); fall back to empty if not.
@@ -135,11 +162,31 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// Forward-auth for nginx `auth_request` and Traefik: 200 with the session's
-/// identity in headers, or 401.
+/// identity in headers, or 401. The session's authentication must meet
+/// `max_age` and `min_aal` from the query and from the `forward_auth` rule
+/// of the original request's path (`X-Forwarded-Uri` or `X-Original-URI`),
+/// else 401 `reauthentication_required` or `insufficient_aal`.
 #[utoipa::path(get, path = "/v1/auth", tag = "public", security(("session" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "The credential names a live session", headers(("X-Session-Id" = String, description = "session id"), ("X-User-Id" = String, description = "the app's user id"), ("X-User-Role" = String, description = "the session's role, when it has one"))),
-        (status = 401, body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
-pub async fn forward_auth(caller: Caller) -> Response {
+    params(AuthQuery,
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "the original request's path (Traefik)"),
+        ("X-Original-URI" = Option<String>, Header, description = "the original request's path (nginx, by convention)")),
+    responses((status = 200, description = "The credential names a live session", headers(("X-Session-Id" = String, description = "session id"), ("X-User-Id" = String, description = "the app's user id"), ("X-User-Role" = String, description = "the session's role, when it has one"), ("X-Session-Aal" = String, description = "the session's assurance level"))),
+        (status = 401, description = "No valid credential (`unauthorized`), or the session's authentication falls short (`reauthentication_required`, `insufficient_aal`)", body = ProblemBody), (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn forward_auth(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<AuthQuery>,
+    headers: HeaderMap,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let original = ["x-forwarded-uri", "x-original-uri"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()));
+    let requirement = query.requirement().and(
+        original
+            .map(|path| state.forward_auth_requirement(path))
+            .unwrap_or_default(),
+    );
+    state.engine.check_auth(&caller.session, &requirement)?;
     let s = &caller.session;
     let mut response = with_session(caller.session.id.as_str(), StatusCode::OK);
     let h = response.headers_mut();
@@ -155,7 +202,14 @@ pub async fn forward_auth(caller: Caller) -> Response {
         HeaderName::from_static("x-user-role"),
         header_value(s.role.as_deref().unwrap_or("")),
     );
-    response
+    h.insert(
+        HeaderName::from_static("x-session-aal"),
+        HeaderValue::from_static(s.auth.aal.as_str()),
+    );
+    if let Some(risk) = risk_header(&caller.risk) {
+        h.insert(HeaderName::from_static("x-session-risk"), risk);
+    }
+    Ok(response)
 }
 
 /// Trade a refresh token for a new access token and the next refresh token.
