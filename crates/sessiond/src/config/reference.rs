@@ -385,11 +385,14 @@ pub const KEYS: &[KeyDoc] = &[
         expected: "expected a table with path_prefix, and min_aal or max_age",
         ..table("forward_auth.*")
     },
-    key(
-        "forward_auth.*.path_prefix",
-        STRING,
-        "`GET /v1/auth` applies the rule to requests whose path (from `X-Forwarded-Uri` or `X-Original-URI`) starts with this; the longest matching prefix wins",
-    ),
+    KeyDoc {
+        default: Some("none (required in each rule)"),
+        ..key(
+            "forward_auth.*.path_prefix",
+            STRING,
+            "`GET /v1/auth` applies the rule to requests whose path (from `X-Forwarded-Uri` or `X-Original-URI`) starts with this; the longest matching prefix wins",
+        )
+    },
     KeyDoc {
         default: Some("none"),
         ..key(
