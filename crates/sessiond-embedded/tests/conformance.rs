@@ -38,6 +38,12 @@ mod cached {
     sessiond_testkit::conformance_tests!(super::cached_fixture);
 }
 
+mod sealed {
+    sessiond_testkit::conformance_tests!(
+        |clock| async move { super::fixture(clock).await.sealed() }
+    );
+}
+
 mod observed {
     sessiond_testkit::conformance_tests!(
         |clock| async move { super::fixture(clock).await.observed() }

@@ -237,6 +237,7 @@ impl Engine {
             .policy
             .role(req.role.as_deref())
             .ok_or_else(|| Error::invalid("role", "not a configured role"))?;
+        reject_reserved(&req.data)?;
         let size = data_size(&req.data);
         if size > self.policy.max_data_bytes {
             return Err(Error::DataTooLarge {
@@ -322,7 +323,10 @@ impl Engine {
         let id = parse_id(id)?;
         let max = self.policy.max_data_bytes;
         let incoming = match &update {
-            DataUpdate::Merge(d) | DataUpdate::Replace(d) => data_size(d),
+            DataUpdate::Merge(d) | DataUpdate::Replace(d) => {
+                reject_reserved(d)?;
+                data_size(d)
+            }
         };
         if incoming > max {
             return Err(Error::DataTooLarge {
@@ -757,6 +761,20 @@ fn validate_user_id(user_id: &str) -> Result<(), Error> {
         return Err(Error::invalid(
             "user_id",
             format!("1..={MAX_USER_ID_BYTES} bytes, no control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// App data may not hold a string that looks sealed at rest.
+fn reject_reserved(data: &SessionData) -> Result<(), Error> {
+    if crate::sealed::has_reserved_value(data) {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "values that are not strings starting with {:?} (reserved for data sealed at rest)",
+                crate::sealed::PREFIX
+            ),
         ));
     }
     Ok(())

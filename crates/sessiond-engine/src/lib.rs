@@ -19,6 +19,7 @@ pub mod policy;
 pub mod presence;
 pub mod private_files;
 pub mod refresh;
+pub mod sealed;
 pub mod session;
 pub mod store;
 pub mod token;
@@ -41,6 +42,7 @@ pub use observed::{ObservedStore, Op, Outcome, StoreObserver};
 pub use policy::{LimitPolicy, Policy, RolePolicy, effective_touch_interval_ms};
 pub use presence::{Beaten, Connection, ConnectionBeat, ConnectionId, DevicePresence, Presence};
 pub use refresh::RefreshToken;
+pub use sealed::{DataKeys, KeyFileError, SealedStore};
 pub use session::{DataUpdate, Mode, RevokeReason, Session, SessionData, TouchRule, data_size};
 pub use store::{
     IssuedBefore, NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RefreshState,

@@ -101,13 +101,20 @@ impl Session {
 }
 
 /// Size of session data as every store measures it: the bytes of each key plus
-/// the bytes of its compact JSON value. (Stores that keep one field per key can
-/// compute it without re-encoding the whole object.)
+/// the bytes of its compact JSON value (of a value sealed at rest, the length
+/// of its plaintext, which it carries: see [`crate::sealed`]). (Stores that
+/// keep one field per key can compute it without re-encoding the whole
+/// object.)
 pub fn data_size(data: &SessionData) -> usize {
     data.iter().map(|(k, v)| k.len() + value_len(v)).sum()
 }
 
 fn value_len(v: &Value) -> usize {
+    if let Value::String(s) = v
+        && let Some(len) = crate::sealed::sealed_len(s)
+    {
+        return len;
+    }
     // Serializing a `Value` cannot fail (keys are strings).
     serde_json::to_string(v).map(|s| s.len()).unwrap_or(0)
 }

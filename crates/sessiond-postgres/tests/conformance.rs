@@ -50,3 +50,10 @@ mod bare {
 mod cached {
     sessiond_testkit::conformance_tests!(super::cached_fixture);
 }
+
+/// Encryption at rest, above the near-cache as the server stacks them.
+mod sealed {
+    sessiond_testkit::conformance_tests!(|clock| async move {
+        super::cached_fixture(clock).await.sealed()
+    });
+}

@@ -31,4 +31,23 @@ impl Fixture {
             _guard: self._guard,
         }
     }
+
+    /// The same store with encryption at rest (a [`SealedStore`] with a
+    /// fresh key file), so a suite run through it shows that sealing
+    /// changes nothing a caller sees.
+    ///
+    /// [`SealedStore`]: sessiond_engine::SealedStore
+    pub fn sealed(self) -> Self {
+        let dir = tempfile::TempDir::new().expect("a temporary directory for the key file");
+        let path = dir.path().join("data.keys");
+        sessiond_engine::DataKeys::rotate(&path).expect("a new data key file");
+        let keys = sessiond_engine::DataKeys::load(&path).expect("the data key file");
+        Self {
+            store: Arc::new(sessiond_engine::SealedStore::new(
+                self.store,
+                Arc::new(keys),
+            )),
+            _guard: Box::new((self._guard, dir)),
+        }
+    }
 }

@@ -148,6 +148,16 @@ pub enum KeysCommand {
         /// `jwt.rollover_delay` (e.g. "0s" when no verifier caches the JWKS).
         #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_text::parse)]
         delay: Option<std::time::Duration>,
+        /// Rotate the data key of encryption at rest instead (the file of
+        /// `encryption.key_file`, or `--key-file`): the new key seals new
+        /// writes (running servers pick it up within a second); records
+        /// sealed with older keys stay readable.
+        #[arg(long)]
+        data: bool,
+        /// The data key file (with `--data`), instead of
+        /// `encryption.key_file`.
+        #[arg(long, value_name = "FILE", requires = "data")]
+        key_file: Option<PathBuf>,
     },
 }
 
@@ -453,6 +463,8 @@ fn execute(command: Command) -> Result<(), Failure> {
                     config,
                     data_dir,
                     delay,
+                    data,
+                    key_file,
                 },
         } => {
             let flags = Overrides {
@@ -460,6 +472,20 @@ fn execute(command: Command) -> Result<(), Failure> {
                 ..Overrides::default()
             };
             let config = load(config.as_deref(), &flags)?;
+            if data {
+                let Some(path) = key_file.or(config.encryption.key_file) else {
+                    return Err(Failure::usage(
+                        "error: --data needs encryption.key_file in the configuration, or --key-file FILE",
+                    ));
+                };
+                let id = sessiond_engine::DataKeys::rotate(&path)
+                    .map_err(|e| Failure::runtime(format!("cannot rotate the data keys: {e}")))?;
+                println!(
+                    "new data key {id} in {}: new writes are sealed with it (running servers read the file again within a second); records sealed with older keys stay readable",
+                    path.display()
+                );
+                return Ok(());
+            }
             if config.jwt.key_file.is_some() {
                 return Err(Failure::usage(
                     "error: jwt.key_file is set: that key is managed outside sessiond, rotate it there",

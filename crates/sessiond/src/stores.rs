@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
-use sessiond_engine::{CacheSource, CachedStore, NearCache, Store, StoreError};
+use sessiond_engine::{
+    CacheSource, CachedStore, DataKeys, NearCache, SealedStore, Store, StoreError,
+};
 use sessiond_postgres::{PostgresOptions, PostgresStore};
 use sessiond_redis::{RedisOptions, RedisStore};
 
@@ -43,6 +45,27 @@ impl Opened {
 /// `store_ca_file`, behind a [`CachedStore`] when `caching` and `[cache]`
 /// allow.
 pub async fn open(config: &Config, caching: Caching) -> Result<Opened, StoreError> {
+    let opened = open_store(config, caching).await?;
+    let Some(path) = &config.encryption.key_file else {
+        return Ok(opened);
+    };
+    let keys = data_keys(path)?;
+    Ok(Opened {
+        store: Arc::new(SealedStore::new(opened.store, Arc::new(keys))),
+        cache: opened.cache,
+    })
+}
+
+/// The data keys of `path`, the file created with a first key if missing.
+fn data_keys(path: &std::path::Path) -> Result<DataKeys, StoreError> {
+    if !path.exists() {
+        let id = DataKeys::rotate(path).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        tracing::info!(path = %path.display(), key = %id, "created the data key file");
+    }
+    DataKeys::load(path).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+async fn open_store(config: &Config, caching: Caching) -> Result<Opened, StoreError> {
     let url = config.store_url();
     let url = url.as_str();
     if let Some(path) = url.strip_prefix("embedded:") {

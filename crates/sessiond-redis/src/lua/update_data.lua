@@ -1,6 +1,7 @@
 -- Merge into or replace a session's data, within a size limit. Data is the
 -- record's flat list of keys and compact-JSON values; size = key bytes +
--- value bytes, as sessiond_engine::data_size measures it. Expiry and TTL
+-- value bytes, as sessiond_engine::data_size measures it (a value sealed at
+-- rest, '"sdenc:<len>:…"', counts its plaintext's <len>). Expiry and TTL
 -- are unchanged.
 -- KEYS: tag index. ARGV: base, now, retention, the id's random part, max
 -- bytes, mode ('merge' | 'replace'), then key/value pairs (in a merge, ''
@@ -24,10 +25,14 @@ end
 for n = 7, #ARGV, 2 do
   if ARGV[n + 1] == '' then data[ARGV[n]] = nil else data[ARGV[n]] = ARGV[n + 1] end
 end
+local function value_len(value)
+  local sealed = string.match(value, '^"sdenc:(%d+):')
+  return tonumber(sealed) or #value
+end
 local keys, size = {}, 0
 for key, value in pairs(data) do
   keys[#keys + 1] = key
-  size = size + #key + #value
+  size = size + #key + value_len(value)
 end
 if size > max then return { 'too_large', size } end
 table.sort(keys)

@@ -93,6 +93,19 @@ pub struct Config {
     /// Requirements `GET /v1/auth` places on the authentication of the
     /// session, by the path of the request the proxy is deciding on.
     pub forward_auth: BTreeMap<String, ForwardAuthRule>,
+    /// Encryption at rest of session data and device facts.
+    pub encryption: EncryptionConfig,
+}
+
+/// Encryption at rest: with `key_file` set, each data value and the
+/// device's user agent and IP are sealed before they reach the store.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionConfig {
+    /// The data key file (created with one key if missing; `sessiond keys
+    /// rotate --data` adds one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// One rule of `GET /v1/auth`: requests under `path_prefix` (as the proxy
@@ -387,6 +400,7 @@ impl Default for Config {
             log: LogConfig::default(),
             roles,
             forward_auth: BTreeMap::new(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }

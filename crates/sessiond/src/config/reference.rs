@@ -381,6 +381,15 @@ pub const KEYS: &[KeyDoc] = &[
         expected: "expected a table of named rules",
         ..table("forward_auth")
     },
+    table("encryption"),
+    KeyDoc {
+        default: Some("none: stored as sent"),
+        ..key(
+            "encryption.key_file",
+            STRING,
+            "data key file (mode 0600; created with one key if missing): each `data` value and the device's user agent and IP are sealed with XChaCha20-Poly1305 before they reach the store; `sessiond keys rotate --data` adds a key that seals new writes while older ones still open what they sealed",
+        )
+    },
     KeyDoc {
         expected: "expected a table with path_prefix, and min_aal or max_age",
         ..table("forward_auth.*")
