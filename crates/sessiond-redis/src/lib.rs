@@ -16,7 +16,9 @@
 //! - `Pv3:{B}:T:r:<th>`: the session record of a token, one MessagePack value;
 //! - `Pv3:{B}:T:i`: the tag's index of sessions, scored by idle deadline;
 //! - `Pv3:{B}:T:c`, `Pv3:{B}:T:k`: the tag's live connections;
-//! - `Pv3:{B}:e`: the bucket's event stream (see `feed`).
+//! - `Pv3:{B}:e`: the bucket's event stream (see `feed`);
+//! - `Pv3:{B}:x`: the bucket's tags, which the sweep and the listing of all
+//!   users' sessions (see `listing`) walk.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -27,6 +29,7 @@ mod connection;
 mod errors;
 mod feed;
 mod keys;
+mod listing;
 mod presence;
 mod record;
 mod scripts;
@@ -485,12 +488,10 @@ impl Store for RedisStore {
 
     async fn list_sessions(
         &self,
-        _query: &SessionQuery,
-        _now: Timestamp,
+        query: &SessionQuery,
+        now: Timestamp,
     ) -> Result<SessionPage, StoreError> {
-        Err(StoreError::Unsupported(
-            "listing all users' sessions is not there yet on Redis".to_owned(),
-        ))
+        listing::page(&self.conn, &self.keys, query, now).await
     }
 
     async fn count_live(&self, _now: Timestamp) -> Result<u64, StoreError> {
