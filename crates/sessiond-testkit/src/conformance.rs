@@ -14,6 +14,7 @@ use sessiond_engine::{
 
 use crate::fixture::Fixture;
 pub use crate::issued_before_cases::*;
+pub use crate::listing_cases::*;
 pub use crate::refresh_rotation::*;
 
 const MIN: Duration = Duration::from_secs(60);

@@ -24,6 +24,7 @@ pub mod event_cases;
 pub mod fixture;
 pub mod history_cases;
 pub mod issued_before_cases;
+pub mod listing_cases;
 pub mod postgres_server;
 pub mod presence_cases;
 pub mod redis_cluster;
@@ -78,7 +79,10 @@ macro_rules! conformance_tests {
             creates_older_than_the_mark_are_refused,
             revoke_issued_before_racing_creates_leaves_none_older,
             the_mark_expires,
-            revoke_issued_before_bad_input
+            revoke_issued_before_bad_input,
+            listing_filters_each_and_together,
+            listing_pages_give_each_session_once,
+            listing_bad_input_is_a_typed_error
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
