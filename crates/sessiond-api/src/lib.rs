@@ -15,13 +15,13 @@ mod secret;
 mod session;
 
 pub use requests::{
-    ConnectionBeat, CreateSession, EventsQuery, Extend, HistoryQuery, Introspect, PatchData,
-    RefreshBody, RevokeIssuedBefore, RevokeQuery, RevokeUserQuery,
+    ConnectionBeat, CreateSession, EventsQuery, Extend, HistoryQuery, Introspect,
+    ListSessionsQuery, PatchData, RefreshBody, RevokeIssuedBefore, RevokeQuery, RevokeUserQuery,
 };
 pub use responses::{
     ConnectionView, CreateResponse, Created, CreatedJwt, DevicePresenceView, EventView,
     HistoryEventView, HistoryList, Introspection, NodeState, PresenceView, ProblemBody, Readiness,
-    RevokedCount, Rotated, SessionList, Stats, TokenPair,
+    RevokedCount, Rotated, SessionList, SessionListPage, Stats, TokenPair,
 };
 pub use secret::Secret;
 pub use session::SessionView;
