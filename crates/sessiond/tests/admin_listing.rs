@@ -37,8 +37,9 @@ async fn start(backend: Backend) -> TestServer {
                 ..sessiond::config::RoleConfig::default()
             },
         );
-        // The walks of 10,000 sessions are not bounded by the outage
-        // tests' short store timeout.
+        // A page of 1,000 sessions from a debug build on a busy machine may
+        // take longer than the 500 ms the outage tests give Redis and
+        // PostgreSQL.
         c.store_timeout = Duration::from_secs(10);
     })
     .await
