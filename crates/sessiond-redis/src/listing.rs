@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use redis::{Pipeline, Value};
+use sessiond_engine::listing::{LIST_SCAN_BUDGET, MAX_LIST_LIMIT};
 use sessiond_engine::{
     PageCollector, Session, SessionCursor, SessionId, SessionPage, SessionQuery, ShardTag,
     StoreError, Timestamp,
@@ -28,7 +29,9 @@ use crate::connection::Connection;
 use crate::keys::{BUCKETS, ID_RANDOM_LEN, KeySchema, TH_LEN, bucket_of, id_random};
 use crate::record;
 
-/// Tags whose indexes one read takes (one pipeline per bucket among them).
+/// Most tags whose indexes one read takes (one pipeline per bucket among
+/// them); fewer when the page wants fewer sessions (a tag in a deadline set
+/// holds one at least, or a connection).
 const TAGS_PER_READ: usize = 256;
 
 /// Tags and index members one page reads at most (records are bounded by
@@ -38,8 +41,9 @@ const ENTRIES_PER_PAGE: usize = 20_000;
 /// Most buckets whose tags one read takes.
 const MAX_BUCKETS_PER_READ: u16 = 32;
 
-/// Records one pipelined read takes at most.
-const MAX_RECORDS_PER_READ: usize = 1_000;
+/// Records one read takes at most: a whole page, and the one that tells
+/// that more follow.
+const MAX_RECORDS_PER_READ: usize = MAX_LIST_LIMIT as usize + 1;
 
 /// How often a record that vanished between reading its index and reading
 /// it (a rotation gives it a new `th`) is looked up again.
@@ -211,15 +215,17 @@ impl Walk<'_> {
             }
             let end = bucket.saturating_add(width).min(BUCKETS);
             let tags = self.tags(bucket, end).await?;
-            for chunk in tags.chunks(TAGS_PER_READ) {
+            let mut rest = tags.as_slice();
+            while !rest.is_empty() {
                 if self.spent() {
                     return Ok(false);
                 }
+                let (chunk, after) = rest.split_at(self.tags_per_read().min(rest.len()));
+                rest = after;
                 let candidates = self.candidates(chunk).await?;
                 match self.examine(&candidates).await? {
                     Flow::Done => {}
-                    Flow::Complete => return Ok(false),
-                    Flow::Spent => return Ok(false),
+                    Flow::Complete | Flow::Spent => return Ok(false),
                 }
                 if let Some((_, last)) = chunk.last() {
                     self.walked_to(Place::Tag(last.clone()));
@@ -240,6 +246,19 @@ impl Walk<'_> {
         }
         let candidates = self.candidates(&[(bucket, tag)]).await?;
         Ok(matches!(self.examine(&candidates).await?, Flow::Done))
+    }
+
+    /// How many tags' indexes to read next: as many as sessions are still
+    /// wanted (four times as many when filters check each session), within
+    /// [`TAGS_PER_READ`].
+    fn tags_per_read(&self) -> usize {
+        let wanted = self.collector.wanted();
+        let wanted = if self.checks_each {
+            wanted.saturating_mul(4)
+        } else {
+            wanted
+        };
+        wanted.clamp(16, TAGS_PER_READ)
     }
 
     /// Whether this page has done its share (once it got anywhere).
@@ -385,7 +404,7 @@ impl Walk<'_> {
             } else {
                 wanted.max(16)
             };
-            let room = sessiond_engine::listing::LIST_SCAN_BUDGET
+            let room = LIST_SCAN_BUDGET
                 .saturating_sub(self.collector.examined())
                 .max(1);
             let (batch, after) =
