@@ -21,6 +21,9 @@ const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) App
 const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
+/// Which of the sessions made a filter should select.
+type Wanted<'a> = Box<dyn Fn(&Session) -> bool + 'a>;
+
 fn request(user: &str, user_agent: Option<&str>, ip: Option<&str>) -> CreateRequest {
     CreateRequest {
         user_id: user.into(),
@@ -111,7 +114,7 @@ pub async fn listing_filters_each_and_together(c: Case) {
         "the short session expired"
     );
     let everyone = SessionFilter::default();
-    let cases: Vec<(SessionFilter, Box<dyn Fn(&Session) -> bool>)> = vec![
+    let cases: Vec<(SessionFilter, Wanted<'_>)> = vec![
         (everyone.clone(), Box::new(|_| true)),
         (
             SessionFilter {
