@@ -491,7 +491,14 @@ impl Store for RedisStore {
         query: &SessionQuery,
         now: Timestamp,
     ) -> Result<SessionPage, StoreError> {
-        listing::page(&self.conn, &self.keys, query, now).await
+        listing::page(
+            &self.conn,
+            &self.keys,
+            &self.sweeper.retention_arg,
+            query,
+            now,
+        )
+        .await
     }
 
     async fn count_live(&self, _now: Timestamp) -> Result<u64, StoreError> {

@@ -15,7 +15,7 @@
 //! [`ENTRIES_PER_PAGE`] tags and index members. A user filter walks that
 //! user's tag alone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use redis::{Pipeline, Value};
 use sessiond_engine::listing::{LIST_SCAN_BUDGET, MAX_LIST_LIMIT};
@@ -25,9 +25,10 @@ use sessiond_engine::{
 };
 
 use crate::codec;
-use crate::connection::Connection;
+use crate::connection::{Connection, Retry};
 use crate::keys::{BUCKETS, ID_RANDOM_LEN, KeySchema, TH_LEN, bucket_of, id_random};
 use crate::record;
+use crate::scripts::SCRIPTS;
 
 /// Most tags whose indexes one read takes (one pipeline per bucket among
 /// them); fewer when the page wants fewer sessions (a tag in a deadline set
@@ -44,10 +45,6 @@ const MAX_BUCKETS_PER_READ: u16 = 32;
 /// Records one read takes at most: a whole page, and the one that tells
 /// that more follow.
 const MAX_RECORDS_PER_READ: usize = MAX_LIST_LIMIT as usize + 1;
-
-/// How often a record that vanished between reading its index and reading
-/// it (a rotation gives it a new `th`) is looked up again.
-const RELOOKUPS: usize = 3;
 
 /// How far a walk has got: everything up to this place has been examined.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,6 +159,9 @@ enum Flow {
 struct Walk<'a> {
     conn: &'a Connection,
     keys: &'a KeySchema,
+    /// The scripts' retention argument (see `RedisStore::args`).
+    retention: &'a str,
+    now: Timestamp,
     bound: Bound,
     collector: PageCollector,
     checks_each: bool,
@@ -172,10 +172,12 @@ struct Walk<'a> {
     entries: usize,
 }
 
-/// The page `query` asks for.
+/// The page `query` asks for; `retention` is the scripts' retention
+/// argument.
 pub(crate) async fn page(
     conn: &Connection,
     keys: &KeySchema,
+    retention: &str,
     query: &SessionQuery,
     now: Timestamp,
 ) -> Result<SessionPage, StoreError> {
@@ -188,6 +190,8 @@ pub(crate) async fn page(
     let mut walk = Walk {
         conn,
         keys,
+        retention,
+        now,
         bound: place.bound(),
         collector: PageCollector::new(query, now),
         checks_each: query.filter.checks_each_session(),
@@ -422,95 +426,75 @@ impl Walk<'_> {
         Ok(Flow::Done)
     }
 
-    /// The sessions of `batch`, in order (`None` where there is none).
-    /// A record that vanished since its index was read is looked up in the
-    /// index again: a rotation files the same session under a new `th`.
+    /// The sessions of `batch`, in order (`None` where there is none): the
+    /// records its index members name, one pipeline of GETs per bucket. A
+    /// record that vanished since its index was read is looked up by id
+    /// (the get script: index and record in one atomic step), since a
+    /// rotation files the same session under a new `th`.
     async fn records(&self, batch: &[Candidate]) -> Result<Vec<Option<Session>>, StoreError> {
-        let mut ths: Vec<String> = batch.iter().map(|c| c.th.clone()).collect();
-        let all: Vec<usize> = (0..batch.len()).collect();
-        let mut raws = vec![None; batch.len()];
-        for (i, raw) in all.iter().zip(self.get(batch, &ths, &all).await?) {
-            raws[*i] = raw;
-        }
-        for _ in 0..RELOOKUPS {
-            let missing: Vec<usize> = (0..batch.len()).filter(|&i| raws[i].is_none()).collect();
-            if missing.is_empty() {
-                break;
-            }
-            let mut tags: Vec<(u16, ShardTag)> = missing
-                .iter()
-                .map(|&i| (batch[i].bucket, batch[i].tag.clone()))
-                .collect();
-            tags.sort_by(|(a, x), (b, y)| (a, x.as_str()).cmp(&(b, y.as_str())));
-            tags.dedup();
-            let indexes = self.indexes(&tags).await?;
-            let now_filed: HashMap<(&str, &str), &str> = tags
-                .iter()
-                .zip(&indexes)
-                .flat_map(|((_, tag), members)| {
-                    members.iter().filter_map(move |m| {
-                        let (random, th) = split_member(m)?;
-                        Some(((tag.as_str(), random), th))
-                    })
-                })
-                .collect();
-            let mut moved = Vec::new();
-            for i in missing {
-                let key = (batch[i].tag.as_str(), id_random(&batch[i].id));
-                if let Some(th) = now_filed.get(&key).filter(|th| **th != ths[i]) {
-                    ths[i] = (*th).to_owned();
-                    moved.push(i);
-                }
-            }
-            if moved.is_empty() {
-                break;
-            }
-            for (i, raw) in moved.iter().zip(self.get(batch, &ths, &moved).await?) {
-                raws[*i] = raw;
-            }
-        }
-        batch
-            .iter()
-            .zip(raws)
-            .map(|(candidate, raw)| match raw {
-                None => Ok(None),
+        let raws = self.read_records(batch).await?;
+        let mut found = Vec::with_capacity(batch.len());
+        let mut missing = Vec::new();
+        for (i, (candidate, raw)) in batch.iter().zip(raws).enumerate() {
+            match raw {
                 Some(raw) => {
                     let (session, _) = record::decode(&raw, &candidate.tag)?;
-                    Ok((session.id == candidate.id).then_some(session))
+                    found.push((session.id == candidate.id).then_some(session));
                 }
-            })
-            .collect()
+                None => {
+                    found.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        let lookups = missing.iter().map(|&i| self.by_id(&batch[i].id));
+        let looked_up = futures_util::future::try_join_all(lookups).await?;
+        for (i, session) in missing.into_iter().zip(looked_up) {
+            found[i] = session;
+        }
+        Ok(found)
     }
 
-    /// GET the records of `batch[i]` (under `ths[i]`) for each `i` of
-    /// `which`, in that order: one pipeline per bucket.
-    async fn get(
-        &self,
-        batch: &[Candidate],
-        ths: &[String],
-        which: &[usize],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    /// The live session `id`, by the get script (its index member and
+    /// record read in one atomic step).
+    async fn by_id(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let tag = id.shard();
+        let args: Vec<Vec<u8>> = vec![
+            self.keys.base(&tag).into_bytes(),
+            self.now.as_millis().to_string().into_bytes(),
+            self.retention.as_bytes().to_vec(),
+            id_random(id).as_bytes().to_vec(),
+        ];
+        let reply = self
+            .conn
+            .eval(&SCRIPTS.get, &[self.keys.index(&tag)], &args, Retry::Once)
+            .await?;
+        codec::maybe_session(&reply, &tag)
+    }
+
+    /// GET the record of each of `batch`, in order: one pipeline per
+    /// bucket.
+    async fn read_records(&self, batch: &[Candidate]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let mut by_bucket: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
-        for (n, &i) in which.iter().enumerate() {
-            by_bucket.entry(batch[i].bucket).or_default().push(n);
+        for (i, candidate) in batch.iter().enumerate() {
+            by_bucket.entry(candidate.bucket).or_default().push(i);
         }
         let pipes: Vec<Pipeline> = by_bucket
             .values()
-            .map(|ns| {
+            .map(|positions| {
                 let mut pipe = redis::pipe();
-                for &n in ns {
-                    let i = which[n];
-                    pipe.cmd("GET")
-                        .arg(self.keys.record_at(&batch[i].tag, &ths[i]));
+                for &i in positions {
+                    let c = &batch[i];
+                    pipe.cmd("GET").arg(self.keys.record_at(&c.tag, &c.th));
                 }
                 pipe
             })
             .collect();
         let replies = self.conn.pipelines("list sessions", &pipes).await?;
-        let mut out = vec![None; which.len()];
-        for (ns, reply) in by_bucket.values().zip(&replies) {
-            for (&n, value) in ns.iter().zip(reply) {
-                out[n] = match value {
+        let mut out = vec![None; batch.len()];
+        for (positions, reply) in by_bucket.values().zip(&replies) {
+            for (&i, value) in positions.iter().zip(reply) {
+                out[i] = match value {
                     Value::Nil => None,
                     Value::BulkString(bytes) => Some(bytes.clone()),
                     other => {
@@ -558,7 +542,70 @@ fn split_member(member: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use sessiond_engine::{CreateRequest, Engine, Policy, SessionFilter, Store};
+    use sessiond_testkit::redis_server::RedisServer;
+
     use super::*;
+    use crate::{RedisOptions, RedisStore};
+
+    /// A session rotated after the walk read its index, before it read its
+    /// record, is found under its new record all the same.
+    #[tokio::test]
+    async fn a_rotation_between_index_and_record_is_followed() {
+        let server = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .unwrap();
+        let options = RedisOptions {
+            sweep_interval: std::time::Duration::ZERO,
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::connect(&server.url(), options).await.unwrap();
+        let engine = Engine::new(Arc::new(store.clone()) as Arc<dyn Store>, Policy::default());
+        let created = engine
+            .create(CreateRequest {
+                user_id: "alice".into(),
+                ..CreateRequest::default()
+            })
+            .await
+            .unwrap();
+        let query = SessionQuery {
+            filter: SessionFilter::default(),
+            limit: 10,
+            after: None,
+        };
+        let mut walk = Walk {
+            conn: &store.conn,
+            keys: &store.keys,
+            retention: &store.sweeper.retention_arg,
+            now: engine.now(),
+            bound: Place::Bucket(0).bound(),
+            collector: PageCollector::new(&query, engine.now()),
+            checks_each: false,
+            place: Place::Bucket(0),
+            moved: false,
+            entries: 0,
+        };
+        let tag = created.session.id.shard();
+        let candidates = walk.candidates(&[(bucket_of(&tag), tag)]).await.unwrap();
+        assert_eq!(candidates.len(), 1);
+        for _ in 0..3 {
+            engine.rotate(created.session.id.as_str()).await.unwrap();
+        }
+        let found = walk.records(&candidates).await.unwrap();
+        let found = found[0].as_ref().expect("found under its new record");
+        assert_eq!(found.id, created.session.id);
+        // A session revoked meanwhile is simply not there.
+        engine
+            .revoke(
+                created.session.id.as_str(),
+                sessiond_engine::RevokeReason::Logout,
+            )
+            .await
+            .unwrap();
+        assert_eq!(walk.records(&candidates).await.unwrap(), vec![None]);
+    }
 
     #[test]
     fn cursors_round_trip_and_refuse_what_is_not_theirs() {
