@@ -220,8 +220,8 @@ pub async fn listing_filters_each_and_together(c: Case) {
 /// Pages from the start to the end give every session that stayed live
 /// through the whole walk exactly once (none twice, none missed), while
 /// sessions are created, rotated and revoked between the pages and by
-/// concurrent tasks during them; sessions revoked before the walk never
-/// show up.
+/// concurrent tasks during them (which also rotate sessions the walk is
+/// reading); sessions revoked before the walk never show up.
 pub async fn listing_pages_give_each_session_once(c: Case) {
     let e = c.engine();
     let mut stable: Vec<Session> = Vec::new();
@@ -266,6 +266,23 @@ pub async fn listing_pages_give_each_session_once(c: Case) {
             })
         })
         .collect();
+    // And stable sessions are rotated all along (a rotation files a session
+    // under a new token hash: a walk must follow it, not lose it).
+    let rotator = {
+        let (e, stop) = (e.clone(), stop.clone());
+        let ids: Vec<SessionId> = stable.iter().step_by(3).map(|s| s.id.clone()).collect();
+        tokio::spawn(async move {
+            let mut rotated = 0;
+            while !stop.load(Ordering::Relaxed) {
+                for id in &ids {
+                    e.rotate(id.as_str()).await.unwrap();
+                    rotated += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            rotated
+        })
+    };
     let mut doomed_left = doomed.clone();
     let to_rotate: Vec<SessionId> = stable.iter().step_by(5).map(|s| s.id.clone()).collect();
     let mut between_no = 0;
@@ -291,6 +308,7 @@ pub async fn listing_pages_give_each_session_once(c: Case) {
     for t in churners {
         churned += t.await.unwrap();
     }
+    assert!(rotator.await.unwrap() > 0);
     assert!(between_no > 20, "the walk took {between_no} pages");
     assert!(churned > 0);
     let seen = id_set(&listed);
