@@ -16,12 +16,13 @@ mod session;
 
 pub use requests::{
     AuthQuery, Authenticate, ConnectionBeat, CreateSession, EventsQuery, Extend, HistoryQuery,
-    Introspect, PatchData, RefreshBody, RevokeIssuedBefore, RevokeQuery, RevokeUserQuery,
+    Introspect, ListSessionsQuery, PatchData, RefreshBody, RevokeIssuedBefore, RevokeQuery,
+    RevokeUserQuery,
 };
 pub use responses::{
     ConnectionView, CreateResponse, Created, CreatedJwt, DevicePresenceView, EventView,
     HistoryEventView, HistoryList, Introspection, NodeState, PresenceView, ProblemBody, Readiness,
-    RevokedCount, Risk, Rotated, SessionList, Stats, TokenPair,
+    RevokedCount, Risk, Rotated, SessionList, SessionListPage, Stats, TokenPair,
 };
 pub use secret::Secret;
 pub use session::SessionView;

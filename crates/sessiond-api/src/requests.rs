@@ -1,9 +1,12 @@
 //! Request bodies and query strings. Unknown fields are rejected.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessiond_engine::{Aal, AuthRequirement, Mode, SessionData, Timestamp};
+use sessiond_engine::{
+    Aal, AuthRequirement, DeviceKind, Mode, SessionData, SessionFilter, Timestamp,
+};
 
 use crate::secret::Secret;
 
@@ -283,6 +286,50 @@ pub struct HistoryQuery {
     /// The `next_cursor` of the previous page: the events older than it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+}
+
+/// Query of `GET /v1/sessions`: which sessions of all users, and which
+/// page. Every filter given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct ListSessionsQuery {
+    /// Only this user's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Only sessions whose device IP is this address (IPv4 or IPv6,
+    /// compared as addresses: `2001:db8::1` finds `2001:DB8:0::1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
+    pub ip: Option<IpAddr>,
+    /// Only sessions on this kind of device: `desktop`, `mobile`,
+    /// `tablet`, `bot` or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_kind: Option<DeviceKind>,
+    /// Only sessions created after this time (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
+    pub created_after: Option<Timestamp>,
+    /// Sessions per page, 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+impl ListSessionsQuery {
+    /// The filters, as the engine takes them.
+    pub fn filter(&self) -> SessionFilter {
+        SessionFilter {
+            user_id: self.user_id.clone(),
+            ip: self.ip,
+            device_kind: self.device_kind,
+            created_after: self.created_after,
+        }
+    }
 }
 
 /// `PUT /v1/sessions/{id}/connections/{connection_id}` (the body may be

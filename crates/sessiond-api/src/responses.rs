@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sessiond_engine::{
     Connection, Device, Event, EventKind, HistoryEvent, HistoryKind, HistoryPage, Presence,
-    SessionId, Timestamp,
+    SessionId, SessionPage, Timestamp,
 };
 
 use crate::secret::Secret;
@@ -118,6 +118,29 @@ pub struct SessionList {
     pub sessions: Vec<SessionView>,
     /// How many.
     pub count: usize,
+}
+
+/// `200` of `GET /v1/sessions`: a page of the live sessions of all users.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionListPage {
+    /// In the store's order (not by creation time); at most the limit,
+    /// maybe fewer (even none) before the end.
+    pub sessions: Vec<SessionView>,
+    /// Pass it as `cursor` for the next page (an opaque string); null on
+    /// the last page.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub next_cursor: Option<String>,
+}
+
+impl From<SessionPage> for SessionListPage {
+    fn from(page: SessionPage) -> Self {
+        Self {
+            sessions: page.sessions.into_iter().map(SessionView::from).collect(),
+            next_cursor: page.next_cursor.map(|c| c.as_str().to_owned()),
+        }
+    }
 }
 
 /// One lifecycle event of a session, as `GET /v1/users/{user_id}/history`

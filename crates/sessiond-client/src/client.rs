@@ -12,9 +12,9 @@ use sessiond_engine::{Mode, SessionData, SessionId, Timestamp};
 
 use sessiond_api::{
     Aal, AuthQuery, Authenticate, ConnectionBeat, ConnectionView, CreateSession, Created,
-    CreatedJwt, Extend, HistoryList, Introspect, Introspection, PatchData, PresenceView, Readiness,
-    RefreshBody, RevokeIssuedBefore, RevokedCount, Rotated, Secret, SessionList, SessionView,
-    Stats, TokenPair,
+    CreatedJwt, Extend, HistoryList, Introspect, Introspection, ListSessionsQuery, PatchData,
+    PresenceView, Readiness, RefreshBody, RevokeIssuedBefore, RevokedCount, Rotated, Secret,
+    SessionList, SessionListPage, SessionView, Stats, TokenPair,
 };
 
 use crate::error::Error;
@@ -229,6 +229,41 @@ impl Client {
         let url = self.url(&["v1", "users", user_segment(user_id)?, "sessions"])?;
         let list: SessionList = self.json(self.admin(Method::GET, url)).await?;
         Ok(list.sessions)
+    }
+
+    /// One page of the live sessions of all users that `query` filters
+    /// (every filter given must hold): at most its `limit` (the server's
+    /// default, 100, when `None`), after its `cursor` (the previous page's
+    /// `next_cursor`). Paging until `next_cursor` is `None` gives every
+    /// session that stayed live all along exactly once; a page may hold
+    /// fewer sessions than the limit, even none, before the end.
+    pub async fn list_sessions(&self, query: &ListSessionsQuery) -> Result<SessionListPage, Error> {
+        let mut url = self.url(&["v1", "sessions"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(user_id) = &query.user_id {
+                pairs.append_pair("user_id", user_id);
+            }
+            if let Some(ip) = query.ip {
+                pairs.append_pair("ip", &ip.to_string());
+            }
+            if let Some(kind) = query.device_kind {
+                pairs.append_pair("device_kind", kind.as_str());
+            }
+            if let Some(after) = query.created_after {
+                pairs.append_pair("created_after", &after.to_rfc3339());
+            }
+            if let Some(limit) = query.limit {
+                pairs.append_pair("limit", &limit.to_string());
+            }
+            if let Some(cursor) = &query.cursor {
+                pairs.append_pair("cursor", cursor);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        self.json(self.admin(Method::GET, url)).await
     }
 
     /// One page of a user's lifecycle events, newest first: at most `limit`

@@ -2,7 +2,7 @@
 //!
 //! [`Client`] has one method per route: the admin routes (create, introspect,
 //! read, update, extend, rotate, revoke, per-user listing and revocation,
-//! history, the event feed, live connections and presence, stats)
+//! the listing of all users' sessions, history, the event feed, live connections and presence, stats)
 //! authenticated with the API key, and the public routes an end user's
 //! credential authenticates (refresh, `me`, "log out other devices", logout,
 //! presence), plus the JWKS and readiness. Answers are typed: sessions are
@@ -64,7 +64,8 @@ pub use error::Error;
 pub use events::{EventStream, EventsRequest, StartAt};
 pub use sessiond_api::{
     ConnectionView, CreateSession, Created, CreatedJwt, DevicePresenceView, EventView,
-    PresenceView, Readiness, Rotated, Secret, SessionView, Stats, TokenPair,
+    ListSessionsQuery, PresenceView, Readiness, Rotated, Secret, SessionListPage, SessionView,
+    Stats, TokenPair,
 };
 
 pub use sessiond_engine::{Device, DeviceKind, EventKind, Mode, SessionData, SessionId, Timestamp};

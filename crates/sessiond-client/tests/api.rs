@@ -867,12 +867,81 @@ async fn revoke_issued_before(backend: Backend) {
     server.shutdown().await;
 }
 
+/// The listing of all users' sessions pages through `next_cursor` with
+/// typed filters; a bad limit or cursor is `Invalid`.
+async fn list_sessions(backend: Backend) {
+    let server = TestServer::start(backend, |_| {}).await;
+    let client = server.client();
+    let mut made = Vec::new();
+    for n in 0..7 {
+        let created = client
+            .create(&CreateSession {
+                user_agent: (n % 2 == 0).then(|| UA.to_owned()),
+                ip: Some(format!("2001:db8::{n}")),
+                ..CreateSession::new(format!("list-user-{}", n % 3))
+            })
+            .await
+            .unwrap();
+        made.push(created.session);
+        // Creation times apart, for `created_after`.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let mut seen = Vec::new();
+    let mut query = sessiond_client::ListSessionsQuery {
+        limit: Some(3),
+        ..Default::default()
+    };
+    loop {
+        let page = client.list_sessions(&query).await.unwrap();
+        assert!(page.sessions.len() <= 3);
+        seen.extend(page.sessions.into_iter().map(|s| s.id));
+        match page.next_cursor {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut all: Vec<SessionId> = made.iter().map(|s| s.id.clone()).collect();
+    all.sort();
+    assert_eq!(seen, all);
+    let filtered = client
+        .list_sessions(&sessiond_client::ListSessionsQuery {
+            user_id: Some("list-user-0".into()),
+            device_kind: Some(DeviceKind::Desktop),
+            ip: "2001:DB8:0::6".parse().ok(),
+            created_after: Some(made[0].created_at),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<SessionId> = filtered.sessions.into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![made[6].id.clone()]);
+    assert_eq!(filtered.next_cursor, None);
+    for bad in [
+        sessiond_client::ListSessionsQuery {
+            limit: Some(0),
+            ..Default::default()
+        },
+        sessiond_client::ListSessionsQuery {
+            cursor: Some("not-a-cursor".into()),
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            client.list_sessions(&bad).await,
+            Err(Error::Invalid { .. })
+        ));
+    }
+    server.shutdown().await;
+}
+
 both_stores!(
     full_scenario,
     limit_reached,
     history,
     connections_and_presence,
-    revoke_issued_before
+    revoke_issued_before,
+    list_sessions
 );
 
 /// A store that goes away is a quick `Unavailable` (with the server's

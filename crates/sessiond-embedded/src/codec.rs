@@ -12,9 +12,12 @@ use sessiond_engine::{
 pub(crate) const COLUMNS: &str = "id, user_id, role, data, device, created_at, last_seen_at, \
      expires_at, absolute_expires_at, idle_ttl_ms, mode, auth";
 
+/// Number of [`COLUMNS`].
+pub(crate) const COLUMN_COUNT: usize = 12;
+
 /// A session row exactly as SQLite returned it, not yet checked.
 #[derive(Debug)]
-pub(crate) struct RawRow([Value; 12]);
+pub(crate) struct RawRow([Value; COLUMN_COUNT]);
 
 impl RawRow {
     /// Read the [`COLUMNS`] of `row`. Reading a [`Value`] cannot fail on the

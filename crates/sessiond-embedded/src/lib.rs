@@ -38,6 +38,7 @@ mod error;
 mod event_row;
 mod feed;
 mod history;
+mod listing;
 mod ops;
 mod reader;
 mod schema;
@@ -56,8 +57,8 @@ use sessiond_engine::private_files::{self, Fix};
 use sessiond_engine::{
     Authentication, CacheSource, Clock, DataUpdate, EventPage, EventQuery, EventRetention,
     HistoryEvent, IssuedBefore, NearCache, NewSession, RefreshOutcome, RefreshRequest,
-    RevokeReason, RotateTarget, Session, SessionId, Store, StoreError, SystemClock, Timestamp,
-    TokenDigest, TokenHash, TouchRule, TrackedRead,
+    RevokeReason, RotateTarget, Session, SessionId, SessionPage, SessionQuery, Store, StoreError,
+    SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::changes::ChangeLog;
@@ -416,6 +417,15 @@ impl Store for EmbeddedStore {
     async fn list_user(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>, StoreError> {
         let user_id = user_id.to_owned();
         self.read(move |c| ops::list_user(c, &user_id, now)).await
+    }
+
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: Timestamp,
+    ) -> Result<SessionPage, StoreError> {
+        let query = query.clone();
+        self.read(move |c| listing::page(c, &query, now)).await
     }
 
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {

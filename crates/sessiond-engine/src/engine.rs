@@ -16,6 +16,9 @@ use crate::error::{Error, StoreError};
 use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::{SessionId, ShardTag};
+use crate::listing::{
+    DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SessionCursor, SessionFilter, SessionPage, SessionQuery,
+};
 use crate::policy::Policy;
 use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::refresh::RefreshToken;
@@ -505,6 +508,46 @@ impl Engine {
     pub async fn list_user(&self, user_id: &str) -> Result<Vec<Session>, Error> {
         validate_user_id(user_id)?;
         self.call(self.store.list_user(user_id, self.now())).await
+    }
+
+    /// A page of the live sessions of all users that `filter` matches
+    /// (every filter given must hold): at most `limit` (1..=1000, default
+    /// 100), after the place `cursor` names (the `next_cursor` of an
+    /// earlier page). Paging from no cursor until `next_cursor` is `None`
+    /// gives every session that stayed live all along exactly once,
+    /// whatever comes and goes meanwhile; a page may hold fewer than
+    /// `limit`, even none, and still have a `next_cursor` (the store bounds
+    /// the work of a page). Sessions come in the store's order, not by
+    /// creation time.
+    pub async fn list_sessions(
+        &self,
+        filter: SessionFilter,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<SessionPage, Error> {
+        if let Some(user_id) = &filter.user_id {
+            validate_user_id(user_id)?;
+        }
+        let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+            return Err(Error::invalid(
+                "limit",
+                format!("a whole number from 1 to {MAX_LIST_LIMIT}"),
+            ));
+        }
+        let after = cursor
+            .map(|c| {
+                SessionCursor::parse(c)
+                    .ok_or_else(|| Error::invalid("cursor", "the next_cursor of an earlier page"))
+            })
+            .transpose()?;
+        let query = SessionQuery {
+            filter,
+            limit,
+            after,
+        };
+        self.call(self.store.list_sessions(&query, self.now()))
+            .await
     }
 
     /// Number of the user's live sessions.

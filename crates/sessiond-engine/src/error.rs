@@ -40,8 +40,9 @@ pub enum StoreError {
     /// it would silently skip them.
     #[error("event cursor expired: {0}")]
     CursorExpired(String),
-    /// An event cursor this store could not have made.
-    #[error("not an event cursor of this store: {0}")]
+    /// A cursor (of the event feed or of the listing) this store could not
+    /// have made.
+    #[error("not a cursor of this store: {0}")]
     InvalidCursor(String),
 }
 
@@ -125,7 +126,7 @@ impl From<StoreError> for Error {
             StoreError::CursorExpired(m) => Self::CursorExpired(m),
             StoreError::InvalidCursor(m) => Self::Invalid {
                 field: "cursor",
-                reason: format!("an event id this server sent ({m})"),
+                reason: format!("a cursor this server handed out ({m})"),
             },
         }
     }

@@ -37,6 +37,12 @@ impl ShardTag {
         Self(URL_SAFE_NO_PAD.encode(&digest[..8]))
     }
 
+    /// A tag from text read back from a store; `None` unless it is the
+    /// canonical base64url of 8 bytes (as [`ShardTag::of_user`] writes).
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == SHARD_TAG_LEN && is_canonical_base64url(s, 8)).then(|| Self(s.to_owned()))
+    }
+
     /// The tag as text (11 base64url characters).
     pub fn as_str(&self) -> &str {
         &self.0
@@ -127,6 +133,13 @@ mod tests {
         let id = SessionId::generate(&shard);
         assert_eq!(id.as_str().len(), SESSION_ID_LEN);
         assert_eq!(id.shard(), shard);
+        assert_eq!(ShardTag::parse(shard.as_str()), Some(shard.clone()));
+        assert_eq!(
+            ShardTag::parse(&id.as_str()[..SHARD_TAG_LEN]),
+            Some(shard.clone())
+        );
+        assert_eq!(ShardTag::parse(id.as_str()), None);
+        assert_eq!(ShardTag::parse("AAAAAAAAAA="), None);
         assert_eq!(SessionId::parse(id.as_str()), Some(id.clone()));
         assert_ne!(SessionId::generate(&shard), id);
     }

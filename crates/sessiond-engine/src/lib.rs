@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod id;
+pub mod listing;
 pub mod near_cache;
 pub mod observed;
 pub mod policy;
@@ -37,6 +38,9 @@ pub use events::{
 };
 pub use history::{HistoryEvent, HistoryKind};
 pub use id::{SessionId, ShardTag};
+pub use listing::{
+    KeysetWalk, PageCollector, SessionCursor, SessionFilter, SessionPage, SessionQuery,
+};
 pub use near_cache::{CacheOptions, CacheSource, CacheStats, CachedStore, NearCache, TrackedRead};
 pub use observed::{ObservedStore, Op, Outcome, StoreObserver};
 pub use policy::{LimitPolicy, Policy, RolePolicy, effective_touch_interval_ms};

@@ -16,6 +16,7 @@ use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
+use crate::listing::{SessionPage, SessionQuery};
 use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::store::{IssuedBefore, NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
@@ -52,6 +53,8 @@ pub enum Op {
     RevokeIssuedBefore,
     /// [`Store::not_before`].
     NotBefore,
+    /// [`Store::list_sessions`].
+    ListSessions,
     /// [`Store::count_live`].
     CountLive,
     /// [`Store::history`].
@@ -72,7 +75,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 22] = [
+    pub const ALL: [Op; 23] = [
         Op::Create,
         Op::Introspect,
         Op::Get,
@@ -87,6 +90,7 @@ impl Op {
         Op::RevokeUser,
         Op::RevokeIssuedBefore,
         Op::NotBefore,
+        Op::ListSessions,
         Op::CountLive,
         Op::History,
         Op::Events,
@@ -114,6 +118,7 @@ impl Op {
             Op::RevokeUser => "revoke_user",
             Op::RevokeIssuedBefore => "revoke_issued_before",
             Op::NotBefore => "not_before",
+            Op::ListSessions => "list_sessions",
             Op::CountLive => "count_live",
             Op::History => "history",
             Op::Events => "events",
@@ -369,6 +374,15 @@ impl<O: StoreObserver> Store for ObservedStore<O> {
         self.run(Op::NotBefore, call, done).await
     }
 
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: Timestamp,
+    ) -> Result<SessionPage, StoreError> {
+        let call = self.inner.list_sessions(query, now);
+        self.run(Op::ListSessions, call, done).await
+    }
+
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {
         let call = self.inner.count_live(now);
         self.run(Op::CountLive, call, |live| Outcome::Counted(*live))
@@ -452,6 +466,7 @@ mod tests {
                 "revoke_user",
                 "revoke_issued_before",
                 "not_before",
+                "list_sessions",
                 "count_live",
                 "history",
                 "events",

@@ -17,6 +17,7 @@ use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
+use crate::listing::{SessionPage, SessionQuery};
 use crate::policy::LimitPolicy;
 use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
@@ -360,6 +361,23 @@ pub trait Store: Send + Sync + fmt::Debug {
         user_id: &str,
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError>;
+
+    /// A page of the live sessions of all users that `query.filter`
+    /// matches, in an order of the store's own that sessions coming and
+    /// going do not change: at most `query.limit` of them after the place
+    /// `query.after` names, and the cursor of the next page (`None` at the
+    /// end). A walk from no cursor to the end gives every session that
+    /// stayed live all along exactly once, whatever was created, revoked or
+    /// rotated meanwhile. A store bounds the work of one page
+    /// ([`crate::listing::LIST_SCAN_BUDGET`] sessions examined): a page
+    /// may then hold fewer than the limit, even none, and still have a
+    /// cursor. Text this store could not have made is
+    /// [`StoreError::InvalidCursor`].
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: Timestamp,
+    ) -> Result<SessionPage, StoreError>;
 
     /// Number of live sessions of all users, for statistics. May cost time
     /// proportional to the number of sessions (it is not on a request path);

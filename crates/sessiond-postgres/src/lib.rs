@@ -38,6 +38,7 @@ mod errors;
 mod feed;
 mod history;
 mod listener;
+mod listing;
 mod ops;
 mod rows;
 mod schema;
@@ -56,8 +57,8 @@ use sessiond_engine::{
     Authentication, Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate,
     EventPage, EventQuery, EventRetention, HistoryEvent, IssuedBefore, NearCache, NewSession,
     NodeHealth, Presence, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
-    SessionId, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash, TouchRule,
-    TrackedRead,
+    SessionId, SessionPage, SessionQuery, Store, StoreError, SystemClock, Timestamp, TokenDigest,
+    TokenHash, TouchRule, TrackedRead,
 };
 use tokio::task::JoinHandle;
 
@@ -285,13 +286,39 @@ impl PostgresStore {
     }
 
     /// The query plan PostgreSQL picks for the statement an operation runs
-    /// (`introspect`, `list_user`, `sweep`, `history`, `prune`, `feed`,
+    /// (`introspect`, `list_user`, `list_sessions`, `list_sessions_user`,
+    /// `sweep`, `history`, `prune`, `feed`,
     /// `feed_user`, `retire`, `presence`, `sweep_connections`), for tests
     /// that prove they are index lookups.
     pub async fn explain(&self, operation: &str) -> Result<String, StoreError> {
         let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match operation {
             "introspect" => (&self.sql.by_token, &[&&[0u8; 32][..], &0_i64]),
             "list_user" => (&self.sql.list_user, &[&"someone", &0_i64]),
+            "list_sessions" => (
+                &self.sql.list_window,
+                &[
+                    &"",
+                    &1000_i64,
+                    &0_i64,
+                    &None::<i64>,
+                    &Some("mobile"),
+                    &None::<&str>,
+                    &false,
+                ],
+            ),
+            "list_sessions_user" => (
+                &self.sql.list_window_user,
+                &[
+                    &"",
+                    &1000_i64,
+                    &0_i64,
+                    &None::<i64>,
+                    &None::<&str>,
+                    &None::<&str>,
+                    &false,
+                    &"someone",
+                ],
+            ),
             "sweep" => (&self.sql.sweep, &[&0_i64, &sweeper::SWEEP_BATCH]),
             "history" => (
                 &self.sql.history_page,
@@ -464,6 +491,14 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
         with_retry!(self, |c, x| ops::not_before(&c, &x, user_id, now))
+    }
+
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: Timestamp,
+    ) -> Result<SessionPage, StoreError> {
+        with_retry!(self, |c, x| listing::page(&c, &x, query, now))
     }
 
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {

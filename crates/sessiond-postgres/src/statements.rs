@@ -25,6 +25,27 @@ fn live_of(table: &str, now: &str) -> String {
     format!("{table}.expires_at > {now} AND {table}.absolute_expires_at > {now}")
 }
 
+/// [`Statements::list_window`] of sessions table `t`, the window narrowed by
+/// `narrow`: one walk of an index in id order, each row's columns masked
+/// unless it is live and passes the filters.
+fn list_window(t: &str, narrow: &str) -> String {
+    let masked: Vec<String> = COLUMNS
+        .split(',')
+        .map(|c| format!("CASE WHEN w.hit THEN w.{} END", c.trim()))
+        .collect();
+    format!(
+        "SELECT {}, w.id
+         FROM (SELECT {COLUMNS}, {} AND ($4::bigint IS NULL OR created_at > $4)
+                AND ($5::text IS NULL OR device::json ->> 'kind' = $5)
+                AND ($6::text IS NULL OR device::json ->> 'ip' = $6)
+                AND (NOT $7::boolean OR strpos(device::json ->> 'ip', ':') > 0) AS hit
+               FROM {t} WHERE id > $1 {narrow} ORDER BY id LIMIT $2) AS w
+         ORDER BY w.id",
+        masked.join(", "),
+        live("$3")
+    )
+}
+
 /// The statements, for one schema and notification channel.
 #[derive(Debug)]
 pub(crate) struct Statements {
@@ -80,6 +101,17 @@ pub(crate) struct Statements {
     pub delete_user: String,
     /// `$1` user, `$2` now.
     pub list_user: String,
+    /// One window of the listing of all users' sessions (see
+    /// [`sessiond_engine::KeysetWalk`]): the `$2` ids after `$1` in id order
+    /// (a walk of the primary key), each last in its row, after the
+    /// [`COLUMNS`] of its session when that is live at `$3` and passes the
+    /// filters: created after `$4`, device kind `$5`, IP text `$6` (an IPv4
+    /// address has one spelling), an IPv6 IP when `$7` (the walk compares
+    /// the addresses); a null filter passes all.
+    pub list_window: String,
+    /// [`Statements::list_window`] of one user's sessions, `$8` (a walk of
+    /// the user's index).
+    pub list_window_user: String,
     /// `$1` now.
     pub count_live: String,
     /// `$1` now, `$2` batch size; deletes dead rows oldest deadline first,
@@ -263,6 +295,8 @@ impl Statements {
                  ORDER BY created_at DESC, id DESC",
                 live("$2")
             ),
+            list_window: list_window(&t, ""),
+            list_window_user: list_window(&t, "AND user_id = $8"),
             count_live: format!(
                 "SELECT count(*) FROM {t} WHERE LEAST(expires_at, absolute_expires_at) > $1"
             ),

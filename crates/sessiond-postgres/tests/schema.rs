@@ -56,6 +56,8 @@ async fn reads_and_the_sweep_are_index_lookups() {
     for (operation, index) in [
         ("introspect", "sessions_token_hash_key"),
         ("list_user", "sessions_by_user"),
+        ("list_sessions", "sessions_pkey"),
+        ("list_sessions_user", "sessions_by_user"),
         ("sweep", "sessions_by_deadline"),
         ("history", "events_by_user"),
         ("prune", "events_by_time"),
@@ -83,7 +85,7 @@ async fn reads_and_the_sweep_are_index_lookups() {
     // A history page and a read of the feed walk their index in order and
     // stop after the page (the limit sits right on the index scan); the
     // feed sorts only the page it read, at the top.
-    for operation in ["history", "feed"] {
+    for operation in ["history", "feed", "list_sessions"] {
         let plan = store.explain(operation).await.unwrap();
         let lines: Vec<_> = plan.lines().map(str::trim).collect();
         let limit = lines

@@ -167,9 +167,14 @@ impl KeySchema {
 
     /// The record of token hash `hash` of a user with tag `tag`.
     pub(crate) fn record_in(&self, tag: &ShardTag, hash: &TokenHash) -> String {
-        let mut key = self.base_with_room(tag, 2 + TH_LEN);
+        self.record_at(tag, &th(hash))
+    }
+
+    /// The record named `th` (as an index member ends) of tag `tag`.
+    pub(crate) fn record_at(&self, tag: &ShardTag, th: &str) -> String {
+        let mut key = self.base_with_room(tag, 2 + th.len());
         key.push_str("r:");
-        key.push_str(&th(hash));
+        key.push_str(th);
         key
     }
 

@@ -16,7 +16,9 @@
 //! - `Pv3:{B}:T:r:<th>`: the session record of a token, one MessagePack value;
 //! - `Pv3:{B}:T:i`: the tag's index of sessions, scored by idle deadline;
 //! - `Pv3:{B}:T:c`, `Pv3:{B}:T:k`: the tag's live connections;
-//! - `Pv3:{B}:e`: the bucket's event stream (see `feed`).
+//! - `Pv3:{B}:e`: the bucket's event stream (see `feed`);
+//! - `Pv3:{B}:x`: the bucket's tags, which the sweep and the listing of all
+//!   users' sessions (see `listing`) walk.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -27,6 +29,7 @@ mod connection;
 mod errors;
 mod feed;
 mod keys;
+mod listing;
 mod presence;
 mod record;
 mod scripts;
@@ -46,8 +49,8 @@ use sessiond_engine::{
     Authentication, Beaten, CacheSource, Clock, ConnectionBeat, ConnectionId, DataUpdate,
     EventPage, EventQuery, EventRetention, HistoryEvent, IssuedBefore, LimitPolicy, NearCache,
     NewSession, Presence, RefreshOutcome, RefreshRequest, RevokeReason, RotateTarget, Session,
-    SessionId, ShardTag, Store, StoreError, SystemClock, Timestamp, TokenDigest, TokenHash,
-    TouchRule, TrackedRead,
+    SessionId, SessionPage, SessionQuery, ShardTag, Store, StoreError, SystemClock, Timestamp,
+    TokenDigest, TokenHash, TouchRule, TrackedRead,
 };
 
 use crate::codec::Reply;
@@ -504,6 +507,21 @@ impl Store for RedisStore {
             Reply::Rest(records) => codec::user_sessions(records, user_id, &tag),
             other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
         }
+    }
+
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: Timestamp,
+    ) -> Result<SessionPage, StoreError> {
+        listing::page(
+            &self.conn,
+            &self.keys,
+            &self.sweeper.retention_arg,
+            query,
+            now,
+        )
+        .await
     }
 
     async fn count_live(&self, _now: Timestamp) -> Result<u64, StoreError> {

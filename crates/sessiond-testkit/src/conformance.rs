@@ -15,6 +15,7 @@ use sessiond_engine::{
 pub use crate::authentication_cases::*;
 use crate::fixture::Fixture;
 pub use crate::issued_before_cases::*;
+pub use crate::listing_cases::*;
 pub use crate::refresh_rotation::*;
 
 const MIN: Duration = Duration::from_secs(60);

@@ -25,6 +25,7 @@ pub mod event_cases;
 pub mod fixture;
 pub mod history_cases;
 pub mod issued_before_cases;
+pub mod listing_cases;
 pub mod postgres_server;
 pub mod presence_cases;
 pub mod redis_cluster;
@@ -82,7 +83,10 @@ macro_rules! conformance_tests {
             revoke_issued_before_bad_input,
             authentication_context_is_kept_and_stepped_up,
             authenticate_needs_a_live_session_and_good_input,
-            concurrent_step_ups_all_land
+            concurrent_step_ups_all_land,
+            listing_filters_each_and_together,
+            listing_pages_give_each_session_once,
+            listing_bad_input_is_a_typed_error,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

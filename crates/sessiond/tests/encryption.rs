@@ -159,6 +159,27 @@ async fn sealed_values_never_reach_the_store_in_the_clear(backend: Backend) {
         .unwrap();
     assert_eq!(listed["sessions"][0]["device"]["ip"], IP);
 
+    // The admin listing filters by the opened IP.
+    let page: Value = s
+        .admin(Method::GET, &format!("/v1/sessions?ip={IP}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(page["sessions"][0]["device"]["user_agent"], UA);
+    let none: Value = s
+        .admin(Method::GET, "/v1/sessions?ip=192.0.2.1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["sessions"], json!([]));
+
     // The store does not.
     let raw = raw_store(&s);
     for secret in SECRETS {

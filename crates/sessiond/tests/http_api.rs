@@ -806,6 +806,7 @@ async fn ops_routes_answer(backend: Backend) {
     // Every route of docs/http-api.md is documented, with its methods.
     let expected = [
         ("post", "/v1/sessions"),
+        ("get", "/v1/sessions"),
         ("post", "/v1/sessions/introspect"),
         ("get", "/v1/sessions/{id}"),
         ("patch", "/v1/sessions/{id}"),

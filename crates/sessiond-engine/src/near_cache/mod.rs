@@ -25,6 +25,7 @@ use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
+use crate::listing::{SessionPage, SessionQuery};
 use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, TouchRule};
 use crate::store::{IssuedBefore, NewSession, RefreshOutcome, RefreshRequest, RotateTarget, Store};
@@ -291,6 +292,15 @@ impl<S: CacheSource> Store for CachedStore<S> {
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
         self.inner.not_before(user_id, now).await
+    }
+
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: Timestamp,
+    ) -> Result<SessionPage, StoreError> {
+        // A read that fills nothing: the cache holds what introspection read.
+        self.inner.list_sessions(query, now).await
     }
 
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {

@@ -28,6 +28,7 @@ use crate::error::StoreError;
 use crate::events::{EventPage, EventQuery};
 use crate::history::HistoryEvent;
 use crate::id::SessionId;
+use crate::listing::{SessionFilter, SessionPage, SessionQuery};
 use crate::presence::{Beaten, ConnectionBeat, ConnectionId, Presence};
 use crate::session::{DataUpdate, RevokeReason, Session, SessionData, TouchRule};
 use crate::store::{
@@ -378,6 +379,33 @@ impl Store for SealedStore {
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
         self.inner.not_before(user_id, now).await
+    }
+
+    /// The store cannot compare sealed IPs: an `ip` filter is applied here,
+    /// to the opened sessions of each page (a page may then be shorter, as
+    /// the listing allows; its cursor is the store's).
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: Timestamp,
+    ) -> Result<SessionPage, StoreError> {
+        let mut inner_query = query.clone();
+        let ip_only = SessionFilter {
+            ip: inner_query.filter.ip.take(),
+            ..SessionFilter::default()
+        };
+        let page = self.inner.list_sessions(&inner_query, now).await?;
+        let mut sessions = Vec::with_capacity(page.sessions.len());
+        for s in page.sessions {
+            let s = self.open_session(s)?;
+            if ip_only.matches(&s) {
+                sessions.push(s);
+            }
+        }
+        Ok(SessionPage {
+            sessions,
+            next_cursor: page.next_cursor,
+        })
     }
 
     async fn count_live(&self, now: Timestamp) -> Result<u64, StoreError> {

@@ -13,9 +13,9 @@ use crate::state::AppState;
 use crate::telemetry::with_session;
 use sessiond_api::{
     AuthQuery, Authenticate, CreateResponse, CreateSession, Created, CreatedJwt, Extend,
-    HistoryList, HistoryQuery, Introspect, Introspection, PatchData, ProblemBody,
-    RevokeIssuedBefore, RevokeQuery, RevokeUserQuery, RevokedCount, Risk, Rotated, Secret,
-    SessionList, SessionView, Stats,
+    HistoryList, HistoryQuery, Introspect, Introspection, ListSessionsQuery, PatchData,
+    ProblemBody, RevokeIssuedBefore, RevokeQuery, RevokeUserQuery, RevokedCount, Risk, Rotated,
+    Secret, SessionList, SessionListPage, SessionView, Stats,
 };
 
 fn reason(r: Option<&str>, default: RevokeReason) -> Result<RevokeReason, Problem> {
@@ -75,6 +75,32 @@ pub async fn create(
         evicted: created.evicted,
     };
     Ok(with_session(&id, (StatusCode::CREATED, Json(body))))
+}
+
+/// List the live sessions of all users, a page at a time, for support and incident response.
+///
+/// Filters (all optional, all must hold): `user_id`, `ip` (compared as an
+/// address), `device_kind`, `created_after`. Pages come in the store's
+/// order, not by creation time; pass `next_cursor` as `cursor` for the next
+/// page (same filters). Paging to the end (`next_cursor` null) gives every
+/// session that stayed live all along exactly once, however many sessions
+/// come and go meanwhile. A page may hold fewer than `limit` sessions, even
+/// none, and still have a `next_cursor`: a page examines at most 10,000
+/// sessions, so a filter that matches few sessions takes several pages.
+#[utoipa::path(get, path = "/v1/sessions", tag = "admin", security(("api_key" = [])),
+    params(ListSessionsQuery),
+    responses((status = 200, description = "A page of the live sessions of all users and the cursor of the next one", body = SessionListPage), (status = 400, body = ProblemBody),
+        (status = 401, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    QueryParams(q): QueryParams<ListSessionsQuery>,
+) -> Result<Response, Problem> {
+    let page = state
+        .engine
+        .list_sessions(q.filter(), q.limit, q.cursor.as_deref())
+        .await?;
+    Ok(Json(SessionListPage::from(page)).into_response())
 }
 
 /// Check a session token; `active: false` for anything that is not a live

@@ -27,7 +27,7 @@ pub fn operator() -> OpenApiRouter<AppState> {
 pub fn api() -> OpenApiRouter<AppState> {
     use utoipa::OpenApi as _;
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(admin::create))
+        .routes(routes!(admin::create, admin::list_sessions))
         .routes(routes!(admin::introspect))
         .routes(routes!(admin::get, admin::patch, admin::revoke))
         .routes(routes!(admin::extend))

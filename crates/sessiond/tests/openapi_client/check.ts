@@ -61,3 +61,18 @@ export function devices(list: MySessions): string[] {
 type Refreshed =
   paths["/v1/tokens/refresh"]["post"]["responses"][200]["content"]["application/json"];
 export const nextRefresh = (r: Refreshed): string => r.refresh_token;
+
+// The listing across users: typed filters, a page and the cursor of the next.
+type ListQuery = NonNullable<paths["/v1/sessions"]["get"]["parameters"]["query"]>;
+export const mobileSince: ListQuery = {
+  device_kind: "mobile",
+  created_after: "2026-03-01T00:00:00Z",
+  ip: "203.0.113.7",
+  limit: 500,
+};
+type ListPage =
+  paths["/v1/sessions"]["get"]["responses"][200]["content"]["application/json"];
+export function nextPage(query: ListQuery, page: ListPage): ListQuery | undefined {
+  return page.next_cursor ? { ...query, cursor: page.next_cursor } : undefined;
+}
+export const listed = (page: ListPage): string[] => page.sessions.map((s: Session) => s.user_id);
