@@ -441,7 +441,16 @@ pub struct Stats {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProblemBody {
-    /// A URI naming the kind of problem.
+    /// A URI naming the kind of problem: `urn:sessiond:problem:` and one of
+    /// `bad-request` (400), `unauthorized` (401), `insufficient_aal` (401:
+    /// the session's level is below `min_aal`; step up),
+    /// `reauthentication_required` (401: the user authenticated longer ago
+    /// than `max_age`; authenticate again), `csrf` (403), `not-found` (404),
+    /// `method-not-allowed` (405), `timeout` (408), `session-limit` (409),
+    /// `issued-before-revocation` (409: retry the create), `event-cursor-expired`
+    /// (410), `too-large` (413), `unsupported-media-type` (415),
+    /// `rate-limited` (429), `headers-too-large` (431), `internal` (500),
+    /// `not-implemented` (501), `store-unavailable` (503).
     #[serde(rename = "type")]
     pub kind: String,
     /// Short, fixed summary of the kind.

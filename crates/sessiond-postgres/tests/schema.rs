@@ -271,7 +271,7 @@ async fn a_version_2_history_becomes_the_event_feed_with_its_seqs() {
     let store = PostgresStore::connect(&server.url(), options)
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     assert_eq!(
         server
             .sql("SELECT to_regclass('sessiond.history') IS NULL")
@@ -388,7 +388,7 @@ async fn a_version_3_database_gains_connections_that_go_with_their_session() {
     let store = PostgresStore::connect(&server.url(), options)
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     let kept = sessiond_engine::SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
     assert!(
         store
