@@ -2,7 +2,8 @@
 //! answers as before, but the raw store (the SQLite files, a Redis dump,
 //! the PostgreSQL tables as text) holds neither the user agent, the IP nor
 //! any data value; `sessiond keys rotate --data` adds a key that seals new
-//! writes while the old records stay readable.
+//! writes while the old records stay readable, and a record whose key is
+//! gone is a 500 problem, never garbage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -200,6 +201,34 @@ async fn sealed_values_never_reach_the_store_in_the_clear(backend: Backend) {
     assert_eq!(get(&s, &id).await["data"]["note"], "DATA-VALUE-6632");
     let bob = second["session"]["id"].as_str().unwrap();
     assert_eq!(get(&s, bob).await["device"]["user_agent"], UA);
+
+    // Without the key that sealed a record, reading it is an error, never
+    // garbage and never its content.
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let only_new: String = text
+        .lines()
+        .filter(|l| l.starts_with("k2 "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&key_file, only_new).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = s
+        .admin(Method::GET, &format!("/v1/sessions/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("urn:sessiond:problem:internal"), "{body}");
+    assert!(
+        !body.contains("DATA-VALUE") && !body.contains("k1"),
+        "{body}"
+    );
+    assert_eq!(
+        get(&s, bob).await["data"]["card"],
+        "DATA-VALUE-5521",
+        "k2's records still open"
+    );
 
     // A value that looks sealed is not the app's to write.
     let r = s
