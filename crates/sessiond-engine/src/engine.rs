@@ -811,12 +811,12 @@ fn validate_user_id(user_id: &str) -> Result<(), Error> {
 
 /// App data may not hold a string that looks sealed at rest.
 fn reject_reserved(data: &SessionData) -> Result<(), Error> {
-    if crate::sealed::has_reserved_value(data) {
+    if crate::sealed::format::has_reserved_value(data) {
         return Err(Error::invalid(
             "data",
             format!(
                 "values that are not strings starting with {:?} (reserved for data sealed at rest)",
-                crate::sealed::PREFIX
+                crate::sealed::format::PREFIX
             ),
         ));
     }

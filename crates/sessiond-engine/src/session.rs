@@ -111,7 +111,7 @@ pub fn data_size(data: &SessionData) -> usize {
 
 fn value_len(v: &Value) -> usize {
     if let Value::String(s) = v
-        && let Some(len) = crate::sealed::sealed_len(s)
+        && let Some(len) = crate::sealed::format::sealed_len(s)
     {
         return len;
     }

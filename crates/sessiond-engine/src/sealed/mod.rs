@@ -11,6 +11,7 @@
 //! without encryption. The associated data binds each value to its
 //! session and field, so a value moved elsewhere does not open.
 
+pub mod format;
 pub mod keys;
 
 use std::sync::Arc;
@@ -35,25 +36,8 @@ use crate::store::{
     IssuedBefore, NewSession, NodeHealth, RefreshOutcome, RefreshRequest, RotateTarget, Store,
 };
 use crate::token::{TokenDigest, TokenHash};
+pub use format::{PREFIX, has_reserved_value, sealed_len};
 pub use keys::{DataKeys, KeyFileError};
-
-/// How every sealed value starts.
-pub const PREFIX: &str = "sdenc:";
-
-/// The plaintext length a sealed value carries, if `text` is one.
-pub fn sealed_len(text: &str) -> Option<usize> {
-    let rest = text.strip_prefix(PREFIX)?;
-    let (len, _) = rest.split_once(':')?;
-    len.parse().ok()
-}
-
-/// Whether `data` has a value an app may not write: a string that looks
-/// sealed (only [`SealedStore`] makes those, and stores measure them by
-/// the length they claim).
-pub fn has_reserved_value(data: &SessionData) -> bool {
-    data.values()
-        .any(|v| matches!(v, Value::String(s) if s.starts_with(PREFIX)))
-}
 
 /// A store whose data values and device user agent and IP are sealed at
 /// rest. Put it above a near-cache (which then holds sealed records).
