@@ -151,23 +151,25 @@ pub struct AuthQuery {
     pub min_aal: Option<Aal>,
 }
 
+/// The requirement of a `max_age` (seconds) and a `min_aal` on the wire.
+fn requirement(max_age: Option<u64>, min_aal: Option<Aal>) -> AuthRequirement {
+    AuthRequirement {
+        max_age: max_age.map(Duration::from_secs),
+        min_aal,
+    }
+}
+
 impl AuthQuery {
     /// What it requires.
     pub fn requirement(&self) -> AuthRequirement {
-        AuthRequirement {
-            max_age: self.max_age.map(Duration::from_secs),
-            min_aal: self.min_aal,
-        }
+        requirement(self.max_age, self.min_aal)
     }
 }
 
 impl Introspect {
     /// What its body requires.
     pub fn requirement(&self) -> AuthRequirement {
-        AuthRequirement {
-            max_age: self.max_age.map(Duration::from_secs),
-            min_aal: self.min_aal,
-        }
+        requirement(self.max_age, self.min_aal)
     }
 }
 

@@ -81,11 +81,7 @@ impl fmt::Display for Aal {
 /// values such as `pwd`, `otp`, `hwk`, or the app's own, e.g. `webauthn`):
 /// 1..=32 characters from `[A-Za-z0-9_.:-]`.
 pub fn valid_method(method: &str) -> bool {
-    !method.is_empty()
-        && method.len() <= MAX_METHOD_BYTES
-        && method
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    crate::presence::well_formed(method, MAX_METHOD_BYTES)
 }
 
 /// How and when the user of a session last authenticated.

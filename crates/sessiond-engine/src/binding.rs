@@ -67,19 +67,19 @@ impl Default for Binding {
 
 /// The client presenting a session: what a check compares the session's
 /// device with.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Presenter {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presenter<'a> {
     /// Its IP address, if known.
     pub ip: Option<IpAddr>,
     /// Its user agent, if known.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<&'a str>,
 }
 
 impl Binding {
     /// Which bindings `presenter` breaks for a session created on `device`.
     /// What either side does not know is not compared (a session created
     /// without an IP has no prefix to keep).
-    pub fn mismatches(&self, device: &Device, presenter: &Presenter) -> Vec<BindTo> {
+    pub fn mismatches(&self, device: &Device, presenter: &Presenter<'_>) -> Vec<BindTo> {
         self.to
             .iter()
             .copied()
@@ -97,7 +97,6 @@ impl Binding {
                 BindTo::UaFamily => {
                     let now = presenter
                         .user_agent
-                        .as_deref()
                         .map(|ua| Device::from_request(Some(ua), None).browser);
                     match (&device.browser, now) {
                         (Some(a), Some(b)) => b.as_deref() != Some(a.as_str()),
@@ -153,10 +152,10 @@ mod tests {
         }
     }
 
-    fn at(ip: &str, ua: &str) -> Presenter {
+    fn at<'a>(ip: &str, ua: &'a str) -> Presenter<'a> {
         Presenter {
             ip: ip.parse().ok(),
-            user_agent: Some(ua.to_owned()),
+            user_agent: Some(ua),
         }
     }
 

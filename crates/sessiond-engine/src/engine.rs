@@ -39,9 +39,10 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 pub const MAX_EVENTS_LIMIT: u32 = 1000;
 /// Most events in one page of history.
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
-/// How far past the engine's clock an `issued_before` time may lie (clocks
-/// of the app's servers and this one disagree a little).
-pub const MAX_ISSUED_BEFORE_LEAD: Duration = Duration::from_secs(60);
+/// How far past the engine's clock a time the app sends (`issued_before`,
+/// `authenticated_at`) may lie: clocks of the app's servers and this one
+/// disagree a little.
+pub const MAX_CLOCK_LEAD: Duration = Duration::from_secs(60);
 
 /// Input of [`Engine::create`].
 #[derive(Clone, Debug, Default)]
@@ -381,7 +382,7 @@ impl Engine {
     pub async fn check_binding(
         &self,
         session: &Session,
-        presenter: &Presenter,
+        presenter: &Presenter<'_>,
     ) -> Result<BindingCheck, Error> {
         let Some(binding) = self.policy.binding(session.role.as_deref()) else {
             return Ok(BindingCheck::Kept);
@@ -412,6 +413,9 @@ impl Engine {
         session: &Session,
         requirement: &AuthRequirement,
     ) -> Result<(), Error> {
+        if requirement.is_empty() {
+            return Ok(());
+        }
         requirement
             .check(&session.auth, self.now())
             .map_err(Error::AuthRequirement)
@@ -579,7 +583,7 @@ impl Engine {
     /// refuses access tokens issued before it. The user's mark only moves
     /// forward and is kept for the longest absolute lifetime of any role
     /// after `issued_before`. `issued_before` may lie at most
-    /// [`MAX_ISSUED_BEFORE_LEAD`] past the engine's clock.
+    /// [`MAX_CLOCK_LEAD`] past the engine's clock.
     pub async fn revoke_issued_before(
         &self,
         user_id: &str,
@@ -590,7 +594,7 @@ impl Engine {
         validate_user_id(user_id)?;
         let except = except.map(parse_except).transpose()?;
         let now = self.now();
-        if issued_before > now.plus(MAX_ISSUED_BEFORE_LEAD) {
+        if issued_before > now.plus(MAX_CLOCK_LEAD) {
             return Err(Error::invalid(
                 "issued_before",
                 "a time at most a minute past the server's clock",
@@ -840,7 +844,7 @@ fn validate_auth_context(
     }
     let at = match authenticated_at {
         // Clocks of the app's servers and this one disagree a little.
-        Some(at) if at > now.plus(MAX_ISSUED_BEFORE_LEAD) => {
+        Some(at) if at > now.plus(MAX_CLOCK_LEAD) => {
             return Err(Error::invalid(
                 "authenticated_at",
                 "a time at most a minute past the server's clock",

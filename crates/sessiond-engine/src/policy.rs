@@ -91,7 +91,7 @@ impl Policy {
         let name = role
             .filter(|r| self.roles.contains_key(*r))
             .unwrap_or("default");
-        self.bindings.get(name).filter(|b| !b.to.is_empty())
+        self.bindings.get(name)
     }
 
     /// The longest absolute lifetime of any role: how long a session created

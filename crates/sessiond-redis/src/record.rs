@@ -133,73 +133,25 @@ struct Record {
     refresh_rotated_at: Option<i64>,
 }
 
-/// A record of layout 1: [`Record`] without the authentication context.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(Serialize))]
-struct RecordV1 {
-    version: u8,
-    id: String,
-    user_id: String,
-    role: Text,
-    user_agent: Text,
-    ip: Text,
-    kind: u8,
-    os: Text,
-    browser: Text,
-    created_at: i64,
-    last_seen_at: i64,
-    expires_at: i64,
-    absolute_expires_at: i64,
-    idle_ttl_ms: u64,
-    mode: String,
-    data: Pairs,
-    #[serde(default)]
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
-    refresh_hash: Option<Text>,
-    #[serde(default)]
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
-    refresh_previous: Option<Text>,
-    #[serde(default)]
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
-    refresh_wrapped: Option<Text>,
-    #[serde(default)]
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
-    refresh_generation: Option<u64>,
-    #[serde(default)]
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
-    refresh_rotated_at: Option<i64>,
-}
+/// Position of the first authentication field in a record (0-based): in
+/// layout 1 the refresh fields, if any, came right after the data.
+const AUTH_AT: usize = 16;
 
-impl From<RecordV1> for Record {
-    /// Authenticated at creation, `aal1`, no methods known.
-    fn from(r: RecordV1) -> Self {
-        Self {
-            version: r.version,
-            id: r.id,
-            user_id: r.user_id,
-            role: r.role,
-            user_agent: r.user_agent,
-            ip: r.ip,
-            kind: r.kind,
-            os: r.os,
-            browser: r.browser,
-            created_at: r.created_at,
-            last_seen_at: r.last_seen_at,
-            expires_at: r.expires_at,
-            absolute_expires_at: r.absolute_expires_at,
-            idle_ttl_ms: r.idle_ttl_ms,
-            mode: r.mode,
-            data: r.data,
-            auth_delay_ms: 0,
-            aal: Aal::Aal1.level(),
-            amr: Pairs::default(),
-            refresh_hash: r.refresh_hash,
-            refresh_previous: r.refresh_previous,
-            refresh_wrapped: r.refresh_wrapped,
-            refresh_generation: r.refresh_generation,
-            refresh_rotated_at: r.refresh_rotated_at,
-        }
+/// A record of layout 1 (no authentication context) as layout 2: the three
+/// fields inserted where layout 2 has them — authenticated at creation,
+/// `aal1`, no methods — as the scripts' `decode` does.
+fn upgrade_layout_1(raw: &[u8]) -> Result<Record, StoreError> {
+    let mut fields: Vec<serde_json::Value> = rmp_serde::from_slice(raw).map_err(corrupt)?;
+    if fields.len() < AUTH_AT {
+        return Err(corrupt("a layout 1 record with too few fields"));
     }
+    let defaults = [
+        serde_json::Value::from(0),
+        serde_json::Value::from(Aal::Aal1.level()),
+        serde_json::Value::Array(Vec::new()),
+    ];
+    fields.splice(AUTH_AT..AUTH_AT, defaults);
+    Record::deserialize(serde_json::Value::Array(fields)).map_err(corrupt)
 }
 
 /// The layout version of a record: its array's first element, a positive
@@ -317,9 +269,7 @@ pub(crate) fn decode(
 ) -> Result<(Session, Option<RefreshState>), StoreError> {
     let r: Record = match version_of(raw) {
         Some(VERSION) => rmp_serde::from_slice(raw).map_err(corrupt)?,
-        Some(1) => rmp_serde::from_slice::<RecordV1>(raw)
-            .map_err(corrupt)?
-            .into(),
+        Some(1) => upgrade_layout_1(raw)?,
         Some(v) => return Err(corrupt(format!("unknown version {v}"))),
         None => return Err(corrupt("not a record")),
     };
@@ -501,34 +451,15 @@ mod tests {
         for jwt in [false, true] {
             let s = sample();
             let refresh = jwt.then(|| TokenHash::from_bytes([3; 32]));
-            let v2: Record = rmp_serde::from_slice(&encode(&s, refresh.as_ref()).unwrap()).unwrap();
-            let v1 = RecordV1 {
-                version: 1,
-                id: v2.id,
-                user_id: v2.user_id,
-                role: v2.role,
-                user_agent: v2.user_agent,
-                ip: v2.ip,
-                kind: v2.kind,
-                os: v2.os,
-                browser: v2.browser,
-                created_at: v2.created_at,
-                last_seen_at: v2.last_seen_at,
-                expires_at: v2.expires_at,
-                absolute_expires_at: v2.absolute_expires_at,
-                idle_ttl_ms: v2.idle_ttl_ms,
-                mode: v2.mode,
-                data: v2.data,
-                refresh_hash: v2.refresh_hash,
-                refresh_previous: v2.refresh_previous,
-                refresh_wrapped: v2.refresh_wrapped,
-                refresh_generation: v2.refresh_generation,
-                refresh_rotated_at: v2.refresh_rotated_at,
-            };
-            let raw = rmp_serde::to_vec(&v1).unwrap();
+            let v2 = encode(&s, refresh.as_ref()).unwrap();
+            let mut fields: Vec<serde_json::Value> = rmp_serde::from_slice(&v2).unwrap();
+            fields.drain(AUTH_AT..AUTH_AT + 3);
+            fields[0] = serde_json::Value::from(1);
+            let raw = rmp_serde::to_vec(&fields).unwrap();
             let (back, state) = decode(&raw, &s.id.shard()).unwrap();
             assert_eq!(back.auth, AuthContext::at(s.created_at));
             assert_eq!(back.data, s.data);
+            assert_eq!(back.device, s.device);
             assert_eq!(state.is_some(), jwt);
         }
     }

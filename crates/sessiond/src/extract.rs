@@ -190,6 +190,29 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+/// What the `forward_auth` rules require of the request a proxy is deciding
+/// on, by its path (`X-Forwarded-Uri` from Traefik, else `X-Original-URI`
+/// as nginx is usually set up); nothing when neither is sent.
+pub struct PathRequirement(pub sessiond_engine::AuthRequirement);
+
+impl FromRequestParts<AppState> for PathRequirement {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let original = ["x-forwarded-uri", "x-original-uri"]
+            .iter()
+            .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()));
+        Ok(Self(
+            original
+                .map(|path| state.forward_auth_requirement(path))
+                .unwrap_or_default(),
+        ))
+    }
+}
+
 /// The caller of a public route: the live session its credential proves.
 pub struct Caller {
     /// The caller's session (touched).
@@ -250,8 +273,7 @@ impl FromRequestParts<AppState> for Caller {
             user_agent: parts
                 .headers
                 .get(axum::http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+                .and_then(|v| v.to_str().ok()),
         };
         let risk = match state.engine.check_binding(&session, &presenter).await? {
             sessiond_engine::BindingCheck::Kept => Vec::new(),

@@ -115,7 +115,7 @@ fn read_keys(path: &Path) -> Result<(Vec<DataKey>, Option<SystemTime>), KeyFileE
 }
 
 /// A key id: 1..=16 characters from `[A-Za-z0-9_-]`.
-pub(crate) fn valid_id(id: &str) -> bool {
+fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 16
         && id
@@ -220,12 +220,5 @@ impl DataKeys {
         self.refresh();
         let loaded = self.loaded.read().unwrap_or_else(PoisonError::into_inner);
         loaded.keys.iter().find(|k| k.id == id).map(|k| k.key)
-    }
-
-    /// The ids of the keys, oldest first.
-    pub fn ids(&self) -> Vec<String> {
-        self.refresh();
-        let loaded = self.loaded.read().unwrap_or_else(PoisonError::into_inner);
-        loaded.keys.iter().map(|k| k.id.clone()).collect()
     }
 }

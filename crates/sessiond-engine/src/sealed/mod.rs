@@ -70,14 +70,6 @@ impl SealedStore {
             sealer: Sealer { keys },
         }
     }
-
-    fn seal(&self, id: &SessionId, field: &str, plain: &[u8]) -> Result<String, StoreError> {
-        self.sealer.seal(id, field, plain)
-    }
-
-    fn open(&self, id: &SessionId, field: &str, text: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.sealer.open(id, field, text)
-    }
 }
 
 impl Sealer {
@@ -151,7 +143,7 @@ impl SealedStore {
         }
         let json = serde_json::to_vec(value)
             .map_err(|e| StoreError::Corrupt(format!("data value does not encode: {e}")))?;
-        Ok(Value::String(self.seal(
+        Ok(Value::String(self.sealer.seal(
             id,
             &format!("data:{key}"),
             &json,
@@ -171,7 +163,7 @@ impl SealedStore {
         text: &mut Option<String>,
     ) -> Result<(), StoreError> {
         if let Some(t) = text.as_deref() {
-            *text = Some(self.seal(id, field, t.as_bytes())?);
+            *text = Some(self.sealer.seal(id, field, t.as_bytes())?);
         }
         Ok(())
     }
@@ -183,7 +175,7 @@ impl SealedStore {
         text: &mut Option<String>,
     ) -> Result<(), StoreError> {
         if let Some(t) = text.as_deref()
-            && let Some(plain) = self.open(id, field, t)?
+            && let Some(plain) = self.sealer.open(id, field, t)?
         {
             *text = Some(String::from_utf8(plain).map_err(|_| {
                 StoreError::Corrupt(format!("session {id}: sealed {field}: not text"))
@@ -202,7 +194,7 @@ impl SealedStore {
         let id = s.id.clone();
         for (key, value) in &mut s.data {
             if let Value::String(text) = value
-                && let Some(plain) = self.open(&id, &format!("data:{key}"), text)?
+                && let Some(plain) = self.sealer.open(&id, &format!("data:{key}"), text)?
             {
                 *value = serde_json::from_slice(&plain).map_err(|_| {
                     StoreError::Corrupt(format!("session {id}: sealed data:{key}: not JSON"))

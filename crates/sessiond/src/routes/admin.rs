@@ -125,7 +125,7 @@ pub async fn introspect(
                 Problem::bad_request("invalid ip: expected an IPv4 or IPv6 address")
             })?),
         },
-        user_agent: req.user_agent.clone(),
+        user_agent: req.user_agent.as_deref(),
     };
     let inactive = || {
         Json(Introspection {

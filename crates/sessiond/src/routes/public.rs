@@ -2,12 +2,14 @@
 //! cookie), and the forward-auth endpoint for reverse proxies.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sessiond_engine::RevokeReason;
 use sessiond_http::CSRF_HEADER;
 
-use crate::extract::{Caller, Client, JsonBody, PathParam, QueryParams, failed_check};
+use crate::extract::{
+    Caller, Client, JsonBody, PathParam, PathRequirement, QueryParams, failed_check,
+};
 use crate::problem::Problem;
 use crate::reply::Json;
 use crate::state::AppState;
@@ -175,17 +177,10 @@ fn header_value(s: &str) -> HeaderValue {
 pub async fn forward_auth(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<AuthQuery>,
-    headers: HeaderMap,
+    PathRequirement(by_path): PathRequirement,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    let original = ["x-forwarded-uri", "x-original-uri"]
-        .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()));
-    let requirement = query.requirement().and(
-        original
-            .map(|path| state.forward_auth_requirement(path))
-            .unwrap_or_default(),
-    );
+    let requirement = query.requirement().and(by_path);
     state.engine.check_auth(&caller.session, &requirement)?;
     let s = &caller.session;
     let mut response = with_session(caller.session.id.as_str(), StatusCode::OK);
