@@ -40,48 +40,67 @@ impl Timestamp {
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-23T09:00:00.000Z`
     /// (clamped like [`Timestamp::to_system_time`], so it never fails).
     pub fn to_rfc3339(self) -> String {
-        humantime::format_rfc3339_millis(self.to_system_time()).to_string()
+        let text = self.rfc3339_text();
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    /// [`Timestamp::to_rfc3339`] as 24 ASCII bytes on the stack (the clamp
+    /// keeps the year within four digits): answers carry five timestamps
+    /// each, so this skips the formatting machinery and the heap.
+    fn rfc3339_text(self) -> [u8; 24] {
+        let ms = self.0.clamp(0, Self::MAX.0);
+        let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+        let (year, month, day) = civil_from_days(days);
+        let (secs, millis) = (ms_of_day / 1000, ms_of_day % 1000);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        put_digits(&mut out[0..4], year);
+        put_digits(&mut out[5..7], month);
+        put_digits(&mut out[8..10], day);
+        put_digits(&mut out[11..13], secs / 3600);
+        put_digits(&mut out[14..16], secs / 60 % 60);
+        put_digits(&mut out[17..19], secs % 60);
+        put_digits(&mut out[20..23], millis);
+        out
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01
+/// (H. Hinnant's `civil_from_days`), for days >= 0.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Write `n` as decimal digits filling `slot`, zero-padded (`n` fits).
+fn put_digits(slot: &mut [u8], mut n: i64) {
+    for byte in slot.iter_mut().rev() {
+        // A digit 0..=9: the cast cannot truncate.
+        *byte = b'0' + n.rem_euclid(10) as u8;
+        n /= 10;
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        let text = self.rfc3339_text();
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Formatted on the stack: responses carry several timestamps each.
-        let mut text = Rfc3339Buf::default();
-        let formatted = humantime::format_rfc3339_millis(self.to_system_time());
-        fmt::Write::write_fmt(&mut text, format_args!("{formatted}"))
-            .map_err(|_| serde::ser::Error::custom("timestamp does not fit RFC 3339"))?;
-        s.serialize_str(text.as_str())
-    }
-}
-
-/// A fixed buffer for one RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS.mmmZ`,
-/// 24 bytes; room for a five-digit year).
-#[derive(Default)]
-struct Rfc3339Buf {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl Rfc3339Buf {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-impl fmt::Write for Rfc3339Buf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
+        let text = self.rfc3339_text();
+        let text = std::str::from_utf8(&text)
+            .map_err(|_| serde::ser::Error::custom("timestamp is not ASCII"))?;
+        s.serialize_str(text)
     }
 }
 
@@ -158,6 +177,28 @@ mod tests {
         assert_eq!(json, "\"2026-11-18T11:06:40.123Z\"");
         let back: Timestamp = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rfc3339_text_matches_humantime(ms in 0..=Timestamp::MAX.0) {
+            let t = Timestamp::from_millis(ms);
+            let expected = humantime::format_rfc3339_millis(t.to_system_time()).to_string();
+            proptest::prop_assert_eq!(t.to_rfc3339(), expected);
+        }
+    }
+
+    #[test]
+    fn rfc3339_text_at_calendar_edges() {
+        for (ms, text) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"),
+            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+            (1_798_761_599_999, "2026-12-31T23:59:59.999Z"),
+        ] {
+            assert_eq!(Timestamp::from_millis(ms).to_rfc3339(), text);
+        }
     }
 
     #[test]
