@@ -3,7 +3,6 @@
 //! the body limit).
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use utoipa_axum::routes;
@@ -63,14 +62,11 @@ fn finish(router: Router<AppState>, state: AppState, config: &Config) -> Router 
         // log, limits, panics, no-store, metrics), the body limit.
         .layer(
             ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(
-                    RequestLimits {
-                        max_header_bytes: config.limits.max_header_bytes,
-                        max_body_bytes: config.limits.max_body_bytes,
-                        timeout: config.request_timeout,
-                    },
-                    edge::around,
-                ))
+                .layer(edge::EdgeLayer(RequestLimits {
+                    max_header_bytes: config.limits.max_header_bytes,
+                    max_body_bytes: config.limits.max_body_bytes,
+                    timeout: config.request_timeout,
+                }))
                 .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),
         )
         .with_state(state)

@@ -1,17 +1,21 @@
-//! [`around`]: what happens around every request, in one middleware (each
+//! [`EdgeLayer`]: what happens around every request, in one layer (each
 //! layer of its own would box the request's future again): the request id
 //! and access log line (`telemetry`), the limits it must meet
 //! (`request_limits`: head size, declared body size, time), a handler's
 //! panic turned into a 500, `Cache-Control: no-store`, and its metrics.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::problem::Problem;
@@ -21,39 +25,91 @@ use crate::telemetry::RequestLog;
 /// Route label of requests that matched no route.
 const UNMATCHED: &str = "unmatched";
 
-/// The middleware.
-pub async fn around(State(limits): State<RequestLimits>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // A reference-counted handle: no copy of the route unless it is used.
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let (log, span) = RequestLog::begin(&mut req);
-    let mut res = match request_limits::refusal(&req, &limits) {
-        Some(refused) => refused,
-        None => {
-            let run = AssertUnwindSafe(next.run(req))
-                .catch_unwind()
-                .instrument(span);
-            match tokio::time::timeout(limits.timeout, run).await {
-                Ok(Ok(res)) => res,
-                Ok(Err(_)) => {
-                    tracing::error!("handler panicked");
-                    Problem::internal().into_response()
-                }
-                Err(_) => request_limits::timed_out(limits.timeout),
-            }
+/// Puts the edge around a service (each route, when given to `Router::layer`).
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeLayer(pub RequestLimits);
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            limits: self.0,
         }
-    };
-    // Answers carry sessions, tokens and CSRF tokens: no cache keeps them,
-    // unless a route says otherwise (the JWKS).
-    res.headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    let latency = start.elapsed();
-    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    crate::metrics::record_request(route, &method, res.status().as_u16(), latency);
-    log.finish(&mut res, route, latency);
-    res
+    }
+}
+
+/// The edge around `S`. It calls the service it was made ready with
+/// directly, where a `from_fn` middleware would clone and box it again on
+/// every request.
+#[derive(Clone, Debug)]
+pub struct Edge<S> {
+    inner: S,
+    limits: RequestLimits,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let start = Instant::now();
+        let limits = self.limits;
+        // A reference-counted handle: no copy of the route unless it is used.
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let method = req.method().clone();
+        let (log, span) = RequestLog::begin(&mut req);
+        let refused = request_limits::refusal(&req, &limits);
+        // Calling a route only builds its future; a panic there is caught
+        // all the same.
+        let run = match refused {
+            Some(_) => None,
+            None => Some(std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.inner.call(req)
+            }))),
+        };
+        Box::pin(async move {
+            let mut res = match (refused, run) {
+                (Some(refused), _) => refused,
+                (None, Some(Ok(future))) => {
+                    let run = AssertUnwindSafe(future).catch_unwind().instrument(span);
+                    match tokio::time::timeout(limits.timeout, run).await {
+                        Ok(Ok(Ok(res))) => res,
+                        Ok(Ok(Err(never))) => match never {},
+                        Ok(Err(_)) => panicked(),
+                        Err(_) => request_limits::timed_out(limits.timeout),
+                    }
+                }
+                (None, _) => panicked(),
+            };
+            // Answers carry sessions, tokens and CSRF tokens: no cache keeps
+            // them, unless a route says otherwise (the JWKS).
+            res.headers_mut()
+                .entry(header::CACHE_CONTROL)
+                .or_insert(HeaderValue::from_static("no-store"));
+            let latency = start.elapsed();
+            let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+            crate::metrics::record_request(route, &method, res.status().as_u16(), latency);
+            log.finish(&mut res, route, latency);
+            Ok(res)
+        })
+    }
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked() -> Response {
+    tracing::error!("handler panicked");
+    Problem::internal().into_response()
 }
 
 #[cfg(test)]
@@ -89,7 +145,7 @@ mod tests {
                 get(|| async { ([(header::CACHE_CONTROL, "max-age=60")], "ok") }),
             )
             .route("/ok", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(limits, around))
+            .layer(EdgeLayer(limits))
     }
 
     async fn call(path: &str) -> Response {

@@ -556,13 +556,12 @@ mod tests {
 
         let app = axum::Router::new()
             .route("/v1/sessions/{id}", axum::routing::get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(
+            .layer(crate::edge::EdgeLayer(
                 crate::request_limits::RequestLimits {
                     max_header_bytes: 16 * 1024,
                     max_body_bytes: 64 * 1024,
                     timeout: Duration::from_secs(10),
                 },
-                crate::edge::around,
             ));
         let req = axum::http::Request::get("/v1/sessions/abc")
             .body(axum::body::Body::empty())

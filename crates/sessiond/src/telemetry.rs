@@ -272,13 +272,12 @@ mod tests {
                     res
                 }),
             )
-            .layer(axum::middleware::from_fn_with_state(
+            .layer(crate::edge::EdgeLayer(
                 crate::request_limits::RequestLimits {
                     max_header_bytes: 16 * 1024,
                     max_body_bytes: 64 * 1024,
                     timeout: std::time::Duration::from_secs(10),
                 },
-                crate::edge::around,
             ))
     }
 
