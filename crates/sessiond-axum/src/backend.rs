@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use futures_util::Stream;
 use sessiond_api::{ConnectionView, Secret, SessionView};
 use sessiond_engine::{
-    CreateRequest, DataUpdate, Engine, Error as EngineError, EventCursor, EventKind, EventKinds,
-    EventQuery, EventsFrom, RevokeReason, SessionData, SessionId,
+    Aal, CreateRequest, DataUpdate, Engine, Error as EngineError, EventCursor, EventKind,
+    EventKinds, EventQuery, EventsFrom, RevokeReason, SessionData, SessionId,
 };
 
 /// The ids of sessions that end (revoked or expired) from the moment the
@@ -41,6 +41,11 @@ pub struct NewLogin {
     pub user_agent: Option<String>,
     /// The client's IP address.
     pub ip: Option<String>,
+    /// The assurance level the user's authentication reached (`None`:
+    /// `aal1`).
+    pub aal: Option<Aal>,
+    /// The methods the user authenticated with (`pwd`, `otp`…).
+    pub amr: Vec<String>,
 }
 
 /// A new session and the token that proves it.
@@ -98,6 +103,16 @@ pub trait SessionBackend: Send + Sync + fmt::Debug + 'static {
         &self,
         id: &SessionId,
         changes: SessionData,
+    ) -> Result<Option<SessionView>, BackendError>;
+
+    /// Record a new authentication of the session's user: `aal` raises its
+    /// level (never lowers it), `method` joins its methods, and its
+    /// authentication time becomes now. `None` if the session is gone.
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        aal: Aal,
+        method: &str,
     ) -> Result<Option<SessionView>, BackendError>;
 
     /// End a session (also fine when it is already gone).
@@ -190,6 +205,8 @@ impl SessionBackend for EngineBackend {
                 data: login.data,
                 user_agent: login.user_agent,
                 ip: login.ip,
+                aal: login.aal,
+                amr: login.amr,
                 ..CreateRequest::default()
             })
             .await?;
@@ -211,6 +228,16 @@ impl SessionBackend for EngineBackend {
     ) -> Result<Option<SessionView>, BackendError> {
         let update = DataUpdate::Merge(changes);
         Ok(found(self.engine.update_data(id.as_str(), update).await)?.map(SessionView::from))
+    }
+
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        aal: Aal,
+        method: &str,
+    ) -> Result<Option<SessionView>, BackendError> {
+        let session = self.engine.authenticate(id.as_str(), aal, method).await;
+        Ok(found(session)?.map(SessionView::from))
     }
 
     async fn revoke(&self, id: &SessionId, reason: RevokeReason) -> Result<(), BackendError> {

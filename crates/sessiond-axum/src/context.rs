@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sessiond_api::SessionView;
-use sessiond_engine::{RevokeReason, SessionData, SessionId, Timestamp, csrf_token_for};
+use sessiond_engine::{Aal, RevokeReason, SessionData, SessionId, Timestamp, csrf_token_for};
 
 use crate::backend::{BackendError, NewLogin, SessionBackend};
 use crate::error::Error;
@@ -124,17 +124,44 @@ impl SessionContext {
         role: Option<&str>,
         data: SessionData,
     ) -> Result<Session, Error> {
-        let (previous, user_agent, ip) = {
-            let s = self.state();
-            let previous = s.current.as_ref().map(|c| c.session.id.clone());
-            (previous, s.user_agent.clone(), s.ip.clone())
-        };
-        let login = NewLogin {
+        self.start(NewLogin {
             user_id: user_id.to_owned(),
             role: role.map(str::to_owned),
             data,
-            user_agent,
-            ip,
+            ..NewLogin::default()
+        })
+        .await
+    }
+
+    /// [`SessionContext::login`] recording how the user authenticated: the
+    /// assurance level reached (`Aal::Aal2` after a second factor…) and the
+    /// methods used (`pwd`, `otp`…), as [`crate::RequireAal`] and the
+    /// session's `aal`/`amr` then show.
+    pub async fn login_authenticated(
+        &self,
+        user_id: &str,
+        role: Option<&str>,
+        aal: Aal,
+        methods: &[&str],
+    ) -> Result<Session, Error> {
+        self.start(NewLogin {
+            user_id: user_id.to_owned(),
+            role: role.map(str::to_owned),
+            aal: Some(aal),
+            amr: methods.iter().map(|m| (*m).to_owned()).collect(),
+            ..NewLogin::default()
+        })
+        .await
+    }
+
+    /// Create the session of `login` from this request's device, ending the
+    /// one the request came with.
+    async fn start(&self, mut login: NewLogin) -> Result<Session, Error> {
+        let previous = {
+            let s = self.state();
+            login.user_agent.clone_from(&s.user_agent);
+            login.ip.clone_from(&s.ip);
+            s.current.as_ref().map(|c| c.session.id.clone())
         };
         let created = self.inner.backend.create(login).await?;
         if let Some(previous) = previous
@@ -305,6 +332,28 @@ impl Session {
                 changes.insert(key.to_owned(), Value::Null);
             }
             was_there
+        })
+    }
+
+    /// Record that the user just authenticated again in this session (a
+    /// second factor, a password re-entered): `aal` raises its level (never
+    /// lowers it), `method` joins its methods, its authentication time
+    /// becomes now. The token stays; guards later in this request see the
+    /// new level. [`Error::NoSession`] if the session ended meanwhile.
+    pub async fn step_up(&self, aal: Aal, method: &str) -> Result<(), Error> {
+        self.with(|_, _| ())?;
+        let Some(updated) = self
+            .ctx
+            .backend()
+            .authenticate(&self.id, aal, method)
+            .await?
+        else {
+            return Err(Error::NoSession);
+        };
+        self.with(|c, _| {
+            c.session.authenticated_at = updated.authenticated_at;
+            c.session.aal = updated.aal;
+            c.session.amr = updated.amr;
         })
     }
 

@@ -64,7 +64,7 @@ pub use live::{
 pub use remote::RemoteBackend;
 pub use service::{SessionLayer, SessionService};
 pub use sessiond_api::SessionView;
-pub use sessiond_engine::{RevokeReason, SessionData, SessionId};
+pub use sessiond_engine::{Aal, AuthRequirement, RevokeReason, SessionData, SessionId};
 pub use sessiond_http::{
     CSRF_FORM_FIELD, CSRF_HEADER, CookieSettings, SameSite, TrustedProxies, cookie,
 };

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt as _;
 use sessiond_api::{ConnectionView, CreateSession, SessionView};
 use sessiond_client::{Client, Error as ClientError, EventsRequest, StartAt};
-use sessiond_engine::{EventKind, RevokeReason, SessionData, SessionId};
+use sessiond_engine::{Aal, EventKind, RevokeReason, SessionData, SessionId};
 
 use crate::backend::{BackendError, LoggedIn, NewLogin, SessionBackend, SessionEnds};
 
@@ -66,6 +66,8 @@ impl SessionBackend for RemoteBackend {
                 data: Some(login.data),
                 user_agent: login.user_agent,
                 ip: login.ip,
+                aal: login.aal,
+                amr: (!login.amr.is_empty()).then_some(login.amr),
                 ..CreateSession::default()
             })
             .await?;
@@ -74,6 +76,15 @@ impl SessionBackend for RemoteBackend {
             token: created.token,
             evicted: created.evicted,
         })
+    }
+
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        aal: Aal,
+        method: &str,
+    ) -> Result<Option<SessionView>, BackendError> {
+        remote_found(self.client.authenticate(id, aal, method).await)
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionView>, BackendError> {

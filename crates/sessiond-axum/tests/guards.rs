@@ -10,7 +10,10 @@ use std::time::Duration;
 use common::{Call, DESKTOP_UA, Harness};
 use sessiond_engine::Aal;
 
-layer_tests!(guards_need_the_level_and_a_recent_login);
+layer_tests!(
+    guards_need_the_level_and_a_recent_login,
+    a_login_records_its_level_and_a_step_up_raises_it
+);
 
 async fn guards_need_the_level_and_a_recent_login(h: Harness) {
     let (token, _) = h.login("alice", DESKTOP_UA).await;
@@ -57,4 +60,51 @@ async fn guards_need_the_level_and_a_recent_login(h: Harness) {
         h.send(Call::get("/recent").cookie(&token)).await.status,
         200
     );
+}
+
+async fn a_login_records_its_level_and_a_step_up_raises_it(h: Harness) {
+    // A login after a second factor starts at aal2 with both methods.
+    let r = h
+        .send(
+            Call::post("/login-mfa")
+                .header("user-agent", DESKTOP_UA)
+                .form("user=bob&role="),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"aal": "aal2", "amr": ["pwd", "otp"]})
+    );
+    let token = r.new_token().expect("login sets the cookie");
+    let r = h.send(Call::get("/second-factor").cookie(&token)).await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "bob"));
+
+    // A first-factor login steps up through the layer; the guard passes
+    // within that request and on the next one, and the store has it.
+    let (token, csrf) = h.login("carol", DESKTOP_UA).await;
+    assert_eq!(
+        h.send(Call::get("/second-factor").cookie(&token))
+            .await
+            .status,
+        401
+    );
+    let r = h
+        .send(Call::post("/step-up").cookie(&token).csrf(&csrf))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), serde_json::json!({"aal": "aal2", "amr": ["otp"]}));
+    let r = h.send(Call::get("/second-factor").cookie(&token)).await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "carol"));
+    let id = h.send(Call::get("/me").cookie(&token)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = h.engine.get(&id).await.unwrap();
+    assert_eq!(stored.auth.aal, Aal::Aal2);
+    assert_eq!(stored.auth.amr, vec!["otp".to_owned()]);
+
+    // A step-up without a session is refused like any signed-in route.
+    let r = h.send(Call::post("/step-up")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
 }

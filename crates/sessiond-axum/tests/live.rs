@@ -21,7 +21,7 @@ use sessiond_axum::{
     SessionEnds, SessionLayer, WebSocketUpgrade,
 };
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
-use sessiond_engine::{Engine, Policy, RevokeReason, RolePolicy, SessionData, SessionId};
+use sessiond_engine::{Aal, Engine, Policy, RevokeReason, RolePolicy, SessionData, SessionId};
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -581,6 +581,14 @@ impl SessionBackend for Deaf {
         changes: SessionData,
     ) -> Result<Option<SessionView>, BackendError> {
         self.0.merge_data(id, changes).await
+    }
+    async fn authenticate(
+        &self,
+        id: &SessionId,
+        aal: Aal,
+        method: &str,
+    ) -> Result<Option<SessionView>, BackendError> {
+        self.0.authenticate(id, aal, method).await
     }
     async fn revoke(&self, id: &SessionId, reason: RevokeReason) -> Result<(), BackendError> {
         self.0.revoke(id, reason).await

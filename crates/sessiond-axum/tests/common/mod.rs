@@ -18,7 +18,7 @@ use sessiond_axum::{
     SessionContext, SessionId, SessionLayer,
 };
 use sessiond_embedded::{EmbeddedOptions, EmbeddedStore};
-use sessiond_engine::{Engine, Policy, Store};
+use sessiond_engine::{Aal, AuthRequirement, Engine, Policy, Store};
 use sessiond_redis::{RedisOptions, RedisStore};
 use sessiond_testkit::CountingStore;
 use sessiond_testkit::redis_server::RedisServer;
@@ -286,6 +286,30 @@ pub fn routes() -> Router {
                 let role = (!f.role.is_empty()).then_some(f.role.as_str());
                 let s = ctx.login(&f.user, role).await?;
                 Ok::<_, Error>(s.id().to_string())
+            }),
+        )
+        .route(
+            "/login-mfa",
+            post(|ctx: SessionContext, Form(f): Form<LoginForm>| async move {
+                let role = (!f.role.is_empty()).then_some(f.role.as_str());
+                let s = ctx
+                    .login_authenticated(&f.user, role, Aal::Aal2, &["pwd", "otp"])
+                    .await?;
+                let view = s.view()?;
+                Ok::<_, Error>(Json(json!({"aal": view.aal, "amr": view.amr})))
+            }),
+        )
+        .route(
+            "/step-up",
+            post(|s: Session| async move {
+                s.step_up(Aal::Aal2, "otp").await?;
+                // The guard sees the new level within the same request.
+                s.require(&AuthRequirement {
+                    min_aal: Some(Aal::Aal2),
+                    max_age: None,
+                })?;
+                let view = s.view()?;
+                Ok::<_, Error>(Json(json!({"aal": view.aal, "amr": view.amr})))
             }),
         )
         .route(
