@@ -190,8 +190,12 @@ fn redis_gets(server: &TestServer) -> u64 {
         .unwrap_or(0)
 }
 
-/// With the cache on, repeated introspections of a session read Redis once;
-/// with `[cache] enabled = false`, every one of them does.
+/// With the cache on, repeated introspections of a session are served from
+/// memory after the first read; with `[cache] enabled = false`, every one
+/// of them reads Redis. (With the cache on, a lookup that finds bytes of
+/// the channel not applied yet, such as a PING reply in flight, reads
+/// Redis instead, and so does one after a lease that lapsed on a loaded
+/// machine: a second or third read is allowed, ten are not.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_can_be_turned_off() {
     for enabled in [true, false] {
@@ -205,7 +209,11 @@ async fn the_cache_can_be_turned_off() {
             assert!(s.active(&token).await);
         }
         let reads = redis_gets(&s) - before;
-        assert_eq!(reads, if enabled { 1 } else { 10 }, "enabled = {enabled}");
+        if enabled {
+            assert!((1..=3).contains(&reads), "enabled: {reads} reads");
+        } else {
+            assert_eq!(reads, 10, "disabled");
+        }
         s.shutdown().await;
     }
 }
