@@ -23,6 +23,11 @@ async fn store(clock: ManualClock) -> (PostgresStore, Arc<PostgresServer>) {
     let options = PostgresOptions {
         schema: format!("case{}", CASE.fetch_add(1, Ordering::Relaxed)),
         clock: Arc::new(clock),
+        // The suite's engines allow 10 s per store call (its standard
+        // policy): every case runs at once on one server, and a case with
+        // 110 concurrent calls waits for its 16 pooled connections longer
+        // than the 2 s default on a loaded 2-core machine (seen in CI).
+        timeout: std::time::Duration::from_secs(10),
         ..PostgresOptions::default()
     };
     let store = PostgresStore::connect(&server.url(), options)
