@@ -40,8 +40,7 @@ impl Timestamp {
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-23T09:00:00.000Z`
     /// (clamped like [`Timestamp::to_system_time`], so it never fails).
     pub fn to_rfc3339(self) -> String {
-        let text = self.rfc3339_text();
-        String::from_utf8_lossy(&text).into_owned()
+        self.to_string()
     }
 
     /// [`Timestamp::to_rfc3339`] as 24 ASCII bytes on the stack (the clamp

@@ -69,19 +69,19 @@ where
         let matched = req.extensions().get::<MatchedPath>().cloned();
         let method = req.method().clone();
         let (log, span) = RequestLog::begin(&mut req);
-        let refused = request_limits::refusal(&req, &limits);
         // Calling a route only builds its future; a panic there is caught
         // all the same.
-        let run = match refused {
-            Some(_) => None,
-            None => Some(std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let call = match request_limits::refusal(&req, &limits) {
+            Some(refused) => Err(refused),
+            None => Ok(std::panic::catch_unwind(AssertUnwindSafe(|| {
                 self.inner.call(req)
             }))),
         };
         Box::pin(async move {
-            let mut res = match (refused, run) {
-                (Some(refused), _) => refused,
-                (None, Some(Ok(future))) => {
+            let mut res = match call {
+                Err(refused) => refused,
+                Ok(Err(_)) => panicked(),
+                Ok(Ok(future)) => {
                     let run = AssertUnwindSafe(future).catch_unwind().instrument(span);
                     match tokio::time::timeout(limits.timeout, run).await {
                         Ok(Ok(Ok(res))) => res,
@@ -90,7 +90,6 @@ where
                         Err(_) => request_limits::timed_out(limits.timeout),
                     }
                 }
-                (None, _) => panicked(),
             };
             // Answers carry sessions, tokens and CSRF tokens: no cache keeps
             // them, unless a route says otherwise (the JWKS).
