@@ -153,12 +153,14 @@ pub struct HistoryEventView {
     /// When it happened (RFC 3339); for `expired`, the deadline that passed.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub at: Timestamp,
-    /// `created`, `rotated`, `refreshed`, `revoked` or `expired`.
+    /// `created`, `rotated`, `refreshed`, `revoked`, `expired` or
+    /// `authenticated`.
     #[serde(rename = "type")]
     pub kind: HistoryKind,
     /// Why: the revocation reason of a `revoked` event (`logout`,
     /// `revoked_by_admin`, an app-supplied reason…), `expired` for an
-    /// `expired` one; null otherwise.
+    /// `expired` one, the method (`otp`, `webauthn`…) of an `authenticated`
+    /// one; null otherwise.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reason: Option<String>,
     /// The session.
@@ -198,7 +200,8 @@ pub struct EventView {
     /// Its place in the feed, opaque: resume after it with `Last-Event-ID`.
     pub id: String,
     /// `created`, `rotated`, `refreshed`, `data_updated`, `extended`,
-    /// `revoked`, `expired`, `connection_opened` or `connection_closed`.
+    /// `revoked`, `expired`, `connection_opened`, `connection_closed` or
+    /// `authenticated`.
     #[serde(rename = "type")]
     pub kind: EventKind,
     /// When it happened (RFC 3339); for `expired`, the deadline that passed.
@@ -206,7 +209,8 @@ pub struct EventView {
     pub at: Timestamp,
     /// Why: the revocation reason of a `revoked` event (`logout`,
     /// `revoked_by_admin`, `signed_out_other_devices`, an app-supplied
-    /// reason…), `expired` for an `expired` one; null otherwise.
+    /// reason…), `expired` for an `expired` one, the method of an
+    /// `authenticated` one; null otherwise.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reason: Option<String>,
     /// The session.

@@ -23,7 +23,7 @@ pub(crate) const PAGE_SQL: &str =
     "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
      FROM events
      WHERE user_id = :user AND seq < :before AND at >= :since
-       AND kind IN ('created', 'rotated', 'refreshed', 'revoked', 'expired')
+       AND kind IN ('created', 'rotated', 'refreshed', 'revoked', 'expired', 'authenticated')
      ORDER BY seq DESC
      LIMIT :limit";
 
@@ -299,6 +299,17 @@ mod tests {
     #[test]
     fn the_page_reads_the_columns_a_raw_event_reads() {
         assert!(PAGE_SQL.contains(crate::event_row::EVENT_COLUMNS));
+    }
+
+    #[test]
+    fn the_page_reads_every_lifecycle_kind_and_no_other() {
+        for kind in EventKind::ALL {
+            assert_eq!(
+                PAGE_SQL.contains(&format!("'{kind}'")),
+                kind.in_history(),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

@@ -226,6 +226,7 @@ pub(crate) fn extend(
 }
 
 /// Record a new authentication ([`sessiond_engine::AuthContext::after`]).
+/// Event: `authenticated`, reason the method.
 pub(crate) fn authenticate(
     conn: &Connection,
     id: &SessionId,
@@ -240,6 +241,14 @@ pub(crate) fn authenticate(
     conn.prepare_cached("UPDATE sessions SET auth = ?1 WHERE id = ?2")
         .and_then(|mut stmt| stmt.execute(params![text, s.id.as_str()]))
         .map_err(from_sqlite)?;
+    history::record(
+        conn,
+        now,
+        now,
+        EventKind::Authenticated,
+        Some(&auth.method),
+        &Subject::of(&s),
+    )?;
     Ok(Some(s))
 }
 

@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 32;
 
 /// Schema version this build writes; `PRAGMA user_version` holds it.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -147,6 +147,32 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // (`sessiond_engine::AuthContext`); NULL in rows written before: aal1,
     // no methods, at `created_at`.
     "ALTER TABLE sessions ADD COLUMN auth TEXT;",
+    // Step-ups and re-authentications become events (`authenticated`).
+    // SQLite cannot change a CHECK in place: the table is rebuilt, every
+    // event keeps its `seq`, and the `seq` high-water mark carries over
+    // (it may be past the newest event left), so no `seq` is reused.
+    "CREATE TABLE events_v9 (
+        seq         INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+        recorded_at INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        kind        TEXT    NOT NULL
+                    CHECK (kind IN ('created', 'rotated', 'refreshed', 'data_updated', 'extended',
+                                    'revoked', 'expired', 'connection_opened', 'connection_closed',
+                                    'authenticated')),
+        reason      TEXT,
+        session_id  TEXT    NOT NULL,
+        user_id     TEXT    NOT NULL,
+        device_kind TEXT,
+        ip          TEXT
+     ) STRICT;
+     INSERT INTO events_v9 (seq, recorded_at, at, kind, reason, session_id, user_id, device_kind, ip)
+        SELECT seq, recorded_at, at, kind, reason, session_id, user_id, device_kind, ip FROM events;
+     DELETE FROM sqlite_sequence WHERE name = 'events_v9';
+     UPDATE sqlite_sequence SET name = 'events_v9' WHERE name = 'events';
+     DROP TABLE events;
+     ALTER TABLE events_v9 RENAME TO events;
+     CREATE INDEX events_by_user ON events (user_id, seq);
+     CREATE INDEX events_by_time ON events (at);",
 ];
 
 /// Open the connection that does every write, in WAL mode with full syncs.
@@ -373,6 +399,68 @@ mod tests {
             .query_row("SELECT seq FROM event_floor", [], |r| r.get(0))
             .unwrap();
         assert_eq!(floor, 0);
+    }
+
+    #[test]
+    fn a_version_8_feed_takes_authenticated_events_and_keeps_its_seqs() {
+        let (_dir, conn) = fresh();
+        for sql in &MIGRATIONS[..8] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 8).unwrap();
+        let insert = |kind: &str| {
+            conn.query_row(
+                "INSERT INTO events (recorded_at, at, kind, reason, session_id, user_id, ip)
+                 VALUES (5, 7, ?1, 'why', 's', 'u', '192.0.2.1') RETURNING seq",
+                [kind],
+                |r| r.get::<_, i64>(0),
+            )
+        };
+        assert!(insert("authenticated").is_err(), "not a version 8 kind");
+        for _ in 0..3 {
+            insert("revoked").unwrap();
+        }
+        // The newest is pruned: its seq must still never come back.
+        conn.execute("DELETE FROM events WHERE seq = 3", [])
+            .unwrap();
+        migrate(&conn).unwrap();
+        let rows: Vec<(i64, i64, i64, String, String, Option<String>)> = conn
+            .prepare("SELECT seq, recorded_at, at, kind, reason, ip FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let kept = |seq| {
+            (
+                seq,
+                5,
+                7,
+                "revoked".to_owned(),
+                "why".to_owned(),
+                Some("192.0.2.1".to_owned()),
+            )
+        };
+        assert_eq!(rows, vec![kept(1), kept(2)]);
+        assert_eq!(insert("authenticated").unwrap(), 4);
+        assert!(insert("stepped_up").is_err(), "still only the known kinds");
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(indexes, ["events_by_time", "events_by_user"]);
     }
 
     #[test]

@@ -44,11 +44,14 @@ pub enum EventKind {
     ConnectionOpened,
     /// A connection on it closed or expired.
     ConnectionClosed,
+    /// Its user authenticated again (a step-up or a re-authentication);
+    /// the event's reason is the method.
+    Authenticated,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         Self::Created,
         Self::Rotated,
         Self::Refreshed,
@@ -58,6 +61,7 @@ impl EventKind {
         Self::Expired,
         Self::ConnectionOpened,
         Self::ConnectionClosed,
+        Self::Authenticated,
     ];
 
     /// The wire (and stored) name, e.g. `data_updated`.
@@ -72,6 +76,7 @@ impl EventKind {
             Self::Expired => "expired",
             Self::ConnectionOpened => "connection_opened",
             Self::ConnectionClosed => "connection_closed",
+            Self::Authenticated => "authenticated",
         }
     }
 
@@ -94,6 +99,7 @@ impl From<HistoryKind> for EventKind {
             HistoryKind::Refreshed => Self::Refreshed,
             HistoryKind::Revoked => Self::Revoked,
             HistoryKind::Expired => Self::Expired,
+            HistoryKind::Authenticated => Self::Authenticated,
         }
     }
 }
@@ -191,7 +197,8 @@ pub struct Event {
     /// What happened.
     pub kind: EventKind,
     /// For `revoked`: the revocation reason's wire name; for `expired`:
-    /// `expired`; otherwise none.
+    /// `expired`; for `authenticated`: the method (`otp`, `webauthn`, …);
+    /// otherwise none.
     pub reason: Option<String>,
     /// The session.
     pub session_id: SessionId,

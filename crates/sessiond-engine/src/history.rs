@@ -1,6 +1,7 @@
 //! Session history: the lifecycle events a store keeps with their reasons
-//! (created, rotated, refreshed, revoked, expired), newest first by a
-//! sequence number the store assigns, which is also the paging cursor.
+//! (created, rotated, refreshed, revoked, expired, authenticated), newest
+//! first by a sequence number the store assigns, which is also the paging
+//! cursor.
 
 use std::fmt;
 
@@ -28,16 +29,20 @@ pub enum HistoryKind {
     Revoked,
     /// Its idle or absolute deadline passed and the store removed it.
     Expired,
+    /// Its user authenticated again (a step-up or a re-authentication);
+    /// the event's reason is the method.
+    Authenticated,
 }
 
 impl HistoryKind {
     /// Every kind.
-    pub const ALL: [HistoryKind; 5] = [
+    pub const ALL: [HistoryKind; 6] = [
         Self::Created,
         Self::Rotated,
         Self::Refreshed,
         Self::Revoked,
         Self::Expired,
+        Self::Authenticated,
     ];
 
     /// The wire (and stored) name, e.g. `revoked`.
@@ -48,6 +53,7 @@ impl HistoryKind {
             Self::Refreshed => "refreshed",
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::Authenticated => "authenticated",
         }
     }
 
@@ -75,8 +81,8 @@ pub struct HistoryEvent {
     /// What happened.
     pub kind: HistoryKind,
     /// For `revoked`: the revocation reason's wire name
-    /// ([`crate::RevokeReason::as_str`]); for `expired`: `expired`;
-    /// otherwise none.
+    /// ([`crate::RevokeReason::as_str`]); for `expired`: `expired`; for
+    /// `authenticated`: the method; otherwise none.
     pub reason: Option<String>,
     /// The session.
     pub session_id: SessionId,

@@ -291,7 +291,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Record a new authentication of the session's user
     /// ([`crate::AuthContext::after`]): raise its level, add the method,
     /// move `authenticated_at` to `now`. Token, data and deadlines are
-    /// unchanged. `None` when the session is not live.
+    /// unchanged. Event: `authenticated`, reason the method. `None` when the
+    /// session is not live.
     async fn authenticate(
         &self,
         id: &SessionId,

@@ -62,23 +62,14 @@ impl Events {
         }
     }
 
-    /// An event of a session at hand.
+    /// An event of a session at hand, without a reason.
     pub(crate) fn session(&mut self, at: Timestamp, kind: EventKind, session: &Session) {
-        let (device_kind, ip) = device_facts(&session.device);
-        self.push(
-            at,
-            kind,
-            None,
-            session.id.as_str(),
-            &session.user_id,
-            device_kind,
-            ip,
-        );
+        self.session_with_reason(at, kind, None, session);
     }
 
-    /// A connection's event (`connection_opened`, or `connection_closed`
-    /// with its reason) on a live session at hand.
-    pub(crate) fn connection(
+    /// An event of a session at hand: `connection_opened`,
+    /// `connection_closed` with its reason, `authenticated` with its method.
+    pub(crate) fn session_with_reason(
         &mut self,
         at: Timestamp,
         kind: EventKind,

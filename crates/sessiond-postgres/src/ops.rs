@@ -316,7 +316,8 @@ pub(crate) async fn extend(
 
 /// Record a new authentication ([`sessiond_engine::AuthContext::after`]).
 /// One transaction: the row read `FOR UPDATE` (so concurrent step-ups
-/// apply one after another), then its new context written.
+/// apply one after another), then its new context written with its
+/// `authenticated` event.
 pub(crate) async fn authenticate(
     c: &mut Client,
     x: &Ctx<'_>,
@@ -332,8 +333,13 @@ pub(crate) async fn authenticate(
     };
     s.auth = s.auth.after(auth, now);
     let text = json_text("auth", &s.auth)?;
+    let mut events = Events::new(now);
+    events.session_with_reason(now, EventKind::Authenticated, Some(&auth.method), &s);
     let set: Params<'_, 3> = [&id.as_str(), &text, &x.channel];
-    rows(&tx, &x.sql.set_auth, &set).await?;
+    // Pipelined: the context and its event in one round trip.
+    tokio::try_join!(rows(&tx, &x.sql.set_auth, &set), async {
+        Ok(events.write(&tx, x.sql).await?)
+    })?;
     tx.commit().await?;
     Ok(Some(s))
 }
@@ -676,14 +682,14 @@ pub(crate) async fn beat_connection(
         old => {
             if let Some(dead) = old {
                 // Expired before the sweep came by: it closed then.
-                events.connection(
+                events.session_with_reason(
                     dead.expires_at,
                     EventKind::ConnectionClosed,
                     Some("expired"),
                     &session,
                 );
             }
-            events.connection(now, EventKind::ConnectionOpened, None, &session);
+            events.session_with_reason(now, EventKind::ConnectionOpened, None, &session);
             (beat.node.clone(), now, true)
         }
     };
@@ -787,7 +793,7 @@ pub(crate) async fn close_connection(
             (expires_at, "expired")
         };
         let mut events = Events::new(now);
-        events.connection(at, EventKind::ConnectionClosed, Some(reason), &session);
+        events.session_with_reason(at, EventKind::ConnectionClosed, Some(reason), &session);
         events.write(&tx, x.sql).await?;
     }
     tx.commit().await?;

@@ -15,7 +15,7 @@ pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 const MIGRATION_LOCK: (i32, i32) = (0x5345_5353, 1);
 
 /// Migrations in order; `{s}` stands for the schema's quoted name.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     // Only the token's hash is kept, never the token: `token_hash` is the
     // unique key introspection reads by. The per-user index serves listing,
     // counting and eviction in `created_at, id` order; the expiry sweep
@@ -125,6 +125,13 @@ const MIGRATIONS: [&str; 6] = [
     // (`sessiond_engine::AuthContext`); NULL in rows written before: aal1,
     // no methods, at `created_at`.
     "ALTER TABLE {s}.sessions ADD COLUMN auth text;",
+    // Step-ups and re-authentications become events (`authenticated`).
+    "ALTER TABLE {s}.events
+        DROP CONSTRAINT events_kind_check,
+        ADD CONSTRAINT events_kind_check
+            CHECK (kind IN ('created', 'rotated', 'refreshed', 'data_updated', 'extended',
+                            'revoked', 'expired', 'connection_opened', 'connection_closed',
+                            'authenticated'));",
 ];
 
 /// Whether `name` may name the schema: a lower-case identifier that needs no

@@ -4,7 +4,8 @@
 //! thousands of rows), the sweep deletes only dead rows, upgrades from the
 //! first version keep its sessions, from the second its history and from
 //! the third its sessions with a connections table that goes with them,
-//! and a database at a version this build does not know is refused.
+//! from the sixth its feed with `authenticated` events allowed, and a
+//! database at a version this build does not know is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -271,7 +272,7 @@ async fn a_version_2_history_becomes_the_event_feed_with_its_seqs() {
     let store = PostgresStore::connect(&server.url(), options)
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     assert_eq!(
         server
             .sql("SELECT to_regclass('sessiond.history') IS NULL")
@@ -388,7 +389,7 @@ async fn a_version_3_database_gains_connections_that_go_with_their_session() {
     let store = PostgresStore::connect(&server.url(), options)
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     let kept = sessiond_engine::SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
     assert!(
         store
@@ -419,5 +420,37 @@ async fn a_version_3_database_gains_connections_that_go_with_their_session() {
             .sql("SELECT string_agg(connection_id, ',') FROM sessiond.connections")
             .unwrap(),
         "c"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_6_feed_takes_authenticated_events() {
+    let server = server().await;
+    let options = PostgresOptions {
+        sweep_interval: Duration::ZERO,
+        ..PostgresOptions::default()
+    };
+    PostgresStore::create_schema_at(&server.url(), &options, 6)
+        .await
+        .unwrap();
+    let insert = |kind: &str| {
+        server.sql(&format!(
+            "INSERT INTO sessiond.events (recorded_at, at, kind, reason, session_id, user_id)
+             VALUES (1, 1, '{kind}', 'otp', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'alice')"
+        ))
+    };
+    assert!(insert("authenticated").is_err(), "not a version 6 kind");
+    insert("created").unwrap();
+    let store = PostgresStore::connect(&server.url(), options)
+        .await
+        .unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 7);
+    insert("authenticated").unwrap();
+    assert!(insert("stepped_up").is_err(), "still only the known kinds");
+    assert_eq!(
+        server
+            .sql("SELECT string_agg(kind, ',' ORDER BY seq) FROM sessiond.events")
+            .unwrap(),
+        "created,authenticated"
     );
 }

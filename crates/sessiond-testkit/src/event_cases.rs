@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use sessiond_engine::{
-    Clock, CreateRequest, DataUpdate, Engine, Error, Event, EventCursor, EventKind, EventKinds,
-    EventQuery, EventsFrom, RevokeReason, SessionId,
+    Aal, Clock, CreateRequest, DataUpdate, Engine, Error, Event, EventCursor, EventKind,
+    EventKinds, EventQuery, EventsFrom, RevokeReason, SessionId,
 };
 
 use crate::history_cases::{HistoryWorld, login};
@@ -79,6 +79,9 @@ pub async fn a_lifecycle_emits_every_event_in_order(w: HistoryWorld) {
         .await
         .unwrap();
     e.extend(s1.id.as_str(), Some(90 * MIN)).await.unwrap();
+    e.authenticate(s1.id.as_str(), Aal::Aal2, "otp")
+        .await
+        .unwrap();
     e.rotate(s1.id.as_str()).await.unwrap();
     let bob = e.create(login("bob")).await.unwrap().session;
     w.clock.advance(Duration::from_millis(5));
@@ -131,6 +134,7 @@ pub async fn a_lifecycle_emits_every_event_in_order(w: HistoryWorld) {
         (EventKind::Created, None, &s1.id),
         (EventKind::DataUpdated, None, &s1.id),
         (EventKind::Extended, None, &s1.id),
+        (EventKind::Authenticated, Some("otp"), &s1.id),
         (EventKind::Rotated, None, &s1.id),
         (EventKind::Created, None, &bob.id),
         (EventKind::Created, None, &s2.id),
@@ -151,7 +155,7 @@ pub async fn a_lifecycle_emits_every_event_in_order(w: HistoryWorld) {
     assert_eq!(first.device_kind.as_deref(), Some("desktop"));
     assert_eq!(first.ip.as_deref(), Some("203.0.113.7"));
     // An expiry is dated by the deadline that passed.
-    assert_eq!(events[15].at, swept.expires_at);
+    assert_eq!(events[16].at, swept.expires_at);
     let mut cursors: Vec<_> = events.iter().map(|e| e.cursor.as_str()).collect();
     cursors.dedup();
     assert_eq!(cursors.len(), events.len(), "each event has its own cursor");

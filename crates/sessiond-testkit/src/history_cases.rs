@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sessiond_engine::{
-    Clock, CreateRequest, DataUpdate, Engine, Error, HistoryEvent, HistoryKind, LimitPolicy,
+    Aal, Clock, CreateRequest, DataUpdate, Engine, Error, HistoryEvent, HistoryKind, LimitPolicy,
     ManualClock, Policy, RevokeReason, RolePolicy, SessionId, Store,
 };
 
@@ -161,6 +161,10 @@ pub async fn every_change_is_recorded_with_its_reason(w: HistoryWorld) {
         .await
         .unwrap();
     e.extend(s4_id.as_str(), Some(60 * MIN)).await.unwrap();
+    // A step-up is: the method is its reason.
+    e.authenticate(s4_id.as_str(), Aal::Aal2, "otp")
+        .await
+        .unwrap();
     w.clock.advance(5 * MIN);
     assert!(
         e.introspect(s4.token.expose(), true)
@@ -211,6 +215,7 @@ pub async fn every_change_is_recorded_with_its_reason(w: HistoryWorld) {
             Some("signed_out_other_devices"),
             &s3.id,
         ),
+        (HistoryKind::Authenticated, Some("otp"), &s4_id),
         (HistoryKind::Created, None, &s4_id),
         (HistoryKind::Revoked, Some("refresh_token_reuse"), &j),
         (HistoryKind::Refreshed, None, &j),

@@ -101,6 +101,13 @@ async fn a_lifecycle_streams_its_events_in_order_and_never_a_token(backend: Back
         json!({"idle_ttl_seconds": 3600}),
     )
     .await;
+    admin(
+        &s,
+        Method::POST,
+        &format!("/v1/sessions/{a}/authenticate"),
+        json!({"aal": "aal2", "method": "otp"}),
+    )
+    .await;
     let rotated = s.rotate(&a).await;
     let (b, _) = s.create("alice").await;
     let b = b["id"].as_str().unwrap().to_owned();
@@ -120,13 +127,14 @@ async fn a_lifecycle_streams_its_events_in_order_and_never_a_token(backend: Back
         .unwrap();
     assert_eq!(r.status(), 204);
 
-    let events = take(&mut stream, 7).await;
+    let events = take(&mut stream, 8).await;
     assert_eq!(
         summary(&events),
         vec![
             (EventKind::Created, None, a.as_str()),
             (EventKind::DataUpdated, None, a.as_str()),
             (EventKind::Extended, None, a.as_str()),
+            (EventKind::Authenticated, Some("otp"), a.as_str()),
             (EventKind::Rotated, None, a.as_str()),
             (EventKind::Created, None, b.as_str()),
             (
@@ -156,10 +164,10 @@ async fn a_lifecycle_streams_its_events_in_order_and_never_a_token(backend: Back
     let mut body = r.bytes_stream();
     let mut text = String::new();
     read_until(&mut body, &mut text, |text| {
-        text.matches("\n\n").count() >= 7
+        text.matches("\n\n").count() >= 8
     })
     .await;
-    for e in &events[..7] {
+    for e in &events[..8] {
         assert!(text.contains(&format!("id: {}\n", e.id)), "{text}");
     }
     for secret in [&token, &rotated] {

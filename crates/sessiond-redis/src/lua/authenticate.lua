@@ -1,7 +1,7 @@
 -- Record a new authentication of a session's user: raise its level (never
 -- lower it), add the method to its methods (each once, at most MAX_METHODS,
 -- the oldest dropped), move authenticated_at to now. Token, data and
--- deadlines are unchanged.
+-- deadlines are unchanged. Event: 'authenticated', reason the method.
 -- KEYS: tag index. ARGV: base, now, retention, the id's random part, level
 -- (1..3), method.
 -- Returns {'record', bytes} or {'none'}.
@@ -25,4 +25,6 @@ end
 if not seen then amr[#amr + 1] = method end
 while #amr > MAX_METHODS do table.remove(amr, 1) end
 r[F_AMR] = amr
-return { 'record', save(k, r, now) }
+local raw = save(k, r, now)
+emit(base, 'authenticated', r, method, now)
+return { 'record', raw }
