@@ -133,6 +133,22 @@ impl EventKinds {
         self.0 == 0
     }
 
+    /// The kinds a comma-separated list of wire names gives (`revoked,
+    /// expired`; spaces around a name are allowed); `None` if a name is
+    /// not a kind or the list is empty.
+    pub fn parse_list(text: &str) -> Option<Self> {
+        text.split(',')
+            .map(|name| EventKind::parse(name.trim()))
+            .collect::<Option<Vec<_>>>()
+            .filter(|kinds| !kinds.is_empty())
+            .map(Self::of)
+    }
+
+    /// Every kind's wire name, comma-separated: what a list may hold.
+    pub fn accepted() -> String {
+        EventKind::ALL.map(EventKind::as_str).join(", ")
+    }
+
     fn bit(kind: EventKind) -> u16 {
         let index = EventKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         1 << index
@@ -274,6 +290,24 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
         assert_eq!(EventKind::parse("touched"), None);
+    }
+
+    #[test]
+    fn lists_of_kinds_parse_as_sets() {
+        assert_eq!(
+            EventKinds::parse_list("revoked, expired,authenticated"),
+            Some(EventKinds::of([
+                EventKind::Revoked,
+                EventKind::Expired,
+                EventKind::Authenticated
+            ]))
+        );
+        for bad in ["", ",", "revoked,", "revoked,touched", "Revoked"] {
+            assert_eq!(EventKinds::parse_list(bad), None, "{bad:?}");
+        }
+        let accepted = EventKinds::accepted();
+        assert!(accepted.starts_with("created, rotated"));
+        assert!(accepted.ends_with("authenticated"));
     }
 
     #[test]

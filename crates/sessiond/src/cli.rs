@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use sessiond_api::{EventView, HistoryList, SessionList, SessionView};
 use sessiond_engine::{
-    Engine, Error as EngineError, EventCursor, EventKind, EventKinds, EventQuery, EventsFrom,
-    HistoryEvent, RevokeReason, Session, SessionId, Store,
+    Engine, Error as EngineError, EventCursor, EventKinds, EventQuery, EventsFrom, HistoryEvent,
+    RevokeReason, Session, SessionId, Store,
 };
 
 use crate::config::{Config, LogFormat, Mode, Overrides};
@@ -620,19 +620,12 @@ async fn list(engine: &Engine, user: &str, json: bool) -> Result<(), Failure> {
 
 /// The kinds `types` names (comma-separated), or what is wrong with it.
 fn parse_kinds(types: &str) -> Result<EventKinds, String> {
-    types
-        .split(',')
-        .map(|t| EventKind::parse(t.trim()))
-        .collect::<Option<Vec<_>>>()
-        .filter(|k| !k.is_empty())
-        .map(EventKinds::of)
-        .ok_or_else(|| {
-            let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!(
-                "--types {types:?}: expected a comma-separated list of {}",
-                names.join(", ")
-            )
-        })
+    EventKinds::parse_list(types).ok_or_else(|| {
+        format!(
+            "--types {types:?}: expected a comma-separated list of {}",
+            EventKinds::accepted()
+        )
+    })
 }
 
 /// Print the events `query` selects, one JSON line each; with `follow`,

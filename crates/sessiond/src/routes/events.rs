@@ -12,9 +12,7 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use sessiond_api::{EventView, EventsQuery, ProblemBody};
-use sessiond_engine::{
-    Engine, Error, Event, EventCursor, EventKind, EventKinds, EventQuery, EventsFrom,
-};
+use sessiond_engine::{Engine, Error, Event, EventCursor, EventKinds, EventQuery, EventsFrom};
 use tokio::sync::watch;
 
 use crate::extract::{AdminAuth, QueryParams};
@@ -107,16 +105,10 @@ fn kinds(types: Option<&str>) -> Result<EventKinds, Problem> {
     let Some(types) = types else {
         return Ok(EventKinds::ALL);
     };
-    let parsed = types
-        .split(',')
-        .map(|t| EventKind::parse(t.trim()))
-        .collect::<Option<Vec<_>>>()
-        .filter(|k| !k.is_empty());
-    parsed.map(EventKinds::of).ok_or_else(|| {
-        let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    EventKinds::parse_list(types).ok_or_else(|| {
         Problem::bad_request(format!(
             "invalid types: expected a comma-separated list of {}",
-            names.join(", ")
+            EventKinds::accepted()
         ))
     })
 }
@@ -208,6 +200,7 @@ fn error_event(problem: &ProblemBody) -> sse::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sessiond_engine::EventKind;
 
     #[test]
     fn types_parse_as_a_comma_separated_set() {
