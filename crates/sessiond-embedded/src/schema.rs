@@ -271,6 +271,17 @@ mod tests {
         (dir, conn)
     }
 
+    /// A database as a build of schema `version` left it.
+    fn at_version(version: usize) -> (tempfile::TempDir, Connection) {
+        let (dir, conn) = fresh();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", i64::try_from(version).unwrap())
+            .unwrap();
+        (dir, conn)
+    }
+
     #[test]
     fn migration_is_idempotent_and_sets_the_version() {
         let (_dir, conn) = fresh();
@@ -288,9 +299,7 @@ mod tests {
 
     #[test]
     fn a_version_1_database_upgrades_and_keeps_its_rows() {
-        let (_dir, conn) = fresh();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
+        let (_dir, conn) = at_version(1);
         conn.execute(
             "INSERT INTO sessions VALUES ('i', 'u', NULL, '{}', '{}', x'00', 1, 2, 3, 4, 5)",
             [],
@@ -309,11 +318,7 @@ mod tests {
 
     #[test]
     fn a_version_3_database_upgrades_keeps_its_rows_and_gains_history() {
-        let (_dir, conn) = fresh();
-        for sql in &MIGRATIONS[..3] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        let (_dir, conn) = at_version(3);
         conn.execute(
             "INSERT INTO sessions (id, user_id, data, device, token_hash, created_at,
                                    last_seen_at, expires_at, absolute_expires_at, idle_ttl_ms)
@@ -355,11 +360,7 @@ mod tests {
 
     #[test]
     fn a_version_4_history_becomes_the_event_feed_with_its_seqs() {
-        let (_dir, conn) = fresh();
-        for sql in &MIGRATIONS[..4] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        let (_dir, conn) = at_version(4);
         for seq in 1..=3 {
             conn.execute(
                 "INSERT INTO history (at, kind, reason, session_id, user_id)
@@ -403,11 +404,7 @@ mod tests {
 
     #[test]
     fn a_version_8_feed_takes_authenticated_events_and_keeps_its_seqs() {
-        let (_dir, conn) = fresh();
-        for sql in &MIGRATIONS[..8] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 8).unwrap();
+        let (_dir, conn) = at_version(8);
         let insert = |kind: &str| {
             conn.query_row(
                 "INSERT INTO events (recorded_at, at, kind, reason, session_id, user_id, ip)

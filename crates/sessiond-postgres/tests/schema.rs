@@ -25,6 +25,20 @@ async fn server() -> PostgresServer {
         .unwrap()
 }
 
+/// A server whose schema is as a build of schema `version` left it, and
+/// the options of a store without a sweep of its own.
+async fn at_version(version: usize) -> (PostgresServer, PostgresOptions) {
+    let server = server().await;
+    let options = PostgresOptions {
+        sweep_interval: Duration::ZERO,
+        ..PostgresOptions::default()
+    };
+    PostgresStore::create_schema_at(&server.url(), &options, version)
+        .await
+        .unwrap();
+    (server, options)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_and_the_sweep_are_index_lookups() {
     let server = server().await;
@@ -240,14 +254,7 @@ async fn an_upgrade_from_the_first_version_keeps_the_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_2_history_becomes_the_event_feed_with_its_seqs() {
-    let server = server().await;
-    let options = PostgresOptions {
-        sweep_interval: Duration::ZERO,
-        ..PostgresOptions::default()
-    };
-    PostgresStore::create_schema_at(&server.url(), &options, 2)
-        .await
-        .unwrap();
+    let (server, options) = at_version(2).await;
     // Three events written by the second version, the newest since pruned:
     // its seq must still never come back.
     let id = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -356,14 +363,7 @@ async fn a_version_2_history_becomes_the_event_feed_with_its_seqs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_3_database_gains_connections_that_go_with_their_session() {
-    let server = server().await;
-    let options = PostgresOptions {
-        sweep_interval: Duration::ZERO,
-        ..PostgresOptions::default()
-    };
-    PostgresStore::create_schema_at(&server.url(), &options, 3)
-        .await
-        .unwrap();
+    let (server, options) = at_version(3).await;
     assert_eq!(
         server
             .sql("SELECT to_regclass('sessiond.connections') IS NULL")
@@ -425,14 +425,7 @@ async fn a_version_3_database_gains_connections_that_go_with_their_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_6_feed_takes_authenticated_events() {
-    let server = server().await;
-    let options = PostgresOptions {
-        sweep_interval: Duration::ZERO,
-        ..PostgresOptions::default()
-    };
-    PostgresStore::create_schema_at(&server.url(), &options, 6)
-        .await
-        .unwrap();
+    let (server, options) = at_version(6).await;
     let insert = |kind: &str| {
         server.sql(&format!(
             "INSERT INTO sessiond.events (recorded_at, at, kind, reason, session_id, user_id)
