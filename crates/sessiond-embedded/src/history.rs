@@ -3,6 +3,8 @@
 //! history it holds: its lifecycle events, read a page at a time newest
 //! first and pruned past the retention once they have left the feed.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, Params, params};
 use sessiond_engine::history::{RemovedRow, device_facts};
 use sessiond_engine::{
@@ -18,14 +20,23 @@ use crate::event_row::RawEvent;
 pub(crate) const PRUNE_BATCH: u64 = 1000;
 
 /// A page of a user's events older than `:before`, newest first: a walk
-/// down the `(user_id, seq)` index that stops after `:limit` rows.
-pub(crate) const PAGE_SQL: &str =
-    "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
-     FROM events
-     WHERE user_id = :user AND seq < :before AND at >= :since
-       AND kind IN ('created', 'rotated', 'refreshed', 'revoked', 'expired', 'authenticated')
-     ORDER BY seq DESC
-     LIMIT :limit";
+/// down the `(user_id, seq)` index that stops after `:limit` rows. The
+/// history is the lifecycle kinds of the feed ([`HistoryKind::ALL`]).
+pub(crate) static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let lifecycle: Vec<_> = HistoryKind::ALL
+        .iter()
+        .map(|kind| format!("'{kind}'"))
+        .collect();
+    format!(
+        "SELECT seq, at, kind, reason, session_id, user_id, device_kind, ip
+         FROM events
+         WHERE user_id = :user AND seq < :before AND at >= :since
+           AND kind IN ({})
+         ORDER BY seq DESC
+         LIMIT :limit",
+        lifecycle.join(", ")
+    )
+});
 
 /// Deletes up to `?2` events from before `?1` that have left the feed
 /// (`seq` at most `?3`, the feed's floor), oldest first through the index
@@ -152,7 +163,7 @@ pub(crate) fn page(
     since: Timestamp,
 ) -> Result<Vec<HistoryEvent>, StoreError> {
     let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
-    let mut stmt = conn.prepare_cached(PAGE_SQL).map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached(&PAGE_SQL).map_err(from_sqlite)?;
     let rows = stmt
         .query_map(
             rusqlite::named_params! {
