@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
-use sessiond_engine::{Clock, CreateRequest, DataUpdate, ManualClock, Policy, RevokeReason};
+use sessiond_engine::{Aal, Clock, CreateRequest, DataUpdate, ManualClock, Policy, RevokeReason};
 use sessiond_testkit::redis_server::RedisServer;
 
 use common::{CommandLog, admin, command_calls, engine, reset_stats, store_at};
@@ -139,6 +139,7 @@ async fn every_operation_is_one_command() {
     assert_eq!(replaced.data, data(json!({"c": [3]})));
     once!("extend", e.extend(&id, Some(Duration::from_secs(3600)))).unwrap();
     once!("extend by own ttl", e.extend(&id, None)).unwrap();
+    once!("authenticate", e.authenticate(&id, Aal::Aal2, "otp")).unwrap();
     let by_id = once!("rotate by id", e.rotate(&id)).unwrap();
     once!("rotate by token", e.rotate_token(by_id.token.expose())).unwrap();
     let jwt = once!("create jwt", e.create_jwt(user())).unwrap();
